@@ -1,0 +1,1 @@
+//! The gate agent (being written).

@@ -1,0 +1,1 @@
+//! The on-chain program (being written).

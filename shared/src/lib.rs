@@ -1,0 +1,1 @@
+//! placeholder while the shared crate is being written

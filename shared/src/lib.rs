@@ -1,1 +1,31 @@
-//! placeholder while the shared crate is being written
+//! The protocol crate of the gate system: what every other crate agrees on.
+//!
+//! It owns three things:
+//! - [`credential`]: the ticket credential a QR code carries, its compact binary
+//!   layout, its keyboard-safe text form, and its ed25519 signatures (issuer and
+//!   optional rotating holder proof);
+//! - [`admission`]: the admission rules as one pure function, [`admission::decide`],
+//!   used by the gate offline and by the server online so they never disagree;
+//! - [`wire`]: the messages between gate agents and the sync server.
+//!
+//! It must stay light enough for the gate: no Solana SDK, no async runtime, no
+//! database, no HTTP and no I/O of any kind. Time is always passed in.
+
+pub mod admission;
+pub mod credential;
+pub mod keys;
+pub mod wire;
+
+pub use admission::{
+    Admission, AdmissionKind, Decision, Direction, DoorsWindow, EventStatus, GatePolicy,
+    HolderProofPolicy, Presence, ReentryPolicy, Rejection, TicketState, TicketStatus,
+    UnknownTicketPolicy, decide, evaluate,
+};
+pub use credential::{
+    Credential, CredentialBody, CredentialError, HolderProof, IssuerKeys, VerifiedCredential,
+};
+pub use keys::PublicKeyBytes;
+
+/// Seconds since the Unix epoch. Every rule takes time as a parameter; nothing
+/// in this crate reads a clock.
+pub type UnixSeconds = i64;

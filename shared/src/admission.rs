@@ -1,0 +1,580 @@
+//! Admission rules: who may pass a gate, as one pure function.
+//!
+//! [`decide`] is the single source of the rules. The gate agent calls it
+//! offline with its cached ticket state; the sync server calls it online with
+//! its database state. Neither keeps rules of its own, so they never disagree.
+//!
+//! Every outcome is a variant carrying what gate staff need to act on it (the
+//! time and gate of an earlier entry, when doors open, ...). The stable
+//! machine code of an outcome ([`Decision::code`]) is what travels to the
+//! server; the words shown to staff ([`Decision::staff_text`]) are separate.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixSeconds;
+use crate::credential::{CredentialError, IssuerKeys, VerifiedCredential, verify_text};
+use crate::keys::PublicKeyBytes;
+
+/// Which way a scanner lets people through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Entry,
+    Exit,
+}
+
+/// The event's own state, as the gate last heard it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Active,
+    Cancelled,
+}
+
+/// When doors are open: `opens_at` inclusive, `closes_at` exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorsWindow {
+    pub opens_at: UnixSeconds,
+    pub closes_at: UnixSeconds,
+}
+
+/// Whether someone who left may come back in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ReentryPolicy {
+    Forbidden,
+    /// Re-entry is allowed once the holder has been outside this long.
+    AllowedAfter {
+        min_outside_secs: u32,
+    },
+}
+
+/// What to do with a well-signed ticket the gate's cache does not know (minted
+/// after the last sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownTicketPolicy {
+    Reject,
+    AdmitIfSigned,
+}
+
+/// Whether the event asks for the holder's rotating proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum HolderProofPolicy {
+    NotRequired,
+    /// The proof must have been signed at most `window_secs` before (or,
+    /// for clock skew, after) the scan.
+    Required {
+        window_secs: u32,
+    },
+}
+
+/// Everything a gate needs to know to apply the rules for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatePolicy {
+    pub event_id: u64,
+    /// This gate's number within the event (on chain and in the journal).
+    pub gate: u32,
+    pub direction: Direction,
+    pub event_status: EventStatus,
+    pub doors: DoorsWindow,
+    /// Tier indexes allowed through this gate; `None` allows all tiers.
+    pub allowed_tiers: Option<Vec<u8>>,
+    pub reentry: ReentryPolicy,
+    pub unknown_tickets: UnknownTicketPolicy,
+    pub holder_proof: HolderProofPolicy,
+}
+
+/// A ticket's standing as set by the organizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Active,
+    /// Security hold: refused until the organizer lifts it.
+    Frozen,
+    Revoked,
+    Refunded,
+}
+
+/// Where the holder is, as far as the gates know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Presence {
+    NeverEntered,
+    Inside {
+        since: UnixSeconds,
+        gate: u32,
+    },
+    /// Left at `since` through `gate`.
+    Outside {
+        since: UnixSeconds,
+        gate: u32,
+    },
+}
+
+/// What the gate (or the server) knows of one ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketState {
+    pub event_id: u64,
+    pub ticket_id: u32,
+    pub tier: u8,
+    pub owner: PublicKeyBytes,
+    pub generation: u32,
+    pub status: TicketStatus,
+    pub presence: Presence,
+    pub entries: u32,
+}
+
+/// The outcome of one scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Admitted(Admission),
+    /// The holder left; exits are never refused for a ticket of this event.
+    ExitRecorded {
+        tier: u8,
+        was_inside: bool,
+    },
+    Rejected(Rejection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub kind: AdmissionKind,
+    pub tier: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionKind {
+    FirstEntry,
+    ReEntry {
+        exited_at: UnixSeconds,
+    },
+    /// Not in the gate's cache (minted after the last sync), admitted on its
+    /// signature because the policy allows it.
+    UnknownTicket,
+}
+
+/// Why a scan was refused. One variant per cause staff handle differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a ticket code at all, or a damaged one.
+    UnreadableCode(CredentialError),
+    /// A readable code whose issuer signature or holder proof is forged.
+    BadSignature(CredentialError),
+    /// The gate holds no issuer key for its own event: its cache is missing.
+    IssuerKeyMissing,
+    WrongEvent {
+        ticket_event: u64,
+        gate_event: u64,
+    },
+    EventCancelled,
+    DoorsNotOpen {
+        opens_at: UnixSeconds,
+    },
+    DoorsClosed {
+        closed_at: UnixSeconds,
+    },
+    TierNotAllowed {
+        tier: u8,
+    },
+    Frozen,
+    Revoked,
+    Refunded,
+    /// The code of a previous owner: the ticket was transferred since.
+    StaleGeneration {
+        presented: u32,
+        current: u32,
+    },
+    /// Same generation, different owner: the code was not issued for the
+    /// ticket's holder.
+    OwnerMismatch,
+    HolderProofMissing,
+    HolderProofStale {
+        signed_at: UnixSeconds,
+        window_secs: u32,
+    },
+    /// Not in the cache, and the policy admits only known tickets.
+    UnknownTicket,
+    AlreadyInside {
+        since: UnixSeconds,
+        gate: u32,
+    },
+    ReEntryNotAllowed {
+        exited_at: UnixSeconds,
+    },
+    ReEntryTooSoon {
+        exited_at: UnixSeconds,
+        allowed_at: UnixSeconds,
+    },
+}
+
+impl Decision {
+    /// Whether the turnstile opens.
+    pub fn opens_gate(&self) -> bool {
+        !matches!(self, Decision::Rejected(_))
+    }
+
+    /// The stable code of the outcome, as stored in journals and sent to the
+    /// server. Never change an existing code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Decision::Admitted(a) => match a.kind {
+                AdmissionKind::FirstEntry => "admitted",
+                AdmissionKind::ReEntry { .. } => "readmitted",
+                AdmissionKind::UnknownTicket => "admitted_unknown_ticket",
+            },
+            Decision::ExitRecorded { .. } => "exit_recorded",
+            Decision::Rejected(r) => r.code(),
+        }
+    }
+
+    /// Words for the gate's screen, in the terms staff use. `now` turns
+    /// timestamps into "12 min ago" so no time zone is needed.
+    pub fn staff_text(&self, now: UnixSeconds) -> String {
+        match self {
+            Decision::Admitted(a) => match a.kind {
+                AdmissionKind::FirstEntry => "Welcome - entry OK".to_owned(),
+                AdmissionKind::ReEntry { exited_at } => {
+                    format!("Re-entry OK (went out {})", ago(now, exited_at))
+                }
+                AdmissionKind::UnknownTicket => {
+                    "Entry OK - new ticket, signature checked".to_owned()
+                }
+            },
+            Decision::ExitRecorded {
+                was_inside: true, ..
+            } => "Exit recorded".to_owned(),
+            Decision::ExitRecorded {
+                was_inside: false, ..
+            } => "Exit recorded (no entry was on record)".to_owned(),
+            Decision::Rejected(r) => r.staff_text(now),
+        }
+    }
+
+    /// The tier to show staff, when the code said one.
+    pub fn tier(&self) -> Option<u8> {
+        match self {
+            Decision::Admitted(a) => Some(a.tier),
+            Decision::ExitRecorded { tier, .. } => Some(*tier),
+            Decision::Rejected(Rejection::TierNotAllowed { tier }) => Some(*tier),
+            Decision::Rejected(_) => None,
+        }
+    }
+
+    /// The verdict for a code that failed decoding or verification, seen at a
+    /// gate serving `gate_event`.
+    pub fn for_credential_error(error: CredentialError, gate_event: u64) -> Self {
+        let rejection = match error {
+            CredentialError::UnknownIssuer { event_id } if event_id != gate_event => {
+                Rejection::WrongEvent {
+                    ticket_event: event_id,
+                    gate_event,
+                }
+            }
+            CredentialError::UnknownIssuer { .. } => Rejection::IssuerKeyMissing,
+            e @ (CredentialError::BadIssuerSignature | CredentialError::BadHolderSignature) => {
+                Rejection::BadSignature(e)
+            }
+            e => Rejection::UnreadableCode(e),
+        };
+        Decision::Rejected(rejection)
+    }
+
+    /// The ticket's state after this decision, or `None` when a refusal leaves
+    /// it unchanged. Pure: the gate writes the result in the same database
+    /// transaction as the journal row.
+    pub fn next_state(
+        &self,
+        credential: &VerifiedCredential,
+        prior: Option<&TicketState>,
+        gate: u32,
+        now: UnixSeconds,
+    ) -> Option<TicketState> {
+        let body = credential.body();
+        let mut state = match prior {
+            Some(prior) => *prior,
+            None => TicketState {
+                event_id: body.event_id,
+                ticket_id: body.ticket_id,
+                tier: body.tier,
+                owner: body.owner,
+                generation: body.generation,
+                status: TicketStatus::Active,
+                presence: Presence::NeverEntered,
+                entries: 0,
+            },
+        };
+        // A newer generation than the cache knows is a transfer the gate has
+        // not heard of yet; the signed code is the better information.
+        if body.generation > state.generation {
+            state.generation = body.generation;
+            state.owner = body.owner;
+            state.tier = body.tier;
+        }
+        match self {
+            Decision::Admitted(_) => {
+                state.presence = Presence::Inside { since: now, gate };
+                state.entries = state.entries.saturating_add(1);
+            }
+            Decision::ExitRecorded { .. } => {
+                state.presence = Presence::Outside { since: now, gate };
+            }
+            Decision::Rejected(_) => return None,
+        }
+        Some(state)
+    }
+}
+
+impl Rejection {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::UnreadableCode(_) => "unreadable_code",
+            Rejection::BadSignature(_) => "bad_signature",
+            Rejection::IssuerKeyMissing => "issuer_key_missing",
+            Rejection::WrongEvent { .. } => "wrong_event",
+            Rejection::EventCancelled => "event_cancelled",
+            Rejection::DoorsNotOpen { .. } => "doors_not_open",
+            Rejection::DoorsClosed { .. } => "doors_closed",
+            Rejection::TierNotAllowed { .. } => "tier_not_allowed",
+            Rejection::Frozen => "frozen",
+            Rejection::Revoked => "revoked",
+            Rejection::Refunded => "refunded",
+            Rejection::StaleGeneration { .. } => "stale_generation",
+            Rejection::OwnerMismatch => "owner_mismatch",
+            Rejection::HolderProofMissing => "holder_proof_missing",
+            Rejection::HolderProofStale { .. } => "holder_proof_stale",
+            Rejection::UnknownTicket => "unknown_ticket",
+            Rejection::AlreadyInside { .. } => "already_inside",
+            Rejection::ReEntryNotAllowed { .. } => "reentry_not_allowed",
+            Rejection::ReEntryTooSoon { .. } => "reentry_too_soon",
+        }
+    }
+
+    pub fn staff_text(&self, now: UnixSeconds) -> String {
+        match self {
+            Rejection::UnreadableCode(_) => "Not a ticket code - scan again".to_owned(),
+            Rejection::BadSignature(_) => "FORGED CODE - call a supervisor".to_owned(),
+            Rejection::IssuerKeyMissing => {
+                "Gate has no ticket data for this event - call a technician".to_owned()
+            }
+            Rejection::WrongEvent { ticket_event, .. } => {
+                format!("Ticket is for another event (#{ticket_event})")
+            }
+            Rejection::EventCancelled => "Event cancelled".to_owned(),
+            Rejection::DoorsNotOpen { opens_at } => {
+                format!("Doors not open yet - open {}", until(now, *opens_at))
+            }
+            Rejection::DoorsClosed { closed_at } => {
+                format!("Doors closed {}", ago(now, *closed_at))
+            }
+            Rejection::TierNotAllowed { tier } => {
+                format!("Tier {tier} ticket: not valid at this gate - send to the right gate")
+            }
+            Rejection::Frozen => "Ticket on security hold - call a supervisor".to_owned(),
+            Rejection::Revoked => "Ticket revoked".to_owned(),
+            Rejection::Refunded => "Ticket refunded - no longer valid".to_owned(),
+            Rejection::StaleGeneration { .. } => {
+                "Old code: ticket was transferred - ask for the current code".to_owned()
+            }
+            Rejection::OwnerMismatch => "Code does not match the ticket's holder".to_owned(),
+            Rejection::HolderProofMissing => {
+                "Show the live code from the ticket app (not a screenshot)".to_owned()
+            }
+            Rejection::HolderProofStale { .. } => {
+                "Code expired - ask the holder to refresh the ticket app".to_owned()
+            }
+            Rejection::UnknownTicket => "Unknown ticket - send to the box office".to_owned(),
+            Rejection::AlreadyInside { since, gate } => {
+                format!(
+                    "ALREADY INSIDE - entered {} at gate {gate}",
+                    ago(now, *since)
+                )
+            }
+            Rejection::ReEntryNotAllowed { exited_at } => {
+                format!("No re-entry at this event (left {})", ago(now, *exited_at))
+            }
+            Rejection::ReEntryTooSoon { allowed_at, .. } => {
+                format!("Re-entry allowed {}", until(now, *allowed_at))
+            }
+        }
+    }
+}
+
+fn ago(now: UnixSeconds, at: UnixSeconds) -> String {
+    let secs = now.saturating_sub(at).max(0);
+    match secs {
+        0..=59 => format!("{secs} s ago"),
+        60..=5999 => format!("{} min ago", secs / 60),
+        _ => format!("{} h ago", secs / 3600),
+    }
+}
+
+fn until(now: UnixSeconds, at: UnixSeconds) -> String {
+    let secs = at.saturating_sub(now).max(0);
+    match secs {
+        0..=59 => format!("in {secs} s"),
+        60..=5999 => format!("in {} min", secs / 60),
+        _ => format!("in {} h", secs / 3600),
+    }
+}
+
+/// The admission rules. Pure: the same inputs always give the same decision.
+///
+/// Checks run from the most to the least fundamental, so staff always see the
+/// reason that matters most: the ticket is for this event at all, the event
+/// runs, the ticket is in good standing and belongs to this holder, this gate
+/// and this hour accept it, and only then where the holder is.
+pub fn decide(
+    credential: &VerifiedCredential,
+    state: Option<&TicketState>,
+    policy: &GatePolicy,
+    now: UnixSeconds,
+) -> Decision {
+    use Rejection as R;
+    let body = credential.body();
+    let reject = Decision::Rejected;
+
+    if body.event_id != policy.event_id {
+        return reject(R::WrongEvent {
+            ticket_event: body.event_id,
+            gate_event: policy.event_id,
+        });
+    }
+    if policy.event_status == EventStatus::Cancelled {
+        return reject(R::EventCancelled);
+    }
+
+    if let Some(state) = state {
+        if body.generation < state.generation {
+            return reject(R::StaleGeneration {
+                presented: body.generation,
+                current: state.generation,
+            });
+        }
+        if body.generation == state.generation && body.owner != state.owner {
+            return reject(R::OwnerMismatch);
+        }
+    }
+    // A code newer than the cache carries the ticket's tier as issued for the
+    // new holder; otherwise the cache (organizer's word) wins.
+    let tier = match state {
+        Some(s) if body.generation <= s.generation => s.tier,
+        _ => body.tier,
+    };
+
+    if policy.direction == Direction::Exit {
+        let was_inside = matches!(state.map(|s| s.presence), Some(Presence::Inside { .. }));
+        return Decision::ExitRecorded { tier, was_inside };
+    }
+
+    if let Some(state) = state {
+        match state.status {
+            TicketStatus::Active => {}
+            TicketStatus::Frozen => return reject(R::Frozen),
+            TicketStatus::Revoked => return reject(R::Revoked),
+            TicketStatus::Refunded => return reject(R::Refunded),
+        }
+    }
+    if let Some(allowed) = &policy.allowed_tiers
+        && !allowed.contains(&tier)
+    {
+        return reject(R::TierNotAllowed { tier });
+    }
+    if now < policy.doors.opens_at {
+        return reject(R::DoorsNotOpen {
+            opens_at: policy.doors.opens_at,
+        });
+    }
+    if now >= policy.doors.closes_at {
+        return reject(R::DoorsClosed {
+            closed_at: policy.doors.closes_at,
+        });
+    }
+    if let HolderProofPolicy::Required { window_secs } = policy.holder_proof {
+        match credential.holder_proof_signed_at() {
+            None => return reject(R::HolderProofMissing),
+            Some(signed_at) if now.abs_diff(signed_at) > u64::from(window_secs) => {
+                return reject(R::HolderProofStale {
+                    signed_at,
+                    window_secs,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    let Some(state) = state else {
+        return match policy.unknown_tickets {
+            UnknownTicketPolicy::Reject => reject(R::UnknownTicket),
+            UnknownTicketPolicy::AdmitIfSigned => Decision::Admitted(Admission {
+                kind: AdmissionKind::UnknownTicket,
+                tier,
+            }),
+        };
+    };
+    match state.presence {
+        Presence::NeverEntered => Decision::Admitted(Admission {
+            kind: AdmissionKind::FirstEntry,
+            tier,
+        }),
+        Presence::Inside { since, gate } => reject(R::AlreadyInside { since, gate }),
+        Presence::Outside {
+            since: exited_at, ..
+        } => match policy.reentry {
+            ReentryPolicy::Forbidden => reject(R::ReEntryNotAllowed { exited_at }),
+            ReentryPolicy::AllowedAfter { min_outside_secs } => {
+                let allowed_at = exited_at.saturating_add(i64::from(min_outside_secs));
+                if now < allowed_at {
+                    reject(R::ReEntryTooSoon {
+                        exited_at,
+                        allowed_at,
+                    })
+                } else {
+                    Decision::Admitted(Admission {
+                        kind: AdmissionKind::ReEntry { exited_at },
+                        tier,
+                    })
+                }
+            }
+        },
+    }
+}
+
+/// One scan evaluated end to end: decode, verify, decide, and the state to
+/// store if the decision changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// The verified credential, when the code was readable and well signed.
+    pub credential: Option<VerifiedCredential>,
+    pub decision: Decision,
+    pub next_state: Option<TicketState>,
+}
+
+/// Runs the whole pipeline on a scanned text. `lookup` finds the cached state
+/// of a ticket by (event id, ticket id).
+pub fn evaluate(
+    text: &str,
+    keys: &impl IssuerKeys,
+    lookup: impl FnOnce(u64, u32) -> Option<TicketState>,
+    policy: &GatePolicy,
+    now: UnixSeconds,
+) -> Evaluation {
+    match verify_text(text, keys) {
+        Err(error) => Evaluation {
+            credential: None,
+            decision: Decision::for_credential_error(error, policy.event_id),
+            next_state: None,
+        },
+        Ok(credential) => {
+            let state = lookup(credential.body().event_id, credential.body().ticket_id);
+            let decision = decide(&credential, state.as_ref(), policy, now);
+            let next_state = decision.next_state(&credential, state.as_ref(), policy.gate, now);
+            Evaluation {
+                credential: Some(credential),
+                decision,
+                next_state,
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Messages between gate agents and the sync server.
+//!
+//! # Versioning
+//! Every message carries `v`, the protocol version its sender speaks. JSON
+//! messages are read leniently: unknown fields are ignored and fields added in
+//! later versions have defaults, so an old agent keeps working after a server
+//! upgrade. A server answers an agent in the version the agent sent (never
+//! newer), and refuses only versions below [`MIN_PROTOCOL_VERSION`].
+//!
+//! The ticket cache (snapshot and deltas) is binary (postcard) inside a signed
+//! envelope: it is the one large message, it travels on USB sticks as well as
+//! over HTTP, and the gate must be able to tell it came from its server.
+//! Binary formats are not self-describing, so a change to them is a version
+//! bump; the fixtures under `tests/fixtures/` make such a change deliberate.
+
+use ed25519_dalek::{Signature, Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::UnixSeconds;
+use crate::admission::{
+    Direction, DoorsWindow, EventStatus, HolderProofPolicy, ReentryPolicy, TicketStatus,
+    UnknownTicketPolicy,
+};
+use crate::keys::{PublicKeyBytes, signature_serde};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The oldest protocol version this build still accepts.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// Headers of a device-signed HTTP request.
+pub const HEADER_DEVICE_ID: &str = "x-gate-device";
+pub const HEADER_TIMESTAMP: &str = "x-gate-timestamp";
+pub const HEADER_NONCE: &str = "x-gate-nonce";
+pub const HEADER_SIGNATURE: &str = "x-gate-signature";
+
+const DEVICE_REQUEST_DOMAIN: &[u8] = b"nft-gate/device-request/v1";
+const SIGNED_PAYLOAD_DOMAIN: &[u8] = b"nft-gate/signed-payload/v1";
+/// First bytes of a signed cache file, so `cache import` can tell a cache file
+/// from anything else on a USB stick.
+pub const CACHE_FILE_MAGIC: &[u8; 8] = b"NFTGATE\x01";
+
+/// The bytes a device signs for one HTTP request: method, path with query,
+/// timestamp, nonce and the body's SHA-256, domain-separated. The server
+/// rebuilds the same bytes to check the signature, and refuses timestamps
+/// outside its window and nonces it has already seen.
+pub fn device_request_message(
+    method: &str,
+    path_and_query: &str,
+    timestamp: UnixSeconds,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(128);
+    msg.extend_from_slice(DEVICE_REQUEST_DOMAIN);
+    for part in [
+        method.to_ascii_uppercase().as_bytes(),
+        path_and_query.as_bytes(),
+    ] {
+        msg.push(b'\n');
+        msg.extend_from_slice(part);
+    }
+    msg.push(b'\n');
+    msg.extend_from_slice(timestamp.to_string().as_bytes());
+    msg.push(b'\n');
+    msg.extend_from_slice(nonce.as_bytes());
+    msg.push(b'\n');
+    msg.extend_from_slice(&Sha256::digest(body));
+    msg
+}
+
+/// `POST /gate/v1/enrol`: a new gate box registers its key with a one-time token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    pub v: u16,
+    pub token: String,
+    pub device_key: PublicKeyBytes,
+    pub agent_version: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+/// The gate a device was enrolled as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateInfo {
+    pub number: u32,
+    pub name: String,
+    pub direction: Direction,
+    /// Tier indexes this gate admits; `None` for all.
+    #[serde(default)]
+    pub allowed_tiers: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub v: u16,
+    pub device_id: Uuid,
+    pub event_id: u64,
+    pub gate: GateInfo,
+    /// The key the server signs cache snapshots and deltas with.
+    pub server_key: PublicKeyBytes,
+}
+
+/// A ticket tier as gates show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierInfo {
+    pub index: u8,
+    pub name: String,
+}
+
+/// What a gate caches about an event: enough to build its `GatePolicy` and to
+/// verify credentials offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedEvent {
+    pub event_id: u64,
+    pub name: String,
+    pub status: EventStatus,
+    pub doors: DoorsWindow,
+    pub issuer_keys: Vec<PublicKeyBytes>,
+    pub tiers: Vec<TierInfo>,
+    pub reentry: ReentryPolicy,
+    pub unknown_tickets: UnknownTicketPolicy,
+    pub holder_proof: HolderProofPolicy,
+}
+
+/// What a gate caches about a ticket (the organizer's view; presence is the
+/// gate's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedTicket {
+    pub event_id: u64,
+    pub ticket_id: u32,
+    pub tier: u8,
+    pub owner: PublicKeyBytes,
+    pub generation: u32,
+    pub status: TicketStatus,
+}
+
+/// The whole cache for one gate at `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSnapshot {
+    pub v: u16,
+    /// Deltas continue from here.
+    pub cursor: u64,
+    pub generated_at: UnixSeconds,
+    pub events: Vec<CachedEvent>,
+    pub tickets: Vec<CachedTicket>,
+}
+
+/// One change since a cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheChange {
+    /// A new or changed event (status, doors, keys, tiers, rules).
+    Event(CachedEvent),
+    /// A new ticket, or a transfer (new owner and generation), freeze,
+    /// unfreeze, revocation or refund of a known one.
+    Ticket(CachedTicket),
+}
+
+/// Changes after `from_cursor`, up to and including `to_cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheDelta {
+    pub v: u16,
+    pub from_cursor: u64,
+    pub to_cursor: u64,
+    pub generated_at: UnixSeconds,
+    pub changes: Vec<CacheChange>,
+    /// More changes are waiting: ask again from `to_cursor` at once.
+    pub has_more: bool,
+}
+
+/// What a scan did at the gate, as the journal records and uploads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    /// Globally unique (UUIDv7 made by the gate); uploads are idempotent on it.
+    pub scan_id: Uuid,
+    pub gate: u32,
+    pub direction: Direction,
+    /// When the verdict was made, in Unix milliseconds of the gate's clock.
+    pub scanned_at_ms: i64,
+    /// The input the code came from, e.g. `serial:/dev/ttyACM0` or `camera:0`.
+    pub source: String,
+    /// Set when the code was readable.
+    #[serde(default)]
+    pub event_id: Option<u64>,
+    #[serde(default)]
+    pub ticket_id: Option<u32>,
+    #[serde(default)]
+    pub generation: Option<u32>,
+    #[serde(default)]
+    pub tier: Option<u8>,
+    /// [`crate::Decision::code`].
+    pub outcome: String,
+    /// Whether the turnstile opened.
+    pub opened: bool,
+}
+
+/// `POST /gate/v1/journal`: scans since the last acknowledged upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalBatch {
+    pub v: u16,
+    pub device_id: Uuid,
+    pub scans: Vec<ScanRecord>,
+}
+
+/// The server's answer to a journal batch. Every scan id in `acked` is stored
+/// (now or by an earlier upload) and may be marked uploaded by the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalAck {
+    pub v: u16,
+    pub acked: Vec<Uuid>,
+    /// How many of them were new to the server.
+    pub stored: u32,
+    /// How many it had already (a retried upload).
+    pub duplicates: u32,
+    /// Admissions that conflict with an earlier admission of the same ticket
+    /// (e.g. two gates offline); kept and listed for organizers.
+    #[serde(default)]
+    pub conflicts: Vec<Uuid>,
+    pub server_time: UnixSeconds,
+}
+
+/// Errors reading a signed binary payload (cache snapshot or delta).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("not a gate cache file (bad magic bytes)")]
+    NotACacheFile,
+    #[error("the payload is corrupt or truncated: {0}")]
+    Corrupt(String),
+    #[error(
+        "protocol version {0} is not supported (this build speaks {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION})"
+    )]
+    UnsupportedVersion(u16),
+    #[error("signed by {found}, not by the expected server key {expected}")]
+    WrongSigner {
+        expected: PublicKeyBytes,
+        found: PublicKeyBytes,
+    },
+    #[error("the signature does not match the content")]
+    BadSignature,
+    #[error("expected a {expected}, found a {found}")]
+    WrongKind {
+        expected: &'static str,
+        found: String,
+    },
+}
+
+/// A server-signed binary payload: the envelope of snapshots and deltas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPayload {
+    pub v: u16,
+    /// `"snapshot"` or `"delta"`: a delta can't be passed off as a snapshot.
+    pub kind: String,
+    pub signer: PublicKeyBytes,
+    pub payload: Vec<u8>,
+    #[serde(with = "signature_serde")]
+    pub signature: [u8; 64],
+}
+
+/// Payloads that travel inside a [`SignedPayload`].
+pub trait SignedKind: Serialize + for<'de> Deserialize<'de> {
+    const KIND: &'static str;
+    fn version(&self) -> u16;
+}
+
+impl SignedKind for CacheSnapshot {
+    const KIND: &'static str = "snapshot";
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
+impl SignedKind for CacheDelta {
+    const KIND: &'static str = "delta";
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
+fn payload_message(kind: &str, payload: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(SIGNED_PAYLOAD_DOMAIN.len() + kind.len() + 33);
+    msg.extend_from_slice(SIGNED_PAYLOAD_DOMAIN);
+    msg.extend_from_slice(kind.as_bytes());
+    msg.push(0);
+    msg.extend_from_slice(&Sha256::digest(payload));
+    msg
+}
+
+impl SignedPayload {
+    pub fn sign<T: SignedKind>(value: &T, key: &SigningKey) -> Self {
+        // Serialising plain data into a Vec cannot fail.
+        let payload = postcard::to_stdvec(value).unwrap_or_default();
+        let signature = key.sign(&payload_message(T::KIND, &payload)).to_bytes();
+        Self {
+            v: PROTOCOL_VERSION,
+            kind: T::KIND.to_owned(),
+            signer: PublicKeyBytes::from(&key.verifying_key()),
+            payload,
+            signature,
+        }
+    }
+
+    /// Checks the signature (against `expected_signer` when the caller knows
+    /// its server's key) and decodes the content.
+    pub fn open<T: SignedKind>(
+        &self,
+        expected_signer: Option<&PublicKeyBytes>,
+    ) -> Result<T, PayloadError> {
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&self.v) {
+            return Err(PayloadError::UnsupportedVersion(self.v));
+        }
+        if self.kind != T::KIND {
+            return Err(PayloadError::WrongKind {
+                expected: T::KIND,
+                found: self.kind.clone(),
+            });
+        }
+        if let Some(expected) = expected_signer
+            && *expected != self.signer
+        {
+            return Err(PayloadError::WrongSigner {
+                expected: *expected,
+                found: self.signer,
+            });
+        }
+        let key = self
+            .signer
+            .verifying_key()
+            .ok_or(PayloadError::BadSignature)?;
+        key.verify_strict(
+            &payload_message(&self.kind, &self.payload),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| PayloadError::BadSignature)?;
+        let value: T = postcard::from_bytes(&self.payload)
+            .map_err(|e| PayloadError::Corrupt(e.to_string()))?;
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&value.version()) {
+            return Err(PayloadError::UnsupportedVersion(value.version()));
+        }
+        Ok(value)
+    }
+
+    /// The file form: magic bytes, then the postcard envelope.
+    pub fn to_file_bytes(&self) -> Vec<u8> {
+        let mut out = CACHE_FILE_MAGIC.to_vec();
+        out.extend(postcard::to_stdvec(self).unwrap_or_default());
+        out
+    }
+
+    pub fn from_file_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
+        let body = bytes
+            .strip_prefix(CACHE_FILE_MAGIC)
+            .ok_or(PayloadError::NotACacheFile)?;
+        postcard::from_bytes(body).map_err(|e| PayloadError::Corrupt(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> CacheSnapshot {
+        CacheSnapshot {
+            v: PROTOCOL_VERSION,
+            cursor: 9,
+            generated_at: 1,
+            events: vec![],
+            tickets: vec![],
+        }
+    }
+
+    #[test]
+    fn signed_snapshot_opens_with_the_right_key_only() {
+        let server = SigningKey::from_bytes(&[1; 32]);
+        let other = SigningKey::from_bytes(&[2; 32]);
+        let signed = SignedPayload::sign(&snapshot(), &server);
+        let bytes = signed.to_file_bytes();
+        let back = SignedPayload::from_file_bytes(&bytes).unwrap();
+        let server_key = PublicKeyBytes::from(&server.verifying_key());
+        assert_eq!(
+            back.open::<CacheSnapshot>(Some(&server_key)),
+            Ok(snapshot())
+        );
+        let other_key = PublicKeyBytes::from(&other.verifying_key());
+        assert!(matches!(
+            back.open::<CacheSnapshot>(Some(&other_key)),
+            Err(PayloadError::WrongSigner { .. })
+        ));
+        assert!(matches!(
+            back.open::<CacheDelta>(Some(&server_key)),
+            Err(PayloadError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn tampered_payload_is_refused() {
+        let server = SigningKey::from_bytes(&[1; 32]);
+        let mut signed = SignedPayload::sign(&snapshot(), &server);
+        signed.payload[2] ^= 1;
+        assert_eq!(
+            signed.open::<CacheSnapshot>(None),
+            Err(PayloadError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn not_a_cache_file_is_refused() {
+        assert_eq!(
+            SignedPayload::from_file_bytes(b"hello world"),
+            Err(PayloadError::NotACacheFile)
+        );
+        let mut truncated =
+            SignedPayload::sign(&snapshot(), &SigningKey::from_bytes(&[1; 32])).to_file_bytes();
+        truncated.truncate(20);
+        assert!(matches!(
+            SignedPayload::from_file_bytes(&truncated),
+            Err(PayloadError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn device_request_message_binds_every_part() {
+        let base = device_request_message("POST", "/gate/v1/journal", 100, "n1", b"{}");
+        assert_ne!(
+            base,
+            device_request_message("GET", "/gate/v1/journal", 100, "n1", b"{}")
+        );
+        assert_ne!(
+            base,
+            device_request_message("POST", "/gate/v1/journaL", 100, "n1", b"{}")
+        );
+        assert_ne!(
+            base,
+            device_request_message("POST", "/gate/v1/journal", 101, "n1", b"{}")
+        );
+        assert_ne!(
+            base,
+            device_request_message("POST", "/gate/v1/journal", 100, "n2", b"{}")
+        );
+        assert_ne!(
+            base,
+            device_request_message("POST", "/gate/v1/journal", 100, "n1", b"{ }")
+        );
+        assert_eq!(
+            base,
+            device_request_message("post", "/gate/v1/journal", 100, "n1", b"{}")
+        );
+    }
+}

@@ -40,7 +40,7 @@ pub struct DoorsWindow {
 
 /// Whether someone who left may come back in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum ReentryPolicy {
     Forbidden,
     /// Re-entry is allowed once the holder has been outside this long.
@@ -60,7 +60,7 @@ pub enum UnknownTicketPolicy {
 
 /// Whether the event asks for the holder's rotating proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum HolderProofPolicy {
     NotRequired,
     /// The proof must have been signed at most `window_secs` before (or,
@@ -99,7 +99,7 @@ pub enum TicketStatus {
 
 /// Where the holder is, as far as the gates know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum Presence {
     NeverEntered,
     Inside {

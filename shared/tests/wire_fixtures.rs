@@ -1,0 +1,232 @@
+//! Every wire message, encoded once and checked in under `tests/fixtures/`.
+//!
+//! A fixture must still decode to the same value, and today's encoder must
+//! still produce it, so a format change is never an accident. To make one on
+//! purpose, bump the protocol version where needed and regenerate with
+//! `UPDATE_FIXTURES=1 cargo test -p shared --test wire_fixtures`.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::path::PathBuf;
+
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::wire::*;
+use shared::{
+    Direction, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes, ReentryPolicy,
+    TicketStatus, UnknownTicketPolicy,
+};
+use uuid::Uuid;
+
+fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn check_bytes(name: &str, encoded: &[u8]) -> Vec<u8> {
+    let path = fixture_path(name);
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, encoded).unwrap();
+    }
+    let stored = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (regenerate with UPDATE_FIXTURES=1)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        stored, encoded,
+        "{name}: today's encoding differs from the checked-in fixture"
+    );
+    stored
+}
+
+fn check_json<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(name: &str, value: T) {
+    let encoded = serde_json::to_vec_pretty(&value).unwrap();
+    let stored = check_bytes(name, &encoded);
+    let decoded: T = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(decoded, value, "{name} decodes to a different value");
+}
+
+fn key(seed: u8) -> PublicKeyBytes {
+    PublicKeyBytes::from(&SigningKey::from_bytes(&[seed; 32]).verifying_key())
+}
+
+fn event() -> CachedEvent {
+    CachedEvent {
+        event_id: 1_764_072_000_001,
+        name: "Harbour Lights Festival".into(),
+        status: EventStatus::Active,
+        doors: DoorsWindow {
+            opens_at: 1_764_072_000,
+            closes_at: 1_764_100_800,
+        },
+        issuer_keys: vec![key(1)],
+        tiers: vec![
+            TierInfo {
+                index: 0,
+                name: "general".into(),
+            },
+            TierInfo {
+                index: 1,
+                name: "vip".into(),
+            },
+        ],
+        reentry: ReentryPolicy::AllowedAfter {
+            min_outside_secs: 900,
+        },
+        unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
+        holder_proof: HolderProofPolicy::Required { window_secs: 30 },
+    }
+}
+
+fn ticket(id: u32) -> CachedTicket {
+    CachedTicket {
+        event_id: 1_764_072_000_001,
+        ticket_id: id,
+        tier: (id % 2) as u8,
+        owner: key(id as u8),
+        generation: id % 3,
+        status: TicketStatus::Active,
+    }
+}
+
+fn scan() -> ScanRecord {
+    ScanRecord {
+        scan_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+        gate: 3,
+        direction: Direction::Entry,
+        scanned_at_ms: 1_764_075_600_123,
+        source: "serial:/dev/ttyACM0".into(),
+        event_id: Some(1_764_072_000_001),
+        ticket_id: Some(17),
+        generation: Some(1),
+        tier: Some(1),
+        outcome: "admitted".into(),
+        opened: true,
+    }
+}
+
+#[test]
+fn enrolment_messages() {
+    check_json(
+        "enrol_request.json",
+        EnrolRequest {
+            v: 1,
+            token: "enr_4f9d2c1a7b".into(),
+            device_key: key(7),
+            agent_version: "0.1.0".into(),
+            hostname: Some("gate-north-1".into()),
+        },
+    );
+    check_json(
+        "enrol_response.json",
+        EnrolResponse {
+            v: 1,
+            device_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_00aa),
+            event_id: 1_764_072_000_001,
+            gate: GateInfo {
+                number: 3,
+                name: "north-1".into(),
+                direction: Direction::Entry,
+                allowed_tiers: None,
+            },
+            server_key: key(8),
+        },
+    );
+}
+
+#[test]
+fn journal_messages() {
+    let mut rejected = scan();
+    rejected.scan_id = Uuid::from_u128(2);
+    rejected.outcome = "already_inside".into();
+    rejected.opened = false;
+    let mut unreadable = scan();
+    unreadable.scan_id = Uuid::from_u128(3);
+    unreadable.event_id = None;
+    unreadable.ticket_id = None;
+    unreadable.generation = None;
+    unreadable.tier = None;
+    unreadable.outcome = "unreadable_code".into();
+    unreadable.opened = false;
+    check_json(
+        "journal_batch.json",
+        JournalBatch {
+            v: 1,
+            device_id: Uuid::from_u128(0xaa),
+            scans: vec![scan(), rejected, unreadable],
+        },
+    );
+    check_json(
+        "journal_ack.json",
+        JournalAck {
+            v: 1,
+            acked: vec![scan().scan_id, Uuid::from_u128(2)],
+            stored: 1,
+            duplicates: 1,
+            conflicts: vec![],
+            server_time: 1_764_075_601,
+        },
+    );
+}
+
+#[test]
+fn signed_cache_snapshot_and_delta() {
+    let server = SigningKey::from_bytes(&[8; 32]);
+    let snapshot = CacheSnapshot {
+        v: 1,
+        cursor: 41,
+        generated_at: 1_764_070_000,
+        events: vec![event()],
+        tickets: (1..=5).map(ticket).collect(),
+    };
+    // ed25519 signatures are deterministic, so the signed file is too.
+    let stored = check_bytes(
+        "cache_snapshot.bin",
+        &SignedPayload::sign(&snapshot, &server).to_file_bytes(),
+    );
+    let opened: CacheSnapshot = SignedPayload::from_file_bytes(&stored)
+        .unwrap()
+        .open(Some(&PublicKeyBytes::from(&server.verifying_key())))
+        .unwrap();
+    assert_eq!(opened, snapshot);
+
+    let mut frozen = ticket(2);
+    frozen.status = TicketStatus::Frozen;
+    let delta = CacheDelta {
+        v: 1,
+        from_cursor: 41,
+        to_cursor: 44,
+        generated_at: 1_764_070_100,
+        changes: vec![
+            CacheChange::Ticket(ticket(6)),
+            CacheChange::Ticket(frozen),
+            CacheChange::Event(event()),
+        ],
+        has_more: false,
+    };
+    let stored = check_bytes(
+        "cache_delta.bin",
+        &SignedPayload::sign(&delta, &server).to_file_bytes(),
+    );
+    let opened: CacheDelta = SignedPayload::from_file_bytes(&stored)
+        .unwrap()
+        .open(None)
+        .unwrap();
+    assert_eq!(opened, delta);
+}
+
+#[test]
+fn old_agent_messages_without_later_fields_still_decode() {
+    // What a version-1 agent that predates optional fields would send.
+    let minimal = r#"{"v":1,"token":"t","device_key":"11111111111111111111111111111111","agent_version":"0.0.1","some_future_field":true}"#;
+    let request: EnrolRequest = serde_json::from_str(minimal).unwrap();
+    assert_eq!(request.hostname, None);
+    let ack = r#"{"v":1,"acked":[],"stored":0,"duplicates":0,"server_time":5}"#;
+    let ack: JournalAck = serde_json::from_str(ack).unwrap();
+    assert!(ack.conflicts.is_empty());
+}

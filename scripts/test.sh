@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: formatting, lints, every test.
+#
+# Works on a fresh Debian/Ubuntu machine with Rust: it installs the system
+# packages the tests need when they are missing (as root, or through sudo),
+# and keeps build output outside the source tree so repeated runs are warm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# --- toolchain -------------------------------------------------------------
+# rust-toolchain.toml pins the compiler. Where rustup cannot download it (an
+# offline machine) but the installed stable toolchain is that very version,
+# register stable under the pinned name instead of failing.
+pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if command -v rustup >/dev/null && ! rustup toolchain list | grep -q "^${pinned}"; then
+  if ! rustup toolchain install "$pinned" --profile minimal -c rustfmt -c clippy; then
+    stable_dir=$(dirname "$(dirname "$(rustup +stable which rustc)")")
+    if "$stable_dir/bin/rustc" --version | grep -q "^rustc ${pinned} "; then
+      ln -s "$stable_dir" "$(dirname "$stable_dir")/${pinned}-$(basename "$stable_dir" | sed 's/^stable-//')"
+    else
+      echo "Rust ${pinned} is needed (see rust-toolchain.toml) and could not be installed." >&2
+      exit 1
+    fi
+  fi
+fi
+
+# --- system packages ---------------------------------------------------------
+# command-or-file -> Debian package
+need=()
+want() { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ] || need+=("$2"); }
+want pkg-config pkg-config
+want cc build-essential
+want socat socat                    # serial scanners as pseudo-terminals
+want chromium chromium              # the gate's status page, screenshotted headless
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing system packages: ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# --- build output outside the clone -----------------------------------------
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nft-gate/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE=1
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+cargo test --workspace --locked --doc

@@ -1,0 +1,399 @@
+//! The running agent: input threads feed one decision loop through a bounded
+//! channel; the loop decides, commits the journal transaction, then fires the
+//! outputs and updates the status page. The loop also feeds the systemd
+//! watchdog, so a stuck loop gets the service restarted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::config::{Config, JournalFailurePolicy};
+use crate::gate::{Clock, Gate, Scan, SystemClock, Verdict};
+use crate::outputs::{Actuation, Outputs};
+use crate::status::{StatusBoard, StatusView};
+use crate::store::{Counts, Store};
+
+/// Scans waiting for a verdict; inputs block (and drop stale camera frames)
+/// rather than queue without bound.
+pub const SCAN_QUEUE: usize = 64;
+
+/// A stop signal shared by every thread of the agent.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What an input thread gets.
+#[derive(Clone)]
+pub struct InputContext {
+    pub scans: SyncSender<Scan>,
+    pub stop: Stop,
+    pub board: Arc<StatusBoard>,
+}
+
+/// A scanner input: a thread that reads codes and sends them to the decision loop.
+pub trait Input: Send {
+    fn name(&self) -> String;
+    /// Starts the input's thread; it returns when `ctx.stop` is triggered.
+    fn start(self: Box<Self>, ctx: InputContext) -> std::io::Result<JoinHandle<()>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("status server on {addr}: {source}")]
+    StatusListen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot start {what}: {source}")]
+    Thread { what: String, source: std::io::Error },
+}
+
+/// Knobs that tests and benchmarks change; the daemon uses the defaults.
+pub struct RunOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Use this listener for the status server instead of binding `status.listen`.
+    pub status_listener: Option<std::net::TcpListener>,
+    /// Called with the status server's address once it listens.
+    pub on_status_bound: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock), status_listener: None, on_status_bound: None }
+    }
+}
+
+/// Runs the agent until `shutdown` resolves, then stops every input and the
+/// decision loop (which finishes the scan in hand) and returns.
+pub async fn run(
+    config: Config,
+    inputs: Vec<Box<dyn Input>>,
+    outputs: Box<dyn Outputs>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
+    run_with(config, inputs, outputs, shutdown, RunOptions::default()).await
+}
+
+pub async fn run_with(
+    config: Config,
+    inputs: Vec<Box<dyn Input>>,
+    outputs: Box<dyn Outputs>,
+    shutdown: impl std::future::Future<Output = ()>,
+    options: RunOptions,
+) -> Result<(), AgentError> {
+    let stop = Stop::new();
+    let board = StatusBoard::new(
+        StatusView {
+            gate_name: config.gate.name.clone(),
+            gate_number: config.gate.number,
+            direction: format!("{:?}", config.gate.direction).to_lowercase(),
+            ..StatusView::default()
+        },
+        Arc::clone(&options.clock),
+    );
+
+    let status_task = if config.status.enabled {
+        let listener = match options.status_listener {
+            Some(l) => l,
+            None => std::net::TcpListener::bind(config.status.listen).map_err(|source| {
+                AgentError::StatusListen { addr: config.status.listen, source }
+            })?,
+        };
+        let addr = config.status.listen;
+        listener.set_nonblocking(true).map_err(|source| AgentError::StatusListen { addr, source })?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|source| AgentError::StatusListen { addr, source })?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        tracing::info!(%bound, "status page listening");
+        if let Some(cb) = options.on_status_bound {
+            cb(bound);
+        }
+        let stop_status = stop.clone();
+        let board = Arc::clone(&board);
+        Some(tokio::spawn(async move {
+            let wait = async move {
+                while !stop_status.is_triggered() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            if let Err(e) = crate::status::serve(listener, board, wait).await {
+                tracing::error!(error = %e, "status server stopped");
+            }
+        }))
+    } else {
+        None
+    };
+
+    let (tx, rx) = mpsc::sync_channel::<Scan>(SCAN_QUEUE);
+    let mut threads = Vec::new();
+    let loop_ctx = DecisionLoop {
+        config: config.clone(),
+        outputs,
+        board: Arc::clone(&board),
+        clock: Arc::clone(&options.clock),
+        stop: stop.clone(),
+    };
+    threads.push(
+        std::thread::Builder::new()
+            .name("decision".into())
+            .spawn(move || loop_ctx.run(&rx))
+            .map_err(|source| AgentError::Thread { what: "decision loop".into(), source })?,
+    );
+    for input in inputs {
+        let name = input.name();
+        board.set_input(&name, "starting");
+        let ctx = InputContext { scans: tx.clone(), stop: stop.clone(), board: Arc::clone(&board) };
+        match input.start(ctx) {
+            Ok(handle) => threads.push(handle),
+            // One broken input must not stop the others.
+            Err(e) => {
+                tracing::error!(input = %name, error = %e, "input did not start");
+                board.set_input(&name, format!("failed to start: {e}"));
+            }
+        }
+    }
+    drop(tx);
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    stop.trigger();
+    let joined = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    });
+    let _ = joined.await;
+    if let Some(task) = status_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+struct DecisionLoop {
+    config: Config,
+    outputs: Box<dyn Outputs>,
+    board: Arc<StatusBoard>,
+    clock: Arc<dyn Clock>,
+    stop: Stop,
+}
+
+/// How often the loop wakes when idle (watchdog, cache reload, store retry).
+const TICK: Duration = Duration::from_millis(200);
+const RETRY_STORE: Duration = Duration::from_secs(5);
+const CHECK_CACHE: Duration = Duration::from_secs(2);
+
+struct LoopState {
+    store: Option<Store>,
+    gate: Gate,
+    imported_at: Option<String>,
+    counts: Counts,
+    inside_dirty: bool,
+    /// Why the store could not be opened, while it cannot.
+    open_error: Option<String>,
+}
+
+impl DecisionLoop {
+    fn run(mut self, rx: &mpsc::Receiver<Scan>) {
+        let mut state = self.open_store();
+        let mut watchdog_usec = 0u64;
+        let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+        let tick = if watchdog {
+            TICK.min(Duration::from_micros(watchdog_usec / 3))
+        } else {
+            TICK
+        };
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        let mut last_store_try = Instant::now();
+        let mut last_cache_check = Instant::now();
+        loop {
+            match rx.recv_timeout(tick) {
+                Ok(scan) => self.handle(&mut state, &scan),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.stop.is_triggered() {
+                // Scans already read are decided and recorded before exit.
+                while let Ok(scan) = rx.try_recv() {
+                    self.handle(&mut state, &scan);
+                }
+                break;
+            }
+            if watchdog {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+            if state.store.is_none() && last_store_try.elapsed() >= RETRY_STORE {
+                last_store_try = Instant::now();
+                let fresh = self.open_store();
+                if fresh.store.is_some() {
+                    state = fresh;
+                }
+            }
+            if last_cache_check.elapsed() >= CHECK_CACHE {
+                last_cache_check = Instant::now();
+                self.reload_cache_if_changed(&mut state);
+            }
+            if state.inside_dirty {
+                state.inside_dirty = false;
+                if let Some(store) = &state.store
+                    && let Ok(c) = store.counts()
+                {
+                    state.counts.inside = c.inside;
+                    let counts = state.counts;
+                    self.board.update(|v| v.counts = counts);
+                }
+            }
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
+
+    fn open_store(&self) -> LoopState {
+        match Store::open(&self.config.store.path).and_then(|s| {
+            let events = s.events()?;
+            let counts = s.counts()?;
+            let generated = s.meta("generated_at")?.and_then(|g| g.parse::<i64>().ok());
+            let imported = s.meta("imported_at_ms")?;
+            Ok((s, events, counts, generated, imported))
+        }) {
+            Ok((store, events, counts, generated, imported_at)) => {
+                let gate = Gate::new(&self.config.gate, &events);
+                if let Some(e) = gate.setup_error() {
+                    tracing::warn!(error = %e, "gate cannot admit anyone until this is fixed");
+                }
+                let setup_error = gate.setup_error().map(ToString::to_string);
+                self.board.update(|v| {
+                    v.counts = counts;
+                    v.cache_generated_at = generated;
+                    v.setup_error = setup_error;
+                    v.journal_error = None;
+                });
+                LoopState {
+                    store: Some(store),
+                    gate,
+                    imported_at,
+                    counts,
+                    inside_dirty: false,
+                    open_error: None,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.config.store.path.display(), "store unavailable");
+                let message = format!("store unavailable: {e}");
+                let shown = message.clone();
+                self.board.update(|v| v.journal_error = Some(shown));
+                self.board.count("gate_journal_failures_total", 1);
+                LoopState {
+                    store: None,
+                    gate: Gate::new(&self.config.gate, &[]),
+                    imported_at: None,
+                    counts: Counts::default(),
+                    inside_dirty: false,
+                    open_error: Some(message),
+                }
+            }
+        }
+    }
+
+    /// Picks up a cache imported by `gate-agent cache import` while running.
+    fn reload_cache_if_changed(&self, state: &mut LoopState) {
+        let Some(store) = &state.store else { return };
+        let Ok(imported) = store.meta("imported_at_ms") else { return };
+        if imported == state.imported_at {
+            return;
+        }
+        if let Ok(events) = store.events() {
+            tracing::info!(events = events.len(), "ticket cache changed; reloading");
+            state.gate = Gate::new(&self.config.gate, &events);
+            state.imported_at = imported;
+            state.inside_dirty = true;
+            let generated = store.meta("generated_at").ok().flatten().and_then(|g| g.parse().ok());
+            let setup_error = state.gate.setup_error().map(ToString::to_string);
+            self.board.update(|v| {
+                v.cache_generated_at = generated;
+                v.setup_error = setup_error;
+            });
+        }
+    }
+
+    fn handle(&mut self, state: &mut LoopState, scan: &Scan) {
+        let started = Instant::now();
+        let now_ms = self.clock.now_ms();
+        let scan_id = Uuid::now_v7();
+        let gate = &state.gate;
+        let result = match &mut state.store {
+            Some(store) => store
+                .record_scan(|lookup| gate.evaluate(scan, lookup, now_ms, scan_id))
+                .map_err(|e| e.to_string()),
+            None => Err(state.open_error.clone().unwrap_or_else(|| "store not open".to_owned())),
+        };
+        let verdict: Verdict = match result {
+            Ok(recorded) => {
+                if recorded.outcome.next_state.is_some() {
+                    state.inside_dirty = true;
+                }
+                if self.board.view().journal_error.is_some() {
+                    self.board.update(|v| v.journal_error = None);
+                }
+                gate.verdict(&recorded.outcome, true)
+            }
+            Err(error) => {
+                tracing::error!(%error, %scan_id, "cannot write the journal");
+                self.board.count("gate_journal_failures_total", 1);
+                let message = format!("journal not writable: {error}");
+                self.board.update(|v| v.journal_error = Some(message));
+                let store = state.store.as_ref();
+                let lookup =
+                    |e: u64, t: u32| store.and_then(|s| s.ticket_state(e, t).ok().flatten());
+                let outcome = gate.evaluate(scan, &lookup, now_ms, scan_id);
+                match self.config.store.on_journal_failure {
+                    JournalFailurePolicy::Reject => gate.journal_failure_verdict(&outcome, &error),
+                    JournalFailurePolicy::Admit => gate.verdict(&outcome, false),
+                }
+            }
+        };
+        // The journal commit (above) is durable before the turnstile moves.
+        let actuation = Actuation::for_verdict(&verdict, &self.config.outputs);
+        if let Err(e) = self.outputs.actuate(&actuation) {
+            tracing::error!(error = %e, "outputs failed");
+            self.board.count("gate_output_failures_total", 1);
+        }
+        self.board.observe_decision(started.elapsed());
+        self.board.count(&format!("gate_scans_total{{outcome=\"{}\"}}", verdict.outcome), 1);
+        tracing::info!(
+            scan_id = %verdict.scan_id,
+            source = %verdict.source,
+            outcome = %verdict.outcome,
+            opens = verdict.opens,
+            journaled = verdict.journaled,
+            "{}",
+            verdict.text
+        );
+        let direction_exit = self.config.gate.direction == shared::Direction::Exit;
+        if verdict.opens && !direction_exit {
+            state.counts.admitted += 1;
+        } else if verdict.opens {
+            state.counts.exits += 1;
+        } else {
+            state.counts.rejected += 1;
+        }
+        if verdict.journaled {
+            state.counts.unsent += 1;
+        }
+        let counts = state.counts;
+        self.board.update(|v| {
+            v.last = Some(verdict);
+            v.counts = counts;
+        });
+    }
+}

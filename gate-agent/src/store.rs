@@ -1,0 +1,548 @@
+//! The gate's durable store: one SQLite file (WAL, `synchronous=FULL`) with the
+//! ticket cache and the scan journal.
+//!
+//! The rule this module exists for: a scan's ticket-state change and its
+//! journal row are written in ONE transaction, and that transaction is
+//! committed before anything opens the turnstile. A crash at any point leaves
+//! either both or neither.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use shared::wire::{CacheSnapshot, CachedEvent, CachedTicket, ScanRecord};
+use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus};
+use uuid::Uuid;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    event_id INTEGER PRIMARY KEY,
+    body     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tickets (
+    event_id  INTEGER NOT NULL,
+    ticket_id INTEGER NOT NULL,
+    inside    INTEGER NOT NULL,
+    state     TEXT NOT NULL,
+    PRIMARY KEY (event_id, ticket_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    scan_id       TEXT NOT NULL UNIQUE,
+    gate          INTEGER NOT NULL,
+    direction     TEXT NOT NULL,
+    scanned_at_ms INTEGER NOT NULL,
+    source        TEXT NOT NULL,
+    event_id      INTEGER,
+    ticket_id     INTEGER,
+    generation    INTEGER,
+    tier          INTEGER,
+    outcome       TEXT NOT NULL,
+    opened        INTEGER NOT NULL,
+    detail        TEXT NOT NULL,
+    uploaded      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS journal_by_time ON journal (scanned_at_ms);
+CREATE INDEX IF NOT EXISTS journal_unsent ON journal (uploaded) WHERE uploaded = 0;
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("database {path} was written by a newer agent (schema {found}, this build knows {SCHEMA_VERSION})")]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored row is not readable: {0}")]
+    Corrupt(String),
+    #[error("writing the export: {0}")]
+    Export(#[from] std::io::Error),
+}
+
+/// Open handle on the store file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// What `cache info` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheInfo {
+    pub events: Vec<EventSummary>,
+    pub tickets: u64,
+    pub inside: u64,
+    pub cursor: Option<u64>,
+    /// When the server generated the snapshot (Unix seconds).
+    pub generated_at: Option<i64>,
+    /// When this gate imported it (Unix milliseconds).
+    pub imported_at_ms: Option<i64>,
+    pub signer: Option<String>,
+    pub journal_entries: u64,
+    pub journal_unsent: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventSummary {
+    pub event_id: u64,
+    pub name: String,
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    pub events: usize,
+    pub tickets: usize,
+    /// Tickets whose local presence (scanned here) was kept over the snapshot's.
+    pub kept_local_presence: usize,
+}
+
+/// Counts for the status page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub admitted: u64,
+    pub rejected: u64,
+    pub exits: u64,
+    pub inside: u64,
+    pub unsent: u64,
+}
+
+/// One journal row as exported: the wire record plus the staff-facing detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub record: ScanRecord,
+    pub detail: String,
+    pub uploaded: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store, with durability settings applied.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        // WAL lets `cache info`, `journal export` and the status page read while
+        // the daemon writes; FULL makes every commit survive a power cut.
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "database is not in WAL mode");
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(open_err)?;
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open_err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { path: path.to_owned(), found: version });
+        }
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
+            .map_err(open_err)?;
+        Ok(Self { conn, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the cache with a snapshot, in one transaction. Presence that this
+    /// gate recorded is kept when it is newer than the snapshot's view (the
+    /// server may not have heard of this gate's scans yet).
+    pub fn import_snapshot(
+        &mut self,
+        snapshot: &CacheSnapshot,
+        signer: &PublicKeyBytes,
+        now_ms: i64,
+    ) -> Result<ImportSummary, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut local: HashMap<(u64, u32), TicketState> = HashMap::new();
+        {
+            let mut stmt = tx.prepare("SELECT state FROM tickets")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for row in rows {
+                let state: TicketState = serde_json::from_str(&row?)
+                    .map_err(|e| StoreError::Corrupt(format!("ticket state: {e}")))?;
+                local.insert((state.event_id, state.ticket_id), state);
+            }
+        }
+        tx.execute("DELETE FROM events", [])?;
+        tx.execute("DELETE FROM tickets", [])?;
+        {
+            let mut ins = tx.prepare("INSERT INTO events (event_id, body) VALUES (?1, ?2)")?;
+            for event in &snapshot.events {
+                let body = serde_json::to_string(event)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                ins.execute(params![event.event_id as i64, body])?;
+            }
+        }
+        let mut kept = 0;
+        {
+            let mut ins = tx.prepare(
+                "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for ticket in &snapshot.tickets {
+                let mut state = fresh_state(ticket);
+                if let Some(prior) = local.get(&(ticket.event_id, ticket.ticket_id))
+                    && prior.entries > 0
+                {
+                    state.presence = prior.presence;
+                    state.entries = prior.entries;
+                    kept += 1;
+                }
+                write_state(&mut ins, &state)?;
+            }
+        }
+        for (key, value) in [
+            ("cursor", snapshot.cursor.to_string()),
+            ("generated_at", snapshot.generated_at.to_string()),
+            ("imported_at_ms", now_ms.to_string()),
+            ("signer", signer.to_base58()),
+        ] {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ImportSummary {
+            events: snapshot.events.len(),
+            tickets: snapshot.tickets.len(),
+            kept_local_presence: kept,
+        })
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn events(&self) -> Result<Vec<CachedEvent>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT body FROM events ORDER BY event_id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|row| {
+            serde_json::from_str(&row?).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
+        })
+        .collect()
+    }
+
+    pub fn ticket_state(
+        &self,
+        event_id: u64,
+        ticket_id: u32,
+    ) -> Result<Option<TicketState>, StoreError> {
+        read_state(&self.conn, event_id, ticket_id)
+    }
+
+    /// Runs `decide` against the stored state of the scanned ticket and writes
+    /// the outcome (new ticket state, if any, and the journal row) in ONE
+    /// transaction. Returns only after the commit is durable.
+    pub fn record_scan<F>(&mut self, decide: F) -> Result<RecordedScan, StoreError>
+    where
+        F: FnOnce(&dyn Fn(u64, u32) -> Option<TicketState>) -> ScanOutcome,
+    {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let lookup_error = std::cell::RefCell::new(None);
+        let outcome = {
+            let lookup = |event_id: u64, ticket_id: u32| match read_state(&tx, event_id, ticket_id)
+            {
+                Ok(state) => state,
+                Err(e) => {
+                    *lookup_error.borrow_mut() = Some(e);
+                    None
+                }
+            };
+            decide(&lookup)
+        };
+        if let Some(e) = lookup_error.into_inner() {
+            return Err(e);
+        }
+        if let Some(state) = &outcome.next_state {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            write_state(&mut stmt, state)?;
+        }
+        let r = &outcome.record;
+        let seq = {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO journal (scan_id, gate, direction, scanned_at_ms, source, event_id, \
+                 ticket_id, generation, tier, outcome, opened, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            stmt.execute(params![
+                r.scan_id.to_string(),
+                r.gate,
+                direction_text(r.direction),
+                r.scanned_at_ms,
+                r.source,
+                r.event_id.map(|v| v as i64),
+                r.ticket_id,
+                r.generation,
+                r.tier,
+                r.outcome,
+                r.opened,
+                outcome.detail,
+            ])?;
+            tx.last_insert_rowid()
+        };
+        tx.commit()?;
+        Ok(RecordedScan { seq, outcome })
+    }
+
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let (admitted, rejected, exits, unsent) = self.conn.query_row(
+            "SELECT \
+               COALESCE(SUM(opened = 1 AND direction = 'entry'), 0), \
+               COALESCE(SUM(opened = 0), 0), \
+               COALESCE(SUM(opened = 1 AND direction = 'exit'), 0), \
+               COALESCE(SUM(uploaded = 0), 0) FROM journal",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)),
+        )?;
+        let inside: i64 =
+            self.conn.query_row("SELECT COUNT(*) FROM tickets WHERE inside = 1", [], |r| r.get(0))?;
+        Ok(Counts {
+            admitted: admitted as u64,
+            rejected: rejected as u64,
+            exits: exits as u64,
+            inside: inside as u64,
+            unsent: unsent as u64,
+        })
+    }
+
+    pub fn cache_info(&self) -> Result<CacheInfo, StoreError> {
+        let events = self
+            .events()?
+            .into_iter()
+            .map(|e| EventSummary { event_id: e.event_id, name: e.name })
+            .collect();
+        let tickets: i64 = self.conn.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))?;
+        let counts = self.counts()?;
+        let journal_entries: i64 =
+            self.conn.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))?;
+        let num = |k: &str| -> Result<Option<i64>, StoreError> {
+            Ok(self.meta(k)?.and_then(|v| v.parse().ok()))
+        };
+        Ok(CacheInfo {
+            events,
+            tickets: tickets as u64,
+            inside: counts.inside,
+            cursor: num("cursor")?.map(|v| v as u64),
+            generated_at: num("generated_at")?,
+            imported_at_ms: num("imported_at_ms")?,
+            signer: self.meta("signer")?,
+            journal_entries: journal_entries as u64,
+            journal_unsent: counts.unsent,
+        })
+    }
+
+    /// Journal rows in order, from `since_ms` (inclusive) when given.
+    pub fn journal(&self, since_ms: Option<i64>) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, scan_id, gate, direction, scanned_at_ms, source, event_id, ticket_id, \
+             generation, tier, outcome, opened, detail, uploaded FROM journal \
+             WHERE scanned_at_ms >= ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([since_ms.unwrap_or(i64::MIN)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, Option<u32>>(7)?,
+                r.get::<_, Option<u32>>(8)?,
+                r.get::<_, Option<u8>>(9)?,
+                r.get::<_, String>(10)?,
+                r.get::<_, bool>(11)?,
+                r.get::<_, String>(12)?,
+                r.get::<_, bool>(13)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, scan_id, gate, direction, at, source, event, ticket, generation, tier, outcome, opened, detail, uploaded) =
+                row?;
+            let scan_id = Uuid::parse_str(&scan_id)
+                .map_err(|e| StoreError::Corrupt(format!("scan id {scan_id}: {e}")))?;
+            out.push(JournalEntry {
+                seq,
+                record: ScanRecord {
+                    scan_id,
+                    gate,
+                    direction: if direction == "exit" { Direction::Exit } else { Direction::Entry },
+                    scanned_at_ms: at,
+                    source,
+                    event_id: event.map(|v| v as u64),
+                    ticket_id: ticket,
+                    generation,
+                    tier,
+                    outcome,
+                    opened,
+                },
+                detail,
+                uploaded,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes the journal as JSON lines or CSV; returns the number of rows.
+    pub fn export_journal(
+        &self,
+        since_ms: Option<i64>,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<usize, StoreError> {
+        let rows = self.journal(since_ms)?;
+        match format {
+            ExportFormat::Jsonl => {
+                for row in &rows {
+                    let line =
+                        serde_json::to_string(row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    writeln!(out, "{line}")?;
+                }
+            }
+            ExportFormat::Csv => {
+                writeln!(
+                    out,
+                    "seq,scan_id,gate,direction,scanned_at_ms,source,event_id,ticket_id,\
+                     generation,tier,outcome,opened,detail,uploaded"
+                )?;
+                for e in &rows {
+                    let r = &e.record;
+                    let opt = |v: Option<String>| v.unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                        e.seq,
+                        r.scan_id,
+                        r.gate,
+                        direction_text(r.direction),
+                        r.scanned_at_ms,
+                        csv_field(&r.source),
+                        opt(r.event_id.map(|v| v.to_string())),
+                        opt(r.ticket_id.map(|v| v.to_string())),
+                        opt(r.generation.map(|v| v.to_string())),
+                        opt(r.tier.map(|v| v.to_string())),
+                        csv_field(&r.outcome),
+                        r.opened,
+                        csv_field(&e.detail),
+                        e.uploaded,
+                    )?;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(rows.len())
+    }
+
+    /// Every ticket state, for consistency checks and diagnostics.
+    pub fn all_ticket_states(&self) -> Result<Vec<TicketState>, StoreError> {
+        let mut stmt =
+            self.conn.prepare("SELECT state FROM tickets ORDER BY event_id, ticket_id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|row| {
+            serde_json::from_str(&row?).map_err(|e| StoreError::Corrupt(format!("ticket: {e}")))
+        })
+        .collect()
+    }
+}
+
+/// What the decision produced for one scan, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOutcome {
+    pub record: ScanRecord,
+    pub next_state: Option<TicketState>,
+    /// Words for staff (also kept in the journal for the organizer's review).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedScan {
+    pub seq: i64,
+    pub outcome: ScanOutcome,
+}
+
+fn fresh_state(t: &CachedTicket) -> TicketState {
+    TicketState {
+        event_id: t.event_id,
+        ticket_id: t.ticket_id,
+        tier: t.tier,
+        owner: t.owner,
+        generation: t.generation,
+        status: t.status,
+        presence: Presence::NeverEntered,
+        entries: 0,
+    }
+}
+
+fn read_state(
+    conn: &Connection,
+    event_id: u64,
+    ticket_id: u32,
+) -> Result<Option<TicketState>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT state FROM tickets WHERE event_id = ?1 AND ticket_id = ?2")?;
+    let text: Option<String> =
+        stmt.query_row(params![event_id as i64, ticket_id], |r| r.get(0)).optional()?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("ticket state: {e}")))
+    })
+    .transpose()
+}
+
+fn write_state(stmt: &mut rusqlite::Statement<'_>, state: &TicketState) -> Result<(), StoreError> {
+    let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let inside = matches!(state.presence, Presence::Inside { .. });
+    stmt.execute(params![state.event_id as i64, state.ticket_id, inside, json])?;
+    Ok(())
+}
+
+fn direction_text(d: Direction) -> &'static str {
+    match d {
+        Direction::Entry => "entry",
+        Direction::Exit => "exit",
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Whether a ticket is in good standing (used by `verify` to explain).
+pub fn status_text(status: TicketStatus) -> &'static str {
+    match status {
+        TicketStatus::Active => "active",
+        TicketStatus::Frozen => "frozen",
+        TicketStatus::Revoked => "revoked",
+        TicketStatus::Refunded => "refunded",
+    }
+}

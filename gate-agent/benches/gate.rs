@@ -7,6 +7,8 @@
 //! Run: `cargo bench -p gate-agent --bench gate` (set GATE_BENCH_DIR to put the
 //! database on the disk you care about; default is the system temp dir).
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,10 +20,12 @@ use ed25519_dalek::SigningKey;
 use gate_agent::gate::{Gate, Scan};
 use gate_agent::store::Store;
 use image::{GrayImage, Luma, imageops};
-use shared::wire::{CacheSnapshot, CachedEvent, CachedTicket, PROTOCOL_VERSION, SignedPayload, TierInfo};
+use shared::wire::{
+    CacheSnapshot, CachedEvent, CachedTicket, PROTOCOL_VERSION, SignedPayload, TierInfo,
+};
 use shared::{
-    Credential, CredentialBody, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes, ReentryPolicy,
-    TicketStatus, UnknownTicketPolicy,
+    Credential, CredentialBody, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes,
+    ReentryPolicy, TicketStatus, UnknownTicketPolicy,
 };
 
 const EVENT: u64 = 42;
@@ -40,9 +44,15 @@ fn snapshot(issuer: &SigningKey, owner: &PublicKeyBytes, now: i64) -> CacheSnaps
             event_id: EVENT,
             name: "Bench".into(),
             status: EventStatus::Active,
-            doors: DoorsWindow { opens_at: now - 3600, closes_at: now + 86_400 },
+            doors: DoorsWindow {
+                opens_at: now - 3600,
+                closes_at: now + 86_400,
+            },
             issuer_keys: vec![pk(issuer)],
-            tiers: vec![TierInfo { index: 0, name: "General".into() }],
+            tiers: vec![TierInfo {
+                index: 0,
+                name: "General".into(),
+            }],
             reentry: ReentryPolicy::Forbidden,
             unknown_tickets: UnknownTicketPolicy::Reject,
             holder_proof: HolderProofPolicy::NotRequired,
@@ -61,7 +71,13 @@ fn snapshot(issuer: &SigningKey, owner: &PublicKeyBytes, now: i64) -> CacheSnaps
 }
 
 fn code(issuer: &SigningKey, owner: &PublicKeyBytes, ticket: u32) -> String {
-    let body = CredentialBody { event_id: EVENT, ticket_id: ticket, tier: 0, owner: *owner, generation: 1 };
+    let body = CredentialBody {
+        event_id: EVENT,
+        ticket_id: ticket,
+        tier: 0,
+        owner: *owner,
+        generation: 1,
+    };
     Credential::issue(body, issuer).encode()
 }
 
@@ -77,12 +93,17 @@ fn ms(d: Duration) -> String {
 
 fn bare_commits(dir: &Path, n: usize) -> Vec<Duration> {
     let conn = rusqlite::Connection::open(dir.join("bare.db")).unwrap();
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
-    conn.execute_batch("PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);").unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch("PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        .unwrap();
     (0..n)
         .map(|i| {
             let t = Instant::now();
-            conn.execute_batch(&format!("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('{i}'); COMMIT;")).unwrap();
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('{i}'); COMMIT;"
+            ))
+            .unwrap();
             t.elapsed()
         })
         .collect()
@@ -93,9 +114,14 @@ fn verdicts(store: &mut Store, gate: &Gate, codes: &[String], now_ms: i64) -> Ve
     codes
         .iter()
         .map(|c| {
-            let scan = Scan { source: Arc::clone(&source), text: c.clone() };
+            let scan = Scan {
+                source: Arc::clone(&source),
+                text: c.clone(),
+            };
             let t = Instant::now();
-            let rec = store.record_scan(|lookup| gate.evaluate(&scan, lookup, now_ms, uuid::Uuid::now_v7())).unwrap();
+            let rec = store
+                .record_scan(|lookup| gate.evaluate(&scan, lookup, now_ms, uuid::Uuid::now_v7()))
+                .unwrap();
             let elapsed = t.elapsed();
             assert!(rec.outcome.record.opened);
             elapsed
@@ -104,11 +130,20 @@ fn verdicts(store: &mut Store, gate: &Gate, codes: &[String], now_ms: i64) -> Ve
 }
 
 fn qr_frame(text: &str, w: u32, h: u32) -> GrayImage {
-    let qr = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).unwrap();
+    let qr =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).unwrap();
     let module = (h / 3 / qr.width() as u32).max(2);
-    let img = qr.render::<Luma<u8>>().module_dimensions(module, module).build();
+    let img = qr
+        .render::<Luma<u8>>()
+        .module_dimensions(module, module)
+        .build();
     let mut frame = GrayImage::from_pixel(w, h, Luma([190]));
-    imageops::overlay(&mut frame, &img, i64::from((w - img.width()) / 3), i64::from((h - img.height()) / 2));
+    imageops::overlay(
+        &mut frame,
+        &img,
+        i64::from((w - img.width()) / 3),
+        i64::from((h - img.height()) / 2),
+    );
     imageproc::noise::gaussian_noise(&frame, 0.0, 8.0, 1)
 }
 
@@ -126,12 +161,16 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 }
 
 fn main() {
-    let base = std::env::var_os("GATE_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("GATE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(base).unwrap();
     let issuer = SigningKey::from_bytes(&[1; 32]);
     let server = SigningKey::from_bytes(&[4; 32]);
     let owner = pk(&SigningKey::from_bytes(&[7; 32]));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     let now_ms = now.as_millis() as i64;
     let snap = snapshot(&issuer, &owner, now_ms / 1000);
 
@@ -152,12 +191,20 @@ fn main() {
     let lookup = t.elapsed() / lookups;
     println!("| 100,000-ticket cache | figure |\n|---|---|");
     println!("| import (one transaction, FULL sync) | {} |", ms(import));
-    println!("| lookup by ticket id (mean of {lookups}) | {:.1} µs |", lookup.as_secs_f64() * 1e6);
+    println!(
+        "| lookup by ticket id (mean of {lookups}) | {:.1} µs |",
+        lookup.as_secs_f64() * 1e6
+    );
 
     // Verdict latency next to the bare commit, on the same disk.
     let n = 400;
-    let gate = Gate::new(&gate_agent::config::GateConfig::default(), &store.events().unwrap());
-    let codes: Vec<String> = (1..=n as u32).map(|t| code(&issuer, &owner, t * 97)).collect();
+    let gate = Gate::new(
+        &gate_agent::config::GateConfig::default(),
+        &store.events().unwrap(),
+    );
+    let codes: Vec<String> = (1..=n as u32)
+        .map(|t| code(&issuer, &owner, t * 97))
+        .collect();
     let bare = percentiles(bare_commits(dir.path(), n));
     let alone = percentiles(verdicts(&mut store, &gate, &codes, now_ms));
     // Same again while a camera worker decodes 1280x720 frames without pause.
@@ -170,26 +217,45 @@ fn main() {
             let decoder = gate_agent::qr::rxing_decoder();
             let mut frames = 0u32;
             while busy.load(Ordering::Relaxed) {
-                let _ = gate_agent::qr::decode_within_budget(&decoder, &frame, Duration::from_millis(120));
+                let _ = gate_agent::qr::decode_within_budget(
+                    &decoder,
+                    &frame,
+                    Duration::from_millis(120),
+                );
                 frames += 1;
             }
             frames
         })
     };
-    let codes2: Vec<String> = (1..=n as u32).map(|t| code(&issuer, &owner, t * 97 + 1)).collect();
+    let codes2: Vec<String> = (1..=n as u32)
+        .map(|t| code(&issuer, &owner, t * 97 + 1))
+        .collect();
     let with_camera = percentiles(verdicts(&mut store, &gate, &codes2, now_ms));
     busy.store(false, Ordering::Relaxed);
     let camera_frames = camera.join().unwrap();
     println!("\n| durable verdict ({n} scans each) | p50 | p99 | max |\n|---|---|---|---|");
-    println!("| bare SQLite commit (WAL, synchronous=FULL) | {} | {} | {} |", ms(bare.0), ms(bare.1), ms(bare.2));
-    println!("| decoded code -> verify -> decide -> committed journal | {} | {} | {} |", ms(alone.0), ms(alone.1), ms(alone.2));
+    println!(
+        "| bare SQLite commit (WAL, synchronous=FULL) | {} | {} | {} |",
+        ms(bare.0),
+        ms(bare.1),
+        ms(bare.2)
+    );
+    println!(
+        "| decoded code -> verify -> decide -> committed journal | {} | {} | {} |",
+        ms(alone.0),
+        ms(alone.1),
+        ms(alone.2)
+    );
     println!(
         "| same, camera worker decoding 1280x720 meanwhile ({camera_frames} frames) | {} | {} | {} |",
         ms(with_camera.0),
         ms(with_camera.1),
         ms(with_camera.2)
     );
-    println!("\nratio p50 verdict / bare commit: {:.2}", alone.0.as_secs_f64() / bare.0.as_secs_f64());
+    println!(
+        "\nratio p50 verdict / bare commit: {:.2}",
+        alone.0.as_secs_f64() / bare.0.as_secs_f64()
+    );
 
     // Frame -> payload.
     let decoder = gate_agent::qr::rxing_decoder();
@@ -199,7 +265,8 @@ fn main() {
         let times: Vec<Duration> = (0..30)
             .map(|_| {
                 let t = Instant::now();
-                let found = gate_agent::qr::decode_within_budget(&decoder, &frame, Duration::from_secs(1));
+                let found =
+                    gate_agent::qr::decode_within_budget(&decoder, &frame, Duration::from_secs(1));
                 assert_eq!(found.len(), 1);
                 t.elapsed()
             })
@@ -211,18 +278,39 @@ fn main() {
     // The agent's resident memory with the 100k cache, after 200 scans.
     drop(store);
     let cache_file = dir.path().join("cache.bin");
-    std::fs::write(&cache_file, SignedPayload::sign(&snap, &server).to_file_bytes()).unwrap();
+    std::fs::write(
+        &cache_file,
+        SignedPayload::sign(&snap, &server).to_file_bytes(),
+    )
+    .unwrap();
     let bin = env!("CARGO_BIN_EXE_gate-agent");
     let db2 = dir.path().join("rss.db");
     let t = Instant::now();
     let out = Command::new(bin)
-        .args(["--db", db2.to_str().unwrap(), "cache", "import", cache_file.to_str().unwrap()])
+        .args([
+            "--db",
+            db2.to_str().unwrap(),
+            "cache",
+            "import",
+            cache_file.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli_import = t.elapsed();
     let mut child = Command::new(bin)
-        .args(["--db", db2.to_str().unwrap(), "--set", "status.listen=\"127.0.0.1:0\"", "run", "--stdin"])
+        .args([
+            "--db",
+            db2.to_str().unwrap(),
+            "--set",
+            "status.listen=\"127.0.0.1:0\"",
+            "run",
+            "--stdin",
+        ])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -243,7 +331,16 @@ fn main() {
     let _ = child.kill();
     let _ = child.wait();
     println!("\n| agent process, 100,000-ticket cache | figure |\n|---|---|");
-    println!("| `gate-agent cache import` of the signed file (whole command) | {} |", ms(cli_import));
-    println!("| resident memory after 200 scans (VmRSS) | {:.1} MiB |", rss as f64 / 1024.0);
-    println!("| peak resident memory (VmHWM) | {:.1} MiB |", hwm as f64 / 1024.0);
+    println!(
+        "| `gate-agent cache import` of the signed file (whole command) | {} |",
+        ms(cli_import)
+    );
+    println!(
+        "| resident memory after 200 scans (VmRSS) | {:.1} MiB |",
+        rss as f64 / 1024.0
+    );
+    println!(
+        "| peak resident memory (VmHWM) | {:.1} MiB |",
+        hwm as f64 / 1024.0
+    );
 }

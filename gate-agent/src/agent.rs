@@ -3,9 +3,9 @@
 //! outputs and updates the status page. The loop also feeds the systemd
 //! watchdog, so a stuck loop gets the service restarted.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -55,9 +55,15 @@ pub trait Input: Send {
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("status server on {addr}: {source}")]
-    StatusListen { addr: std::net::SocketAddr, source: std::io::Error },
+    StatusListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start {what}: {source}")]
-    Thread { what: String, source: std::io::Error },
+    Thread {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 /// Knobs that tests and benchmarks change; the daemon uses the defaults.
@@ -71,7 +77,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), status_listener: None, on_status_bound: None }
+        Self {
+            clock: Arc::new(SystemClock),
+            status_listener: None,
+            on_status_bound: None,
+        }
     }
 }
 
@@ -108,11 +118,16 @@ pub async fn run_with(
         let listener = match options.status_listener {
             Some(l) => l,
             None => std::net::TcpListener::bind(config.status.listen).map_err(|source| {
-                AgentError::StatusListen { addr: config.status.listen, source }
+                AgentError::StatusListen {
+                    addr: config.status.listen,
+                    source,
+                }
             })?,
         };
         let addr = config.status.listen;
-        listener.set_nonblocking(true).map_err(|source| AgentError::StatusListen { addr, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| AgentError::StatusListen { addr, source })?;
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|source| AgentError::StatusListen { addr, source })?;
         let bound = listener.local_addr().unwrap_or(addr);
@@ -149,12 +164,19 @@ pub async fn run_with(
         std::thread::Builder::new()
             .name("decision".into())
             .spawn(move || loop_ctx.run(&rx))
-            .map_err(|source| AgentError::Thread { what: "decision loop".into(), source })?,
+            .map_err(|source| AgentError::Thread {
+                what: "decision loop".into(),
+                source,
+            })?,
     );
     for input in inputs {
         let name = input.name();
         board.set_input(&name, "starting");
-        let ctx = InputContext { scans: tx.clone(), stop: stop.clone(), board: Arc::clone(&board) };
+        let ctx = InputContext {
+            scans: tx.clone(),
+            stop: stop.clone(),
+            board: Arc::clone(&board),
+        };
         match input.start(ctx) {
             Ok(handle) => threads.push(handle),
             // One broken input must not stop the others.
@@ -175,8 +197,15 @@ pub async fn run_with(
         }
     });
     let _ = joined.await;
-    if let Some(task) = status_task {
-        let _ = task.await;
+    if let Some(mut task) = status_task {
+        // Open live feeds (a kiosk browser) never end by themselves: give
+        // requests in flight a moment, then close the server.
+        if tokio::time::timeout(Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
     }
     Ok(())
 }
@@ -308,7 +337,9 @@ impl DecisionLoop {
     /// Picks up a cache imported by `gate-agent cache import` while running.
     fn reload_cache_if_changed(&self, state: &mut LoopState) {
         let Some(store) = &state.store else { return };
-        let Ok(imported) = store.meta("imported_at_ms") else { return };
+        let Ok(imported) = store.meta("imported_at_ms") else {
+            return;
+        };
         if imported == state.imported_at {
             return;
         }
@@ -317,7 +348,11 @@ impl DecisionLoop {
             state.gate = Gate::new(&self.config.gate, &events);
             state.imported_at = imported;
             state.inside_dirty = true;
-            let generated = store.meta("generated_at").ok().flatten().and_then(|g| g.parse().ok());
+            let generated = store
+                .meta("generated_at")
+                .ok()
+                .flatten()
+                .and_then(|g| g.parse().ok());
             let setup_error = state.gate.setup_error().map(ToString::to_string);
             self.board.update(|v| {
                 v.cache_generated_at = generated;
@@ -335,7 +370,10 @@ impl DecisionLoop {
             Some(store) => store
                 .record_scan(|lookup| gate.evaluate(scan, lookup, now_ms, scan_id))
                 .map_err(|e| e.to_string()),
-            None => Err(state.open_error.clone().unwrap_or_else(|| "store not open".to_owned())),
+            None => Err(state
+                .open_error
+                .clone()
+                .unwrap_or_else(|| "store not open".to_owned())),
         };
         let verdict: Verdict = match result {
             Ok(recorded) => {
@@ -369,7 +407,10 @@ impl DecisionLoop {
             self.board.count("gate_output_failures_total", 1);
         }
         self.board.observe_decision(started.elapsed());
-        self.board.count(&format!("gate_scans_total{{outcome=\"{}\"}}", verdict.outcome), 1);
+        self.board.count(
+            &format!("gate_scans_total{{outcome=\"{}\"}}", verdict.outcome),
+            1,
+        );
         tracing::info!(
             scan_id = %verdict.scan_id,
             source = %verdict.source,

@@ -12,7 +12,10 @@ use crate::store::{ImportSummary, Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum CacheFileError {
     #[error("cannot read cache file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cache file {path}: {source}")]
     Payload { path: PathBuf, source: PayloadError },
     #[error("configured gate.server_key is not a valid key: {0}")]
@@ -26,11 +29,18 @@ pub fn read(
     path: &Path,
     expected_signer: Option<&PublicKeyBytes>,
 ) -> Result<(CacheSnapshot, PublicKeyBytes), CacheFileError> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| CacheFileError::Read { path: path.to_owned(), source })?;
-    let payload_err = |source| CacheFileError::Payload { path: path.to_owned(), source };
+    let bytes = std::fs::read(path).map_err(|source| CacheFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let payload_err = |source| CacheFileError::Payload {
+        path: path.to_owned(),
+        source,
+    };
     let envelope = SignedPayload::from_file_bytes(&bytes).map_err(payload_err)?;
-    let snapshot = envelope.open::<CacheSnapshot>(expected_signer).map_err(payload_err)?;
+    let snapshot = envelope
+        .open::<CacheSnapshot>(expected_signer)
+        .map_err(payload_err)?;
     Ok((snapshot, envelope.signer))
 }
 
@@ -41,7 +51,10 @@ pub fn expected_signer(
     store: &Store,
 ) -> Result<Option<PublicKeyBytes>, CacheFileError> {
     if let Some(key) = configured {
-        return key.parse().map(Some).map_err(|_| CacheFileError::BadServerKey(key.to_owned()));
+        return key
+            .parse()
+            .map(Some)
+            .map_err(|_| CacheFileError::BadServerKey(key.to_owned()));
     }
     Ok(store.meta("signer")?.and_then(|k| k.parse().ok()))
 }

@@ -20,7 +20,7 @@ pub const ENV_PREFIX: &str = "GATE_AGENT__";
 
 /// Everything the agent needs to run. Paths that are relative in the file are
 /// resolved against the file's folder when loaded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub gate: GateConfig,
@@ -181,20 +181,6 @@ impl ScannerConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            gate: GateConfig::default(),
-            store: StoreConfig::default(),
-            outputs: OutputsConfig::default(),
-            qr: QrConfig::default(),
-            status: StatusConfig::default(),
-            log: LogConfig::default(),
-            scanners: Vec::new(),
-        }
-    }
-}
-
 impl Default for GateConfig {
     fn default() -> Self {
         Self {
@@ -233,19 +219,28 @@ impl Default for OutputsConfig {
 
 impl Default for QrConfig {
     fn default() -> Self {
-        Self { frame_budget_ms: 120, repeat_suppress_ms: 3000 }
+        Self {
+            frame_budget_ms: 120,
+            repeat_suppress_ms: 3000,
+        }
     }
 }
 
 impl Default for StatusConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 8088)) }
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { filter: "info".to_owned(), json: false }
+        Self {
+            filter: "info".to_owned(),
+            json: false,
+        }
     }
 }
 
@@ -259,7 +254,10 @@ impl OutputsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
@@ -307,71 +305,109 @@ pub struct Sources {
 
 impl Sources {
     pub fn from_process_env(file: Option<PathBuf>, flags: Vec<String>) -> Self {
-        Self { file, env: std::env::vars().collect(), flags }
+        Self {
+            file,
+            env: std::env::vars().collect(),
+            flags,
+        }
     }
 }
 
 impl Config {
     /// Loads and validates: defaults < file < environment < flags.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
-        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<defaults>"),
-            message: e.to_string(),
-        })?;
+        let mut tree =
+            toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+                path: PathBuf::from("<defaults>"),
+                message: e.to_string(),
+            })?;
         let mut base_dir = None;
         if let Some(path) = &sources.file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-            let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-                ConfigError::Parse { path: path.clone(), message: e.to_string() }
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
             })?;
+            let file: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Parse {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
             merge(&mut tree, toml::Value::Table(file));
             base_dir = path.parent().map(Path::to_path_buf);
         }
-        let mut env: Vec<_> =
-            sources.env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut env: Vec<_> = sources
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         env.sort();
         for (var, value) in env {
-            let dotted = var[ENV_PREFIX.len()..].to_ascii_lowercase().replace("__", ".");
-            set_path(&mut tree, &dotted, value)
-                .map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+            let dotted = var[ENV_PREFIX.len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            set_path(&mut tree, &dotted, value).map_err(|message| ConfigError::Env {
+                var: var.clone(),
+                message,
+            })?;
         }
         for setting in &sources.flags {
             let (key, value) = setting.split_once('=').ok_or_else(|| ConfigError::Flag {
                 setting: setting.clone(),
                 message: "expected section.key=value".to_owned(),
             })?;
-            set_path(&mut tree, key.trim(), value.trim())
-                .map_err(|message| ConfigError::Flag { setting: setting.clone(), message })?;
+            set_path(&mut tree, key.trim(), value.trim()).map_err(|message| ConfigError::Flag {
+                setting: setting.clone(),
+                message,
+            })?;
         }
-        let path = sources.file.clone().unwrap_or_else(|| PathBuf::from("<defaults>"));
-        let mut config: Config = tree
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { path, message: e.to_string() })?;
+        let path = sources
+            .file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<defaults>"));
+        let mut config: Config =
+            tree.try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path,
+                    message: e.to_string(),
+                })?;
         if let Some(dir) = base_dir {
             config.resolve_paths(&dir);
         }
         let problems = config.problems();
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// Parses a TOML string alone (no environment), for tests and tools.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let file: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: PathBuf::from("<string>"),
-            message: e.to_string(),
-        })?;
-        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<defaults>"),
-            message: e.to_string(),
-        })?;
+        let file: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: PathBuf::from("<string>"),
+                message: e.to_string(),
+            })?;
+        let mut tree =
+            toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+                path: PathBuf::from("<defaults>"),
+                message: e.to_string(),
+            })?;
         merge(&mut tree, toml::Value::Table(file));
-        let config: Config = tree.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: PathBuf::from("<string>"),
-            message: e.to_string(),
-        })?;
+        let config: Config = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: PathBuf::from("<string>"),
+                message: e.to_string(),
+            })?;
         let problems = config.problems();
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     fn resolve_paths(&mut self, dir: &Path) {
@@ -389,7 +425,9 @@ impl Config {
         }
         for s in &mut self.scanners {
             match s {
-                ScannerConfig::Serial { profile: Some(p), .. } => fix(p),
+                ScannerConfig::Serial {
+                    profile: Some(p), ..
+                } => fix(p),
                 ScannerConfig::Images { paths, .. } => paths.iter_mut().for_each(fix),
                 _ => {}
             }
@@ -400,7 +438,10 @@ impl Config {
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |at: &str, message: String| {
-            out.push(Problem { at: at.to_owned(), message });
+            out.push(Problem {
+                at: at.to_owned(),
+                message,
+            });
         };
         if self.gate.name.trim().is_empty() {
             bad("gate.name", "must not be empty".into());
@@ -408,7 +449,10 @@ impl Config {
         if let Some(key) = &self.gate.server_key
             && key.parse::<shared::PublicKeyBytes>().is_err()
         {
-            bad("gate.server_key", format!("\"{key}\" is not a base58 ed25519 public key"));
+            bad(
+                "gate.server_key",
+                format!("\"{key}\" is not a base58 ed25519 public key"),
+            );
         }
         if self.store.path.as_os_str().is_empty() {
             bad("store.path", "must not be empty".into());
@@ -421,7 +465,10 @@ impl Config {
         }
         match self.outputs.kind {
             OutputKind::Gpio => match &self.outputs.board_profile {
-                None => bad("outputs.board_profile", "required when outputs.kind = \"gpio\"".into()),
+                None => bad(
+                    "outputs.board_profile",
+                    "required when outputs.kind = \"gpio\"".into(),
+                ),
                 Some(p) => {
                     if let Err(e) = BoardProfile::load(p) {
                         bad("outputs.board_profile", e.to_string());
@@ -430,7 +477,10 @@ impl Config {
             },
             OutputKind::File => {
                 if self.outputs.file.is_none() {
-                    bad("outputs.file", "required when outputs.kind = \"file\"".into());
+                    bad(
+                        "outputs.file",
+                        "required when outputs.kind = \"file\"".into(),
+                    );
                 }
             }
             OutputKind::Log => {}
@@ -443,10 +493,20 @@ impl Config {
         for (i, s) in self.scanners.iter().enumerate() {
             let at = |k: &str| format!("scanner[{i}].{k}");
             if !names.insert(s.name()) {
-                bad(&at("name"), format!("\"{}\" is used by two scanners", s.name()));
+                bad(
+                    &at("name"),
+                    format!("\"{}\" is used by two scanners", s.name()),
+                );
             }
             match s {
-                ScannerConfig::Serial { device, profile, baud, terminator, max_line, .. } => {
+                ScannerConfig::Serial {
+                    device,
+                    profile,
+                    baud,
+                    terminator,
+                    max_line,
+                    ..
+                } => {
                     if device.as_os_str().is_empty() {
                         bad(&at("device"), "must not be empty".into());
                     }
@@ -474,12 +534,20 @@ impl Config {
                         bad(&at("device"), "must not be empty".into());
                     }
                 }
-                ScannerConfig::Camera { width, height, fps, .. } => {
+                ScannerConfig::Camera {
+                    width, height, fps, ..
+                } => {
                     if *width == 0 || *height == 0 || *fps == 0 {
-                        bad(&at("width"), "width, height and fps must be positive".into());
+                        bad(
+                            &at("width"),
+                            "width, height and fps must be positive".into(),
+                        );
                     }
                     if !cfg!(feature = "camera") {
-                        bad(&at("kind"), "this build has no camera support (feature `camera`)".into());
+                        bad(
+                            &at("kind"),
+                            "this build has no camera support (feature `camera`)".into(),
+                        );
                     }
                 }
                 ScannerConfig::Images { paths, .. } => {
@@ -504,7 +572,9 @@ impl Config {
         let mut out = Vec::new();
         for (i, s) in self.scanners.iter().enumerate() {
             let device = match s {
-                ScannerConfig::Serial { device, .. } | ScannerConfig::Wedge { device, .. } => device,
+                ScannerConfig::Serial { device, .. } | ScannerConfig::Wedge { device, .. } => {
+                    device
+                }
                 _ => continue,
             };
             if !device.exists() {
@@ -518,7 +588,10 @@ impl Config {
             }
         }
         if self.scanners.is_empty() {
-            out.push(Problem { at: "scanner".into(), message: "no scanner configured".into() });
+            out.push(Problem {
+                at: "scanner".into(),
+                message: "no scanner configured".into(),
+            });
         }
         if self.outputs.kind == OutputKind::Log {
             out.push(Problem {
@@ -569,14 +642,17 @@ fn set_path(tree: &mut toml::Value, dotted: &str, raw: &str) -> Result<(), Strin
                     t.insert((*part).to_owned(), value);
                     return Ok(());
                 }
-                t.entry((*part).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                t.entry((*part).to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             }
             toml::Value::Array(a) => {
-                let idx: usize =
-                    part.parse().map_err(|_| format!("`{part}` is not an index into a list"))?;
+                let idx: usize = part
+                    .parse()
+                    .map_err(|_| format!("`{part}` is not an index into a list"))?;
                 let len = a.len();
-                let slot =
-                    a.get_mut(idx).ok_or_else(|| format!("index {idx} out of range ({len} items)"))?;
+                let slot = a
+                    .get_mut(idx)
+                    .ok_or_else(|| format!("index {idx} out of range ({len} items)"))?;
                 if last {
                     *slot = value;
                     return Ok(());
@@ -613,7 +689,10 @@ mod tests {
     fn sources(file: Option<PathBuf>, env: &[(&str, &str)], flags: &[&str]) -> Sources {
         Sources {
             file,
-            env: env.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect(),
+            env: env
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect(),
             flags: flags.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -636,12 +715,19 @@ mod tests {
         .unwrap();
         let c = Config::load(&sources(Some(file.clone()), &[], &[])).unwrap();
         assert_eq!(c.gate.name, "from-file");
-        assert_eq!(c.store.path, dir.path().join("gate.db"), "relative path resolved");
+        assert_eq!(
+            c.store.path,
+            dir.path().join("gate.db"),
+            "relative path resolved"
+        );
         assert_eq!(c.outputs.relay_pulse_ms, 300);
 
         let c = Config::load(&sources(
             Some(file.clone()),
-            &[("GATE_AGENT__GATE__NAME", "from-env"), ("GATE_AGENT__OUTPUTS__RELAY_PULSE_MS", "250")],
+            &[
+                ("GATE_AGENT__GATE__NAME", "from-env"),
+                ("GATE_AGENT__OUTPUTS__RELAY_PULSE_MS", "250"),
+            ],
             &[],
         ))
         .unwrap();
@@ -671,18 +757,29 @@ mod tests {
              [[scanner]]\nkind = \"serial\"\ndevice = \"/dev/ttyACM0\"\nbaud = 7\n",
         )
         .unwrap_err();
-        let ConfigError::Invalid(problems) = err else { panic!("{err}") };
+        let ConfigError::Invalid(problems) = err else {
+            panic!("{err}")
+        };
         let at: Vec<_> = problems.iter().map(|p| p.at.as_str()).collect();
         assert_eq!(
             at,
-            ["gate.name", "outputs.relay_pulse_ms", "outputs.board_profile", "scanner[0].baud"]
+            [
+                "gate.name",
+                "outputs.relay_pulse_ms",
+                "outputs.board_profile",
+                "scanner[0].baud"
+            ]
         );
     }
 
     #[test]
     fn bad_env_value_names_the_variable() {
-        let err = Config::load(&sources(None, &[("GATE_AGENT__OUTPUTS__RELAY_PULSE_MS", "soon")], &[]))
-            .unwrap_err();
+        let err = Config::load(&sources(
+            None,
+            &[("GATE_AGENT__OUTPUTS__RELAY_PULSE_MS", "soon")],
+            &[],
+        ))
+        .unwrap_err();
         assert!(err.to_string().contains("relay_pulse_ms"), "{err}");
     }
 }

@@ -68,14 +68,20 @@ impl Gate {
     /// not fit still gives a gate: one that refuses every code and says why.
     pub fn new(config: &GateConfig, events: &[CachedEvent]) -> Self {
         let event = match config.event_id {
-            Some(id) => events.iter().find(|e| e.event_id == id).ok_or(GateSetupError::EventNotCached(id)),
+            Some(id) => events
+                .iter()
+                .find(|e| e.event_id == id)
+                .ok_or(GateSetupError::EventNotCached(id)),
             None => match events {
                 [] => Err(GateSetupError::EmptyCache),
                 [one] => Ok(one),
                 many => Err(GateSetupError::WhichEvent(many.len())),
             },
         };
-        let keys = events.iter().map(|e| (e.event_id, e.issuer_keys.clone())).collect();
+        let keys = events
+            .iter()
+            .map(|e| (e.event_id, e.issuer_keys.clone()))
+            .collect();
         let tier_names = event
             .as_ref()
             .map(|e| e.tiers.iter().map(|t| (t.index, t.name.clone())).collect())
@@ -91,7 +97,13 @@ impl Gate {
             unknown_tickets: e.unknown_tickets,
             holder_proof: e.holder_proof,
         });
-        Self { number: config.number, direction: config.direction, policy, keys, tier_names }
+        Self {
+            number: config.number,
+            direction: config.direction,
+            policy,
+            keys,
+            tier_names,
+        }
     }
 
     pub fn setup_error(&self) -> Option<&GateSetupError> {
@@ -114,7 +126,7 @@ impl Gate {
         let now: UnixSeconds = now_ms.div_euclid(1000);
         let (decision, credential, next_state) = match &self.policy {
             Ok(policy) => {
-                let e = shared::evaluate(&scan.text, &self.keys, |ev, t| lookup(ev, t), policy, now);
+                let e = shared::evaluate(&scan.text, &self.keys, lookup, policy, now);
                 (e.decision, e.credential, e.next_state)
             }
             Err(_) => (Decision::Rejected(Rejection::IssuerKeyMissing), None, None),

@@ -49,12 +49,16 @@ pub fn inputs_from_config(config: &Config) -> (Vec<Box<dyn Input>>, Vec<String>)
                 Ok(settings) => inputs.push(Box::new(serial::SerialInput { settings })),
                 Err(e) => problems.push(format!("{name}: {e}")),
             },
-            ScannerConfig::Wedge { device, reopen_ms, .. } => inputs.push(Box::new(wedge::WedgeInput {
+            ScannerConfig::Wedge {
+                device, reopen_ms, ..
+            } => inputs.push(Box::new(wedge::WedgeInput {
                 name,
                 device: device.clone(),
                 reopen_ms: reopen_ms.unwrap_or(1000),
             })),
-            ScannerConfig::Images { paths, interval_ms, .. } => match qr::ImageFiles::new(paths) {
+            ScannerConfig::Images {
+                paths, interval_ms, ..
+            } => match qr::ImageFiles::new(paths) {
                 Ok(mut files) => {
                     files.interval = Duration::from_millis(interval_ms.unwrap_or(0));
                     inputs.push(Box::new(qr::CameraInput::new(
@@ -66,8 +70,23 @@ pub fn inputs_from_config(config: &Config) -> (Vec<Box<dyn Input>>, Vec<String>)
                 }
                 Err(e) => problems.push(format!("{name}: {e}")),
             },
-            ScannerConfig::Camera { index, width, height, fps, .. } => {
-                camera_input(config, name, *index, *width, *height, *fps, &mut inputs, &mut problems);
+            ScannerConfig::Camera {
+                index,
+                width,
+                height,
+                fps,
+                ..
+            } => {
+                camera_input(
+                    config,
+                    name,
+                    *index,
+                    *width,
+                    *height,
+                    *fps,
+                    &mut inputs,
+                    &mut problems,
+                );
             }
             ScannerConfig::Stdin { .. } => inputs.push(Box::new(serial::StdinInput)),
         }
@@ -110,5 +129,7 @@ fn camera_input(
     _inputs: &mut Vec<Box<dyn Input>>,
     problems: &mut Vec<String>,
 ) {
-    problems.push(format!("{name}: this build has no camera support (feature `camera`)"));
+    problems.push(format!(
+        "{name}: this build has no camera support (feature `camera`)"
+    ));
 }

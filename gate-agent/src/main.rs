@@ -133,8 +133,14 @@ fn main() -> ExitCode {
 fn init_tracing(default_filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json { builder.json().init() } else { builder.init() }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
 }
 
 fn load_config(cli: &Cli, extra: &[String]) -> Result<Config, ConfigError> {
@@ -144,7 +150,10 @@ fn load_config(cli: &Cli, extra: &[String]) -> Result<Config, ConfigError> {
     }
     flags.extend_from_slice(extra);
     let default_file = PathBuf::from("/etc/gate-agent/gate-agent.toml");
-    let file = cli.config.clone().or_else(|| default_file.exists().then_some(default_file));
+    let file = cli
+        .config
+        .clone()
+        .or_else(|| default_file.exists().then_some(default_file));
     Config::load(&Sources::from_process_env(file, flags))
 }
 
@@ -193,7 +202,11 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Run(args) => {
             let mut extra = Vec::new();
@@ -203,9 +216,14 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut config = load_config(&cli, &extra)?;
             init_tracing(&config.log.filter, config.log.json || cli.log_json);
             if args.stdin
-                && !config.scanners.iter().any(|s| matches!(s, gate_agent::config::ScannerConfig::Stdin { .. }))
+                && !config
+                    .scanners
+                    .iter()
+                    .any(|s| matches!(s, gate_agent::config::ScannerConfig::Stdin { .. }))
             {
-                config.scanners.push(gate_agent::config::ScannerConfig::Stdin { name: None });
+                config
+                    .scanners
+                    .push(gate_agent::config::ScannerConfig::Stdin { name: None });
             }
             run_daemon(config)
         }
@@ -213,20 +231,37 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, &[])?;
             let store = open_store(&config)?;
             let gate = Gate::new(&config.gate, &store.events()?);
-            let scan = Scan { source: "verify".into(), text: code.trim().to_owned() };
+            let scan = Scan {
+                source: "verify".into(),
+                text: code.trim().to_owned(),
+            };
             let lookup = |e: u64, t: u32| store.ticket_state(e, t).ok().flatten();
             let outcome = gate.evaluate(&scan, &lookup, SystemClock.now_ms(), uuid::Uuid::now_v7());
             let verdict = gate.verdict(&outcome, false);
-            println!("{}: {}", if verdict.opens { "OPEN" } else { "REFUSE" }, verdict.text);
+            println!(
+                "{}: {}",
+                if verdict.opens { "OPEN" } else { "REFUSE" },
+                verdict.text
+            );
             println!("outcome: {}", verdict.outcome);
             if let Some(r) = outcome.record.ticket_id {
-                println!("ticket: {r} (event {})", outcome.record.event_id.unwrap_or_default());
+                println!(
+                    "ticket: {r} (event {})",
+                    outcome.record.event_id.unwrap_or_default()
+                );
             }
             if let Some(t) = verdict.tier {
-                println!("tier: {}", verdict.tier_name.unwrap_or_else(|| t.to_string()));
+                println!(
+                    "tier: {}",
+                    verdict.tier_name.unwrap_or_else(|| t.to_string())
+                );
             }
             println!("(not recorded)");
-            Ok(if verdict.opens { ExitCode::SUCCESS } else { ExitCode::from(3) })
+            Ok(if verdict.opens {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
         Command::Cache(CacheCommand::Import { file }) => {
             let config = load_config(&cli, &[])?;
@@ -259,7 +294,10 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let gate = Gate::new(&config.gate, &store.events()?);
-            println!("gate:      {} (#{}, {:?})", config.gate.name, config.gate.number, config.gate.direction);
+            println!(
+                "gate:      {} (#{}, {:?})",
+                config.gate.name, config.gate.number, config.gate.direction
+            );
             println!("store:     {}", store.path().display());
             for e in &info.events {
                 println!("event:     {} {}", e.event_id, e.name);
@@ -267,20 +305,31 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("tickets:   {} cached, {} inside", info.tickets, info.inside);
             let now = SystemClock.now_ms() / 1000;
             match info.generated_at {
-                Some(g) => println!("cache age: {} s (cursor {})", now - g, info.cursor.unwrap_or(0)),
+                Some(g) => println!(
+                    "cache age: {} s (cursor {})",
+                    now - g,
+                    info.cursor.unwrap_or(0)
+                ),
                 None => println!("cache age: no cache imported"),
             }
             println!(
                 "scans:     {} admitted, {} rejected, {} exits",
                 counts.admitted, counts.rejected, counts.exits
             );
-            println!("journal:   {} entries, {} not uploaded", info.journal_entries, info.journal_unsent);
+            println!(
+                "journal:   {} entries, {} not uploaded",
+                info.journal_entries, info.journal_unsent
+            );
             if let Some(e) = gate.setup_error() {
                 println!("PROBLEM:   {e}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Journal(JournalCommand::Export { since, format, output }) => {
+        Command::Journal(JournalCommand::Export {
+            since,
+            format,
+            output,
+        }) => {
             let config = load_config(&cli, &[])?;
             let store = open_store(&config)?;
             let since_ms = since.as_deref().map(parse_since).transpose()?;
@@ -314,7 +363,9 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
     }
     let t = humantime::parse_rfc3339_weak(s)
         .with_context(|| format!("--since {s}: expected RFC 3339 time or Unix milliseconds"))?;
-    Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0))
 }
 
 fn run_daemon(config: Config) -> anyhow::Result<ExitCode> {

@@ -63,7 +63,10 @@ pub enum OutputError {
     #[error("GPIO {chip}: {message}")]
     Gpio { chip: PathBuf, message: String },
     #[error("actuation log {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("board profile: {0}")]
     Profile(#[from] crate::profiles::ProfileError),
 }
@@ -130,20 +133,32 @@ impl FileOutputs {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| OutputError::File { path: path.to_owned(), source })?;
-        Ok(Self { path: path.to_owned(), file })
+            .map_err(|source| OutputError::File {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
     }
 
     /// Reads back a file written by [`FileOutputs`], skipping a torn last line.
     pub fn read(path: &Path) -> std::io::Result<Vec<Actuation>> {
         let text = std::fs::read_to_string(path)?;
-        Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
     }
 }
 
 impl Outputs for FileOutputs {
     fn actuate(&mut self, a: &Actuation) -> Result<(), OutputError> {
-        let err = |source| OutputError::File { path: self.path.clone(), source };
+        let err = |source| OutputError::File {
+            path: self.path.clone(),
+            source,
+        };
         let mut line = serde_json::to_string(a).map_err(|e| err(std::io::Error::other(e)))?;
         line.push('\n');
         self.file.write_all(line.as_bytes()).map_err(err)?;
@@ -169,7 +184,9 @@ impl GpioOutputs {
         let mut builder = gpiocdev::Request::builder();
         builder.on_chip(&profile.chip).with_consumer("gate-agent");
         for (_, spec) in profile.lines() {
-            builder.with_line(spec.line).as_output(gpiocdev::line::Value::Inactive);
+            builder
+                .with_line(spec.line)
+                .as_output(gpiocdev::line::Value::Inactive);
             if spec.active_low {
                 builder.as_active_low();
             }
@@ -180,18 +197,31 @@ impl GpioOutputs {
         std::thread::Builder::new()
             .name("gpio-timers".into())
             .spawn(move || release_lines(&req, &rx))
-            .map_err(|e| OutputError::Gpio { chip: profile.chip.clone(), message: e.to_string() })?;
-        Ok(Self { chip: profile.chip.clone(), request, profile, timers })
+            .map_err(|e| OutputError::Gpio {
+                chip: profile.chip.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            chip: profile.chip.clone(),
+            request,
+            profile,
+            timers,
+        })
     }
 
     fn pulse(&self, spec: &LineSpec, ms: u64) -> Result<(), OutputError> {
         if ms == 0 {
             return Ok(());
         }
-        self.request.set_value(spec.line, gpiocdev::line::Value::Active).map_err(|e| {
-            OutputError::Gpio { chip: self.chip.clone(), message: e.to_string() }
-        })?;
-        let _ = self.timers.send((Instant::now() + Duration::from_millis(ms), spec.line));
+        self.request
+            .set_value(spec.line, gpiocdev::line::Value::Active)
+            .map_err(|e| OutputError::Gpio {
+                chip: self.chip.clone(),
+                message: e.to_string(),
+            })?;
+        let _ = self
+            .timers
+            .send((Instant::now() + Duration::from_millis(ms), spec.line));
         Ok(())
     }
 }
@@ -210,7 +240,10 @@ fn release_lines(request: &gpiocdev::Request, rx: &mpsc::Receiver<(Instant, u32)
                 true
             }
         });
-        let wait = pending.iter().map(|(at, _)| at.saturating_duration_since(now)).min();
+        let wait = pending
+            .iter()
+            .map(|(at, _)| at.saturating_duration_since(now))
+            .min();
         let next = match wait {
             Some(d) => rx.recv_timeout(d),
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
@@ -254,7 +287,10 @@ pub fn from_config(config: &OutputsConfig) -> Result<Box<dyn Outputs>, OutputErr
     Ok(match config.kind {
         OutputKind::Log => Box::new(LogOutputs),
         OutputKind::File => {
-            let path = config.file.clone().unwrap_or_else(|| PathBuf::from("actuations.jsonl"));
+            let path = config
+                .file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("actuations.jsonl"));
             Box::new(FileOutputs::open(&path)?)
         }
         OutputKind::Gpio => {

@@ -10,7 +10,10 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("cannot read profile {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("profile {path} is not valid: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -74,21 +77,33 @@ fn default_line_timeout_ms() -> u64 {
 impl ScannerProfile {
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
         let profile: Self = read_toml(path)?;
-        let invalid = |message: String| ProfileError::Invalid { path: path.to_owned(), message };
+        let invalid = |message: String| ProfileError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
         if !(300..=4_000_000).contains(&profile.baud) {
             return Err(invalid(format!("baud {} is not usable", profile.baud)));
         }
         if !(5..=8).contains(&profile.data_bits) {
-            return Err(invalid(format!("data_bits {} must be 5..=8", profile.data_bits)));
+            return Err(invalid(format!(
+                "data_bits {} must be 5..=8",
+                profile.data_bits
+            )));
         }
         if !(1..=2).contains(&profile.stop_bits) {
-            return Err(invalid(format!("stop_bits {} must be 1 or 2", profile.stop_bits)));
+            return Err(invalid(format!(
+                "stop_bits {} must be 1 or 2",
+                profile.stop_bits
+            )));
         }
         if profile.terminator.is_empty() {
             return Err(invalid("terminator must not be empty".into()));
         }
         if !(16..=65536).contains(&profile.max_line) {
-            return Err(invalid(format!("max_line {} is outside 16..=65536", profile.max_line)));
+            return Err(invalid(format!(
+                "max_line {} is outside 16..=65536",
+                profile.max_line
+            )));
         }
         Ok(profile)
     }
@@ -145,10 +160,14 @@ impl BoardProfile {
 }
 
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ProfileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ProfileError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text)
-        .map_err(|e| ProfileError::Invalid { path: path.to_owned(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ProfileError::Invalid {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use image::GrayImage;
 use rxing::multi::MultipleBarcodeReader;
-use rxing::{BarcodeFormat, BinaryBitmap, DecodeHints, Luma8LuminanceSource, common::HybridBinarizer};
+use rxing::{
+    BarcodeFormat, BinaryBitmap, DecodeHints, Luma8LuminanceSource, common::HybridBinarizer,
+};
 
 use crate::agent::{Input, InputContext};
 use crate::gate::Scan;
@@ -86,13 +88,17 @@ pub struct RepeatFilter {
 
 impl RepeatFilter {
     pub fn new(window_ms: u64) -> Self {
-        Self { window_ms, last_seen: HashMap::new() }
+        Self {
+            window_ms,
+            last_seen: HashMap::new(),
+        }
     }
 
     /// Whether `code` seen at `now_ms` should go to the decision loop.
     pub fn pass(&mut self, code: &str, now_ms: u64) -> bool {
         let window = self.window_ms;
-        self.last_seen.retain(|_, seen| now_ms.saturating_sub(*seen) < window);
+        self.last_seen
+            .retain(|_, seen| now_ms.saturating_sub(*seen) < window);
         let fresh = !self.last_seen.contains_key(code);
         self.last_seen.insert(code.to_owned(), now_ms);
         fresh
@@ -113,7 +119,10 @@ pub enum FrameError {
     #[error("camera: {0}")]
     Camera(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "pgm"];
@@ -133,7 +142,10 @@ impl ImageFiles {
         for path in paths {
             if path.is_dir() {
                 let mut in_dir: Vec<PathBuf> = std::fs::read_dir(path)
-                    .map_err(|source| FrameError::Io { path: path.clone(), source })?
+                    .map_err(|source| FrameError::Io {
+                        path: path.clone(),
+                        source,
+                    })?
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| is_image(p))
                     .collect();
@@ -143,7 +155,11 @@ impl ImageFiles {
                 files.push(path.clone());
             }
         }
-        Ok(Self { files, next: 0, interval: Duration::ZERO })
+        Ok(Self {
+            files,
+            next: 0,
+            interval: Duration::ZERO,
+        })
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -161,12 +177,17 @@ fn is_image(p: &Path) -> bool {
 pub fn load_frame(path: &Path) -> Result<GrayImage, FrameError> {
     image::open(path)
         .map(|i| i.to_luma8())
-        .map_err(|e| FrameError::Image { path: path.to_owned(), message: e.to_string() })
+        .map_err(|e| FrameError::Image {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
 }
 
 impl FrameSource for ImageFiles {
     fn next_frame(&mut self) -> Result<Option<GrayImage>, FrameError> {
-        let Some(path) = self.files.get(self.next).cloned() else { return Ok(None) };
+        let Some(path) = self.files.get(self.next).cloned() else {
+            return Ok(None);
+        };
         if self.next > 0 && !self.interval.is_zero() {
             std::thread::sleep(self.interval);
         }
@@ -209,7 +230,12 @@ pub struct CameraInput {
 }
 
 impl CameraInput {
-    pub fn new(name: String, source: Box<dyn FrameSource>, budget: Duration, repeat_window_ms: u64) -> Self {
+    pub fn new(
+        name: String,
+        source: Box<dyn FrameSource>,
+        budget: Duration,
+        repeat_window_ms: u64,
+    ) -> Self {
         Self {
             name,
             source,
@@ -233,49 +259,75 @@ impl Input for CameraInput {
     }
 
     fn start(self: Box<Self>, ctx: InputContext) -> std::io::Result<JoinHandle<()>> {
-        let CameraInput { name, mut source, decoder, budget, repeat_window_ms, stats } = *self;
+        let CameraInput {
+            name,
+            mut source,
+            decoder,
+            budget,
+            repeat_window_ms,
+            stats,
+        } = *self;
         let newest = Arc::new(NewestFrame::default());
         let worker = {
             let newest = Arc::clone(&newest);
             let ctx = ctx.clone();
             let stats = Arc::clone(&stats);
             let source_name: Arc<str> = Arc::from(name.as_str());
-            std::thread::Builder::new().name(format!("qr {name}")).spawn(move || {
-                decode_worker(&newest, &decoder, budget, repeat_window_ms, &stats, &ctx, &source_name);
-            })?
+            std::thread::Builder::new()
+                .name(format!("qr {name}"))
+                .spawn(move || {
+                    decode_worker(
+                        &newest,
+                        &decoder,
+                        budget,
+                        repeat_window_ms,
+                        &stats,
+                        &ctx,
+                        &source_name,
+                    );
+                })?
         };
-        std::thread::Builder::new().name(format!("capture {name}")).spawn(move || {
-            ctx.board.set_input(&name, format!("reading {}", source.describe()));
-            while !ctx.stop.is_triggered() {
-                match source.next_frame() {
-                    Ok(Some(frame)) => {
-                        bump(&stats, |s| s.frames += 1);
-                        let mut slot = newest.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if slot.0.replace(frame).is_some() {
-                            bump(&stats, |s| s.dropped += 1);
-                            ctx.board.count("gate_camera_frames_dropped_total", 1);
+        std::thread::Builder::new()
+            .name(format!("capture {name}"))
+            .spawn(move || {
+                ctx.board
+                    .set_input(&name, format!("reading {}", source.describe()));
+                while !ctx.stop.is_triggered() {
+                    match source.next_frame() {
+                        Ok(Some(frame)) => {
+                            bump(&stats, |s| s.frames += 1);
+                            let mut slot = newest
+                                .slot
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if slot.0.replace(frame).is_some() {
+                                bump(&stats, |s| s.dropped += 1);
+                                ctx.board.count("gate_camera_frames_dropped_total", 1);
+                            }
+                            newest.ready.notify_one();
                         }
-                        newest.ready.notify_one();
-                    }
-                    Ok(None) => {
-                        ctx.board.set_input(&name, "source ended");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(input = %name, error = %e, "frame lost");
-                        ctx.board.set_input(&name, format!("frame error: {e}"));
-                        std::thread::sleep(Duration::from_millis(200));
+                        Ok(None) => {
+                            ctx.board.set_input(&name, "source ended");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(input = %name, error = %e, "frame lost");
+                            ctx.board.set_input(&name, format!("frame error: {e}"));
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
                     }
                 }
-            }
-            // Let the worker finish the last frame, then stop it.
-            {
-                let mut slot = newest.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                slot.1 = true;
-                newest.ready.notify_one();
-            }
-            let _ = worker.join();
-        })
+                // Let the worker finish the last frame, then stop it.
+                {
+                    let mut slot = newest
+                        .slot
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    slot.1 = true;
+                    newest.ready.notify_one();
+                }
+                let _ = worker.join();
+            })
     }
 }
 
@@ -292,7 +344,10 @@ fn decode_worker(
     let mut filter = RepeatFilter::new(repeat_window_ms);
     loop {
         let frame = {
-            let mut slot = newest.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = newest
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             loop {
                 if let Some(f) = slot.0.take() {
                     break f;
@@ -309,7 +364,9 @@ fn decode_worker(
         };
         ctx.board.count("gate_camera_frames_total", 1);
         let started = Instant::now();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| decode_within_budget(decoder, &frame, budget)));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            decode_within_budget(decoder, &frame, budget)
+        }));
         let codes = match result {
             Ok(codes) => codes,
             Err(_) => {
@@ -332,7 +389,14 @@ fn decode_worker(
                 bump(stats, |s| s.suppressed += 1);
                 continue;
             }
-            if ctx.scans.send(Scan { source: Arc::clone(source), text: code }).is_err() {
+            if ctx
+                .scans
+                .send(Scan {
+                    source: Arc::clone(source),
+                    text: code,
+                })
+                .is_err()
+            {
                 return;
             }
         }
@@ -346,7 +410,9 @@ pub mod camera {
     use super::{FrameError, FrameSource};
     use image::GrayImage;
     use nokhwa::pixel_format::LumaFormat;
-    use nokhwa::utils::{CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution};
+    use nokhwa::utils::{
+        CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
+    };
 
     pub struct V4l2Camera {
         index: u32,
@@ -355,21 +421,24 @@ pub mod camera {
 
     impl V4l2Camera {
         pub fn open(index: u32, width: u32, height: u32, fps: u32) -> Result<Self, FrameError> {
-            let format = RequestedFormat::new::<LumaFormat>(RequestedFormatType::Closest(CameraFormat::new(
-                Resolution::new(width, height),
-                FrameFormat::MJPEG,
-                fps,
-            )));
+            let format = RequestedFormat::new::<LumaFormat>(RequestedFormatType::Closest(
+                CameraFormat::new(Resolution::new(width, height), FrameFormat::MJPEG, fps),
+            ));
             let mut camera = nokhwa::Camera::new(CameraIndex::Index(index), format)
                 .map_err(|e| FrameError::Camera(e.to_string()))?;
-            camera.open_stream().map_err(|e| FrameError::Camera(e.to_string()))?;
+            camera
+                .open_stream()
+                .map_err(|e| FrameError::Camera(e.to_string()))?;
             Ok(Self { index, camera })
         }
     }
 
     impl FrameSource for V4l2Camera {
         fn next_frame(&mut self) -> Result<Option<GrayImage>, FrameError> {
-            let buffer = self.camera.frame().map_err(|e| FrameError::Camera(e.to_string()))?;
+            let buffer = self
+                .camera
+                .frame()
+                .map_err(|e| FrameError::Camera(e.to_string()))?;
             let decoded = buffer
                 .decode_image::<LumaFormat>()
                 .map_err(|e| FrameError::Camera(e.to_string()))?;
@@ -396,7 +465,10 @@ mod tests {
         assert!(!f.pass("A", 1000));
         assert!(!f.pass("A", 3900), "still in view: suppression extends");
         assert!(f.pass("B", 4000), "another code is not suppressed");
-        assert!(f.pass("A", 7000), "out of view for the window: scanned again");
+        assert!(
+            f.pass("A", 7000),
+            "out of view for the window: scanned again"
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub enum Frame {
     /// A complete line of printable text, terminator and edge whitespace removed.
     Line(String),
     /// Bytes that cannot be a code; still reported so the journal shows the scan.
-    Garbage { reason: GarbageReason, excerpt: String },
+    Garbage {
+        reason: GarbageReason,
+        excerpt: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +107,10 @@ impl LineFramer {
         if excerpt.trim().is_empty() {
             return None;
         }
-        Some(Frame::Garbage { reason: GarbageReason::Timeout, excerpt })
+        Some(Frame::Garbage {
+            reason: GarbageReason::Timeout,
+            excerpt,
+        })
     }
 
     fn finish(&mut self) -> Option<Frame> {
@@ -112,7 +118,9 @@ impl LineFramer {
         let line = std::mem::take(&mut self.buf);
         if let Some(dropped) = self.overlong.take() {
             return Some(Frame::Garbage {
-                reason: GarbageReason::Overlong { len: dropped + line.len() },
+                reason: GarbageReason::Overlong {
+                    len: dropped + line.len(),
+                },
                 excerpt: excerpt(&line),
             });
         }
@@ -123,19 +131,27 @@ impl LineFramer {
                     // Bare terminators (e.g. CR LF when configured for CR) are not scans.
                     None
                 } else if text.chars().any(char::is_control) {
-                    Some(Frame::Garbage { reason: GarbageReason::NotText, excerpt: excerpt(&line) })
+                    Some(Frame::Garbage {
+                        reason: GarbageReason::NotText,
+                        excerpt: excerpt(&line),
+                    })
                 } else {
                     Some(Frame::Line(text.to_owned()))
                 }
             }
-            Err(_) => Some(Frame::Garbage { reason: GarbageReason::NotText, excerpt: excerpt(&line) }),
+            Err(_) => Some(Frame::Garbage {
+                reason: GarbageReason::NotText,
+                excerpt: excerpt(&line),
+            }),
         }
     }
 }
 
 fn excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT)]);
-    text.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 impl Frame {
@@ -145,7 +161,9 @@ impl Frame {
         match self {
             Frame::Line(text) => text,
             Frame::Garbage { reason, excerpt } => match reason {
-                GarbageReason::Overlong { len } => format!("<overlong line, {len} bytes: {excerpt}>"),
+                GarbageReason::Overlong { len } => {
+                    format!("<overlong line, {len} bytes: {excerpt}>")
+                }
                 GarbageReason::NotText => format!("<not text: {excerpt}>"),
                 GarbageReason::Timeout => format!("<unfinished line: {excerpt}>"),
             },
@@ -200,7 +218,14 @@ pub struct SerialSettings {
 impl SerialSettings {
     pub fn from_config(config: &ScannerConfig) -> Result<Self, crate::profiles::ProfileError> {
         let ScannerConfig::Serial {
-            device, profile, baud, terminator, max_line, line_timeout_ms, reopen_ms, ..
+            device,
+            profile,
+            baud,
+            terminator,
+            max_line,
+            line_timeout_ms,
+            reopen_ms,
+            ..
         } = config
         else {
             return Err(crate::profiles::ProfileError::Invalid {
@@ -217,10 +242,15 @@ impl SerialSettings {
             parity: p.as_ref().map_or(Parity::None, |p| p.parity),
             stop_bits: p.as_ref().map_or(1, |p| p.stop_bits),
             terminator: terminator_bytes(
-                terminator.as_deref().or(p.as_ref().map(|p| p.terminator.as_str())).unwrap_or("\r\n"),
+                terminator
+                    .as_deref()
+                    .or(p.as_ref().map(|p| p.terminator.as_str()))
+                    .unwrap_or("\r\n"),
             ),
             max_line: max_line.or(p.as_ref().map(|p| p.max_line)).unwrap_or(512),
-            line_timeout_ms: line_timeout_ms.or(p.as_ref().map(|p| p.line_timeout_ms)).unwrap_or(500),
+            line_timeout_ms: line_timeout_ms
+                .or(p.as_ref().map(|p| p.line_timeout_ms))
+                .unwrap_or(500),
             reopen_ms: reopen_ms.unwrap_or(1000),
         })
     }
@@ -257,7 +287,11 @@ fn open_port(s: &SerialSettings) -> serialport::Result<serialport::TTYPort> {
             Parity::Even => serialport::Parity::Even,
             Parity::Odd => serialport::Parity::Odd,
         })
-        .stop_bits(if s.stop_bits == 2 { serialport::StopBits::Two } else { serialport::StopBits::One })
+        .stop_bits(if s.stop_bits == 2 {
+            serialport::StopBits::Two
+        } else {
+            serialport::StopBits::One
+        })
         .flow_control(serialport::FlowControl::None)
         .timeout(Duration::from_millis(100))
         .open_native()
@@ -276,7 +310,8 @@ fn serial_loop(s: &SerialSettings, ctx: &InputContext) {
                     tracing::warn!(device = %s.device.display(), error = %e, "scanner not available; will retry");
                     announced_wait = true;
                 }
-                ctx.board.set_input(&s.name, format!("waiting for {}: {e}", s.device.display()));
+                ctx.board
+                    .set_input(&s.name, format!("waiting for {}: {e}", s.device.display()));
                 sleep_unless_stopped(ctx, Duration::from_millis(s.reopen_ms));
                 continue;
             }
@@ -308,13 +343,19 @@ fn serial_loop(s: &SerialSettings, ctx: &InputContext) {
                 if matches!(frame, Frame::Garbage { .. }) {
                     ctx.board.count("gate_input_garbage_total", 1);
                 }
-                let scan = Scan { source: Arc::clone(&source), text: frame.into_scan_text() };
+                let scan = Scan {
+                    source: Arc::clone(&source),
+                    text: frame.into_scan_text(),
+                };
                 if ctx.scans.send(scan).is_err() {
                     return;
                 }
             }
         }
-        ctx.board.set_input(&s.name, format!("disconnected; waiting for {}", s.device.display()));
+        ctx.board.set_input(
+            &s.name,
+            format!("disconnected; waiting for {}", s.device.display()),
+        );
         sleep_unless_stopped(ctx, Duration::from_millis(s.reopen_ms));
     }
 }
@@ -340,33 +381,40 @@ impl Input for StdinInput {
         let board = Arc::clone(&ctx.board);
         // Reading stdin cannot be interrupted, so the reader is detached and the
         // returned thread only waits for the stop signal.
-        std::thread::Builder::new().name("stdin".into()).spawn(move || {
-            board.set_input("stdin", "reading");
-            let stdin = std::io::stdin();
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match stdin.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = line.trim();
-                        if text.is_empty() {
-                            continue;
-                        }
-                        let scan = Scan { source: Arc::clone(&source), text: text.to_owned() };
-                        if scans.send(scan).is_err() {
-                            break;
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                board.set_input("stdin", "reading");
+                let stdin = std::io::stdin();
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match stdin.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = line.trim();
+                            if text.is_empty() {
+                                continue;
+                            }
+                            let scan = Scan {
+                                source: Arc::clone(&source),
+                                text: text.to_owned(),
+                            };
+                            if scans.send(scan).is_err() {
+                                break;
+                            }
                         }
                     }
                 }
-            }
-            board.set_input("stdin", "closed");
-        })?;
-        std::thread::Builder::new().name("stdin-stop".into()).spawn(move || {
-            while !ctx.stop.is_triggered() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
+                board.set_input("stdin", "closed");
+            })?;
+        std::thread::Builder::new()
+            .name("stdin-stop".into())
+            .spawn(move || {
+                while !ctx.stop.is_triggered() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
     }
 }
 
@@ -383,7 +431,10 @@ mod tests {
         let mut f = framer();
         assert_eq!(f.push(b"ABC", 0), vec![]);
         assert_eq!(f.push(b"DEF\r", 10), vec![]);
-        assert_eq!(f.push(b"\nGHI\r\n", 20), vec![Frame::Line("ABCDEF".into()), Frame::Line("GHI".into())]);
+        assert_eq!(
+            f.push(b"\nGHI\r\n", 20),
+            vec![Frame::Line("ABCDEF".into()), Frame::Line("GHI".into())]
+        );
     }
 
     #[test]
@@ -399,7 +450,13 @@ mod tests {
         input.extend_from_slice(b"\r\nOK\r\n");
         let frames = f.push(&input, 0);
         assert_eq!(frames.len(), 2, "{frames:?}");
-        assert!(matches!(frames[0], Frame::Garbage { reason: GarbageReason::Overlong { len: 100 }, .. }));
+        assert!(matches!(
+            frames[0],
+            Frame::Garbage {
+                reason: GarbageReason::Overlong { len: 100 },
+                ..
+            }
+        ));
         assert_eq!(frames[1], Frame::Line("OK".into()));
     }
 
@@ -407,7 +464,13 @@ mod tests {
     fn control_bytes_and_invalid_utf8_are_garbage() {
         let mut f = framer();
         let frames = f.push(b"AB\x01C\r\n\xff\xfe\r\n", 0);
-        assert!(frames.iter().all(|f| matches!(f, Frame::Garbage { reason: GarbageReason::NotText, .. })));
+        assert!(frames.iter().all(|f| matches!(
+            f,
+            Frame::Garbage {
+                reason: GarbageReason::NotText,
+                ..
+            }
+        )));
         assert_eq!(frames.len(), 2);
     }
 
@@ -416,14 +479,23 @@ mod tests {
         let mut f = framer();
         assert_eq!(f.push(b"HALF", 1000), vec![]);
         assert_eq!(f.expire(1499), None);
-        assert!(matches!(f.expire(1500), Some(Frame::Garbage { reason: GarbageReason::Timeout, .. })));
+        assert!(matches!(
+            f.expire(1500),
+            Some(Frame::Garbage {
+                reason: GarbageReason::Timeout,
+                ..
+            })
+        ));
         assert_eq!(f.push(b"NEW\r\n", 1600), vec![Frame::Line("NEW".into())]);
     }
 
     #[test]
     fn single_byte_terminator_works() {
         let mut f = LineFramer::new(b"\r", 32, 500);
-        assert_eq!(f.push(b"A\rB\r\n", 0), vec![Frame::Line("A".into()), Frame::Line("B".into())]);
+        assert_eq!(
+            f.push(b"A\rB\r\n", 0),
+            vec![Frame::Line("A".into()), Frame::Line("B".into())]
+        );
     }
 
     #[test]

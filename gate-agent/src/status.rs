@@ -69,7 +69,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl StatusBoard {
     pub fn new(view: StatusView, clock: Arc<dyn Clock>) -> Arc<Self> {
         let (updates, _) = broadcast::channel(64);
-        Arc::new(Self { view: Mutex::new(view), metrics: Mutex::default(), updates, clock })
+        Arc::new(Self {
+            view: Mutex::new(view),
+            metrics: Mutex::default(),
+            updates,
+            clock,
+        })
     }
 
     pub fn update(&self, f: impl FnOnce(&mut StatusView)) {
@@ -79,8 +84,9 @@ impl StatusBoard {
 
     pub fn view(&self) -> StatusView {
         let mut v = lock(&self.view).clone();
-        v.cache_age_secs =
-            v.cache_generated_at.map(|g| (self.clock.now_ms().div_euclid(1000) - g).max(0));
+        v.cache_age_secs = v
+            .cache_generated_at
+            .map(|g| (self.clock.now_ms().div_euclid(1000) - g).max(0));
         v
     }
 
@@ -93,7 +99,10 @@ impl StatusBoard {
 
     /// Adds to a counter; `series` is the full Prometheus series, labels included.
     pub fn count(&self, series: &str, by: u64) {
-        *lock(&self.metrics).counters.entry(series.to_owned()).or_default() += by;
+        *lock(&self.metrics)
+            .counters
+            .entry(series.to_owned())
+            .or_default() += by;
     }
 
     pub fn observe_decision(&self, elapsed: Duration) {
@@ -125,17 +134,35 @@ impl StatusBoard {
         }
         let _ = writeln!(out, "# TYPE gate_decision_seconds histogram");
         for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "gate_decision_seconds_bucket{{le=\"{le}\"}} {}", m.decision_buckets[i]);
+            let _ = writeln!(
+                out,
+                "gate_decision_seconds_bucket{{le=\"{le}\"}} {}",
+                m.decision_buckets[i]
+            );
         }
-        let _ = writeln!(out, "gate_decision_seconds_bucket{{le=\"+Inf\"}} {}", m.decision_count);
+        let _ = writeln!(
+            out,
+            "gate_decision_seconds_bucket{{le=\"+Inf\"}} {}",
+            m.decision_count
+        );
         let _ = writeln!(out, "gate_decision_seconds_sum {}", m.decision_sum);
         let _ = writeln!(out, "gate_decision_seconds_count {}", m.decision_count);
         for (name, value) in [
             ("gate_people_inside", view.counts.inside as f64),
             ("gate_journal_unsent", view.counts.unsent as f64),
-            ("gate_journal_ok", if view.journal_error.is_none() { 1.0 } else { 0.0 }),
+            (
+                "gate_journal_ok",
+                if view.journal_error.is_none() {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
             ("gate_online", if view.online { 1.0 } else { 0.0 }),
-            ("gate_cache_age_seconds", view.cache_age_secs.map_or(f64::NAN, |a| a as f64)),
+            (
+                "gate_cache_age_seconds",
+                view.cache_age_secs.map_or(f64::NAN, |a| a as f64),
+            ),
         ] {
             let _ = writeln!(out, "# TYPE {name} gauge\n{name} {value}");
         }
@@ -163,7 +190,9 @@ pub async fn serve(
     board: Arc<StatusBoard>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(board)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(board))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn page() -> Html<&'static str> {
@@ -175,7 +204,10 @@ async fn status_json(State(board): State<Arc<StatusBoard>>) -> impl IntoResponse
 }
 
 async fn metrics(State(board): State<Arc<StatusBoard>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], board.prometheus())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        board.prometheus(),
+    )
 }
 
 async fn events(
@@ -198,7 +230,7 @@ const PAGE: &str = r#"<!doctype html>
 <style>
   html,body{margin:0;height:100%;font-family:system-ui,sans-serif;background:#111;color:#fff}
   #verdict{height:62vh;display:flex;flex-direction:column;justify-content:center;align-items:center;
-    text-align:center;padding:0 4vw;transition:background .15s}
+    text-align:center;padding:0 4vw}
   #verdict.ok{background:#0a8a2a} #verdict.no{background:#c01818} #verdict.idle{background:#333}
   #big{font-size:14vh;font-weight:800;letter-spacing:.05em}
   #reason{font-size:5vh;margin-top:2vh} #tier{font-size:4vh;margin-top:1vh;opacity:.9}

@@ -58,8 +58,13 @@ CREATE INDEX IF NOT EXISTS journal_unsent ON journal (uploaded) WHERE uploaded =
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("database {path} was written by a newer agent (schema {found}, this build knows {SCHEMA_VERSION})")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} was written by a newer agent (schema {found}, this build knows {SCHEMA_VERSION})"
+    )]
     NewerSchema { path: PathBuf, found: i64 },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -135,27 +140,39 @@ pub enum ExportFormat {
 impl Store {
     /// Opens (creating if needed) the store, with durability settings applied.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
         // WAL lets `cache info`, `journal export` and the status page read while
         // the daemon writes; FULL makes every commit survive a power cut.
-        let mode: String =
-            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(%mode, "database is not in WAL mode");
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(open_err)?;
-        let version: i64 =
-            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open_err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { path: path.to_owned(), found: version });
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found: version,
+            });
         }
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
             .map_err(open_err)?;
-        Ok(Self { conn, path: path.to_owned() })
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -171,7 +188,9 @@ impl Store {
         signer: &PublicKeyBytes,
         now_ms: i64,
     ) -> Result<ImportSummary, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut local: HashMap<(u64, u32), TicketState> = HashMap::new();
         {
             let mut stmt = tx.prepare("SELECT state FROM tickets")?;
@@ -187,8 +206,8 @@ impl Store {
         {
             let mut ins = tx.prepare("INSERT INTO events (event_id, body) VALUES (?1, ?2)")?;
             for event in &snapshot.events {
-                let body = serde_json::to_string(event)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let body =
+                    serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 ins.execute(params![event.event_id as i64, body])?;
             }
         }
@@ -237,7 +256,9 @@ impl Store {
     }
 
     pub fn events(&self) -> Result<Vec<CachedEvent>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT body FROM events ORDER BY event_id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT body FROM events ORDER BY event_id")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|row| {
             serde_json::from_str(&row?).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
@@ -260,7 +281,9 @@ impl Store {
     where
         F: FnOnce(&dyn Fn(u64, u32) -> Option<TicketState>) -> ScanOutcome,
     {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let lookup_error = std::cell::RefCell::new(None);
         let outcome = {
             let lookup = |event_id: u64, ticket_id: u32| match read_state(&tx, event_id, ticket_id)
@@ -318,10 +341,20 @@ impl Store {
                COALESCE(SUM(opened = 1 AND direction = 'exit'), 0), \
                COALESCE(SUM(uploaded = 0), 0) FROM journal",
             [],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            },
         )?;
         let inside: i64 =
-            self.conn.query_row("SELECT COUNT(*) FROM tickets WHERE inside = 1", [], |r| r.get(0))?;
+            self.conn
+                .query_row("SELECT COUNT(*) FROM tickets WHERE inside = 1", [], |r| {
+                    r.get(0)
+                })?;
         Ok(Counts {
             admitted: admitted as u64,
             rejected: rejected as u64,
@@ -335,12 +368,18 @@ impl Store {
         let events = self
             .events()?
             .into_iter()
-            .map(|e| EventSummary { event_id: e.event_id, name: e.name })
+            .map(|e| EventSummary {
+                event_id: e.event_id,
+                name: e.name,
+            })
             .collect();
-        let tickets: i64 = self.conn.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))?;
+        let tickets: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))?;
         let counts = self.counts()?;
         let journal_entries: i64 =
-            self.conn.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))?;
+            self.conn
+                .query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))?;
         let num = |k: &str| -> Result<Option<i64>, StoreError> {
             Ok(self.meta(k)?.and_then(|v| v.parse().ok()))
         };
@@ -384,8 +423,22 @@ impl Store {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, scan_id, gate, direction, at, source, event, ticket, generation, tier, outcome, opened, detail, uploaded) =
-                row?;
+            let (
+                seq,
+                scan_id,
+                gate,
+                direction,
+                at,
+                source,
+                event,
+                ticket,
+                generation,
+                tier,
+                outcome,
+                opened,
+                detail,
+                uploaded,
+            ) = row?;
             let scan_id = Uuid::parse_str(&scan_id)
                 .map_err(|e| StoreError::Corrupt(format!("scan id {scan_id}: {e}")))?;
             out.push(JournalEntry {
@@ -393,7 +446,11 @@ impl Store {
                 record: ScanRecord {
                     scan_id,
                     gate,
-                    direction: if direction == "exit" { Direction::Exit } else { Direction::Entry },
+                    direction: if direction == "exit" {
+                        Direction::Exit
+                    } else {
+                        Direction::Entry
+                    },
                     scanned_at_ms: at,
                     source,
                     event_id: event.map(|v| v as u64),
@@ -421,8 +478,8 @@ impl Store {
         match format {
             ExportFormat::Jsonl => {
                 for row in &rows {
-                    let line =
-                        serde_json::to_string(row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let line = serde_json::to_string(row)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     writeln!(out, "{line}")?;
                 }
             }
@@ -462,8 +519,9 @@ impl Store {
 
     /// Every ticket state, for consistency checks and diagnostics.
     pub fn all_ticket_states(&self) -> Result<Vec<TicketState>, StoreError> {
-        let mut stmt =
-            self.conn.prepare("SELECT state FROM tickets ORDER BY event_id, ticket_id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state FROM tickets ORDER BY event_id, ticket_id")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.map(|row| {
             serde_json::from_str(&row?).map_err(|e| StoreError::Corrupt(format!("ticket: {e}")))
@@ -505,10 +563,11 @@ fn read_state(
     event_id: u64,
     ticket_id: u32,
 ) -> Result<Option<TicketState>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT state FROM tickets WHERE event_id = ?1 AND ticket_id = ?2")?;
-    let text: Option<String> =
-        stmt.query_row(params![event_id as i64, ticket_id], |r| r.get(0)).optional()?;
+    let mut stmt =
+        conn.prepare_cached("SELECT state FROM tickets WHERE event_id = ?1 AND ticket_id = ?2")?;
+    let text: Option<String> = stmt
+        .query_row(params![event_id as i64, ticket_id], |r| r.get(0))
+        .optional()?;
     text.map(|t| {
         serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("ticket state: {e}")))
     })
@@ -518,7 +577,12 @@ fn read_state(
 fn write_state(stmt: &mut rusqlite::Statement<'_>, state: &TicketState) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let inside = matches!(state.presence, Presence::Inside { .. });
-    stmt.execute(params![state.event_id as i64, state.ticket_id, inside, json])?;
+    stmt.execute(params![
+        state.event_id as i64,
+        state.ticket_id,
+        inside,
+        json
+    ])?;
     Ok(())
 }
 

@@ -50,7 +50,8 @@ pub mod keys {
     /// Key code of a lowercase ASCII letter.
     pub fn letter(c: char) -> Option<u16> {
         const ROWS: [(&str, u16); 3] = [("qwertyuiop", 16), ("asdfghjkl", 30), ("zxcvbnm", 44)];
-        ROWS.iter().find_map(|(row, first)| row.find(c).map(|i| first + i as u16))
+        ROWS.iter()
+            .find_map(|(row, first)| row.find(c).map(|i| first + i as u16))
     }
 }
 
@@ -83,7 +84,10 @@ pub struct WedgeParser {
 
 impl WedgeParser {
     pub fn new(max_line: usize) -> Self {
-        Self { max_line, ..Self::default() }
+        Self {
+            max_line,
+            ..Self::default()
+        }
     }
 
     /// Feeds one event; returns a line when Enter completes one.
@@ -124,7 +128,11 @@ impl WedgeParser {
         use keys::*;
         let shift = self.left_shift || self.right_shift;
         if let Some(i) = DIGIT_ROW.iter().position(|&k| k == code) {
-            return Some(if shift { b")!@#$%^&*("[i] as char } else { (b'0' + i as u8) as char });
+            return Some(if shift {
+                b")!@#$%^&*("[i] as char
+            } else {
+                (b'0' + i as u8) as char
+            });
         }
         if let Some(i) = KEYPAD.iter().position(|&k| k == code) {
             return Some((b'0' + i as u8) as char);
@@ -223,7 +231,10 @@ fn wedge_loop(input: &WedgeInput, ctx: &InputContext) {
         let mut device = match opened {
             Ok(d) => d,
             Err(e) => {
-                ctx.board.set_input(&input.name, format!("waiting for {}: {e}", input.device.display()));
+                ctx.board.set_input(
+                    &input.name,
+                    format!("waiting for {}: {e}", input.device.display()),
+                );
                 sleep_unless_stopped(ctx, Duration::from_millis(input.reopen_ms));
                 continue;
             }
@@ -238,8 +249,14 @@ fn wedge_loop(input: &WedgeInput, ctx: &InputContext) {
                         if ev.event_type() != evdev::EventType::KEY {
                             continue;
                         }
-                        if let Some(line) = parser.feed(KeyEvent { code: ev.code(), value: ev.value() }) {
-                            let scan = Scan { source: Arc::clone(&source), text: line };
+                        if let Some(line) = parser.feed(KeyEvent {
+                            code: ev.code(),
+                            value: ev.value(),
+                        }) {
+                            let scan = Scan {
+                                source: Arc::clone(&source),
+                                text: line,
+                            };
                             if ctx.scans.send(scan).is_err() {
                                 return;
                             }
@@ -255,7 +272,10 @@ fn wedge_loop(input: &WedgeInput, ctx: &InputContext) {
                 }
             }
         }
-        ctx.board.set_input(&input.name, format!("disconnected; waiting for {}", input.device.display()));
+        ctx.board.set_input(
+            &input.name,
+            format!("disconnected; waiting for {}", input.device.display()),
+        );
         sleep_unless_stopped(ctx, Duration::from_millis(input.reopen_ms));
     }
 }
@@ -304,7 +324,10 @@ mod tests {
         let mut p = WedgeParser::new(512);
         let events = [
             KeyEvent::press(KEYPAD[7]),
-            KeyEvent { code: KEYPAD[7], value: 2 },
+            KeyEvent {
+                code: KEYPAD[7],
+                value: 2,
+            },
             KeyEvent::release(KEYPAD[7]),
             KeyEvent::press(KPENTER),
         ];
@@ -314,7 +337,10 @@ mod tests {
     #[test]
     fn base32_credential_text_roundtrips_through_key_events() {
         let text = "AEAAAAAAAAAAAHMAAAABE2MZXOTDEJ2RBFZ4Q7";
-        assert_eq!(feed_all(&mut WedgeParser::new(512), &events_for_text(text)), [text]);
+        assert_eq!(
+            feed_all(&mut WedgeParser::new(512), &events_for_text(text)),
+            [text]
+        );
     }
 
     #[test]

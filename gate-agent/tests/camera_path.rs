@@ -3,6 +3,8 @@
 //! the frame source and decode worker. Also: the worker survives a panicking
 //! decoder and always takes the newest frame.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -19,8 +21,12 @@ use image::{GrayImage, Luma, imageops};
 use imageproc::geometric_transformations::{Interpolation, rotate_about_center};
 
 fn render(code: &str, module_px: u32) -> GrayImage {
-    let qr = qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M).unwrap();
-    qr.render::<Luma<u8>>().quiet_zone(true).module_dimensions(module_px, module_px).build()
+    let qr =
+        qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M).unwrap();
+    qr.render::<Luma<u8>>()
+        .quiet_zone(true)
+        .module_dimensions(module_px, module_px)
+        .build()
 }
 
 /// Puts the code on a 640x480 grey "camera frame".
@@ -36,14 +42,41 @@ fn degradations(code: &str) -> Vec<(&'static str, GrayImage)> {
     let base = render(code, 3);
     let mut out = Vec::new();
     out.push(("clean", on_frame(&base, 200)));
-    let small = imageops::resize(&render(code, 4), base.width() * 2 / 3, base.height() * 2 / 3, imageops::FilterType::Triangle);
+    let small = imageops::resize(
+        &render(code, 4),
+        base.width() * 2 / 3,
+        base.height() * 2 / 3,
+        imageops::FilterType::Triangle,
+    );
     out.push(("scaled down", on_frame(&small, 200)));
-    let big = imageops::resize(&base, base.width() * 3 / 2, base.height() * 3 / 2, imageops::FilterType::Triangle);
+    let big = imageops::resize(
+        &base,
+        base.width() * 3 / 2,
+        base.height() * 3 / 2,
+        imageops::FilterType::Triangle,
+    );
     out.push(("scaled up", on_frame(&big, 200)));
-    out.push(("blurred", imageproc::filter::gaussian_blur_f32(&on_frame(&base, 200), 1.0)));
-    out.push(("rotated 12 degrees", rotate_about_center(&on_frame(&base, 255), 0.21, Interpolation::Bilinear, Luma([255]))));
-    out.push(("rotated 90 degrees", imageops::rotate90(&on_frame(&base, 200))));
-    out.push(("noisy", imageproc::noise::gaussian_noise(&on_frame(&base, 200), 0.0, 25.0, 7)));
+    out.push((
+        "blurred",
+        imageproc::filter::gaussian_blur_f32(&on_frame(&base, 200), 1.0),
+    ));
+    out.push((
+        "rotated 12 degrees",
+        rotate_about_center(
+            &on_frame(&base, 255),
+            0.21,
+            Interpolation::Bilinear,
+            Luma([255]),
+        ),
+    ));
+    out.push((
+        "rotated 90 degrees",
+        imageops::rotate90(&on_frame(&base, 200)),
+    ));
+    out.push((
+        "noisy",
+        imageproc::noise::gaussian_noise(&on_frame(&base, 200), 0.0, 25.0, 7),
+    ));
     let mut low = on_frame(&base, 255);
     for p in low.pixels_mut() {
         p.0[0] = 110 + (u16::from(p.0[0]) * 50 / 255) as u8;
@@ -59,7 +92,15 @@ fn context() -> (InputContext, mpsc::Receiver<Scan>, Stop) {
     let (tx, rx) = mpsc::sync_channel(64);
     let stop = Stop::new();
     let board = StatusBoard::new(StatusView::default(), Arc::new(SystemClock));
-    (InputContext { scans: tx, stop: stop.clone(), board }, rx, stop)
+    (
+        InputContext {
+            scans: tx,
+            stop: stop.clone(),
+            board,
+        },
+        rx,
+        stop,
+    )
 }
 
 fn write_frames(dir: &Path, frames: &[(&str, GrayImage)]) -> Vec<PathBuf> {
@@ -80,15 +121,23 @@ fn degraded_credential_images_decode_through_the_camera_path() {
     let dir = tempfile::tempdir().unwrap();
     let codes: Vec<String> = (1..=9).map(|t| venue.code(t)).collect();
     // Each degradation carries a different ticket, so every frame is a new code.
-    let frames: Vec<(&str, GrayImage)> =
-        codes.iter().enumerate().map(|(i, code)| degradations(code).swap_remove(i)).collect();
+    let frames: Vec<(&str, GrayImage)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, code)| degradations(code).swap_remove(i))
+        .collect();
     let names: Vec<&str> = frames.iter().map(|(n, _)| *n).collect();
     write_frames(dir.path(), &frames);
 
     let source = ImageFiles::new(&[dir.path().to_path_buf()]).unwrap();
     assert_eq!(source.files().len(), frames.len());
     let (ctx, rx, stop) = context();
-    let input = CameraInput::new("camera-test".into(), Box::new(source), Duration::from_secs(30), 3000);
+    let input = CameraInput::new(
+        "camera-test".into(),
+        Box::new(source),
+        Duration::from_secs(30),
+        3000,
+    );
     let stats = Arc::clone(&input.stats);
     // One frame at a time so none is dropped as stale: this test is about decoding.
     let input = Box::new(Paced { inner: input });
@@ -102,9 +151,17 @@ fn degraded_credential_images_decode_through_the_camera_path() {
     }
     stop.trigger();
     handle.join().unwrap();
-    let missing: Vec<&str> =
-        names.iter().zip(&codes).filter(|(_, c)| !got.contains(c)).map(|(n, _)| *n).collect();
-    assert!(missing.is_empty(), "not decoded: {missing:?} (stats {:?})", stats.lock().unwrap());
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(&codes)
+        .filter(|(_, c)| !got.contains(c))
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not decoded: {missing:?} (stats {:?})",
+        stats.lock().unwrap()
+    );
     assert!(got.iter().all(|g| codes.contains(g)));
 }
 
@@ -121,7 +178,11 @@ impl Input for Paced {
         let Paced { mut inner } = *self;
         let stats = Arc::clone(&inner.stats);
         let source = std::mem::replace(&mut inner.source, Box::new(Frames::new(vec![])));
-        inner.source = Box::new(WaitForWorker { inner: source, stats, handed: 0 });
+        inner.source = Box::new(WaitForWorker {
+            inner: source,
+            stats,
+            handed: 0,
+        });
         Box::new(inner).start(ctx)
     }
 }
@@ -161,7 +222,9 @@ impl Frames {
 
 impl FrameSource for Frames {
     fn next_frame(&mut self) -> Result<Option<GrayImage>, FrameError> {
-        let Some(id) = self.ids.get(self.next) else { return Ok(None) };
+        let Some(id) = self.ids.get(self.next) else {
+            return Ok(None);
+        };
         self.next += 1;
         Ok(Some(GrayImage::from_pixel(8, 8, Luma([*id]))))
     }
@@ -178,12 +241,19 @@ fn decoder_panic_skips_one_frame_and_the_worker_keeps_going() {
         assert_ne!(id, 2, "decoder bug on frame 2");
         vec![format!("code-{id}")]
     });
-    let mut input = CameraInput::new("cam".into(), Box::new(Frames::new(vec![1, 2, 3])), Duration::from_secs(1), 0);
+    let mut input = CameraInput::new(
+        "cam".into(),
+        Box::new(Frames::new(vec![1, 2, 3])),
+        Duration::from_secs(1),
+        0,
+    );
     input.decoder = decoder;
     let stats = Arc::clone(&input.stats);
     let input = Box::new(Paced { inner: input });
     let handle = input.start(ctx).unwrap();
-    let got: Vec<String> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap().text).collect();
+    let got: Vec<String> = (0..2)
+        .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap().text)
+        .collect();
     stop.trigger();
     handle.join().unwrap();
     assert_eq!(got, ["code-1", "code-3"]);
@@ -224,14 +294,19 @@ fn worker_takes_the_newest_frame_and_drops_stale_ones() {
         }
         vec![format!("code-{id}")]
     });
-    let source = AfterFirstIsBusy { frames: Frames::new(vec![1, 2, 3, 4]), busy: busy_rx };
+    let source = AfterFirstIsBusy {
+        frames: Frames::new(vec![1, 2, 3, 4]),
+        busy: busy_rx,
+    };
     let mut input = CameraInput::new("cam".into(), Box::new(source), Duration::from_secs(1), 0);
     input.decoder = decoder;
     let stats = Arc::clone(&input.stats);
     let handle = Box::new(input).start(ctx).unwrap();
     wait_for(|| stats.lock().unwrap().frames == 4, "all frames captured");
     go_tx.send(()).unwrap();
-    let got: Vec<String> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap().text).collect();
+    let got: Vec<String> = (0..2)
+        .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap().text)
+        .collect();
     stop.trigger();
     handle.join().unwrap();
     assert_eq!(got, ["code-1", "code-4"]);
@@ -242,7 +317,12 @@ fn worker_takes_the_newest_frame_and_drops_stale_ones() {
 fn same_code_held_in_view_is_scanned_once() {
     let (ctx, rx, stop) = context();
     let decoder: Decoder = Arc::new(|_: &GrayImage, _| vec!["SAME".to_owned()]);
-    let mut input = CameraInput::new("cam".into(), Box::new(Frames::new(vec![1, 2, 3, 4, 5])), Duration::from_secs(1), 60_000);
+    let mut input = CameraInput::new(
+        "cam".into(),
+        Box::new(Frames::new(vec![1, 2, 3, 4, 5])),
+        Duration::from_secs(1),
+        60_000,
+    );
     input.decoder = decoder;
     let stats = Arc::clone(&input.stats);
     let input = Box::new(Paced { inner: input });
@@ -263,12 +343,28 @@ fn decode_command_prints_every_payload_one_per_line() {
     let b = dir.path().join("b.png");
     on_frame(&render(&venue.code(1), 3), 255).save(&a).unwrap();
     on_frame(&render(&venue.code(2), 3), 255).save(&b).unwrap();
-    let out = std::process::Command::new(agent_bin()).arg("decode").arg(&a).arg(&b).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(agent_bin())
+        .arg("decode")
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().collect::<Vec<_>>(), [venue.code(1), venue.code(2)]);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [venue.code(1), venue.code(2)]
+    );
 
-    let missing = std::process::Command::new(agent_bin()).arg("decode").arg(dir.path().join("nope.png")).output().unwrap();
+    let missing = std::process::Command::new(agent_bin())
+        .arg("decode")
+        .arg(dir.path().join("nope.png"))
+        .output()
+        .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.png"));
 }

@@ -3,6 +3,8 @@
 //! fired must be in the journal exactly once, and ticket states must agree with
 //! the journal.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -48,14 +50,31 @@ fn sigkill_at_random_moments_never_loses_or_doubles_an_opened_scan() {
     )
     .unwrap();
     let import = Command::new(agent_bin())
-        .args(["--config", config.to_str().unwrap(), "cache", "import", cache.to_str().unwrap()])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "cache",
+            "import",
+            cache.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
 
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_u64);
-    let rounds: u32 = std::env::var("CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(25);
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_u64);
+    let rounds: u32 = std::env::var("CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(25);
     let mut rng = XorShift(seed);
+    let mut sent = 0;
     for _ in 0..rounds {
         let mut child = Command::new(agent_bin())
             .args(["--config", config.to_str().unwrap(), "run"])
@@ -67,6 +86,7 @@ fn sigkill_at_random_moments_never_loses_or_doubles_an_opened_scan() {
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let scans = 5 + rng.below(30);
+        sent += scans;
         let mut lines = String::new();
         for _ in 0..scans {
             let ticket = 1 + rng.below(40) as u32;
@@ -83,20 +103,38 @@ fn sigkill_at_random_moments_never_loses_or_doubles_an_opened_scan() {
     let store = Store::open(&db).unwrap();
     let journal = store.journal(None).unwrap();
     let fired = FileOutputs::read(&relay_log).unwrap();
-    assert!(!journal.is_empty(), "some scans were recorded across {rounds} runs");
+    assert!(
+        !journal.is_empty(),
+        "some scans were recorded across {rounds} runs"
+    );
 
     let mut seen = HashSet::new();
     for e in &journal {
-        assert!(seen.insert(e.record.scan_id), "scan {} journaled twice", e.record.scan_id);
+        assert!(
+            seen.insert(e.record.scan_id),
+            "scan {} journaled twice",
+            e.record.scan_id
+        );
     }
     let by_id: HashMap<_, _> = journal.iter().map(|e| (e.record.scan_id, e)).collect();
     let mut opened_fired = 0;
     for a in &fired {
-        let entry = by_id.get(&a.scan_id).unwrap_or_else(|| panic!("actuation {} has no journal row", a.scan_id));
-        assert_eq!(a.relay_pulse_ms.is_some(), entry.record.opened, "relay matches the journaled verdict");
+        let entry = by_id
+            .get(&a.scan_id)
+            .unwrap_or_else(|| panic!("actuation {} has no journal row", a.scan_id));
+        assert_eq!(
+            a.relay_pulse_ms.is_some(),
+            entry.record.opened,
+            "relay matches the journaled verdict"
+        );
         opened_fired += usize::from(a.relay_pulse_ms.is_some());
     }
     assert!(opened_fired > 0, "the relay fired at least once");
+    eprintln!(
+        "{rounds} runs killed: {sent} scans sent, {} journaled, {} actuations, {opened_fired} relay pulses",
+        journal.len(),
+        fired.len()
+    );
 
     // Ticket states agree with the journal: entries and presence follow the
     // admitted scans, and nothing else.
@@ -106,8 +144,18 @@ fn sigkill_at_random_moments_never_loses_or_doubles_an_opened_scan() {
     }
     for state in store.all_ticket_states().unwrap() {
         let n = admitted.get(&state.ticket_id).copied().unwrap_or(0);
-        assert_eq!(state.entries, n, "ticket {} entries vs journal", state.ticket_id);
-        assert_eq!(n <= 1, true, "re-entry is forbidden, so no ticket is admitted twice");
-        assert_eq!(matches!(state.presence, shared::Presence::Inside { .. }), n == 1);
+        assert_eq!(
+            state.entries, n,
+            "ticket {} entries vs journal",
+            state.ticket_id
+        );
+        assert!(
+            n <= 1,
+            "re-entry is forbidden, so no ticket is admitted twice"
+        );
+        assert_eq!(
+            matches!(state.presence, shared::Presence::Inside { .. }),
+            n == 1
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! devices. It fails closed (unless told otherwise), says why, and keeps
 //! serving what still works.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -27,7 +29,10 @@ fn break_journal(db: &std::path::Path) {
 }
 
 fn gate_agent_sql(db: &std::path::Path, sql: &str) {
-    rusqlite::Connection::open(db).unwrap().execute_batch(sql).unwrap();
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
 }
 
 #[test]
@@ -38,25 +43,46 @@ fn journal_write_failure_keeps_the_gate_shut_says_why_and_recovers() {
     import(&db, &venue, &venue.snapshot(10));
     let outputs = RecordingOutputs::new();
     let (scans, input) = channel_input("lane");
-    let agent = Running::start(config(&db), vec![input], outputs.clone(), Arc::new(ManualClock::new(DURING_DOORS_MS)));
+    let agent = Running::start(
+        config(&db),
+        vec![input],
+        outputs.clone(),
+        Arc::new(ManualClock::new(DURING_DOORS_MS)),
+    );
     let addr = agent.status_addr.unwrap();
 
     break_journal(&db);
     scans.send(venue.code(1)).unwrap();
-    wait_for(|| outputs.actuations().len() == 1, "verdict on the broken journal");
+    wait_for(
+        || outputs.actuations().len() == 1,
+        "verdict on the broken journal",
+    );
     let a = &outputs.actuations()[0];
-    assert_eq!(a.relay_pulse_ms, None, "fail closed: the relay did not fire");
+    assert_eq!(
+        a.relay_pulse_ms, None,
+        "fail closed: the relay did not fire"
+    );
     let (_, body) = http_get(addr, "/api/status");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["last"]["outcome"], "journal_unavailable");
-    assert!(status["journal_error"].as_str().unwrap().contains("disk full"), "{status}");
+    assert!(
+        status["journal_error"]
+            .as_str()
+            .unwrap()
+            .contains("disk full"),
+        "{status}"
+    );
     assert!(journal(&db).is_empty());
 
     gate_agent_sql(&db, "DROP TRIGGER fail_journal;");
     scans.send(venue.code(1)).unwrap();
     wait_for(|| outputs.actuations().len() == 2, "verdict after repair");
     agent.stop();
-    assert_eq!(outputs.actuations()[1].relay_pulse_ms, Some(200), "ticket 1 was never admitted, so now it is");
+    assert_eq!(
+        outputs.actuations()[1].relay_pulse_ms,
+        Some(200),
+        "ticket 1 was never admitted, so now it is"
+    );
     let rows = journal(&db);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].record.outcome, "admitted");
@@ -74,7 +100,12 @@ fn fail_open_policy_admits_valid_tickets_without_a_journal() {
     break_journal(&db);
     let outputs = RecordingOutputs::new();
     let (scans, input) = channel_input("lane");
-    let agent = Running::start(c, vec![input], outputs.clone(), Arc::new(ManualClock::new(DURING_DOORS_MS)));
+    let agent = Running::start(
+        c,
+        vec![input],
+        outputs.clone(),
+        Arc::new(ManualClock::new(DURING_DOORS_MS)),
+    );
     scans.send(venue.code(1)).unwrap();
     scans.send(venue.forged_code(2)).unwrap();
     wait_for(|| outputs.actuations().len() == 2, "two verdicts");
@@ -92,15 +123,29 @@ fn corrupt_store_file_fails_closed_and_the_status_page_says_why() {
     let venue = Venue::new();
     let outputs = RecordingOutputs::new();
     let (scans, input) = channel_input("lane");
-    let agent = Running::start(config(&db), vec![input], outputs.clone(), Arc::new(ManualClock::new(DURING_DOORS_MS)));
+    let agent = Running::start(
+        config(&db),
+        vec![input],
+        outputs.clone(),
+        Arc::new(ManualClock::new(DURING_DOORS_MS)),
+    );
     let addr = agent.status_addr.unwrap();
     scans.send(venue.code(1)).unwrap();
-    wait_for(|| outputs.actuations().len() == 1, "a verdict without a store");
+    wait_for(
+        || outputs.actuations().len() == 1,
+        "a verdict without a store",
+    );
     let (status_line, body) = http_get(addr, "/api/status");
     agent.stop();
     assert!(status_line.contains("200"), "{status_line}");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert!(status["journal_error"].as_str().unwrap().contains("store unavailable"), "{status}");
+    assert!(
+        status["journal_error"]
+            .as_str()
+            .unwrap()
+            .contains("store unavailable"),
+        "{status}"
+    );
     assert_eq!(outputs.actuations()[0].relay_pulse_ms, None);
 }
 
@@ -123,10 +168,18 @@ fn missing_scanner_device_is_reported_and_other_inputs_keep_working() {
     });
     let outputs = RecordingOutputs::new();
     let (scans, input) = channel_input("handheld");
-    let agent = Running::start(c, vec![input], outputs.clone(), Arc::new(ManualClock::new(DURING_DOORS_MS)));
+    let agent = Running::start(
+        c,
+        vec![input],
+        outputs.clone(),
+        Arc::new(ManualClock::new(DURING_DOORS_MS)),
+    );
     let addr = agent.status_addr.unwrap();
     scans.send(venue.code(1)).unwrap();
-    wait_for(|| outputs.actuations().len() == 1, "a verdict from the working input");
+    wait_for(
+        || outputs.actuations().len() == 1,
+        "a verdict from the working input",
+    );
     wait_for(
         || http_get(addr, "/api/status").1.contains("waiting for"),
         "the missing scanner to show on the status page",

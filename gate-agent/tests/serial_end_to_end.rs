@@ -1,6 +1,8 @@
 //! End to end inside the agent: a socat pseudo-terminal plays a serial
 //! scanner; the recording outputs and the journal must show the right verdicts.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -43,21 +45,28 @@ fn serial_scanner_lines_get_the_right_verdicts_in_journal_and_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let venue = Venue::new();
     let mut store = Store::open(&dir.path().join("gate.db")).unwrap();
-    store.import_snapshot(&venue.snapshot(10), &public(&venue.server), 0).unwrap();
+    store
+        .import_snapshot(&venue.snapshot(10), &public(&venue.server), 0)
+        .unwrap();
     drop(store);
 
     let pty = PtyPair::new(dir.path());
     let outputs = RecordingOutputs::new();
     let clock = Arc::new(ManualClock::new(DURING_DOORS_MS));
-    let agent = Running::start(config(dir.path(), &pty.scanner), vec![], outputs.clone(), clock);
+    let agent = Running::start(
+        config(dir.path(), &pty.scanner),
+        vec![],
+        outputs.clone(),
+        clock,
+    );
 
     let overlong = "A".repeat(1000);
     let lines = [
-        venue.code(1),          // valid
-        venue.forged_code(3),   // forged
-        venue.stale_code(),     // stale generation
+        venue.code(1),        // valid
+        venue.forged_code(3), // forged
+        venue.stale_code(),   // stale generation
         venue.wrong_event_code(),
-        venue.code(1),          // re-entry attempt: already inside
+        venue.code(1), // re-entry attempt: already inside
         "hello\u{1}world".to_owned(),
         overlong,
         venue.code(2).to_ascii_lowercase(), // a wedge with caps lock: still valid
@@ -72,7 +81,10 @@ fn serial_scanner_lines_get_the_right_verdicts_in_journal_and_outputs() {
     pty.send(&stream);
 
     let db = dir.path().join("gate.db");
-    wait_for(|| journal_outcomes(&db).len() >= lines.len(), "every line to be journaled");
+    wait_for(
+        || journal_outcomes(&db).len() >= lines.len(),
+        "every line to be journaled",
+    );
     agent.stop();
 
     let journal = journal_outcomes(&db);
@@ -94,20 +106,36 @@ fn serial_scanner_lines_get_the_right_verdicts_in_journal_and_outputs() {
 
     let actuations = outputs.actuations();
     assert_eq!(actuations.len(), lines.len());
-    let relays: Vec<bool> = actuations.iter().map(|a| a.relay_pulse_ms == Some(200)).collect();
-    assert_eq!(relays, [true, false, false, false, false, false, false, true]);
+    let relays: Vec<bool> = actuations
+        .iter()
+        .map(|a| a.relay_pulse_ms == Some(200))
+        .collect();
+    assert_eq!(
+        relays,
+        [true, false, false, false, false, false, false, true]
+    );
     assert_eq!(actuations[1].led, Led::Red);
     assert_eq!(actuations[0].led, Led::Green);
 
     let store = Store::open(&db).unwrap();
     let entries = store.journal(None).unwrap();
     for (a, e) in actuations.iter().zip(&entries) {
-        assert_eq!(a.scan_id, e.record.scan_id, "outputs fire in journal order, one per scan");
+        assert_eq!(
+            a.scan_id, e.record.scan_id,
+            "outputs fire in journal order, one per scan"
+        );
     }
     let t1 = store.ticket_state(EVENT, 1).unwrap().unwrap();
-    assert!(matches!(t1.presence, shared::Presence::Inside { gate: 1, .. }));
+    assert!(matches!(
+        t1.presence,
+        shared::Presence::Inside { gate: 1, .. }
+    ));
     assert_eq!(t1.entries, 1);
-    assert_eq!(store.ticket_state(EVENT, 3).unwrap().unwrap().entries, 0, "forged scan changed nothing");
+    assert_eq!(
+        store.ticket_state(EVENT, 3).unwrap().unwrap().entries,
+        0,
+        "forged scan changed nothing"
+    );
 }
 
 #[test]
@@ -115,14 +143,21 @@ fn serial_scanner_is_reopened_after_it_is_unplugged() {
     let dir = tempfile::tempdir().unwrap();
     let venue = Venue::new();
     let mut store = Store::open(&dir.path().join("gate.db")).unwrap();
-    store.import_snapshot(&venue.snapshot(10), &public(&venue.server), 0).unwrap();
+    store
+        .import_snapshot(&venue.snapshot(10), &public(&venue.server), 0)
+        .unwrap();
     drop(store);
     let db = dir.path().join("gate.db");
 
     let pty = PtyPair::new(dir.path());
     let outputs = RecordingOutputs::new();
     let clock = Arc::new(ManualClock::new(DURING_DOORS_MS));
-    let agent = Running::start(config(dir.path(), &pty.scanner), vec![], outputs.clone(), clock);
+    let agent = Running::start(
+        config(dir.path(), &pty.scanner),
+        vec![],
+        outputs.clone(),
+        clock,
+    );
     pty.send(format!("{}\r\n", venue.code(1)).as_bytes());
     wait_for(|| journal_outcomes(&db).len() == 1, "first scan");
 
@@ -141,6 +176,9 @@ fn serial_scanner_is_reopened_after_it_is_unplugged() {
     agent.stop();
     let journal = journal_outcomes(&db);
     assert_eq!(journal[0].0, "admitted");
-    assert_eq!(journal[1].0, "admitted", "ticket 3 admitted through the reopened port");
+    assert_eq!(
+        journal[1].0, "admitted",
+        "ticket 3 admitted through the reopened port"
+    );
     assert!(journal[2..].iter().all(|(o, _, _)| o == "already_inside"));
 }

@@ -1,6 +1,8 @@
 //! The kiosk status server: page, JSON view, live feed (SSE) and metrics,
 //! served by the running agent.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -27,7 +29,11 @@ fn status_server_shows_verdicts_counts_and_metrics_live() {
 
     // Subscribe to the live feed before scanning.
     let mut sse = std::net::TcpStream::connect(addr).unwrap();
-    write!(sse, "GET /events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    write!(
+        sse,
+        "GET /events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
     let mut sse = BufReader::new(sse);
     let mut first = String::new();
     read_event(&mut sse, &mut first);
@@ -53,10 +59,13 @@ fn status_server_shows_verdicts_counts_and_metrics_live() {
     assert_eq!(v["last"]["opens"], false);
     assert_eq!(v["cache_age_secs"], 600);
     assert_eq!(v["online"], false);
-    wait_for(|| {
-        let (_, j) = http_get(addr, "/api/status");
-        serde_json::from_str::<serde_json::Value>(&j).unwrap()["counts"]["inside"] == 1
-    }, "inside count to follow the admission");
+    wait_for(
+        || {
+            let (_, j) = http_get(addr, "/api/status");
+            serde_json::from_str::<serde_json::Value>(&j).unwrap()["counts"]["inside"] == 1
+        },
+        "inside count to follow the admission",
+    );
     let admitted_first: serde_json::Value = {
         let rows = journal(&db);
         serde_json::json!(rows[0].record.outcome)
@@ -65,9 +74,18 @@ fn status_server_shows_verdicts_counts_and_metrics_live() {
 
     let (_, metrics) = http_get(addr, "/metrics");
     agent.stop();
-    assert!(metrics.contains("gate_scans_total{outcome=\"admitted\"} 1"), "{metrics}");
-    assert!(metrics.contains("gate_scans_total{outcome=\"already_inside\"} 1"), "{metrics}");
-    assert!(metrics.contains("gate_decision_seconds_count 2"), "{metrics}");
+    assert!(
+        metrics.contains("gate_scans_total{outcome=\"admitted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gate_scans_total{outcome=\"already_inside\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gate_decision_seconds_count 2"),
+        "{metrics}"
+    );
     assert!(metrics.contains("gate_journal_ok 1"), "{metrics}");
 }
 

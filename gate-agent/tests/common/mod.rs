@@ -1,16 +1,18 @@
 //! Test fixtures: an event with its issuer key, a signed cache file, ticket
 //! codes (valid, forged, stale), and helpers for pseudo-terminal scanners.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use shared::wire::{CacheSnapshot, CachedEvent, CachedTicket, SignedPayload, TierInfo, PROTOCOL_VERSION};
+use shared::wire::{
+    CacheSnapshot, CachedEvent, CachedTicket, PROTOCOL_VERSION, SignedPayload, TierInfo,
+};
 use shared::{
-    Credential, CredentialBody, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes, ReentryPolicy,
-    TicketStatus, UnknownTicketPolicy,
+    Credential, CredentialBody, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes,
+    ReentryPolicy, TicketStatus, UnknownTicketPolicy,
 };
 
 pub const EVENT: u64 = 42;
@@ -51,9 +53,21 @@ impl Venue {
             event_id: EVENT,
             name: "Harbour Lights Festival".into(),
             status: EventStatus::Active,
-            doors: DoorsWindow { opens_at: DOORS_OPEN, closes_at: DOORS_OPEN + 12 * 3600 },
+            doors: DoorsWindow {
+                opens_at: DOORS_OPEN,
+                closes_at: DOORS_OPEN + 12 * 3600,
+            },
             issuer_keys: vec![public(&self.issuer)],
-            tiers: vec![TierInfo { index: 0, name: "General".into() }, TierInfo { index: 1, name: "VIP".into() }],
+            tiers: vec![
+                TierInfo {
+                    index: 0,
+                    name: "General".into(),
+                },
+                TierInfo {
+                    index: 1,
+                    name: "VIP".into(),
+                },
+            ],
             reentry: ReentryPolicy::Forbidden,
             unknown_tickets: UnknownTicketPolicy::Reject,
             holder_proof: HolderProofPolicy::NotRequired,
@@ -72,22 +86,38 @@ impl Venue {
                 status: TicketStatus::Active,
             })
             .collect();
-        CacheSnapshot { v: PROTOCOL_VERSION, cursor: 7, generated_at: DOORS_OPEN, events: vec![self.event()], tickets }
+        CacheSnapshot {
+            v: PROTOCOL_VERSION,
+            cursor: 7,
+            generated_at: DOORS_OPEN,
+            events: vec![self.event()],
+            tickets,
+        }
     }
 
     /// Like [`Venue::snapshot`] with doors open around the real current time
     /// (for tests that run the agent binary on the system clock).
     pub fn snapshot_open_now(&self, n: u32) -> CacheSnapshot {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let mut s = self.snapshot(n);
-        s.events[0].doors = DoorsWindow { opens_at: now - 3600, closes_at: now + 24 * 3600 };
+        s.events[0].doors = DoorsWindow {
+            opens_at: now - 3600,
+            closes_at: now + 24 * 3600,
+        };
         s.generated_at = now;
         s
     }
 
     pub fn write_cache_file(&self, dir: &Path, snapshot: &CacheSnapshot) -> PathBuf {
         let path = dir.join("cache.bin");
-        std::fs::write(&path, SignedPayload::sign(snapshot, &self.server).to_file_bytes()).unwrap();
+        std::fs::write(
+            &path,
+            SignedPayload::sign(snapshot, &self.server).to_file_bytes(),
+        )
+        .unwrap();
         path
     }
 
@@ -96,7 +126,13 @@ impl Venue {
         self.code_with(ticket, if ticket == 2 { 2 } else { 1 }, &self.issuer, EVENT)
     }
 
-    pub fn code_with(&self, ticket: u32, generation: u32, issuer: &SigningKey, event_id: u64) -> String {
+    pub fn code_with(
+        &self,
+        ticket: u32,
+        generation: u32,
+        issuer: &SigningKey,
+        event_id: u64,
+    ) -> String {
         let body = CredentialBody {
             event_id,
             ticket_id: ticket,
@@ -130,7 +166,11 @@ pub struct PtyPair {
 }
 
 pub fn require_socat() {
-    let found = Command::new("socat").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let found = Command::new("socat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     assert!(
         found.is_ok_and(|s| s.success()),
         "these tests need socat (Debian/Ubuntu: apt-get install -y socat)"
@@ -149,13 +189,23 @@ impl PtyPair {
             .stderr(Stdio::null())
             .spawn()
             .expect("socat starts");
-        wait_for(|| scanner.exists() && host.exists(), "socat to create its ptys");
-        Self { scanner, host, child }
+        wait_for(
+            || scanner.exists() && host.exists(),
+            "socat to create its ptys",
+        );
+        Self {
+            scanner,
+            host,
+            child,
+        }
     }
 
     pub fn send(&self, bytes: &[u8]) {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().write(true).open(&self.host).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.host)
+            .unwrap();
         f.write_all(bytes).unwrap();
         f.flush().unwrap();
     }
@@ -197,20 +247,32 @@ pub struct ChannelInput {
 
 pub fn channel_input(name: &str) -> (std::sync::mpsc::Sender<String>, Box<dyn gate_agent::Input>) {
     let (tx, rx) = std::sync::mpsc::channel();
-    (tx, Box::new(ChannelInput { name: name.to_owned(), rx }))
+    (
+        tx,
+        Box::new(ChannelInput {
+            name: name.to_owned(),
+            rx,
+        }),
+    )
 }
 
 impl gate_agent::Input for ChannelInput {
     fn name(&self) -> String {
         self.name.clone()
     }
-    fn start(self: Box<Self>, ctx: gate_agent::InputContext) -> std::io::Result<std::thread::JoinHandle<()>> {
+    fn start(
+        self: Box<Self>,
+        ctx: gate_agent::InputContext,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new().spawn(move || {
             let source: std::sync::Arc<str> = std::sync::Arc::from(self.name.as_str());
             ctx.board.set_input(&self.name, "reading");
             while !ctx.stop.is_triggered() {
                 if let Ok(text) = self.rx.recv_timeout(Duration::from_millis(20)) {
-                    let _ = ctx.scans.send(gate_agent::Scan { source: source.clone(), text });
+                    let _ = ctx.scans.send(gate_agent::Scan {
+                        source: source.clone(),
+                        text,
+                    });
                 }
             }
         })
@@ -232,22 +294,44 @@ impl Running {
         clock: std::sync::Arc<dyn gate_agent::Clock>,
     ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listener = config.status.enabled.then(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let listener = config
+            .status
+            .enabled
+            .then(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
         let status_addr = listener.as_ref().map(|l| l.local_addr().unwrap());
         let handle = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let (from_config, problems) = gate_agent::inputs_from_config(&config);
                 assert!(problems.is_empty(), "{problems:?}");
                 inputs.extend(from_config);
-                let options =
-                    gate_agent::RunOptions { clock, status_listener: listener, ..gate_agent::RunOptions::default() };
-                gate_agent::run_with(config, inputs, Box::new(outputs), async { let _ = stopped.await; }, options)
-                    .await
-                    .unwrap();
+                let options = gate_agent::RunOptions {
+                    clock,
+                    status_listener: listener,
+                    ..gate_agent::RunOptions::default()
+                };
+                gate_agent::run_with(
+                    config,
+                    inputs,
+                    Box::new(outputs),
+                    async {
+                        let _ = stopped.await;
+                    },
+                    options,
+                )
+                .await
+                .unwrap();
             });
         });
-        Self { stop: Some(stop), handle: Some(handle), status_addr }
+        Self {
+            stop: Some(stop),
+            handle: Some(handle),
+            status_addr,
+        }
     }
 
     pub fn stop(mut self) {
@@ -264,18 +348,30 @@ impl Running {
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
 }
 
 pub fn import(db: &Path, venue: &Venue, snapshot: &CacheSnapshot) {
     let mut store = gate_agent::store::Store::open(db).unwrap();
-    store.import_snapshot(snapshot, &public(&venue.server), 0).unwrap();
+    store
+        .import_snapshot(snapshot, &public(&venue.server), 0)
+        .unwrap();
 }
 
 pub fn journal(db: &Path) -> Vec<gate_agent::store::JournalEntry> {
-    gate_agent::store::Store::open(db).unwrap().journal(None).unwrap()
+    gate_agent::store::Store::open(db)
+        .unwrap()
+        .journal(None)
+        .unwrap()
 }

@@ -1,0 +1,248 @@
+//! The server's configuration: defaults < TOML file < environment < flags.
+//!
+//! Environment variables are `SYNC_` followed by the key in capitals, with
+//! `__` between a section and its key (`SYNC_GATES__MAX_WAIT_SECS=20`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` (the default, created when missing) or
+    /// `postgres://user@host/db`.
+    pub database_url: String,
+    /// File holding the server's ed25519 key, which signs gate cache
+    /// snapshots and deltas. Created (mode 0600) when missing.
+    pub server_key_file: PathBuf,
+    /// Bearer token for the organizer endpoints under `/api/admin`.
+    /// Leave empty to disable them.
+    pub admin_token: String,
+    pub gates: GateSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateSettings {
+    /// How far a device's request timestamp may be from the server's clock.
+    pub signature_window_secs: u32,
+    /// A gate heard from within this long is shown online.
+    pub online_within_secs: u32,
+    /// Longest a delta request waits for a change before answering empty.
+    pub max_wait_secs: u32,
+    /// Largest journal batch accepted in one upload.
+    pub max_batch: u32,
+    /// Lifetime of a new enrolment token.
+    pub enrol_token_ttl_secs: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://sync-server.db".into(),
+            server_key_file: "server-key.json".into(),
+            admin_token: String::new(),
+            gates: GateSettings::default(),
+        }
+    }
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        Self {
+            signature_window_secs: 120,
+            online_within_secs: 30,
+            max_wait_secs: 25,
+            max_batch: 1000,
+            enrol_token_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `SYNC_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table =
+            toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
+                key: "defaults",
+                message: e.to_string(),
+            })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let from_file: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Parse {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?;
+            merge(&mut table, from_file);
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("SYNC_") else {
+                continue;
+            };
+            let path: Vec<String> = key
+                .to_ascii_lowercase()
+                .split("__")
+                .map(str::to_owned)
+                .collect();
+            set_path(&mut table, &path, &value).map_err(|message| ConfigError::Env {
+                name: name.clone(),
+                message,
+            })?;
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: file
+                    .map(Path::to_owned)
+                    .unwrap_or_else(|| "environment".into()),
+                message: e.to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        crate::store::Backend::from_url(&self.database_url).map_err(|e| ConfigError::Invalid {
+            key: "database_url",
+            message: e.to_string(),
+        })?;
+        if self.gates.max_batch == 0 {
+            return Err(ConfigError::Invalid {
+                key: "gates.max_batch",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.gates.signature_window_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "gates.signature_window_secs",
+                message: "must be at least 1".into(),
+            });
+        }
+        if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
+            return Err(ConfigError::Invalid {
+                key: "admin_token",
+                message: "use at least 16 characters (or leave empty to disable the admin API)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Sets `path` in the table from an environment string, keeping the type of
+/// the default it replaces (so numbers stay numbers).
+fn set_path(table: &mut toml::Table, path: &[String], raw: &str) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut current = table;
+    for part in parents {
+        current = match current.get_mut(part) {
+            Some(toml::Value::Table(t)) => t,
+            _ => return Err(format!("no section {part:?}")),
+        };
+    }
+    let value = match current.get(last) {
+        None => return Err(format!("no setting {last:?}")),
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            raw.parse()
+                .map_err(|_| format!("{raw:?} is not a whole number"))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            raw.parse()
+                .map_err(|_| format!("{raw:?} is not true or false"))?,
+        ),
+        Some(_) => toml::Value::String(raw.to_owned()),
+    };
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\n[gates]\nmax_wait_secs = 5\n",
+        )
+        .unwrap();
+        let env = [
+            ("SYNC_GATES__MAX_BATCH".to_owned(), "50".to_owned()),
+            (
+                "SYNC_DATABASE_URL".to_owned(),
+                "postgres://postgres@localhost/x".to_owned(),
+            ),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let config = Config::load(Some(&path), env).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.gates.max_wait_secs, 5);
+        assert_eq!(config.gates.max_batch, 50);
+        assert_eq!(config.gates.online_within_secs, 30, "untouched default");
+        assert_eq!(config.database_url, "postgres://postgres@localhost/x");
+    }
+
+    #[test]
+    fn bad_files_and_values_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlisten_typo = 1\n").unwrap();
+        let err = Config::load(Some(&path), []).unwrap_err().to_string();
+        assert!(err.contains("listen_typo"), "{err}");
+
+        std::fs::write(&path, "database_url = \"mysql://x\"\n").unwrap();
+        let err = Config::load(Some(&path), []).unwrap_err().to_string();
+        assert!(err.contains("database_url"), "{err}");
+
+        let env = [("SYNC_GATES__MAX_BATCH".to_owned(), "lots".to_owned())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("SYNC_GATES__MAX_BATCH"), "{err}");
+
+        let err = Config::load(Some(&dir.path().join("missing.toml")), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.toml"), "{err}");
+    }
+}

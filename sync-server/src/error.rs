@@ -1,0 +1,73 @@
+//! The one place where errors become HTTP: a status and a JSON body
+//! `{ "error": code, "message": text }`. Internal details are logged, never
+//! sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::{EnrolError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("protocol version {0} is no longer supported; update the gate agent")]
+    UnsupportedVersion(u16),
+    #[error(transparent)]
+    Enrol(#[from] EnrolError),
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedVersion(_) => {
+                (StatusCode::UPGRADE_REQUIRED, "unsupported_version")
+            }
+            ApiError::Enrol(EnrolError::KeyAlreadyEnrolled) => {
+                (StatusCode::CONFLICT, "key_already_enrolled")
+            }
+            ApiError::Enrol(EnrolError::UnknownToken) => {
+                (StatusCode::UNAUTHORIZED, "unknown_token")
+            }
+            ApiError::Enrol(EnrolError::TokenUsed) => (StatusCode::UNAUTHORIZED, "token_used"),
+            ApiError::Enrol(EnrolError::TokenExpired) => {
+                (StatusCode::UNAUTHORIZED, "token_expired")
+            }
+            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Store(e) = &self {
+            tracing::error!(error = %e, "storage failure");
+        }
+        (
+            status,
+            Json(json!({ "error": code, "message": self.to_string() })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,279 @@
+//! The gate protocol (`/gate/v1`): enrolment, signed device requests, the
+//! cache snapshot, long-polled deltas, and journal ingest.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ed25519_dalek::Signature;
+use serde::Deserialize;
+use shared::PublicKeyBytes;
+use shared::wire::{
+    EnrolRequest, EnrolResponse, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP, JournalAck, JournalBatch, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    SignedPayload, device_request_message,
+};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::store::Device;
+
+/// Optional header where a gate reports how many journal entries it has not
+/// uploaded yet; shown to organizers per gate.
+pub const HEADER_BACKLOG: &str = "x-gate-backlog";
+
+fn check_version(v: u16) -> Result<(), ApiError> {
+    if v < MIN_PROTOCOL_VERSION {
+        return Err(ApiError::UnsupportedVersion(v));
+    }
+    Ok(())
+}
+
+/// `POST /gate/v1/enrol`
+pub async fn enrol(
+    State(state): State<AppState>,
+    Json(request): Json<EnrolRequest>,
+) -> Result<Json<EnrolResponse>, ApiError> {
+    check_version(request.v)?;
+    if request.device_key.verifying_key().is_none() {
+        return Err(ApiError::BadRequest(
+            "device_key is not a valid ed25519 public key".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let device = state
+        .store
+        .enrol(
+            &request.token,
+            &request.device_key,
+            &request.agent_version,
+            request.hostname.as_deref(),
+            now,
+        )
+        .await??;
+    let gate = state
+        .store
+        .gate(device.event_id, device.gate_number)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the token's gate no longer exists".into()))?;
+    tracing::info!(device = %device.device_id, event = device.event_id, gate = gate.number, "gate enrolled");
+    Ok(Json(EnrolResponse {
+        v: PROTOCOL_VERSION.min(request.v),
+        device_id: device.device_id,
+        event_id: device.event_id,
+        gate,
+        server_key: PublicKeyBytes::from(&state.server_key.verifying_key()),
+    }))
+}
+
+/// A request signed by an enrolled, unrevoked device, with its body.
+///
+/// Checks, in order, so nothing is stored for a bad request: the headers are
+/// present, the device exists and is not revoked, the timestamp is inside the
+/// window, the signature over (method, path, timestamp, nonce, body hash) is
+/// the device's, and the nonce was not used before.
+pub struct DeviceRequest {
+    pub device: Device,
+    pub body: Bytes,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized(
+            "missing or unreadable device signature headers",
+        ))
+}
+
+impl FromRequest<AppState> for DeviceRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let method = req.method().as_str().to_owned();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body too large".into()).into_response()
+            } else {
+                ApiError::BadRequest(e.body_text()).into_response()
+            }
+        })?;
+        authenticate(state, &method, &path, &headers, &body)
+            .await
+            .map(|device| DeviceRequest { device, body })
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+async fn authenticate(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Device, ApiError> {
+    let unauthorized = ApiError::Unauthorized;
+    let device_id = Uuid::parse_str(header(headers, HEADER_DEVICE_ID)?)
+        .map_err(|_| unauthorized("malformed device id"))?;
+    let timestamp: i64 = header(headers, HEADER_TIMESTAMP)?
+        .parse()
+        .map_err(|_| unauthorized("malformed timestamp"))?;
+    let nonce = header(headers, HEADER_NONCE)?;
+    if nonce.is_empty() || nonce.len() > 64 {
+        return Err(unauthorized("nonce must be 1 to 64 characters"));
+    }
+    let signature = bs58::decode(header(headers, HEADER_SIGNATURE)?)
+        .into_vec()
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or(unauthorized("malformed signature"))?;
+
+    let device = state
+        .store
+        .device(device_id)
+        .await?
+        .ok_or(unauthorized("unknown device"))?;
+    if device.revoked {
+        return Err(unauthorized("device revoked"));
+    }
+    let now = state.clock.now();
+    let window = i64::from(state.config.gates.signature_window_secs);
+    if (now - timestamp).abs() > window {
+        return Err(unauthorized(
+            "request timestamp outside the allowed window; check the gate's clock",
+        ));
+    }
+    let key = device
+        .public_key
+        .verifying_key()
+        .ok_or(unauthorized("device key is invalid"))?;
+    let message = device_request_message(method, path, timestamp, nonce, body);
+    key.verify_strict(&message, &Signature::from_bytes(&signature))
+        .map_err(|_| unauthorized("bad device signature"))?;
+    if !state
+        .store
+        .remember_nonce(device_id, nonce, now, now - 2 * window)
+        .await?
+    {
+        return Err(unauthorized("replayed request (nonce already used)"));
+    }
+    let backlog = headers
+        .get(HEADER_BACKLOG)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    state.store.touch_device(device_id, now, backlog).await?;
+    Ok(device)
+}
+
+fn signed_bytes(payload: &SignedPayload) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        payload.to_file_bytes(),
+    )
+        .into_response()
+}
+
+/// `GET /gate/v1/snapshot`: the whole cache for the device's event, signed.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    request: DeviceRequest,
+) -> Result<Response, ApiError> {
+    let snapshot = state
+        .store
+        .snapshot(request.device.event_id, state.clock.now())
+        .await?;
+    Ok(signed_bytes(&SignedPayload::sign(
+        &snapshot,
+        &state.server_key,
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaQuery {
+    pub cursor: u64,
+    /// Seconds to wait for a change before answering with no changes.
+    #[serde(default)]
+    pub wait: u32,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// `GET /gate/v1/delta?cursor=N&wait=S`: changes after the cursor, waiting up
+/// to `wait` seconds for one (long poll), signed. Changes made through this
+/// instance wake the poll at once; changes by other instances sharing the
+/// database are seen within a second.
+pub async fn delta(
+    State(state): State<AppState>,
+    Query(query): Query<DeltaQuery>,
+    request: DeviceRequest,
+) -> Result<Response, ApiError> {
+    let event_id = request.device.event_id;
+    let limit = query.limit.unwrap_or(5000).clamp(1, 20_000);
+    let wait = Duration::from_secs(u64::from(query.wait.min(state.config.gates.max_wait_secs)));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = state.changes.subscribe();
+    loop {
+        let delta = state
+            .store
+            .delta(event_id, query.cursor, limit, state.clock.now())
+            .await?;
+        if !delta.changes.is_empty()
+            || delta.to_cursor != query.cursor
+            || tokio::time::Instant::now() >= deadline
+        {
+            state
+                .store
+                .touch_device(request.device.device_id, state.clock.now(), None)
+                .await?;
+            return Ok(signed_bytes(&SignedPayload::sign(
+                &delta,
+                &state.server_key,
+            )));
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// `POST /gate/v1/journal`: a batch of scans. Idempotent on scan ids.
+pub async fn journal(
+    State(state): State<AppState>,
+    request: DeviceRequest,
+) -> Result<Json<JournalAck>, ApiError> {
+    let batch: JournalBatch = serde_json::from_slice(&request.body)
+        .map_err(|e| ApiError::BadRequest(format!("not a journal batch: {e}")))?;
+    check_version(batch.v)?;
+    if batch.device_id != request.device.device_id {
+        return Err(ApiError::Forbidden("the batch names another device"));
+    }
+    if batch.scans.len() > state.config.gates.max_batch as usize {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} scans in one batch; the limit is {}",
+            batch.scans.len(),
+            state.config.gates.max_batch
+        )));
+    }
+    let mut ack = state
+        .store
+        .ingest(&request.device, &batch.scans, state.clock.now())
+        .await?;
+    ack.v = PROTOCOL_VERSION.min(batch.v);
+    if ack.stored > 0 {
+        state.replay_wakeup.notify_one();
+    }
+    Ok(Json(ack))
+}

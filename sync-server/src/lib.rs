@@ -1,0 +1,222 @@
+//! The sync server: gate enrolment and cache sync, scan ingest and conflict
+//! detection, and (as it lands) on-chain replay and the ticketing API.
+//!
+//! A server is a function: [`run`] takes a config, a bound listener and a
+//! shutdown future, so tests start the real thing on port 0. [`app`] builds
+//! the router over an [`AppState`].
+//!
+//! It owns the server's storage (SQLite or PostgreSQL, [`store`]) and the
+//! HTTP surface. It never re-implements admission rules (those are
+//! `shared::decide`) or on-chain layouts (those are the program crate's).
+
+pub mod admin_api;
+pub mod config;
+pub mod error;
+pub mod gate_api;
+pub mod store;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use ed25519_dalek::SigningKey;
+use shared::wire::{CachedEvent, CachedTicket};
+use shared::{PublicKeyBytes, UnixSeconds};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+pub use config::Config;
+pub use store::Store;
+
+/// Largest request body accepted anywhere (a journal batch of the maximum
+/// size fits comfortably).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where the server reads the time. Tests use a fixed or stepped clock.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> UnixSeconds;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixSeconds {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default()
+    }
+}
+
+/// Everything a request handler may touch.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub server_key: Arc<SigningKey>,
+    pub clock: Arc<dyn Clock>,
+    /// Bumped on every cache change made through this instance; wakes
+    /// long-polling gates at once.
+    changes: Arc<watch::Sender<u64>>,
+    /// Wakes the replay worker when new entries were ingested.
+    pub replay_wakeup: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        config: Config,
+        server_key: SigningKey,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            server_key: Arc::new(server_key),
+            clock,
+            changes: Arc::new(watch::channel(0).0),
+            replay_wakeup: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Publishes a new or changed event to its gates.
+    pub async fn publish_event(
+        &self,
+        event: &CachedEvent,
+        organizer: &PublicKeyBytes,
+    ) -> Result<(), store::StoreError> {
+        self.store
+            .upsert_event(event, organizer, self.clock.now())
+            .await?;
+        self.changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Publishes new tickets or changes of known ones (transfer, freeze,
+    /// revocation) to the gates.
+    pub async fn publish_tickets(&self, tickets: &[CachedTicket]) -> Result<(), store::StoreError> {
+        self.store.upsert_tickets(tickets, self.clock.now()).await?;
+        self.changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+}
+
+/// The HTTP surface.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/gate/v1/enrol", post(gate_api::enrol))
+        .route("/gate/v1/snapshot", get(gate_api::snapshot))
+        .route("/gate/v1/delta", get(gate_api::delta))
+        .route("/gate/v1/journal", post(gate_api::journal))
+        .route(
+            "/api/admin/events/{event}/gates",
+            put(admin_api::put_gate).get(admin_api::gate_status),
+        )
+        .route(
+            "/api/admin/events/{event}/enrol-tokens",
+            post(admin_api::create_enrol_token),
+        )
+        .route(
+            "/api/admin/events/{event}/conflicts",
+            get(admin_api::conflicts),
+        )
+        .route(
+            "/api/admin/devices/{device}/revoke",
+            post(admin_api::revoke_device),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let database = state.store.ping().await.is_ok();
+    let status = if database {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "database": database })),
+    )
+}
+
+/// Loads the server's signing key, creating it (mode 0600) on first start.
+pub fn load_or_create_server_key(path: &Path) -> anyhow::Result<SigningKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim())
+                .with_context(|| format!("{}: not a hex key", path.display()))?;
+            let secret: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{}: a server key is 32 bytes", path.display()))?;
+            Ok(SigningKey::from_bytes(&secret))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            write_private(path, hex::encode(secret).as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "created a new server key");
+            Ok(SigningKey::from_bytes(&secret))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Opens the storage and key named by `config`: the state a server runs on.
+pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    let key = load_or_create_server_key(&config.server_key_file)?;
+    Ok(AppState::new(store, config, key, Arc::new(SystemClock)))
+}
+
+/// Serves `state` on `listener` until `shutdown` completes.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "sync server listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Opens everything `config` names and serves until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = open_state(config).await?;
+    serve(state, listener, shutdown).await
+}

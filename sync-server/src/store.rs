@@ -1,0 +1,883 @@
+//! The server's database: SQLite (embedded default) or PostgreSQL.
+//!
+//! One implementation over sqlx's `Any` driver, with the few statements that
+//! differ per backend chosen by [`Backend`]. Each backend has its own
+//! migrations (`migrations/sqlite`, `migrations/postgres`), and the same test
+//! suite runs against both. Integers are stored as 64-bit everywhere and
+//! booleans as 0/1, so the same row decoding works on both.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shared::wire::{
+    CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, GateInfo, JournalAck,
+    PROTOCOL_VERSION, ScanRecord,
+};
+use shared::{Direction, PublicKeyBytes};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is neither sqlite: nor postgres:")]
+    UnsupportedUrl(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Why an enrolment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrolError {
+    #[error("unknown enrolment token")]
+    UnknownToken,
+    #[error("the enrolment token was already used")]
+    TokenUsed,
+    #[error("the enrolment token expired")]
+    TokenExpired,
+    #[error("this device key is already enrolled")]
+    KeyAlreadyEnrolled,
+}
+
+/// An enrolled gate device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub device_id: Uuid,
+    pub public_key: PublicKeyBytes,
+    pub event_id: u64,
+    pub gate_number: u32,
+    pub revoked: bool,
+}
+
+/// A scan that conflicts with an earlier admission of the same ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub scan_id: Uuid,
+    pub conflicts_with: Uuid,
+    pub event_id: u64,
+    pub ticket_id: u32,
+    pub gate: u32,
+    pub earlier_gate: u32,
+    pub scanned_at_ms: i64,
+    pub earlier_scanned_at_ms: i64,
+}
+
+/// Live figures for one gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateCounts {
+    pub gate: u32,
+    pub name: String,
+    pub admitted: u64,
+    pub rejected: u64,
+    pub exits: u64,
+    /// Admissions through this gate whose holder has not left since.
+    pub inside: u64,
+    pub conflicts: u64,
+    pub last_seen_at: Option<i64>,
+    /// Unsent journal entries the gate reported on its last request.
+    pub backlog: u64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| corrupt(format!("{v} does not fit a 64-bit signed column")))
+}
+
+fn enum_text<T: Serialize>(value: &T) -> String {
+    // Unit variants serialise to a JSON string; store it without quotes.
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn enum_parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(corrupt)
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn unjson<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(corrupt)
+}
+
+/// Hex SHA-256 of an enrolment token; only the hash is stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Store {
+    /// Connects and applies this backend's migrations. For SQLite the file is
+    /// created if missing and runs in WAL mode with `synchronous=FULL`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let (url, max) = match backend {
+            Backend::Sqlite => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else {
+                    format!("{url}{sep}mode=rwc")
+                };
+                (url, 1)
+            }
+            Backend::Postgres => (url.to_owned(), 16),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 5000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Cheap liveness probe for `/health`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ----- events and tickets (the organizer's side of the cache) -----
+
+    /// Inserts or replaces an event and tells its gates.
+    pub async fn upsert_event(
+        &self,
+        event: &CachedEvent,
+        organizer: &PublicKeyBytes,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO events (event_id, organizer, name, status, doors_open, doors_close,
+                 issuer_keys, tiers, reentry, unknown_tickets, holder_proof)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (event_id) DO UPDATE SET name = excluded.name, status = excluded.status,
+                 doors_open = excluded.doors_open, doors_close = excluded.doors_close,
+                 issuer_keys = excluded.issuer_keys, tiers = excluded.tiers,
+                 reentry = excluded.reentry, unknown_tickets = excluded.unknown_tickets,
+                 holder_proof = excluded.holder_proof",
+        )
+        .bind(i64_of(event.event_id)?)
+        .bind(organizer.to_base58())
+        .bind(&event.name)
+        .bind(enum_text(&event.status))
+        .bind(event.doors.opens_at)
+        .bind(event.doors.closes_at)
+        .bind(json(&event.issuer_keys))
+        .bind(json(&event.tiers))
+        .bind(json(&event.reentry))
+        .bind(enum_text(&event.unknown_tickets))
+        .bind(json(&event.holder_proof))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO cache_changes (event_id, kind, ticket_id, changed_at) VALUES ($1, 'event', NULL, $2)",
+        )
+        .bind(i64_of(event.event_id)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Inserts or replaces tickets (a mint, a transfer, a freeze, a
+    /// revocation...) in one transaction, and tells the gates.
+    pub async fn upsert_tickets(
+        &self,
+        tickets: &[CachedTicket],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for t in tickets {
+            sqlx::query(
+                "INSERT INTO tickets (event_id, ticket_id, tier, owner, generation, status)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (event_id, ticket_id) DO UPDATE SET tier = excluded.tier,
+                     owner = excluded.owner, generation = excluded.generation, status = excluded.status",
+            )
+            .bind(i64_of(t.event_id)?)
+            .bind(i64::from(t.ticket_id))
+            .bind(i64::from(t.tier))
+            .bind(t.owner.to_base58())
+            .bind(i64::from(t.generation))
+            .bind(enum_text(&t.status))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO cache_changes (event_id, kind, ticket_id, changed_at) VALUES ($1, 'ticket', $2, $3)",
+            )
+            .bind(i64_of(t.event_id)?)
+            .bind(i64::from(t.ticket_id))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn event(&self, event_id: u64) -> Result<Option<CachedEvent>, StoreError> {
+        let row = sqlx::query("SELECT * FROM events WHERE event_id = $1")
+            .bind(i64_of(event_id)?)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| event_from_row(&r)).transpose()
+    }
+
+    pub async fn ticket(
+        &self,
+        event_id: u64,
+        ticket_id: u32,
+    ) -> Result<Option<CachedTicket>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tickets WHERE event_id = $1 AND ticket_id = $2")
+            .bind(i64_of(event_id)?)
+            .bind(i64::from(ticket_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| ticket_from_row(&r)).transpose()
+    }
+
+    // ----- gates, enrolment and devices -----
+
+    pub async fn create_gate(&self, event_id: u64, gate: &GateInfo) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gates (event_id, number, name, direction, allowed_tiers) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (event_id, number) DO UPDATE SET name = excluded.name,
+                 direction = excluded.direction, allowed_tiers = excluded.allowed_tiers",
+        )
+        .bind(i64_of(event_id)?)
+        .bind(i64::from(gate.number))
+        .bind(&gate.name)
+        .bind(enum_text(&gate.direction))
+        .bind(gate.allowed_tiers.as_ref().map(json))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn gate(&self, event_id: u64, number: u32) -> Result<Option<GateInfo>, StoreError> {
+        let row = sqlx::query("SELECT * FROM gates WHERE event_id = $1 AND number = $2")
+            .bind(i64_of(event_id)?)
+            .bind(i64::from(number))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| gate_from_row(&r)).transpose()
+    }
+
+    pub async fn gate_by_name(
+        &self,
+        event_id: u64,
+        name: &str,
+    ) -> Result<Option<GateInfo>, StoreError> {
+        let row = sqlx::query("SELECT * FROM gates WHERE event_id = $1 AND name = $2")
+            .bind(i64_of(event_id)?)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| gate_from_row(&r)).transpose()
+    }
+
+    /// Stores a one-time enrolment token (by its hash) for a gate.
+    pub async fn create_enrol_token(
+        &self,
+        token: &str,
+        event_id: u64,
+        gate_number: u32,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO enrol_tokens (token_hash, event_id, gate_number, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash(token))
+        .bind(i64_of(event_id)?)
+        .bind(i64::from(gate_number))
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Spends a one-time token and registers the device's key, atomically: a
+    /// token enrols exactly one device even when two boxes race for it.
+    pub async fn enrol(
+        &self,
+        token: &str,
+        device_key: &PublicKeyBytes,
+        agent_version: &str,
+        hostname: Option<&str>,
+        now: i64,
+    ) -> Result<Result<Device, EnrolError>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let hash = token_hash(token);
+        let Some(row) = sqlx::query("SELECT * FROM enrol_tokens WHERE token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Err(EnrolError::UnknownToken));
+        };
+        if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
+            return Ok(Err(EnrolError::TokenUsed));
+        }
+        if row.try_get::<i64, _>("expires_at")? <= now {
+            return Ok(Err(EnrolError::TokenExpired));
+        }
+        let existing = sqlx::query("SELECT device_id FROM devices WHERE public_key = $1")
+            .bind(device_key.to_base58())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if existing.is_some() {
+            return Ok(Err(EnrolError::KeyAlreadyEnrolled));
+        }
+        let device_id = Uuid::now_v7();
+        let spent = sqlx::query(
+            "UPDATE enrol_tokens SET used_at = $1, device_id = $2 WHERE token_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(device_id.to_string())
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        if spent.rows_affected() != 1 {
+            return Ok(Err(EnrolError::TokenUsed));
+        }
+        let event_id: i64 = row.try_get("event_id")?;
+        let gate_number: i64 = row.try_get("gate_number")?;
+        sqlx::query(
+            "INSERT INTO devices (device_id, public_key, event_id, gate_number, agent_version, hostname, enrolled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(device_id.to_string())
+        .bind(device_key.to_base58())
+        .bind(event_id)
+        .bind(gate_number)
+        .bind(agent_version)
+        .bind(hostname)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(Device {
+            device_id,
+            public_key: *device_key,
+            event_id: u64::try_from(event_id).map_err(corrupt)?,
+            gate_number: u32::try_from(gate_number).map_err(corrupt)?,
+            revoked: false,
+        }))
+    }
+
+    pub async fn device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError> {
+        let row = sqlx::query("SELECT * FROM devices WHERE device_id = $1")
+            .bind(device_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Device {
+                device_id,
+                public_key: PublicKeyBytes::from_str(&r.try_get::<String, _>("public_key")?)
+                    .map_err(corrupt)?,
+                event_id: u64::try_from(r.try_get::<i64, _>("event_id")?).map_err(corrupt)?,
+                gate_number: u32::try_from(r.try_get::<i64, _>("gate_number")?).map_err(corrupt)?,
+                revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn revoke_device(&self, device_id: Uuid, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE devices SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(device_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a request nonce; `false` if the device already used it (a
+    /// replayed request). Nonces older than `forget_before` are dropped: the
+    /// timestamp window refuses those requests anyway.
+    pub async fn remember_nonce(
+        &self,
+        device_id: Uuid,
+        nonce: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM device_nonces WHERE seen_at < $1")
+            .bind(forget_before)
+            .execute(&self.pool)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO device_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(device_id.to_string())
+        .bind(nonce)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Notes that a device was heard from, with its unsent backlog.
+    pub async fn touch_device(
+        &self,
+        device_id: Uuid,
+        now: i64,
+        backlog: Option<u64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE devices SET last_seen_at = $1, backlog = COALESCE($2, backlog) WHERE device_id = $3",
+        )
+        .bind(now)
+        .bind(backlog.map(i64_of).transpose()?)
+        .bind(device_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ----- the gate cache -----
+
+    /// The newest cursor of an event's change feed (0 when nothing changed yet).
+    pub async fn cursor(&self, event_id: u64) -> Result<u64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) AS seq FROM cache_changes WHERE event_id = $1",
+        )
+        .bind(i64_of(event_id)?)
+        .fetch_one(&self.pool)
+        .await?;
+        u64::try_from(row.try_get::<i64, _>("seq")?).map_err(corrupt)
+    }
+
+    /// Everything a gate of `event_id` caches, at the current cursor.
+    pub async fn snapshot(&self, event_id: u64, now: i64) -> Result<CacheSnapshot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let cursor_row = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) AS seq FROM cache_changes WHERE event_id = $1",
+        )
+        .bind(i64_of(event_id)?)
+        .fetch_one(&mut *tx)
+        .await?;
+        let cursor = u64::try_from(cursor_row.try_get::<i64, _>("seq")?).map_err(corrupt)?;
+        let events = sqlx::query("SELECT * FROM events WHERE event_id = $1")
+            .bind(i64_of(event_id)?)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tickets = sqlx::query("SELECT * FROM tickets WHERE event_id = $1 ORDER BY ticket_id")
+            .bind(i64_of(event_id)?)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(ticket_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(CacheSnapshot {
+            v: PROTOCOL_VERSION,
+            cursor,
+            generated_at: now,
+            events,
+            tickets,
+        })
+    }
+
+    /// Changes after `cursor`, at most `limit` feed entries; each changed
+    /// event or ticket appears once, in its current state.
+    pub async fn delta(
+        &self,
+        event_id: u64,
+        cursor: u64,
+        limit: u32,
+        now: i64,
+    ) -> Result<CacheDelta, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind FROM cache_changes WHERE event_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(i64_of(event_id)?)
+        .bind(i64_of(cursor)?)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let has_more = rows.len() > limit as usize;
+        let mut to_cursor = cursor;
+        let mut event_changed = false;
+        for row in rows.iter().take(limit as usize) {
+            to_cursor = u64::try_from(row.try_get::<i64, _>("seq")?).map_err(corrupt)?;
+            event_changed |= row.try_get::<String, _>("kind")? == "event";
+        }
+        let mut changes = Vec::new();
+        if event_changed && let Some(event) = self.event(event_id).await? {
+            changes.push(CacheChange::Event(event));
+        }
+        // Each changed ticket once, in its current state.
+        let tickets = sqlx::query(
+            "SELECT * FROM tickets WHERE event_id = $1 AND ticket_id IN (
+                 SELECT ticket_id FROM cache_changes
+                 WHERE event_id = $1 AND kind = 'ticket' AND seq > $2 AND seq <= $3)
+             ORDER BY ticket_id",
+        )
+        .bind(i64_of(event_id)?)
+        .bind(i64_of(cursor)?)
+        .bind(i64_of(to_cursor)?)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &tickets {
+            changes.push(CacheChange::Ticket(ticket_from_row(row)?));
+        }
+        Ok(CacheDelta {
+            v: PROTOCOL_VERSION,
+            from_cursor: cursor,
+            to_cursor,
+            generated_at: now,
+            changes,
+            has_more,
+        })
+    }
+
+    // ----- scan ingest -----
+
+    /// Stores a gate's scans. Each scan id is stored once: a retried upload
+    /// changes nothing. Admissions of a ticket that is already inside by the
+    /// scans' own clocks (no exit in between) are kept and marked as
+    /// conflicts. Returns the acknowledgement for the gate.
+    pub async fn ingest(
+        &self,
+        device: &Device,
+        scans: &[ScanRecord],
+        now: i64,
+    ) -> Result<JournalAck, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut acked = Vec::with_capacity(scans.len());
+        let mut stored = 0u32;
+        let mut touched: Vec<(u64, u32)> = Vec::new();
+        for scan in scans {
+            // A gate reports scans of its own event only; others are kept
+            // under the device's event so nothing is lost, as rejections.
+            let event_id = device.event_id;
+            let replay_state = match (scan.opened, scan.ticket_id) {
+                (true, Some(_)) => "ingested",
+                _ => "none",
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO scans (scan_id, device_id, event_id, gate, direction, scanned_at_ms, source,
+                     ticket_id, generation, tier, outcome, opened, received_at, replay_state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (scan_id) DO NOTHING",
+            )
+            .bind(scan.scan_id.to_string())
+            .bind(device.device_id.to_string())
+            .bind(i64_of(event_id)?)
+            .bind(i64::from(device.gate_number))
+            .bind(enum_text(&scan.direction))
+            .bind(scan.scanned_at_ms)
+            .bind(&scan.source)
+            .bind(scan.ticket_id.map(i64::from))
+            .bind(scan.generation.map(i64::from))
+            .bind(scan.tier.map(i64::from))
+            .bind(&scan.outcome)
+            .bind(i64::from(scan.opened))
+            .bind(now)
+            .bind(replay_state)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                stored += 1;
+                if let (true, Some(ticket)) = (scan.opened, scan.ticket_id) {
+                    touched.push((event_id, ticket));
+                }
+            }
+            acked.push(scan.scan_id);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let mut conflicts = Vec::new();
+        for (event_id, ticket_id) in touched {
+            conflicts.extend(
+                self.recompute_conflicts(&mut tx, event_id, ticket_id)
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        let batch: std::collections::HashSet<Uuid> = acked.iter().copied().collect();
+        conflicts.retain(|id| batch.contains(id));
+        Ok(JournalAck {
+            v: PROTOCOL_VERSION,
+            stored,
+            duplicates: u32::try_from(acked.len())
+                .unwrap_or(u32::MAX)
+                .saturating_sub(stored),
+            acked,
+            conflicts,
+            server_time: now,
+        })
+    }
+
+    /// Walks a ticket's gate-opening scans in scan-time order and marks every
+    /// admission made while the holder was already inside. Scans that arrive
+    /// late (a gate that was offline) slot in by their own time.
+    async fn recompute_conflicts(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event_id: u64,
+        ticket_id: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT scan_id, direction, conflict_of FROM scans
+             WHERE event_id = $1 AND ticket_id = $2 AND opened = 1
+             ORDER BY scanned_at_ms, scan_id",
+        )
+        .bind(i64_of(event_id)?)
+        .bind(i64::from(ticket_id))
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut inside_since: Option<String> = None;
+        let mut conflicts = Vec::new();
+        for row in rows {
+            let scan_id: String = row.try_get("scan_id")?;
+            let direction: String = row.try_get("direction")?;
+            let old: Option<String> = row.try_get("conflict_of")?;
+            let new = if direction == "exit" {
+                inside_since = None;
+                None
+            } else if let Some(earlier) = &inside_since {
+                Some(earlier.clone())
+            } else {
+                inside_since = Some(scan_id.clone());
+                None
+            };
+            if new != old {
+                sqlx::query("UPDATE scans SET conflict_of = $1 WHERE scan_id = $2")
+                    .bind(new.clone())
+                    .bind(&scan_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            if new.is_some() {
+                conflicts.push(Uuid::parse_str(&scan_id).map_err(corrupt)?);
+            }
+        }
+        Ok(conflicts)
+    }
+
+    /// Conflicting admissions of an event, optionally at one gate only.
+    pub async fn conflicts(
+        &self,
+        event_id: u64,
+        gate: Option<u32>,
+    ) -> Result<Vec<Conflict>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.scan_id, s.conflict_of, s.ticket_id, s.gate, s.scanned_at_ms,
+                    e.gate AS earlier_gate, e.scanned_at_ms AS earlier_at
+             FROM scans s JOIN scans e ON e.scan_id = s.conflict_of
+             WHERE s.event_id = $1 AND s.conflict_of IS NOT NULL AND ($2 < 0 OR s.gate = $2 OR e.gate = $2)
+             ORDER BY s.scanned_at_ms",
+        )
+        .bind(i64_of(event_id)?)
+        .bind(gate.map_or(-1, i64::from))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Conflict {
+                    scan_id: Uuid::parse_str(&r.try_get::<String, _>("scan_id")?)
+                        .map_err(corrupt)?,
+                    conflicts_with: Uuid::parse_str(&r.try_get::<String, _>("conflict_of")?)
+                        .map_err(corrupt)?,
+                    event_id,
+                    ticket_id: u32::try_from(r.try_get::<i64, _>("ticket_id")?).map_err(corrupt)?,
+                    gate: u32::try_from(r.try_get::<i64, _>("gate")?).map_err(corrupt)?,
+                    earlier_gate: u32::try_from(r.try_get::<i64, _>("earlier_gate")?)
+                        .map_err(corrupt)?,
+                    scanned_at_ms: r.try_get("scanned_at_ms")?,
+                    earlier_scanned_at_ms: r.try_get("earlier_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Per-gate figures for an event. `online_within` decides nothing here;
+    /// the API adds online/offline from `last_seen_at`.
+    pub async fn gate_counts(&self, event_id: u64) -> Result<Vec<GateCounts>, StoreError> {
+        let gates = sqlx::query(
+            "SELECT g.number, g.name,
+                (SELECT MAX(d.last_seen_at) FROM devices d WHERE d.event_id = g.event_id AND d.gate_number = g.number) AS last_seen,
+                (SELECT CAST(COALESCE(SUM(d.backlog), 0) AS BIGINT) FROM devices d WHERE d.event_id = g.event_id AND d.gate_number = g.number AND d.revoked_at IS NULL) AS backlog,
+                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 1 AND s.direction = 'entry') AS admitted,
+                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 0) AS rejected,
+                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 1 AND s.direction = 'exit') AS exits,
+                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.conflict_of IS NOT NULL) AS conflicts
+             FROM gates g WHERE g.event_id = $1 ORDER BY g.number",
+        )
+        .bind(i64_of(event_id)?)
+        .fetch_all(&self.pool)
+        .await?;
+        // Inside: per ticket, the latest gate-opening scan is an entry; it
+        // counts for the gate it went through.
+        let inside_rows = sqlx::query(
+            "SELECT s.gate, COUNT(*) AS n FROM scans s
+             WHERE s.event_id = $1 AND s.opened = 1 AND s.direction = 'entry' AND s.ticket_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM scans later WHERE later.event_id = s.event_id
+                   AND later.ticket_id = s.ticket_id AND later.opened = 1
+                   AND (later.scanned_at_ms > s.scanned_at_ms
+                        OR (later.scanned_at_ms = s.scanned_at_ms AND later.scan_id > s.scan_id)))
+             GROUP BY s.gate",
+        )
+        .bind(i64_of(event_id)?)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut inside = std::collections::HashMap::new();
+        for r in inside_rows {
+            inside.insert(r.try_get::<i64, _>("gate")?, r.try_get::<i64, _>("n")?);
+        }
+        let count = |r: &AnyRow, col: &str| -> Result<u64, StoreError> {
+            u64::try_from(r.try_get::<i64, _>(col)?).map_err(corrupt)
+        };
+        gates
+            .iter()
+            .map(|r| {
+                let number: i64 = r.try_get("number")?;
+                Ok(GateCounts {
+                    gate: u32::try_from(number).map_err(corrupt)?,
+                    name: r.try_get("name")?,
+                    admitted: count(r, "admitted")?,
+                    rejected: count(r, "rejected")?,
+                    exits: count(r, "exits")?,
+                    inside: u64::try_from(inside.get(&number).copied().unwrap_or(0))
+                        .map_err(corrupt)?,
+                    conflicts: count(r, "conflicts")?,
+                    last_seen_at: r.try_get("last_seen")?,
+                    backlog: count(r, "backlog")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many scans of an event are stored (all outcomes).
+    pub async fn scan_count(&self, event_id: u64) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM scans WHERE event_id = $1")
+            .bind(i64_of(event_id)?)
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(row.try_get::<i64, _>("n")?).map_err(corrupt)
+    }
+}
+
+fn event_from_row(r: &AnyRow) -> Result<CachedEvent, StoreError> {
+    Ok(CachedEvent {
+        event_id: u64::try_from(r.try_get::<i64, _>("event_id")?).map_err(corrupt)?,
+        name: r.try_get("name")?,
+        status: enum_parse(&r.try_get::<String, _>("status")?)?,
+        doors: shared::DoorsWindow {
+            opens_at: r.try_get("doors_open")?,
+            closes_at: r.try_get("doors_close")?,
+        },
+        issuer_keys: unjson(&r.try_get::<String, _>("issuer_keys")?)?,
+        tiers: unjson(&r.try_get::<String, _>("tiers")?)?,
+        reentry: unjson(&r.try_get::<String, _>("reentry")?)?,
+        unknown_tickets: enum_parse(&r.try_get::<String, _>("unknown_tickets")?)?,
+        holder_proof: unjson(&r.try_get::<String, _>("holder_proof")?)?,
+    })
+}
+
+fn ticket_from_row(r: &AnyRow) -> Result<CachedTicket, StoreError> {
+    Ok(CachedTicket {
+        event_id: u64::try_from(r.try_get::<i64, _>("event_id")?).map_err(corrupt)?,
+        ticket_id: u32::try_from(r.try_get::<i64, _>("ticket_id")?).map_err(corrupt)?,
+        tier: u8::try_from(r.try_get::<i64, _>("tier")?).map_err(corrupt)?,
+        owner: PublicKeyBytes::from_str(&r.try_get::<String, _>("owner")?).map_err(corrupt)?,
+        generation: u32::try_from(r.try_get::<i64, _>("generation")?).map_err(corrupt)?,
+        status: enum_parse(&r.try_get::<String, _>("status")?)?,
+    })
+}
+
+fn gate_from_row(r: &AnyRow) -> Result<GateInfo, StoreError> {
+    Ok(GateInfo {
+        number: u32::try_from(r.try_get::<i64, _>("number")?).map_err(corrupt)?,
+        name: r.try_get("name")?,
+        direction: enum_parse::<Direction>(&r.try_get::<String, _>("direction")?)?,
+        allowed_tiers: r
+            .try_get::<Option<String>, _>("allowed_tiers")?
+            .map(|t| unjson(&t))
+            .transpose()?,
+    })
+}

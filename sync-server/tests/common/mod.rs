@@ -1,0 +1,379 @@
+//! A real server on a real port, over a throwaway database of either
+//! backend, and a gate-device client that signs its requests.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use ed25519_dalek::{Signer, SigningKey};
+use shared::wire::*;
+use shared::*;
+use sync_server::{AppState, Clock, Config, Store};
+use uuid::Uuid;
+
+pub const ADMIN: &str = "admin-token-for-tests-only";
+pub const EVENT: u64 = 1_764_072_000_001;
+pub const T0: i64 = 1_764_075_600;
+
+/// A clock the test moves by hand.
+pub struct TestClock(pub AtomicI64);
+
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub state: AppState,
+    pub clock: Arc<TestClock>,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A fresh PostgreSQL database for one test, on the server named by
+/// TEST_POSTGRES_URL (default: the local server, user postgres).
+pub async fn postgres_database() -> String {
+    let admin_url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is needed for this test at {admin_url} (set TEST_POSTGRES_URL; scripts/test.sh starts one): {e}")
+        });
+    let name = format!("gate_test_{}", Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+pub async fn start(db: Db) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match db {
+        Db::Sqlite => format!("sqlite://{}", dir.path().join("sync.db").display()),
+        Db::Postgres => postgres_database().await,
+    };
+    let mut config = Config {
+        database_url,
+        admin_token: ADMIN.into(),
+        ..Config::default()
+    };
+    config.gates.max_batch = 500;
+    let store = Store::connect(&config.database_url).await.unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(T0)));
+    let state = AppState::new(
+        store,
+        config,
+        SigningKey::from_bytes(&[42; 32]),
+        clock.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let serving = state.clone();
+    tokio::spawn(async move {
+        sync_server::serve(serving, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestServer {
+        url,
+        state,
+        clock,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        shutdown: Some(tx),
+    }
+}
+
+pub fn issuer() -> SigningKey {
+    SigningKey::from_bytes(&[1; 32])
+}
+
+pub fn wallet(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+pub fn event() -> CachedEvent {
+    CachedEvent {
+        event_id: EVENT,
+        name: "Harbour Lights".into(),
+        status: EventStatus::Active,
+        doors: DoorsWindow {
+            opens_at: T0 - 3600,
+            closes_at: T0 + 6 * 3600,
+        },
+        issuer_keys: vec![PublicKeyBytes::from(&issuer().verifying_key())],
+        tiers: vec![
+            TierInfo {
+                index: 0,
+                name: "general".into(),
+            },
+            TierInfo {
+                index: 1,
+                name: "vip".into(),
+            },
+        ],
+        reentry: ReentryPolicy::Forbidden,
+        unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
+        holder_proof: HolderProofPolicy::NotRequired,
+    }
+}
+
+pub fn ticket(id: u32) -> CachedTicket {
+    CachedTicket {
+        event_id: EVENT,
+        ticket_id: id,
+        tier: 0,
+        owner: PublicKeyBytes::from(&wallet(id as u8).verifying_key()),
+        generation: 0,
+        status: TicketStatus::Active,
+    }
+}
+
+impl TestServer {
+    /// An event with tickets 1..=n and gates 1 ("north", entry), 2 ("south", entry), 3 ("exit", exit).
+    pub async fn seed(&self, n: u32) {
+        self.state
+            .publish_event(&event(), &PublicKeyBytes([7; 32]))
+            .await
+            .unwrap();
+        let tickets: Vec<_> = (1..=n).map(ticket).collect();
+        self.state.publish_tickets(&tickets).await.unwrap();
+        for (number, name, direction) in [
+            (1, "north", "entry"),
+            (2, "south", "entry"),
+            (3, "exit", "exit"),
+        ] {
+            let r = self
+                .http
+                .put(format!("{}/api/admin/events/{EVENT}/gates", self.url))
+                .bearer_auth(ADMIN)
+                .json(
+                    &serde_json::json!({ "number": number, "name": name, "direction": direction }),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+    }
+
+    pub async fn enrol_token(&self, gate: &str) -> String {
+        let r = self
+            .http
+            .post(format!(
+                "{}/api/admin/events/{EVENT}/enrol-tokens",
+                self.url
+            ))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({ "gate": gate }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn enrol(&self, gate: &str, key_seed: u8) -> Gate {
+        let token = self.enrol_token(gate).await;
+        let key = SigningKey::from_bytes(&[key_seed; 32]);
+        let r = self
+            .http
+            .post(format!("{}/gate/v1/enrol", self.url))
+            .json(&enrol_request(&token, &key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let response: EnrolResponse = r.json().await.unwrap();
+        Gate {
+            server: self.url.clone(),
+            http: self.http.clone(),
+            key,
+            response,
+            clock: self.clock.clone(),
+        }
+    }
+
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+}
+
+pub fn enrol_request(token: &str, key: &SigningKey) -> EnrolRequest {
+    EnrolRequest {
+        v: PROTOCOL_VERSION,
+        token: token.into(),
+        device_key: PublicKeyBytes::from(&key.verifying_key()),
+        agent_version: "test".into(),
+        hostname: None,
+    }
+}
+
+/// An enrolled gate device.
+pub struct Gate {
+    pub server: String,
+    pub http: reqwest::Client,
+    pub key: SigningKey,
+    pub response: EnrolResponse,
+    pub clock: Arc<TestClock>,
+}
+
+pub struct Signed {
+    pub device: String,
+    pub timestamp: i64,
+    pub nonce: String,
+    pub signature: String,
+}
+
+impl Gate {
+    pub fn sign(&self, method: &str, path: &str, body: &[u8]) -> Signed {
+        let timestamp = self.clock.now();
+        let nonce = Uuid::now_v7().simple().to_string();
+        let message = device_request_message(method, path, timestamp, &nonce, body);
+        Signed {
+            device: self.response.device_id.to_string(),
+            timestamp,
+            nonce,
+            signature: bs58::encode(self.key.sign(&message).to_bytes()).into_string(),
+        }
+    }
+
+    pub async fn send_signed(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        signed: &Signed,
+    ) -> reqwest::Response {
+        let url = format!("{}{path}", self.server);
+        let req = if method == "GET" {
+            self.http.get(url)
+        } else {
+            self.http.post(url)
+        };
+        req.header(HEADER_DEVICE_ID, &signed.device)
+            .header(HEADER_TIMESTAMP, signed.timestamp.to_string())
+            .header(HEADER_NONCE, &signed.nonce)
+            .header(HEADER_SIGNATURE, &signed.signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn request(&self, method: &str, path: &str, body: Vec<u8>) -> reqwest::Response {
+        let signed = self.sign(method, path, &body);
+        self.send_signed(method, path, body, &signed).await
+    }
+
+    pub async fn snapshot(&self) -> CacheSnapshot {
+        let r = self.request("GET", "/gate/v1/snapshot", vec![]).await;
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap();
+        SignedPayload::from_file_bytes(&bytes)
+            .unwrap()
+            .open(Some(&self.response.server_key))
+            .unwrap()
+    }
+
+    pub async fn delta(&self, cursor: u64, wait: u32) -> CacheDelta {
+        let r = self
+            .request(
+                "GET",
+                &format!("/gate/v1/delta?cursor={cursor}&wait={wait}"),
+                vec![],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.unwrap();
+        SignedPayload::from_file_bytes(&bytes)
+            .unwrap()
+            .open(Some(&self.response.server_key))
+            .unwrap()
+    }
+
+    pub fn batch(&self, scans: Vec<ScanRecord>) -> Vec<u8> {
+        serde_json::to_vec(&JournalBatch {
+            v: PROTOCOL_VERSION,
+            device_id: self.response.device_id,
+            scans,
+        })
+        .unwrap()
+    }
+
+    pub async fn upload(&self, scans: Vec<ScanRecord>) -> reqwest::Response {
+        self.request("POST", "/gate/v1/journal", self.batch(scans))
+            .await
+    }
+
+    /// A gate-opening admission (or exit) of `ticket` at `at_ms`.
+    pub fn scan(&self, ticket: u32, at_ms: i64) -> ScanRecord {
+        let exit = self.response.gate.direction == Direction::Exit;
+        ScanRecord {
+            scan_id: Uuid::now_v7(),
+            gate: self.response.gate.number,
+            direction: self.response.gate.direction,
+            scanned_at_ms: at_ms,
+            source: "serial:/dev/ttyACM0".into(),
+            event_id: Some(EVENT),
+            ticket_id: Some(ticket),
+            generation: Some(0),
+            tier: Some(0),
+            outcome: if exit { "exit_recorded" } else { "admitted" }.into(),
+            opened: true,
+        }
+    }
+}
+
+/// Runs each named async test body (a `fn(Db)` in the invoking module) once
+/// per backend, as `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Postgres).await })*
+        }
+    };
+}

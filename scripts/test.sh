@@ -34,11 +34,48 @@ want pkg-config pkg-config
 want cc build-essential
 want socat socat                    # serial scanners as pseudo-terminals
 want chromium chromium              # the gate's status page, screenshotted headless
+want psql postgresql-client         # storage tests on PostgreSQL
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# --- PostgreSQL ----------------------------------------------------------------
+# The server's tests run on SQLite and on PostgreSQL; each test makes its own
+# throwaway database. Use TEST_POSTGRES_URL if set, else a server on
+# 127.0.0.1:5432 that trusts user postgres, else start a private one.
+pg_ok() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+  default_pg="postgres://postgres@127.0.0.1:5432/postgres"
+  if command -v psql >/dev/null && pg_ok "$default_pg"; then
+    export TEST_POSTGRES_URL="$default_pg"
+  else
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+      say "installing PostgreSQL for the storage tests"
+      sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql postgresql-client
+    fi
+    pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+    pgdir="${TMPDIR:-/tmp}/nft-gate-pg-$(id -u)"  # readable by the postgres user
+    pgport=55432
+    as_pg=()
+    if [ "$(id -u)" -eq 0 ]; then as_pg=(runuser -u postgres --); fi
+    if ! pg_ok "postgres://postgres@127.0.0.1:${pgport}/postgres"; then
+      say "starting a private PostgreSQL on 127.0.0.1:${pgport}"
+      rm -rf "$pgdir"; mkdir -p "$pgdir"
+      [ "$(id -u)" -eq 0 ] && chown postgres "$pgdir"
+      "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U postgres -A trust >/dev/null
+      "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+        -o "-p ${pgport} -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    fi
+    export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${pgport}/postgres"
+  fi
+  # Throwaway databases of earlier runs.
+  psql "$TEST_POSTGRES_URL" -Atqc "select datname from pg_database where datname like 'gate_test_%'" 2>/dev/null |
+    while read -r db; do psql "$TEST_POSTGRES_URL" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
 fi
 
 # --- build output outside the clone -----------------------------------------

@@ -404,9 +404,15 @@ fn decode_worker(
     }
 }
 
-/// V4L2 camera through nokhwa.
+/// V4L2 camera through nokhwa. nokhwa's camera handle cannot move between
+/// threads, so a dedicated thread owns it and hands frames over a one-slot
+/// channel; when the camera fails (unplugged) the thread ends and the next
+/// call reopens it.
 #[cfg(feature = "camera")]
 pub mod camera {
+    use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+    use std::time::Duration;
+
     use super::{FrameError, FrameSource};
     use image::GrayImage;
     use nokhwa::pixel_format::LumaFormat;
@@ -414,42 +420,118 @@ pub mod camera {
         CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
     };
 
+    type FrameResult = Result<GrayImage, FrameError>;
+
     pub struct V4l2Camera {
         index: u32,
-        camera: nokhwa::Camera,
+        width: u32,
+        height: u32,
+        fps: u32,
+        frames: Option<Receiver<FrameResult>>,
     }
 
     impl V4l2Camera {
+        /// Opens the camera once to report a missing device at start-up.
         pub fn open(index: u32, width: u32, height: u32, fps: u32) -> Result<Self, FrameError> {
-            let format = RequestedFormat::new::<LumaFormat>(RequestedFormatType::Closest(
-                CameraFormat::new(Resolution::new(width, height), FrameFormat::MJPEG, fps),
-            ));
-            let mut camera = nokhwa::Camera::new(CameraIndex::Index(index), format)
+            let mut camera = Self {
+                index,
+                width,
+                height,
+                fps,
+                frames: None,
+            };
+            camera.start()?;
+            Ok(camera)
+        }
+
+        fn start(&mut self) -> Result<(), FrameError> {
+            let (tx, rx) = sync_channel::<FrameResult>(1);
+            let (ready_tx, ready_rx) = sync_channel::<Result<(), FrameError>>(1);
+            let (index, width, height, fps) = (self.index, self.width, self.height, self.fps);
+            std::thread::Builder::new()
+                .name(format!("v4l2 camera {index}"))
+                .spawn(move || capture(index, width, height, fps, &tx, &ready_tx))
                 .map_err(|e| FrameError::Camera(e.to_string()))?;
-            camera
-                .open_stream()
-                .map_err(|e| FrameError::Camera(e.to_string()))?;
-            Ok(Self { index, camera })
+            ready_rx
+                .recv()
+                .map_err(|_| FrameError::Camera("camera thread ended".into()))??;
+            self.frames = Some(rx);
+            Ok(())
+        }
+    }
+
+    fn capture(
+        index: u32,
+        width: u32,
+        height: u32,
+        fps: u32,
+        frames: &SyncSender<FrameResult>,
+        ready: &SyncSender<Result<(), FrameError>>,
+    ) {
+        let format = RequestedFormat::new::<LumaFormat>(RequestedFormatType::Closest(
+            CameraFormat::new(Resolution::new(width, height), FrameFormat::MJPEG, fps),
+        ));
+        let opened = nokhwa::Camera::new(CameraIndex::Index(index), format).and_then(|mut c| {
+            c.open_stream()?;
+            Ok(c)
+        });
+        let mut camera = match opened {
+            Ok(c) => {
+                let _ = ready.send(Ok(()));
+                c
+            }
+            Err(e) => {
+                let _ = ready.send(Err(FrameError::Camera(e.to_string())));
+                return;
+            }
+        };
+        loop {
+            let frame = camera
+                .frame()
+                .and_then(|buffer| buffer.decode_image::<LumaFormat>())
+                .map_err(|e| FrameError::Camera(e.to_string()))
+                .and_then(|img| {
+                    let (w, h) = (img.width(), img.height());
+                    GrayImage::from_raw(w, h, img.into_raw())
+                        .ok_or_else(|| FrameError::Camera("frame size mismatch".into()))
+                });
+            let failed = frame.is_err();
+            // The receiver is gone when the agent stops.
+            if frames.send(frame).is_err() || failed {
+                return;
+            }
         }
     }
 
     impl FrameSource for V4l2Camera {
         fn next_frame(&mut self) -> Result<Option<GrayImage>, FrameError> {
-            let buffer = self
-                .camera
-                .frame()
-                .map_err(|e| FrameError::Camera(e.to_string()))?;
-            let decoded = buffer
-                .decode_image::<LumaFormat>()
-                .map_err(|e| FrameError::Camera(e.to_string()))?;
-            let (w, h) = (decoded.width(), decoded.height());
-            GrayImage::from_raw(w, h, decoded.into_raw())
-                .map(Some)
-                .ok_or_else(|| FrameError::Camera("frame size mismatch".into()))
+            if self.frames.is_none() {
+                self.start()?;
+            }
+            let Some(frames) = &self.frames else {
+                return Ok(None);
+            };
+            match frames.recv_timeout(Duration::from_secs(5)) {
+                Ok(Ok(frame)) => Ok(Some(frame)),
+                Ok(Err(e)) => {
+                    self.frames = None;
+                    Err(e)
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    Err(FrameError::Camera("no frame for 5 s".into()))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.frames = None;
+                    Err(FrameError::Camera("camera stopped; reopening".into()))
+                }
+            }
         }
 
         fn describe(&self) -> String {
-            format!("camera {}", self.index)
+            format!(
+                "camera {} ({}x{} @ {} fps)",
+                self.index, self.width, self.height, self.fps
+            )
         }
     }
 }

@@ -13,7 +13,20 @@ use gate_agent::store::{ExportFormat, Store};
 /// Gate agent: scans tickets, decides offline from the local cache, records every
 /// scan in a durable journal, then opens the turnstile.
 #[derive(Debug, Parser)]
-#[command(name = "gate-agent", version, about, long_about = None)]
+#[command(
+    name = "gate-agent",
+    version,
+    about,
+    after_help = "Examples:
+  gate-agent config check /etc/gate-agent/gate-agent.toml
+  gate-agent cache import /media/usb/gate-cache.bin
+  gate-agent status
+  gate-agent decode ticket-photo.jpg
+  gate-agent verify ABCD...          (what the gate would say, nothing recorded)
+  gate-agent journal export --format csv -o /media/usb/journal.csv
+
+Logs: RUST_LOG=debug for more detail; --log-json for JSON lines."
+)]
 struct Cli {
     /// Config file (TOML). Environment variables GATE_AGENT__SECTION__KEY override it.
     #[arg(long, short, global = true, env = "GATE_AGENT_CONFIG")]
@@ -101,6 +114,7 @@ enum JournalCommand {
         /// Only scans at or after this time (RFC 3339, e.g. 2026-11-25T18:00:00Z, or Unix ms).
         #[arg(long)]
         since: Option<String>,
+        /// jsonl: one JSON object per scan (for re-import and tools); csv: for spreadsheets.
         #[arg(long, value_enum, default_value_t = Format::Jsonl)]
         format: Format,
         /// Output file (default: standard output).

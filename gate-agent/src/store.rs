@@ -610,3 +610,74 @@ pub fn status_text(status: TicketStatus) -> &'static str {
         TicketStatus::Refunded => "refunded",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::wire::PROTOCOL_VERSION;
+
+    fn snapshot(generation: u32) -> CacheSnapshot {
+        CacheSnapshot {
+            v: PROTOCOL_VERSION,
+            cursor: 1,
+            generated_at: 10,
+            events: vec![],
+            tickets: (1..=3)
+                .map(|t| CachedTicket {
+                    event_id: 5,
+                    ticket_id: t,
+                    tier: 0,
+                    owner: PublicKeyBytes([t as u8; 32]),
+                    generation,
+                    status: TicketStatus::Active,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn reimport_keeps_presence_recorded_here_and_takes_the_organizers_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("g.db")).unwrap();
+        let signer = PublicKeyBytes([9; 32]);
+        store.import_snapshot(&snapshot(1), &signer, 0).unwrap();
+        let mut inside = store.ticket_state(5, 2).unwrap().unwrap();
+        inside.presence = Presence::Inside {
+            since: 100,
+            gate: 4,
+        };
+        inside.entries = 1;
+        {
+            let mut stmt = store
+                .conn
+                .prepare("INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) VALUES (?1, ?2, ?3, ?4)")
+                .unwrap();
+            write_state(&mut stmt, &inside).unwrap();
+        }
+        let summary = store.import_snapshot(&snapshot(2), &signer, 1).unwrap();
+        assert_eq!(summary.kept_local_presence, 1);
+        let after = store.ticket_state(5, 2).unwrap().unwrap();
+        assert_eq!(
+            after.presence,
+            Presence::Inside {
+                since: 100,
+                gate: 4
+            }
+        );
+        assert_eq!(
+            after.generation, 2,
+            "the transfer in the new snapshot applies"
+        );
+        assert_eq!(
+            store.ticket_state(5, 1).unwrap().unwrap().presence,
+            Presence::NeverEntered
+        );
+        assert_eq!(store.counts().unwrap().inside, 1);
+    }
+
+    #[test]
+    fn csv_fields_with_commas_and_quotes_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
+    }
+}

@@ -16,7 +16,7 @@ use gate_agent::{ManualClock, RecordingOutputs};
 fn config(dir: &std::path::Path, device: &std::path::Path) -> Config {
     let mut config = Config::default();
     config.store.path = dir.join("gate.db");
-    config.status.enabled = false;
+    config.status.enabled = true;
     config.scanners.push(ScannerConfig::Serial {
         name: Some("lane".into()),
         device: device.to_owned(),
@@ -28,6 +28,19 @@ fn config(dir: &std::path::Path, device: &std::path::Path) -> Config {
         reopen_ms: Some(100),
     });
     config
+}
+
+/// Waits until the agent has the scanner port open, so no line is sent before.
+fn wait_until_reading(agent: &Running) {
+    let addr = agent.status_addr.unwrap();
+    wait_for(
+        || {
+            http_get(addr, "/api/status")
+                .1
+                .contains("\"lane\":\"reading\"")
+        },
+        "the agent to open the scanner port",
+    );
 }
 
 fn journal_outcomes(path: &std::path::Path) -> Vec<(String, bool, String)> {
@@ -78,6 +91,7 @@ fn serial_scanner_lines_get_the_right_verdicts_in_journal_and_outputs() {
     }
     // Bare terminators between scans are not scans.
     stream.extend_from_slice(b"\r\n");
+    wait_until_reading(&agent);
     pty.send(&stream);
 
     let db = dir.path().join("gate.db");
@@ -158,6 +172,7 @@ fn serial_scanner_is_reopened_after_it_is_unplugged() {
         outputs.clone(),
         clock,
     );
+    wait_until_reading(&agent);
     pty.send(format!("{}\r\n", venue.code(1)).as_bytes());
     wait_for(|| journal_outcomes(&db).len() == 1, "first scan");
 

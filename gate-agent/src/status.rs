@@ -263,7 +263,8 @@ function show(v){
   document.getElementById("net").textContent=v.online?"online":"offline";
   document.getElementById("cache").textContent="cache age "+age(v.cache_age_secs);
   document.getElementById("unsent").textContent=v.counts.unsent+" not uploaded";
-  document.getElementById("alert").textContent=[v.journal_error,v.setup_error].filter(Boolean).join(" | ");
+  const down=Object.entries(v.inputs||{}).filter(([,st])=>!st.startsWith("reading")).map(([n,st])=>"Scanner "+n+": "+st);
+  document.getElementById("alert").textContent=[v.journal_error,v.setup_error].concat(down).filter(Boolean).join(" | ");
 }
 fetch("/api/status").then(r=>r.json()).then(show);
 const es=new EventSource("/events");

@@ -1,0 +1,33 @@
+//! PDA seeds and fixed limits. Clients derive addresses through [`crate::client`], never by
+//! copying these seeds.
+
+/// Event account: `[EVENT_SEED, organizer, event_id (u64 LE)]`.
+pub const EVENT_SEED: &[u8] = b"event";
+/// Ticket state: `[TICKET_SEED, event, ticket_id (u32 LE)]`.
+pub const TICKET_SEED: &[u8] = b"ticket";
+/// The ticket's NFT mint: `[MINT_SEED, ticket]`.
+pub const MINT_SEED: &[u8] = b"mint";
+/// An open email (delegate) transfer: `[DELEGATION_SEED, ticket]`.
+pub const DELEGATION_SEED: &[u8] = b"delegate";
+
+/// Tiers per event ("general", "vip", ...).
+pub const MAX_TIERS: usize = 4;
+/// Keys allowed to record entries for one event (the sync server's replay keys).
+pub const MAX_VALIDATORS: usize = 4;
+
+pub const MAX_EVENT_NAME_LEN: usize = 32;
+pub const MAX_VENUE_LEN: usize = 32;
+pub const MAX_SYMBOL_LEN: usize = 10;
+/// Prefix of each ticket's metadata URI; the ticket id is appended.
+pub const MAX_URI_BASE_LEN: usize = 96;
+pub const MAX_TIER_NAME_LEN: usize = 16;
+
+/// Records accepted by one `validate_entries` call. A legacy transaction fits fewer
+/// (each record needs its ticket account in the message); the bound keeps a malformed
+/// instruction from asking for an unbounded loop.
+pub const MAX_ENTRY_RECORDS: usize = 64;
+/// Tickets issued by one `mint_tickets` call: what the runtime's 64-entry instruction trace
+/// allows, each ticket taking about 15 entries (account creation, Token-2022 mint and metadata
+/// set-up, the associated token account and its own CPIs, mint, freeze, authority removal).
+/// Six would fit the 1,232-byte packet.
+pub const MAX_MINT_BATCH: usize = 4;

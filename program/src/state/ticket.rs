@@ -1,0 +1,45 @@
+use anchor_lang::prelude::*;
+
+/// One ticket: who holds it, whether it may be used, and what the gates recorded.
+/// The NFT mint at `[MINT_SEED, ticket]` is the wallet-visible half.
+#[account]
+#[derive(InitSpace, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub event: Pubkey,
+    pub owner: Pubkey,
+    pub ticket_id: u32,
+    pub tier: u8,
+    /// +1 on every change of owner; credentials carry it so an old owner's QR is refused.
+    pub generation: u32,
+    pub status: TicketStatus,
+    /// Entered at least once.
+    pub entered: bool,
+    /// Currently inside (last record was an entry).
+    pub inside: bool,
+    pub entry_count: u16,
+    pub last_gate: u16,
+    /// Time of the newest applied entry record (unix seconds); records not newer are skipped,
+    /// which is what makes replays idempotent.
+    pub last_scan_at: i64,
+    /// Lamports paid on chain (refunded on revoke); 0 when paid off chain.
+    pub paid: u64,
+    /// An email transfer is open; direct transfers wait until it is claimed, cancelled or expired.
+    pub transfer_pending: bool,
+    pub bump: u8,
+    pub mint_bump: u8,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, InitSpace)]
+pub enum TicketStatus {
+    Active,
+    /// Security hold by the organizer; reversible.
+    Frozen,
+    /// Invalidated without an on-chain refund (paid off chain).
+    Revoked,
+    /// Invalidated and the on-chain price returned to the holder.
+    Refunded,
+}
+
+impl Ticket {
+    pub const SPACE: usize = 8 + Self::INIT_SPACE;
+}

@@ -64,6 +64,13 @@ impl TicketAccounts {
     }
 }
 
+/// The `email_hash` an email transfer stores: sha256 of the address trimmed and lowercased, so
+/// the server can match a claim to the address it mailed without the chain holding the address.
+pub fn email_hash(email: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(email.trim().to_lowercase().as_bytes()).into()
+}
+
 /// Decodes an event account's data (discriminator checked).
 pub fn decode_event(data: &[u8]) -> Result<Event> {
     Event::try_deserialize(&mut &data[..])

@@ -280,3 +280,24 @@ async fn mint_tickets_refuses_missing_accounts() {
     let result = fx.send(&[instruction], &[&minter]).await;
     assert_refused(result, TicketingError::AccountsMismatch);
 }
+
+#[tokio::test]
+async fn mint_tickets_refuses_more_than_the_batch_limit() {
+    let mut fx = Fixture::with(|params| {
+        params.capacity = 10;
+        params.tiers[0].supply = 10;
+    })
+    .await;
+    let minter = fx.minter.insecure_clone();
+    let batch: Vec<_> = (0..=ticketing::constants::MAX_MINT_BATCH)
+        .map(|_| (Keypair::new().pubkey(), GENERAL))
+        .collect();
+    let result = fx
+        .send(
+            &[client::mint_tickets(&minter.pubkey(), &fx.event, 0, &batch)],
+            &[&minter],
+        )
+        .await;
+    assert_refused(result, TicketingError::BatchTooLarge);
+    assert_eq!(fx.event_state().await.minted, 0);
+}

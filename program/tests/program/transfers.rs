@@ -5,7 +5,7 @@ use solana_sdk::signature::{Keypair, Signer};
 use ticketing::client::{self, EntryKind, EntryRecord, TicketAccounts};
 use ticketing::error::TicketingError;
 
-const EMAIL_HASH: [u8; 32] = [7; 32];
+const EMAIL: &str = "friend@example.org";
 
 async fn holder_with_ticket(fx: &mut Fixture) -> (Keypair, u32) {
     let holder = fx.buyer().await;
@@ -206,7 +206,7 @@ async fn open(fx: &mut Fixture, holder: &Keypair, ticket_id: u32, claim_key: &Ke
             &holder.pubkey(),
             &fx.event,
             ticket_id,
-            EMAIL_HASH,
+            client::email_hash(EMAIL),
             &claim_key.pubkey(),
             NOW + 3600,
         )],
@@ -235,7 +235,10 @@ async fn open_email_transfer_records_the_hash_and_claim_key_and_blocks_direct_tr
         .unwrap()
         .unwrap();
     let delegation = client::decode_delegation(&data).unwrap();
-    assert_eq!(delegation.email_hash, EMAIL_HASH);
+    assert_eq!(
+        delegation.email_hash,
+        client::email_hash(" Friend@Example.org ")
+    );
     assert_eq!(delegation.claim_key, claim_key.pubkey());
     assert_eq!(delegation.owner, holder.pubkey());
     assert_eq!(delegation.expires_at, NOW + 3600);
@@ -273,7 +276,7 @@ async fn open_email_transfer_refuses_anyone_but_the_owner_and_a_past_expiry() {
                 &thief.pubkey(),
                 &fx.event,
                 ticket_id,
-                EMAIL_HASH,
+                client::email_hash(EMAIL),
                 &claim_key.pubkey(),
                 NOW + 3600,
             )],
@@ -287,7 +290,7 @@ async fn open_email_transfer_refuses_anyone_but_the_owner_and_a_past_expiry() {
                 &holder.pubkey(),
                 &fx.event,
                 ticket_id,
-                EMAIL_HASH,
+                client::email_hash(EMAIL),
                 &claim_key.pubkey(),
                 NOW,
             )],

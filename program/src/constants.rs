@@ -26,6 +26,10 @@ pub const MAX_TIER_NAME_LEN: usize = 16;
 /// (each record needs its ticket account in the message); the bound keeps a malformed
 /// instruction from asking for an unbounded loop.
 pub const MAX_ENTRY_RECORDS: usize = 64;
+/// How far ahead of the cluster clock an entry record may be (seconds). A record from a gate
+/// whose clock runs ahead is skipped instead of applied: applied, it would make every later
+/// genuine record of that ticket look stale.
+pub const MAX_SCAN_CLOCK_SKEW: i64 = 300;
 /// Tickets issued by one `mint_tickets` call: what the runtime's 64-entry instruction trace
 /// allows, each ticket taking about 15 entries (account creation, Token-2022 mint and metadata
 /// set-up, the associated token account and its own CPIs, mint, freeze, authority removal).

@@ -149,7 +149,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         batch += 1;
     }
     // The packet is not the only limit: each ticket takes about 15 entries of the runtime's
-    // 64-entry instruction trace (its CPIs and theirs), so shrink until the batch executes.
+    // 64-entry instruction trace (its CPIs and theirs), which is why the program caps a batch
+    // at MAX_MINT_BATCH; shrink until the batch executes.
     let size_limited_batch = batch;
     let (mint_tx_size, batch_per_ticket) = loop {
         let recipients: Vec<_> = (0..batch).map(|_| (Keypair::new().pubkey(), 0)).collect();
@@ -184,7 +185,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         what: format!("ticket minted in a batch of {batch} (card payment)"),
         lamports: batch_per_ticket,
         note: format!(
-            "{mint_tx_size} bytes; {size_limited_batch} would fit the packet, the trace limit allows {batch}"
+            "{mint_tx_size} bytes; {size_limited_batch} fit the packet, the instruction trace allows {batch}"
         ),
     });
 
@@ -209,6 +210,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ticket_ids.extend(next_ticket..next_ticket + u32::try_from(take)?);
         next_ticket += u32::try_from(take)?;
     }
+    // The replay runs after the doors opened: records are in the cluster clock's past.
+    chain.set_unix_time(STARTS_AT + 3600).await?;
     let mut lamports_per_entry = 0;
     let mut fee_per_full_tx = 0;
     let mut scan_at = STARTS_AT;

@@ -1,6 +1,6 @@
 use anchor_lang::prelude::*;
 
-use crate::constants::MAX_ENTRY_RECORDS;
+use crate::constants::{MAX_ENTRY_RECORDS, MAX_SCAN_CLOCK_SKEW};
 use crate::error::TicketingError;
 use crate::state::{Event, Ticket};
 
@@ -62,13 +62,16 @@ pub(crate) fn handler<'info>(
         TicketingError::AccountsMismatch
     );
     let event_key = ctx.accounts.event.key();
+    let latest_accepted = Clock::get()?
+        .unix_timestamp
+        .saturating_add(MAX_SCAN_CLOCK_SKEW);
     let mut applied: u16 = 0;
     for (record, account) in records.iter().zip(ctx.remaining_accounts) {
         require_keys_eq!(*account.owner, crate::ID, TicketingError::WrongAccount);
         require!(account.is_writable, TicketingError::WrongAccount);
         let mut ticket = Ticket::try_deserialize(&mut &account.try_borrow_data()?[..])?;
         require_keys_eq!(ticket.event, event_key, TicketingError::WrongEvent);
-        if !apply(&mut ticket, record)? {
+        if !apply(&mut ticket, record, latest_accepted)? {
             continue;
         }
         let mut data = account.try_borrow_mut_data()?;
@@ -91,11 +94,12 @@ pub(crate) fn handler<'info>(
     Ok(())
 }
 
-/// Applies `record` if it is newer than the last one applied; returns whether it did.
+/// Applies `record` if it is newer than the last one applied and not later than
+/// `latest_accepted` (the cluster clock plus the allowed gate clock skew); returns whether it did.
 /// The chain records what happened at the gate, whatever the ticket's status: the gate
 /// decided offline, and disagreements are the sync server's conflicts to show.
-pub fn apply(ticket: &mut Ticket, record: &EntryRecord) -> Result<bool> {
-    if record.at <= ticket.last_scan_at {
+pub fn apply(ticket: &mut Ticket, record: &EntryRecord, latest_accepted: i64) -> Result<bool> {
+    if record.at <= ticket.last_scan_at || record.at > latest_accepted {
         return Ok(false);
     }
     ticket.last_scan_at = record.at;

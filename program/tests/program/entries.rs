@@ -35,6 +35,8 @@ async fn replay(
     records: &[(u32, EntryRecord)],
 ) -> Result<(), solana_program_test::BanksClientError> {
     let validator = fx.validator.insecure_clone();
+    // The replay runs after the doors opened; the records' times are in the past.
+    fx.set_time(STARTS_AT + 3600).await;
     fx.send(
         &[client::validate_entries(
             &validator.pubkey(),
@@ -151,6 +153,30 @@ async fn validate_entries_batch_mixing_new_and_replayed_records_applies_only_the
 }
 
 #[tokio::test]
+async fn validate_entries_skips_a_record_from_a_gate_clock_running_ahead() {
+    let mut fx = Fixture::new().await;
+    let ids = tickets(&mut fx, 2).await;
+    // The replay helper puts the cluster clock at STARTS_AT + 1 h; 2 h ahead is beyond the skew.
+    replay(
+        &mut fx,
+        &[
+            (ids[0], entry(STARTS_AT + 3 * 3600, 1)),
+            (ids[1], entry(STARTS_AT + 10, 2)),
+        ],
+    )
+    .await
+    .unwrap();
+    let skewed = fx.ticket_state(ids[0]).await;
+    assert_eq!((skewed.entry_count, skewed.last_scan_at), (0, 0));
+    assert_eq!(fx.ticket_state(ids[1]).await.entry_count, 1);
+    // A genuine later record of the first ticket still applies.
+    replay(&mut fx, &[(ids[0], entry(STARTS_AT + 20, 1))])
+        .await
+        .unwrap();
+    assert_eq!(fx.ticket_state(ids[0]).await.entry_count, 1);
+}
+
+#[tokio::test]
 async fn validate_entries_refuses_an_unauthorized_validator() {
     let mut fx = Fixture::new().await;
     let ids = tickets(&mut fx, 1).await;
@@ -232,6 +258,7 @@ async fn validate_entries_fits_more_than_twenty_records_in_one_legacy_transactio
         .map(|id| (*id, entry(STARTS_AT + i64::from(*id), 1)))
         .collect();
     let validator = fx.validator.insecure_clone();
+    fx.set_time(STARTS_AT + 3600).await;
 
     // The validator pays its own fee: one signature.
     let one_too_many = fx

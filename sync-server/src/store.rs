@@ -19,6 +19,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
+/// Scans per multi-row INSERT: 14 values each stays far below both
+/// backends' limits on bound parameters.
+const INGEST_ROWS_PER_STATEMENT: usize = 100;
+
 /// Which database a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -626,58 +630,71 @@ impl Store {
         scans: &[ScanRecord],
         now: i64,
     ) -> Result<JournalAck, StoreError> {
+        // A gate reports scans of its own event; they are filed under the
+        // device's event whatever the record says.
+        let event_id = device.event_id;
         let mut tx = self.pool.begin().await?;
-        let mut acked = Vec::with_capacity(scans.len());
         let mut stored = 0u32;
-        let mut touched: Vec<(u64, u32)> = Vec::new();
-        for scan in scans {
-            // A gate reports scans of its own event only; others are kept
-            // under the device's event so nothing is lost, as rejections.
-            let event_id = device.event_id;
-            let replay_state = match (scan.opened, scan.ticket_id) {
-                (true, Some(_)) => "ingested",
-                _ => "none",
-            };
-            let inserted = sqlx::query(
+        let mut touched: Vec<u32> = Vec::new();
+        for chunk in scans.chunks(INGEST_ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
                 "INSERT INTO scans (scan_id, device_id, event_id, gate, direction, scanned_at_ms, source,
-                     ticket_id, generation, tier, outcome, opened, received_at, replay_state)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                 ON CONFLICT (scan_id) DO NOTHING",
-            )
-            .bind(scan.scan_id.to_string())
-            .bind(device.device_id.to_string())
-            .bind(i64_of(event_id)?)
-            .bind(i64::from(device.gate_number))
-            .bind(enum_text(&scan.direction))
-            .bind(scan.scanned_at_ms)
-            .bind(&scan.source)
-            .bind(scan.ticket_id.map(i64::from))
-            .bind(scan.generation.map(i64::from))
-            .bind(scan.tier.map(i64::from))
-            .bind(&scan.outcome)
-            .bind(i64::from(scan.opened))
-            .bind(now)
-            .bind(replay_state)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
+                     ticket_id, generation, tier, outcome, opened, received_at, replay_state) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = i * 14;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for k in 1..=14 {
+                    if k > 1 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", p + k));
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ON CONFLICT (scan_id) DO NOTHING RETURNING ticket_id, opened");
+            // Only placeholders are formatted into the text; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for scan in chunk {
+                let replay_state = match (scan.opened, scan.ticket_id) {
+                    (true, Some(_)) => "ingested",
+                    _ => "none",
+                };
+                query = query
+                    .bind(scan.scan_id.to_string())
+                    .bind(device.device_id.to_string())
+                    .bind(i64_of(event_id)?)
+                    .bind(i64::from(device.gate_number))
+                    .bind(enum_text(&scan.direction))
+                    .bind(scan.scanned_at_ms)
+                    .bind(scan.source.clone())
+                    .bind(scan.ticket_id.map(i64::from))
+                    .bind(scan.generation.map(i64::from))
+                    .bind(scan.tier.map(i64::from))
+                    .bind(scan.outcome.clone())
+                    .bind(i64::from(scan.opened))
+                    .bind(now)
+                    .bind(replay_state);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
                 stored += 1;
-                if let (true, Some(ticket)) = (scan.opened, scan.ticket_id) {
-                    touched.push((event_id, ticket));
+                let opened: i64 = row.try_get("opened")?;
+                if let (1, Some(ticket)) = (opened, row.try_get::<Option<i64>, _>("ticket_id")?) {
+                    touched.push(u32::try_from(ticket).map_err(corrupt)?);
                 }
             }
-            acked.push(scan.scan_id);
         }
         touched.sort_unstable();
         touched.dedup();
         let mut conflicts = Vec::new();
-        for (event_id, ticket_id) in touched {
-            conflicts.extend(
-                self.recompute_conflicts(&mut tx, event_id, ticket_id)
-                    .await?,
-            );
+        for chunk in touched.chunks(500) {
+            conflicts.extend(self.recompute_conflicts(&mut tx, event_id, chunk).await?);
         }
         tx.commit().await?;
+        let acked: Vec<Uuid> = scans.iter().map(|s| s.scan_id).collect();
         let batch: std::collections::HashSet<Uuid> = acked.iter().copied().collect();
         conflicts.retain(|id| batch.contains(id));
         Ok(JournalAck {
@@ -692,27 +709,41 @@ impl Store {
         })
     }
 
-    /// Walks a ticket's gate-opening scans in scan-time order and marks every
-    /// admission made while the holder was already inside. Scans that arrive
-    /// late (a gate that was offline) slot in by their own time.
+    /// Walks each ticket's gate-opening scans in scan-time order and marks
+    /// every admission made while the holder was already inside. Scans that
+    /// arrive late (a gate that was offline) slot in by their own time. Only
+    /// rows whose mark changes are written.
     async fn recompute_conflicts(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         event_id: u64,
-        ticket_id: u32,
+        ticket_ids: &[u32],
     ) -> Result<Vec<Uuid>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT scan_id, direction, conflict_of FROM scans
-             WHERE event_id = $1 AND ticket_id = $2 AND opened = 1
-             ORDER BY scanned_at_ms, scan_id",
-        )
-        .bind(i64_of(event_id)?)
-        .bind(i64::from(ticket_id))
-        .fetch_all(&mut **tx)
-        .await?;
+        let placeholders: Vec<String> = (0..ticket_ids.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        // Only placeholders are formatted into the text; every value is bound.
+        let sql = format!(
+            "SELECT scan_id, ticket_id, direction, conflict_of FROM scans
+             WHERE event_id = $1 AND opened = 1 AND ticket_id IN ({})
+             ORDER BY ticket_id, scanned_at_ms, scan_id",
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64_of(event_id)?);
+        for id in ticket_ids {
+            query = query.bind(i64::from(*id));
+        }
+        let rows = query.fetch_all(&mut **tx).await?;
+        let mut current_ticket: Option<i64> = None;
         let mut inside_since: Option<String> = None;
         let mut conflicts = Vec::new();
+        let mut changed: Vec<(Option<String>, String)> = Vec::new();
         for row in rows {
+            let ticket: i64 = row.try_get("ticket_id")?;
+            if current_ticket != Some(ticket) {
+                current_ticket = Some(ticket);
+                inside_since = None;
+            }
             let scan_id: String = row.try_get("scan_id")?;
             let direction: String = row.try_get("direction")?;
             let old: Option<String> = row.try_get("conflict_of")?;
@@ -725,16 +756,19 @@ impl Store {
                 inside_since = Some(scan_id.clone());
                 None
             };
-            if new != old {
-                sqlx::query("UPDATE scans SET conflict_of = $1 WHERE scan_id = $2")
-                    .bind(new.clone())
-                    .bind(&scan_id)
-                    .execute(&mut **tx)
-                    .await?;
-            }
             if new.is_some() {
                 conflicts.push(Uuid::parse_str(&scan_id).map_err(corrupt)?);
             }
+            if new != old {
+                changed.push((new, scan_id));
+            }
+        }
+        for (conflict_of, scan_id) in changed {
+            sqlx::query("UPDATE scans SET conflict_of = $1 WHERE scan_id = $2")
+                .bind(conflict_of)
+                .bind(scan_id)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(conflicts)
     }

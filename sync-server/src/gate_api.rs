@@ -160,18 +160,17 @@ async fn authenticate(
     let message = device_request_message(method, path, timestamp, nonce, body);
     key.verify_strict(&message, &Signature::from_bytes(&signature))
         .map_err(|_| unauthorized("bad device signature"))?;
-    if !state
-        .store
-        .remember_nonce(device_id, nonce, now, now - 2 * window)
-        .await?
-    {
-        return Err(unauthorized("replayed request (nonce already used)"));
-    }
     let backlog = headers
         .get(HEADER_BACKLOG)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    state.store.touch_device(device_id, now, backlog).await?;
+    if !state
+        .store
+        .accept_request(device_id, nonce, now, now - 2 * window, backlog)
+        .await?
+    {
+        return Err(unauthorized("replayed request (nonce already used)"));
+    }
     Ok(device)
 }
 

@@ -114,7 +114,12 @@ pub struct GateCounts {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// When expired request nonces were last purged (Unix seconds).
+    last_nonce_purge: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// Expired nonces are purged at most this often, not on every request.
+const NONCE_PURGE_EVERY_SECS: i64 = 60;
 
 fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| corrupt(format!("{v} does not fit a 64-bit signed column")))
@@ -182,7 +187,11 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            last_nonce_purge: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -475,29 +484,53 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a request nonce; `false` if the device already used it (a
-    /// replayed request). Nonces older than `forget_before` are dropped: the
-    /// timestamp window refuses those requests anyway.
-    pub async fn remember_nonce(
+    /// Accepts one signed request of a device: records its nonce and notes
+    /// that the device was heard from (with its unsent backlog), in one
+    /// transaction. `false` if the device already used the nonce (a replayed
+    /// request); then nothing is written. Nonces older than `forget_before`
+    /// are dropped now and then: the timestamp window refuses those requests
+    /// anyway.
+    pub async fn accept_request(
         &self,
         device_id: Uuid,
         nonce: &str,
         now: i64,
         forget_before: i64,
+        backlog: Option<u64>,
     ) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM device_nonces WHERE seen_at < $1")
-            .bind(forget_before)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        let last_purge = self
+            .last_nonce_purge
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last_purge >= NONCE_PURGE_EVERY_SECS {
+            self.last_nonce_purge
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            sqlx::query("DELETE FROM device_nonces WHERE seen_at < $1")
+                .bind(forget_before)
+                .execute(&mut *tx)
+                .await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO device_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(device_id.to_string())
         .bind(nonce)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(inserted.rows_affected() == 1)
+        if inserted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE devices SET last_seen_at = $1, backlog = COALESCE($2, backlog) WHERE device_id = $3",
+        )
+        .bind(now)
+        .bind(backlog.map(i64_of).transpose()?)
+        .bind(device_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Notes that a device was heard from, with its unsent backlog.

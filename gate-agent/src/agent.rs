@@ -103,6 +103,15 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()>,
     options: RunOptions,
 ) -> Result<(), AgentError> {
+    let mut config = config;
+    // An enrolled gate is who the server says it is.
+    let enrolment = match crate::enrolment::apply_stored(&mut config) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the enrolment; running without sync");
+            None
+        }
+    };
     let stop = Stop::new();
     let board = StatusBoard::new(
         StatusView {
@@ -187,6 +196,30 @@ pub async fn run_with(
         }
     }
     drop(tx);
+
+    match (&enrolment, config.sync.enabled) {
+        (Some(enrolment), true) => {
+            match crate::enrolment::load_key(&crate::enrolment::key_path(&config)) {
+                Ok(key) => match crate::sync::start(
+                    &config,
+                    enrolment.clone(),
+                    key,
+                    Arc::clone(&board),
+                    Arc::clone(&options.clock),
+                    stop.clone(),
+                ) {
+                    Ok(handle) => threads.push(handle),
+                    Err(e) => tracing::error!(error = %e, "sync task did not start"),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "enrolled but the device key is unusable; running without sync");
+                    board.update(|v| v.sync_error = Some(e.to_string()));
+                }
+            }
+        }
+        (Some(_), false) => tracing::info!("sync disabled by configuration"),
+        (None, _) => tracing::info!("not enrolled; running on cache files only"),
+    }
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -280,7 +313,13 @@ impl DecisionLoop {
                 {
                     state.counts.inside = c.inside;
                     let counts = state.counts;
-                    self.board.update(|v| v.counts = counts);
+                    // The sync task keeps `unsent` current on the board.
+                    self.board.update(|v| {
+                        v.counts = Counts {
+                            unsent: v.counts.unsent,
+                            ..counts
+                        }
+                    });
                 }
             }
         }
@@ -428,13 +467,15 @@ impl DecisionLoop {
         } else {
             state.counts.rejected += 1;
         }
-        if verdict.journaled {
-            state.counts.unsent += 1;
-        }
+        let added = u64::from(verdict.journaled);
         let counts = state.counts;
+        // `unsent` lives on the board: this loop adds, the sync task recounts.
         self.board.update(|v| {
             v.last = Some(verdict);
-            v.counts = counts;
+            v.counts = Counts {
+                unsent: v.counts.unsent + added,
+                ..counts
+            };
         });
     }
 }

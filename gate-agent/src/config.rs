@@ -28,6 +28,7 @@ pub struct Config {
     pub outputs: OutputsConfig,
     pub qr: QrConfig,
     pub status: StatusConfig,
+    pub sync: SyncConfig,
     pub log: LogConfig,
     /// Scanner inputs; several run at once, each feeding the one decision loop.
     #[serde(rename = "scanner")]
@@ -112,6 +113,28 @@ pub struct StatusConfig {
     pub enabled: bool,
     /// Kiosk page, SSE feed and Prometheus metrics. Keep it on localhost.
     pub listen: SocketAddr,
+}
+
+/// Talking to the sync server. The server URL, device id and keys come from
+/// `gate-agent enrol`; `server` here only overrides the enrolled URL (e.g. when
+/// the server moved).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Turns the sync task off even when enrolled (the gate then runs on
+    /// cache files and journal exports only).
+    pub enabled: bool,
+    /// Overrides the server URL stored at enrolment, e.g. `http://sync.venue.lan:8080`.
+    pub server: Option<String>,
+    /// How long the server may hold a delta request open waiting for a change.
+    pub poll_wait_secs: u32,
+    /// A request that takes longer than this (beyond the long-poll wait) marks
+    /// the gate offline.
+    pub request_timeout_secs: u64,
+    /// Journal rows per upload.
+    pub upload_batch: usize,
+    /// Longest pause between retries after failures (exponential backoff with jitter).
+    pub max_backoff_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +254,19 @@ impl Default for StatusConfig {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+        }
+    }
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            server: None,
+            poll_wait_secs: 25,
+            request_timeout_secs: 10,
+            upload_batch: 200,
+            max_backoff_secs: 60,
         }
     }
 }
@@ -456,6 +492,36 @@ impl Config {
         }
         if self.store.path.as_os_str().is_empty() {
             bad("store.path", "must not be empty".into());
+        }
+        if let Some(url) = &self.sync.server
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            bad(
+                "sync.server",
+                format!("\"{url}\" must start with http:// or https://"),
+            );
+        }
+        if !(1..=500).contains(&self.sync.upload_batch) {
+            bad(
+                "sync.upload_batch",
+                format!("{} is outside 1..=500", self.sync.upload_batch),
+            );
+        }
+        if !(1..=300).contains(&self.sync.request_timeout_secs) {
+            bad(
+                "sync.request_timeout_secs",
+                format!("{} is outside 1..=300", self.sync.request_timeout_secs),
+            );
+        }
+        if self.sync.poll_wait_secs > 300 {
+            bad(
+                "sync.poll_wait_secs",
+                format!("{} is above 300", self.sync.poll_wait_secs),
+            );
+        }
+        if self.sync.max_backoff_secs == 0 {
+            bad("sync.max_backoff_secs", "must be at least 1".into());
         }
         if !(20..=5000).contains(&self.outputs.relay_pulse_ms) {
             bad(

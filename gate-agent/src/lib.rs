@@ -11,7 +11,9 @@
 //!   transaction, committed before the relay fires;
 //! - if the journal cannot be written the gate fails closed (unless configured
 //!   otherwise), says why, and keeps running;
-//! - admission rules live in `shared`, never here.
+//! - admission rules live in `shared`, never here;
+//! - the network is optional: the sync task ([`sync`]) runs on its own thread
+//!   with its own store connection, and an offline gate keeps deciding.
 //!
 //! Start it as a library with [`run`], so tests drive it with real inputs and a
 //! recording output.
@@ -19,6 +21,7 @@
 pub mod agent;
 pub mod cache_file;
 pub mod config;
+pub mod enrolment;
 pub mod gate;
 pub mod outputs;
 pub mod profiles;
@@ -26,6 +29,7 @@ pub mod qr;
 pub mod serial;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod wedge;
 
 pub use agent::{Input, InputContext, RunOptions, Stop, run, run_with};

@@ -19,6 +19,7 @@ use gate_agent::store::{ExportFormat, Store};
     about,
     after_help = "Examples:
   gate-agent config check /etc/gate-agent/gate-agent.toml
+  gate-agent enrol --server http://sync.venue.lan:8080 --token 7Q2...   (once per box)
   gate-agent cache import /media/usb/gate-cache.bin
   gate-agent status
   gate-agent decode ticket-photo.jpg
@@ -51,6 +52,15 @@ enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Register this box with the sync server (once), using a one-time token
+    /// from the organizer. Creates the device key beside the store file.
+    #[command(
+        after_help = "After enrolment `gate-agent run` keeps the ticket cache current and \
+uploads the journal by itself; the gate's number, name, direction and event come from the \
+server. A box is enrolled once: to enrol it again (e.g. for another event), stop the agent \
+and move the store file and device.key aside."
+    )]
+    Enrol(EnrolArgs),
     /// Print the payload of every QR code found in images, one per line.
     Decode {
         /// Image files (PNG, JPEG, PGM).
@@ -83,6 +93,21 @@ struct RunArgs {
     /// Status page address (same as --set status.listen=ADDR).
     #[arg(long, value_name = "ADDR")]
     status_listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct EnrolArgs {
+    /// The sync server's base URL, e.g. http://sync.venue.lan:8080
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The one-time enrolment token shown to the organizer for this gate.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GATE_AGENT_ENROL_TOKEN",
+        hide_env_values = true
+    )]
+    token: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,7 +193,11 @@ fn load_config(cli: &Cli, extra: &[String]) -> Result<Config, ConfigError> {
         .config
         .clone()
         .or_else(|| default_file.exists().then_some(default_file));
-    Config::load(&Sources::from_process_env(file, flags))
+    let mut config = Config::load(&Sources::from_process_env(file, flags))?;
+    if let Err(e) = gate_agent::enrolment::apply_stored(&mut config) {
+        tracing::warn!(error = %e, "cannot read the enrolment from the store");
+    }
+    Ok(config)
 }
 
 fn toml_string(s: &str) -> String {
@@ -195,6 +224,30 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(2))
                 }
             }
+        }
+        Command::Enrol(args) => {
+            let config = load_config(&cli, &[])?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let enrolment = runtime.block_on(gate_agent::enrolment::enrol(
+                &config,
+                &args.server,
+                &args.token,
+            ))?;
+            println!(
+                "enrolled as gate {} \"{}\" ({:?}) of event {}\ndevice id   {}\nserver key  {}\nstore       {}\ndevice key  {}",
+                enrolment.gate.number,
+                enrolment.gate.name,
+                enrolment.gate.direction,
+                enrolment.event_id,
+                enrolment.device_id,
+                enrolment.server_key,
+                config.store.path.display(),
+                gate_agent::enrolment::key_path(&config).display(),
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Decode { images } => {
             let mut failed = false;

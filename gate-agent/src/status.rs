@@ -35,6 +35,14 @@ pub struct StatusView {
     pub cache_age_secs: Option<i64>,
     /// Whether the gate talks to its sync server (always false without sync).
     pub online: bool,
+    /// Whether a sync task runs (the gate is enrolled and sync is enabled).
+    pub sync_enabled: bool,
+    /// When the sync server last answered (Unix seconds).
+    pub last_sync_at: Option<i64>,
+    /// Seconds since the server last answered.
+    pub last_sync_age_secs: Option<i64>,
+    /// Why the last sync request failed, while it does.
+    pub sync_error: Option<String>,
     /// Why scans cannot be recorded right now, if they cannot.
     pub journal_error: Option<String>,
     /// Why the gate cannot admit anyone (empty cache, ...).
@@ -87,6 +95,9 @@ impl StatusBoard {
         v.cache_age_secs = v
             .cache_generated_at
             .map(|g| (self.clock.now_ms().div_euclid(1000) - g).max(0));
+        v.last_sync_age_secs = v
+            .last_sync_at
+            .map(|t| (self.clock.now_ms().div_euclid(1000) - t).max(0));
         v
     }
 
@@ -159,6 +170,14 @@ impl StatusBoard {
                 },
             ),
             ("gate_online", if view.online { 1.0 } else { 0.0 }),
+            (
+                "gate_sync_enabled",
+                if view.sync_enabled { 1.0 } else { 0.0 },
+            ),
+            (
+                "gate_last_sync_timestamp_seconds",
+                view.last_sync_at.map_or(f64::NAN, |t| t as f64),
+            ),
             (
                 "gate_cache_age_seconds",
                 view.cache_age_secs.map_or(f64::NAN, |a| a as f64),
@@ -260,11 +279,11 @@ function show(v){
   document.getElementById("rejected").textContent=v.counts.rejected;
   document.getElementById("inside").textContent=v.counts.inside;
   document.getElementById("gate").textContent=v.gate_name+" ("+v.direction+")";
-  document.getElementById("net").textContent=v.online?"online":"offline";
+  document.getElementById("net").textContent=(v.online?"online":"offline")+(v.last_sync_age_secs!=null?(", synced "+age(v.last_sync_age_secs)+" ago"):(v.sync_enabled?", never synced":""));
   document.getElementById("cache").textContent="cache age "+age(v.cache_age_secs);
   document.getElementById("unsent").textContent=v.counts.unsent+" not uploaded";
   const down=Object.entries(v.inputs||{}).filter(([,st])=>!st.startsWith("reading")).map(([n,st])=>"Scanner "+n+": "+st);
-  document.getElementById("alert").textContent=[v.journal_error,v.setup_error].concat(down).filter(Boolean).join(" | ");
+  document.getElementById("alert").textContent=[v.journal_error,v.setup_error,v.sync_enabled&&!v.online?v.sync_error:null].concat(down).filter(Boolean).join(" | ");
 }
 fetch("/api/status").then(r=>r.json()).then(show);
 const es=new EventSource("/events");

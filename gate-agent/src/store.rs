@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use shared::wire::{CacheSnapshot, CachedEvent, CachedTicket, ScanRecord};
+use shared::wire::{CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, ScanRecord};
 use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus};
 use uuid::Uuid;
 
@@ -398,12 +398,123 @@ impl Store {
 
     /// Journal rows in order, from `since_ms` (inclusive) when given.
     pub fn journal(&self, since_ms: Option<i64>) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.journal_rows("scanned_at_ms >= ?1", since_ms.unwrap_or(i64::MIN), -1)
+    }
+
+    /// The oldest `limit` journal rows not yet acknowledged by the server.
+    pub fn unsent_journal(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        self.journal_rows(
+            "uploaded = 0 AND seq > ?1",
+            0,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        )
+    }
+
+    /// Marks the scans the server acknowledged as uploaded, in one
+    /// transaction; returns how many rows changed.
+    pub fn mark_uploaded(&mut self, scan_ids: &[Uuid]) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut changed = 0;
+        {
+            let mut stmt =
+                tx.prepare("UPDATE journal SET uploaded = 1 WHERE scan_id = ?1 AND uploaded = 0")?;
+            for id in scan_ids {
+                changed += stmt.execute([id.to_string()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// Journal rows the server has not acknowledged yet.
+    pub fn unsent_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM journal WHERE uploaded = 0", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Applies a cache delta in one transaction: events replaced, tickets
+    /// updated with the organizer's fields while this gate's own presence is
+    /// kept (as [`Store::import_snapshot`] does), cursor moved to `to_cursor`.
+    /// `imported_at_ms` changes only when something did, so the decision loop
+    /// reloads its gate policy only then.
+    pub fn apply_delta(&mut self, delta: &CacheDelta, now_ms: i64) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for change in &delta.changes {
+            match change {
+                CacheChange::Event(event) => {
+                    let body = serde_json::to_string(event)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO events (event_id, body) VALUES (?1, ?2)",
+                        params![event.event_id as i64, body],
+                    )?;
+                }
+                CacheChange::Ticket(ticket) => {
+                    let mut state = fresh_state(ticket);
+                    if let Some(prior) = read_state(&tx, ticket.event_id, ticket.ticket_id)? {
+                        state.presence = prior.presence;
+                        state.entries = prior.entries;
+                    }
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?;
+                    write_state(&mut stmt, &state)?;
+                }
+            }
+        }
+        let mut meta = vec![
+            ("cursor", delta.to_cursor.to_string()),
+            ("generated_at", delta.generated_at.to_string()),
+        ];
+        if !delta.changes.is_empty() {
+            meta.push(("imported_at_ms", now_ms.to_string()));
+        }
+        for (key, value) in meta {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes several `meta` keys in one transaction.
+    pub fn set_meta(&mut self, entries: &[(&str, String)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (key, value) in entries {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn journal_rows(
+        &self,
+        filter: &str,
+        arg: i64,
+        limit: i64,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT seq, scan_id, gate, direction, scanned_at_ms, source, event_id, ticket_id, \
              generation, tier, outcome, opened, detail, uploaded FROM journal \
-             WHERE scanned_at_ms >= ?1 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([since_ms.unwrap_or(i64::MIN)], |r| {
+             WHERE {filter} ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![arg, limit], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -673,6 +784,111 @@ mod tests {
             Presence::NeverEntered
         );
         assert_eq!(store.counts().unwrap().inside, 1);
+    }
+
+    #[test]
+    fn delta_updates_the_organizers_fields_keeps_presence_and_moves_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("g.db")).unwrap();
+        store
+            .import_snapshot(&snapshot(1), &PublicKeyBytes([9; 32]), 0)
+            .unwrap();
+        let mut inside = store.ticket_state(5, 2).unwrap().unwrap();
+        inside.presence = Presence::Inside {
+            since: 100,
+            gate: 4,
+        };
+        inside.entries = 1;
+        {
+            let mut stmt = store
+                .conn
+                .prepare("INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) VALUES (?1, ?2, ?3, ?4)")
+                .unwrap();
+            write_state(&mut stmt, &inside).unwrap();
+        }
+        let mut revoked = snapshot(1).tickets[1];
+        revoked.status = TicketStatus::Revoked;
+        let mut new = snapshot(1).tickets[0];
+        new.ticket_id = 9;
+        let delta = CacheDelta {
+            v: PROTOCOL_VERSION,
+            from_cursor: 1,
+            to_cursor: 4,
+            generated_at: 20,
+            changes: vec![CacheChange::Ticket(revoked), CacheChange::Ticket(new)],
+            has_more: false,
+        };
+        store.apply_delta(&delta, 77).unwrap();
+        let after = store.ticket_state(5, 2).unwrap().unwrap();
+        assert_eq!(after.status, TicketStatus::Revoked);
+        assert_eq!(
+            after.presence,
+            Presence::Inside {
+                since: 100,
+                gate: 4
+            }
+        );
+        assert!(store.ticket_state(5, 9).unwrap().is_some());
+        assert_eq!(store.meta("cursor").unwrap().as_deref(), Some("4"));
+        assert_eq!(store.meta("imported_at_ms").unwrap().as_deref(), Some("77"));
+
+        // An empty delta moves the cursor but does not make the loop reload.
+        let empty = CacheDelta {
+            from_cursor: 4,
+            to_cursor: 4,
+            generated_at: 30,
+            changes: vec![],
+            ..delta
+        };
+        store.apply_delta(&empty, 99).unwrap();
+        assert_eq!(store.meta("generated_at").unwrap().as_deref(), Some("30"));
+        assert_eq!(store.meta("imported_at_ms").unwrap().as_deref(), Some("77"));
+    }
+
+    #[test]
+    fn only_acknowledged_scans_are_marked_uploaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("g.db")).unwrap();
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        for id in &ids {
+            store
+                .record_scan(|_| ScanOutcome {
+                    record: ScanRecord {
+                        scan_id: *id,
+                        gate: 1,
+                        direction: Direction::Entry,
+                        scanned_at_ms: 5,
+                        source: "test".into(),
+                        event_id: None,
+                        ticket_id: None,
+                        generation: None,
+                        tier: None,
+                        outcome: "unreadable".into(),
+                        opened: false,
+                    },
+                    next_state: None,
+                    detail: String::new(),
+                })
+                .unwrap();
+        }
+        assert_eq!(store.unsent_count().unwrap(), 3);
+        let first_two: Vec<Uuid> = store
+            .unsent_journal(2)
+            .unwrap()
+            .iter()
+            .map(|e| e.record.scan_id)
+            .collect();
+        assert_eq!(first_two, ids[..2]);
+        assert_eq!(store.mark_uploaded(&[ids[1], Uuid::now_v7()]).unwrap(), 1);
+        assert_eq!(store.mark_uploaded(&[ids[1]]).unwrap(), 0, "already marked");
+        let unsent: Vec<Uuid> = store
+            .unsent_journal(10)
+            .unwrap()
+            .iter()
+            .map(|e| e.record.scan_id)
+            .collect();
+        assert_eq!(unsent, [ids[0], ids[2]]);
+        assert_eq!(store.unsent_count().unwrap(), 2);
     }
 
     #[test]

@@ -1,0 +1,455 @@
+//! The agent against the REAL sync server, started in-process on port 0 over a
+//! throwaway SQLite database: enrolment, cache changes reaching a running gate,
+//! journal upload after an outage, online/offline on the status page.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use gate_agent::RecordingOutputs;
+use gate_agent::config::Config;
+use gate_agent::store::Store;
+use shared::wire::{CachedEvent, CachedTicket};
+use shared::{PublicKeyBytes, TicketStatus};
+
+const ADMIN: &str = "admin-token-for-tests-only";
+
+/// A sync server that the test can take down and bring back on the same address.
+struct SyncServer {
+    rt: tokio::runtime::Runtime,
+    state: sync_server::AppState,
+    addr: SocketAddr,
+    shutdown: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    _dir: tempfile::TempDir,
+}
+
+impl SyncServer {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("sync.db").display());
+        let mut config = sync_server::Config {
+            database_url: database_url.clone(),
+            admin_token: ADMIN.into(),
+            ..sync_server::Config::default()
+        };
+        config.gates.max_batch = 500;
+        let state = rt.block_on(async {
+            let store = sync_server::Store::connect(&database_url).await.unwrap();
+            sync_server::AppState::new(
+                store,
+                config,
+                SigningKey::from_bytes(&[42; 32]),
+                Arc::new(sync_server::SystemClock),
+            )
+        });
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut server = Self {
+            rt,
+            state,
+            addr,
+            shutdown: None,
+            _dir: dir,
+        };
+        server.serve(listener);
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let state = self.state.clone();
+        let task = self.rt.spawn(async move {
+            sync_server::serve(state, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        self.shutdown = Some((tx, task));
+    }
+
+    /// Stops serving and waits until the listener is closed.
+    fn take_down(&mut self) {
+        if let Some((tx, task)) = self.shutdown.take() {
+            let _ = tx.send(());
+            self.rt.block_on(task).unwrap();
+        }
+    }
+
+    fn bring_back(&mut self) {
+        let listener = self
+            .rt
+            .block_on(tokio::net::TcpListener::bind(self.addr))
+            .unwrap();
+        self.serve(listener);
+    }
+
+    fn admin(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> u16 {
+        let url = format!("{}{path}", self.url());
+        self.rt.block_on(async {
+            reqwest::Client::new()
+                .request(method, url)
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    }
+
+    /// The venue's event with doors open now, tickets 1..=n, gate 1 "north".
+    fn seed(&self, venue: &Venue, n: u32) {
+        let snapshot = venue.snapshot_open_now(n);
+        self.publish_event(&snapshot.events[0]);
+        self.publish_tickets(&snapshot.tickets);
+        let status = self.admin(
+            reqwest::Method::PUT,
+            &format!("/api/admin/events/{EVENT}/gates"),
+            serde_json::json!({ "number": 1, "name": "north", "direction": "entry" }),
+        );
+        assert_eq!(status, 204);
+    }
+
+    fn publish_event(&self, event: &CachedEvent) {
+        self.rt
+            .block_on(self.state.publish_event(event, &PublicKeyBytes([7; 32])))
+            .unwrap();
+    }
+
+    fn publish_tickets(&self, tickets: &[CachedTicket]) {
+        self.rt
+            .block_on(self.state.publish_tickets(tickets))
+            .unwrap();
+    }
+
+    fn enrol_token(&self) -> String {
+        let url = format!("{}/api/admin/events/{EVENT}/enrol-tokens", self.url());
+        self.rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(ADMIN)
+                .json(&serde_json::json!({ "gate": "north" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<serde_json::Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+    }
+
+    /// The gate as the organizer sees it: (admitted, rejected, backlog).
+    fn gate_counts(&self) -> (u64, u64, u64) {
+        let counts = self
+            .rt
+            .block_on(self.state.store.gate_counts(EVENT))
+            .unwrap();
+        let north = counts.iter().find(|c| c.gate == 1).unwrap();
+        (north.admitted, north.rejected, north.backlog)
+    }
+}
+
+impl Drop for SyncServer {
+    fn drop(&mut self) {
+        if let Some((tx, _)) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn agent_config(db: &Path) -> Config {
+    let mut config = Config::default();
+    config.store.path = db.to_owned();
+    // Short waits so an outage is noticed quickly; generous enough for a busy machine.
+    config.sync.poll_wait_secs = 1;
+    config.sync.request_timeout_secs = 5;
+    config.sync.max_backoff_secs = 1;
+    config
+}
+
+fn enrol(config: &Config, server: &str, token: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(gate_agent::enrolment::enrol(config, server, token))
+        .unwrap();
+}
+
+fn agent_cli(db: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(agent_bin())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("GATE_AGENT_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(agent: &Running) -> serde_json::Value {
+    let (_, body) = http_get(agent.status_addr.unwrap(), "/api/status");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn metric(agent: &Running, name: &str) -> String {
+    let (_, body) = http_get(agent.status_addr.unwrap(), "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn ticket_status(db: &Path, ticket: u32) -> Option<TicketStatus> {
+    Store::open(db)
+        .unwrap()
+        .ticket_state(EVENT, ticket)
+        .unwrap()
+        .map(|s| s.status)
+}
+
+fn cursor(db: &Path) -> u64 {
+    Store::open(db)
+        .unwrap()
+        .meta("cursor")
+        .unwrap()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn enrolment_is_recorded_once_and_a_used_token_is_refused_with_a_clear_message() {
+    let server = SyncServer::start();
+    let venue = Venue::new();
+    server.seed(&venue, 3);
+    let token = server.enrol_token();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+
+    let (ok, stdout, stderr) = agent_cli(
+        &db,
+        &["enrol", "--server", &server.url(), "--token", &token],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("enrolled as gate 1 \"north\""), "{stdout}");
+    let key = dir.path().join("device.key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the device key is private");
+    }
+    let key_before = std::fs::read(&key).unwrap();
+    let store = Store::open(&db).unwrap();
+    let enrolment = gate_agent::enrolment::Enrolment::load(&store)
+        .unwrap()
+        .unwrap();
+    assert_eq!(enrolment.event_id, EVENT);
+    assert_eq!(enrolment.gate.name, "north");
+    assert_eq!(
+        enrolment.server_key,
+        PublicKeyBytes::from(&SigningKey::from_bytes(&[42; 32]).verifying_key())
+    );
+    drop(store);
+
+    // The same box again: refused locally, nothing overwritten.
+    let (ok, _, stderr) = agent_cli(
+        &db,
+        &["enrol", "--server", &server.url(), "--token", &token],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("already enrolled"), "{stderr}");
+    assert_eq!(std::fs::read(&key).unwrap(), key_before);
+
+    // Another box with the used token: the server refuses it.
+    let other = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = agent_cli(
+        &other.path().join("gate.db"),
+        &["enrol", "--server", &server.url(), "--token", &token],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("refused the enrolment token (token_used)"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = agent_cli(
+        &other.path().join("gate.db"),
+        &[
+            "enrol",
+            "--server",
+            &server.url(),
+            "--token",
+            "no-such-token",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("(unknown_token)"), "{stderr}");
+}
+
+#[test]
+fn enrolling_against_an_unreachable_server_says_so() {
+    // A port that was just free: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = agent_cli(
+        &dir.path().join("gate.db"),
+        &[
+            "enrol",
+            "--server",
+            &format!("http://{addr}"),
+            "--token",
+            "t",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("cannot reach the sync server"), "{stderr}");
+}
+
+#[test]
+fn published_ticket_reaches_the_running_gate_and_a_revoked_one_is_then_refused() {
+    let server = SyncServer::start();
+    let venue = Venue::new();
+    server.seed(&venue, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let config = agent_config(&db);
+    enrol(&config, &server.url(), &server.enrol_token());
+
+    let outputs = RecordingOutputs::new();
+    let (scans, input) = channel_input("lane");
+    let agent = Running::start(
+        config,
+        vec![input],
+        outputs.clone(),
+        Arc::new(gate_agent::SystemClock),
+    );
+    wait_for(|| ticket_status(&db, 3).is_some(), "the snapshot");
+    wait_for(|| status(&agent)["online"] == true, "online");
+    assert_eq!(ticket_status(&db, 4), None);
+
+    // Ticket 4 is sold after the gate synced: the delta brings it.
+    let mut sold = venue.snapshot_open_now(4).tickets[3];
+    server.publish_tickets(&[sold]);
+    wait_for(|| ticket_status(&db, 4).is_some(), "the new ticket");
+    scans.send(venue.code(4)).unwrap();
+    wait_for(|| journal(&db).len() == 1, "first verdict");
+    assert_eq!(journal(&db)[0].record.outcome, "admitted");
+
+    // Ticket 3 is revoked on the server: the gate refuses it.
+    sold = venue.snapshot_open_now(3).tickets[2];
+    sold.status = TicketStatus::Revoked;
+    server.publish_tickets(&[sold]);
+    wait_for(
+        || ticket_status(&db, 3) == Some(TicketStatus::Revoked),
+        "the revocation",
+    );
+    scans.send(venue.code(3)).unwrap();
+    wait_for(|| journal(&db).len() == 2, "second verdict");
+    let refused = &journal(&db)[1];
+    assert_eq!(refused.record.ticket_id, Some(3));
+    assert!(!refused.record.opened);
+    assert_ne!(refused.record.outcome, "admitted");
+    let actuations = outputs.actuations();
+    assert!(actuations[0].relay_pulse_ms.is_some());
+    assert_eq!(actuations[1].relay_pulse_ms, None, "turnstile stays shut");
+
+    // The admitted ticket keeps its "inside" state across later deltas.
+    let before = cursor(&db);
+    sold = venue.snapshot_open_now(4).tickets[3];
+    server.publish_tickets(&[sold]);
+    wait_for(|| cursor(&db) > before, "the re-published ticket");
+    scans.send(venue.code(4)).unwrap();
+    wait_for(|| journal(&db).len() == 3, "third verdict");
+    assert_eq!(journal(&db)[2].record.outcome, "already_inside");
+    agent.stop();
+}
+
+#[test]
+fn scans_made_while_the_server_is_down_are_uploaded_once_when_it_returns() {
+    let mut server = SyncServer::start();
+    let venue = Venue::new();
+    server.seed(&venue, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let config = agent_config(&db);
+    enrol(&config, &server.url(), &server.enrol_token());
+
+    let outputs = RecordingOutputs::new();
+    let (scans, input) = channel_input("lane");
+    let agent = Running::start(
+        config,
+        vec![input],
+        outputs.clone(),
+        Arc::new(gate_agent::SystemClock),
+    );
+    wait_for(|| status(&agent)["online"] == true, "online");
+    assert_eq!(metric(&agent, "gate_online"), "1");
+    assert!(status(&agent)["last_sync_at"].is_i64());
+
+    server.take_down();
+    wait_for(|| status(&agent)["online"] == false, "offline");
+    assert_eq!(metric(&agent, "gate_online"), "0");
+    assert!(status(&agent)["sync_error"].is_string());
+
+    for ticket in 1..=3 {
+        scans.send(venue.code(ticket)).unwrap();
+    }
+    wait_for(|| outputs.actuations().len() == 3, "three verdicts offline");
+    let rows = journal(&db);
+    assert!(rows.iter().all(|r| r.record.outcome == "admitted"));
+    assert!(rows.iter().all(|r| !r.uploaded), "server is down");
+    wait_for(
+        || status(&agent)["counts"]["unsent"] == 3,
+        "backlog on the page",
+    );
+    assert_eq!(metric(&agent, "gate_journal_unsent"), "3");
+
+    server.bring_back();
+    wait_for(
+        || journal(&db).iter().all(|r| r.uploaded),
+        "journal marked uploaded",
+    );
+    wait_for(|| status(&agent)["online"] == true, "online again");
+    assert_eq!(metric(&agent, "gate_online"), "1");
+    assert_eq!(status(&agent)["counts"]["unsent"], 0);
+    let (admitted, rejected, _) = server.gate_counts();
+    assert_eq!(
+        (admitted, rejected),
+        (3, 0),
+        "each scan stored exactly once"
+    );
+    // Backlog reports ride on every request; the poll after the upload says 0.
+    wait_for(|| server.gate_counts().2 == 0, "backlog 0 at the server");
+    agent.stop();
+    assert_eq!(server.gate_counts().0, 3);
+}

@@ -355,6 +355,7 @@ fn published_ticket_reaches_the_running_gate_and_a_revoked_one_is_then_refused()
     );
     wait_for(|| ticket_status(&db, 3).is_some(), "the snapshot");
     wait_for(|| status(&agent)["online"] == true, "online");
+    wait_for(|| status(&agent)["setup_error"].is_null(), "gate set up");
     assert_eq!(ticket_status(&db, 4), None);
 
     // Ticket 4 is sold after the gate synced: the delta brings it.
@@ -363,7 +364,12 @@ fn published_ticket_reaches_the_running_gate_and_a_revoked_one_is_then_refused()
     wait_for(|| ticket_status(&db, 4).is_some(), "the new ticket");
     scans.send(venue.code(4)).unwrap();
     wait_for(|| journal(&db).len() == 1, "first verdict");
-    assert_eq!(journal(&db)[0].record.outcome, "admitted");
+    assert_eq!(
+        journal(&db)[0].record.outcome,
+        "admitted",
+        "{}",
+        journal(&db)[0].detail
+    );
 
     // Ticket 3 is revoked on the server: the gate refuses it.
     sold = venue.snapshot_open_now(3).tickets[2];
@@ -413,6 +419,7 @@ fn scans_made_while_the_server_is_down_are_uploaded_once_when_it_returns() {
         Arc::new(gate_agent::SystemClock),
     );
     wait_for(|| status(&agent)["online"] == true, "online");
+    wait_for(|| status(&agent)["setup_error"].is_null(), "gate set up");
     assert_eq!(metric(&agent, "gate_online"), "1");
     assert!(status(&agent)["last_sync_at"].is_i64());
 
@@ -426,7 +433,11 @@ fn scans_made_while_the_server_is_down_are_uploaded_once_when_it_returns() {
     }
     wait_for(|| outputs.actuations().len() == 3, "three verdicts offline");
     let rows = journal(&db);
-    assert!(rows.iter().all(|r| r.record.outcome == "admitted"));
+    assert!(
+        rows.iter().all(|r| r.record.outcome == "admitted"),
+        "{:?}",
+        rows.iter().map(|r| &r.detail).collect::<Vec<_>>()
+    );
     assert!(rows.iter().all(|r| !r.uploaded), "server is down");
     wait_for(
         || status(&agent)["counts"]["unsent"] == 3,

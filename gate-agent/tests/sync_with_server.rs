@@ -464,3 +464,42 @@ fn scans_made_while_the_server_is_down_are_uploaded_once_when_it_returns() {
     agent.stop();
     assert_eq!(server.gate_counts().0, 3);
 }
+
+#[test]
+fn a_server_that_accepts_but_never_answers_marks_the_gate_offline() {
+    let server = SyncServer::start();
+    let venue = Venue::new();
+    server.seed(&venue, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let mut config = agent_config(&db);
+    enrol(&config, &server.url(), &server.enrol_token());
+
+    // A listener whose connections are accepted by the kernel and never read.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    config.sync.server = Some(format!("http://{}", silent.local_addr().unwrap()));
+    config.sync.request_timeout_secs = 1;
+    let agent = Running::start(
+        config,
+        vec![],
+        RecordingOutputs::new(),
+        Arc::new(gate_agent::SystemClock),
+    );
+    wait_for(
+        || status(&agent)["sync_error"].as_str().is_some(),
+        "a failed request",
+    );
+    let view = status(&agent);
+    assert_eq!(view["online"], false);
+    assert_eq!(view["sync_enabled"], true);
+    assert!(
+        view["sync_error"]
+            .as_str()
+            .unwrap()
+            .contains("server unreachable"),
+        "{view}"
+    );
+    assert_eq!(metric(&agent, "gate_online"), "0");
+    agent.stop();
+    drop(silent);
+}

@@ -162,12 +162,14 @@ pub async fn run_with(
 
     let (tx, rx) = mpsc::sync_channel::<Scan>(SCAN_QUEUE);
     let mut threads = Vec::new();
+    let cache_changed = Arc::new(AtomicBool::new(false));
     let loop_ctx = DecisionLoop {
         config: config.clone(),
         outputs,
         board: Arc::clone(&board),
         clock: Arc::clone(&options.clock),
         stop: stop.clone(),
+        cache_changed: Arc::clone(&cache_changed),
     };
     threads.push(
         std::thread::Builder::new()
@@ -207,6 +209,7 @@ pub async fn run_with(
                     Arc::clone(&board),
                     Arc::clone(&options.clock),
                     stop.clone(),
+                    cache_changed,
                 ) {
                     Ok(handle) => threads.push(handle),
                     Err(e) => tracing::error!(error = %e, "sync task did not start"),
@@ -249,6 +252,9 @@ struct DecisionLoop {
     board: Arc<StatusBoard>,
     clock: Arc<dyn Clock>,
     stop: Stop,
+    /// Set by the sync task after it changed the cache: reload at the next tick
+    /// instead of at the next periodic check.
+    cache_changed: Arc<AtomicBool>,
 }
 
 /// How often the loop wakes when idle (watchdog, cache reload, store retry).
@@ -302,7 +308,9 @@ impl DecisionLoop {
                     state = fresh;
                 }
             }
-            if last_cache_check.elapsed() >= CHECK_CACHE {
+            if last_cache_check.elapsed() >= CHECK_CACHE
+                || self.cache_changed.swap(false, Ordering::SeqCst)
+            {
                 last_cache_check = Instant::now();
                 self.reload_cache_if_changed(&mut state);
             }

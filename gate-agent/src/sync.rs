@@ -12,7 +12,7 @@
 //!   request fails or times out; the backlog travels in `x-gate-backlog`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -71,6 +71,7 @@ pub fn start(
     board: Arc<StatusBoard>,
     clock: Arc<dyn Clock>,
     stop: Stop,
+    cache_changed: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let settings = config.sync.clone();
     let db = config.store.path.clone();
@@ -120,6 +121,7 @@ pub fn start(
                     board: Arc::clone(&board),
                     clock: Arc::clone(&clock),
                     stop: stop.clone(),
+                    cache_changed,
                 };
                 let uploader = JournalUploader {
                     link,
@@ -288,6 +290,8 @@ struct CachePuller {
     board: Arc<StatusBoard>,
     clock: Arc<dyn Clock>,
     stop: Stop,
+    /// Tells the decision loop to reload its gate policy now.
+    cache_changed: Arc<AtomicBool>,
 }
 
 impl CachePuller {
@@ -371,6 +375,7 @@ impl CachePuller {
             tickets = summary.tickets,
             "ticket cache loaded from the server"
         );
+        self.cache_changed.store(true, Ordering::SeqCst);
         let generated = snapshot.generated_at;
         self.board
             .update(|v| v.cache_generated_at = Some(generated));
@@ -420,6 +425,7 @@ impl CachePuller {
             );
             self.board
                 .count("gate_cache_changes_total", delta.changes.len() as u64);
+            self.cache_changed.store(true, Ordering::SeqCst);
         }
         let generated = delta.generated_at;
         self.board

@@ -246,3 +246,15 @@ mod tests {
         assert!(err.contains("missing.toml"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn shipped_example_is_valid_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sync-server.example.toml");
+        let config = Config::load(Some(&path), []).unwrap();
+        assert_eq!(config, Config::default());
+    }
+}

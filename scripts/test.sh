@@ -89,10 +89,13 @@ cargo fmt --all -- --check
 say "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "doc tests"
+cargo test --workspace --locked --doc
+
+# Last, so the test runner's summary closes the output.
 say "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-cargo test --workspace --locked --doc

@@ -67,6 +67,7 @@ fn snapshot(issuer: &SigningKey, owner: &PublicKeyBytes, now: i64) -> CacheSnaps
                 status: TicketStatus::Active,
             })
             .collect(),
+        presence: vec![],
     }
 }
 

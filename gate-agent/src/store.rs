@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use shared::wire::{CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, ScanRecord};
+use shared::wire::{
+    CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PresenceUpdate, ScanRecord,
+};
 use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus};
 use uuid::Uuid;
 
@@ -217,6 +219,11 @@ impl Store {
                 "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
                  VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let server_view: HashMap<(u64, u32), &PresenceUpdate> = snapshot
+                .presence
+                .iter()
+                .map(|p| ((p.event_id, p.ticket_id), p))
+                .collect();
             for ticket in &snapshot.tickets {
                 let mut state = fresh_state(ticket);
                 if let Some(prior) = local.get(&(ticket.event_id, ticket.ticket_id))
@@ -225,6 +232,9 @@ impl Store {
                     state.presence = prior.presence;
                     state.entries = prior.entries;
                     kept += 1;
+                }
+                if let Some(update) = server_view.get(&(ticket.event_id, ticket.ticket_id)) {
+                    merge_presence(&mut state, update);
                 }
                 write_state(&mut ins, &state)?;
             }
@@ -469,6 +479,17 @@ impl Store {
                     )?;
                     write_state(&mut stmt, &state)?;
                 }
+                CacheChange::Presence(update) => {
+                    if let Some(mut state) = read_state(&tx, update.event_id, update.ticket_id)?
+                        && merge_presence(&mut state, update)
+                    {
+                        let mut stmt = tx.prepare_cached(
+                            "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )?;
+                        write_state(&mut stmt, &state)?;
+                    }
+                }
             }
         }
         let mut meta = vec![
@@ -656,6 +677,25 @@ pub struct RecordedScan {
     pub outcome: ScanOutcome,
 }
 
+/// Takes the server's view of where a holder is when it is newer than this
+/// gate's own; returns whether anything changed. The entry count only grows.
+pub fn merge_presence(state: &mut TicketState, update: &PresenceUpdate) -> bool {
+    let since = |p: &Presence| match p {
+        Presence::NeverEntered => i64::MIN,
+        Presence::Inside { since, .. } | Presence::Outside { since, .. } => *since,
+    };
+    let mut changed = false;
+    if since(&update.presence) > since(&state.presence) {
+        state.presence = update.presence;
+        changed = true;
+    }
+    if update.entries > state.entries {
+        state.entries = update.entries;
+        changed = true;
+    }
+    changed
+}
+
 fn fresh_state(t: &CachedTicket) -> TicketState {
     TicketState {
         event_id: t.event_id,
@@ -743,6 +783,7 @@ mod tests {
                     status: TicketStatus::Active,
                 })
                 .collect(),
+            presence: vec![],
         }
     }
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::UnixSeconds;
 use crate::admission::{
-    Direction, DoorsWindow, EventStatus, HolderProofPolicy, ReentryPolicy, TicketStatus,
+    Direction, DoorsWindow, EventStatus, HolderProofPolicy, Presence, ReentryPolicy, TicketStatus,
     UnknownTicketPolicy,
 };
 use crate::keys::{PublicKeyBytes, signature_serde};
@@ -146,6 +146,21 @@ pub struct CacheSnapshot {
     pub generated_at: UnixSeconds,
     pub events: Vec<CachedEvent>,
     pub tickets: Vec<CachedTicket>,
+    /// Where holders are, as the server pieced it together from every gate
+    /// of the event (tickets never scanned are left out).
+    pub presence: Vec<PresenceUpdate>,
+}
+
+/// The server's view of one ticket's presence, from all gates' scans in
+/// scan-time order. A gate takes it when it is newer than what it recorded
+/// itself, so a holder admitted at one gate is "already inside" at the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceUpdate {
+    pub event_id: u64,
+    pub ticket_id: u32,
+    pub presence: Presence,
+    /// Admissions recorded so far.
+    pub entries: u32,
 }
 
 /// One change since a cursor.
@@ -156,6 +171,8 @@ pub enum CacheChange {
     /// A new ticket, or a transfer (new owner and generation), freeze,
     /// unfreeze, revocation or refund of a known one.
     Ticket(CachedTicket),
+    /// A holder went in or out at some gate of the event.
+    Presence(PresenceUpdate),
 }
 
 /// Changes after `from_cursor`, up to and including `to_cursor`.
@@ -367,6 +384,7 @@ mod tests {
             generated_at: 1,
             events: vec![],
             tickets: vec![],
+            presence: vec![],
         }
     }
 

@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::wire::*;
 use shared::{
-    Direction, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes, ReentryPolicy,
-    TicketStatus, UnknownTicketPolicy,
+    Direction, DoorsWindow, EventStatus, HolderProofPolicy, Presence, PublicKeyBytes,
+    ReentryPolicy, TicketStatus, UnknownTicketPolicy,
 };
 use uuid::Uuid;
 
@@ -183,6 +183,15 @@ fn signed_cache_snapshot_and_delta() {
         generated_at: 1_764_070_000,
         events: vec![event()],
         tickets: (1..=5).map(ticket).collect(),
+        presence: vec![PresenceUpdate {
+            event_id: 1_764_072_000_001,
+            ticket_id: 2,
+            presence: Presence::Inside {
+                since: 1_764_070_100,
+                gate: 3,
+            },
+            entries: 1,
+        }],
     };
     // ed25519 signatures are deterministic, so the signed file is too.
     let stored = check_bytes(
@@ -206,6 +215,15 @@ fn signed_cache_snapshot_and_delta() {
             CacheChange::Ticket(ticket(6)),
             CacheChange::Ticket(frozen),
             CacheChange::Event(event()),
+            CacheChange::Presence(PresenceUpdate {
+                event_id: 1_764_072_000_001,
+                ticket_id: 6,
+                presence: Presence::Outside {
+                    since: 1_764_070_200,
+                    gate: 4,
+                },
+                entries: 2,
+            }),
         ],
         has_more: false,
     };

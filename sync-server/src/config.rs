@@ -23,6 +23,72 @@ pub struct Config {
     /// Leave empty to disable them.
     pub admin_token: String,
     pub gates: GateSettings,
+    pub chain: ChainSettings,
+    pub replay: ReplaySettings,
+}
+
+/// Which chain the server uses, and the keys it holds for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainSettings {
+    /// `embedded` (the program in an in-process runtime, kept in
+    /// `embedded_file`) or the URL of a cluster's JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// Where the embedded chain keeps its accounts (SQLite).
+    pub embedded_file: PathBuf,
+    /// The server's chain key (Solana CLI keypair format): organizer of the
+    /// events it creates and payer of their transactions. Created when missing.
+    pub authority_key_file: PathBuf,
+    /// The ed25519 key that signs ticket QR credentials (hex, like
+    /// `server_key_file`). Gates verify credentials against its public half.
+    pub issuer_key_file: PathBuf,
+    /// Timeout of one RPC request, in seconds.
+    pub rpc_timeout_secs: u32,
+}
+
+/// The replay worker, which records gate scans on chain in batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySettings {
+    /// Run the worker in this server (several servers may share the work).
+    pub enabled: bool,
+    /// Most scans per transaction (at most 23, what a legacy transaction holds).
+    pub batch_max: u32,
+    /// Pause between rounds when there is nothing to do, in milliseconds
+    /// (new uploads wake the worker at once).
+    pub idle_ms: u32,
+    /// A batch whose transaction fails this many times is marked failed.
+    pub max_attempts: u32,
+    /// How long one server holds an event's replay before others may take
+    /// it over (it renews while working), in seconds.
+    pub lease_secs: u32,
+    /// Keep a validator key at least this funded (lamports) for fees.
+    pub validator_min_lamports: u64,
+}
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        Self {
+            rpc_url: "embedded".into(),
+            embedded_file: "chain.sqlite".into(),
+            authority_key_file: "chain-authority.json".into(),
+            issuer_key_file: "issuer-key.json".into(),
+            rpc_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_max: 23,
+            idle_ms: 1000,
+            max_attempts: 8,
+            lease_secs: 30,
+            validator_min_lamports: 50_000_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +114,8 @@ impl Default for Config {
             server_key_file: "server-key.json".into(),
             admin_token: String::new(),
             gates: GateSettings::default(),
+            chain: ChainSettings::default(),
+            replay: ReplaySettings::default(),
         }
     }
 }
@@ -144,6 +212,32 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "gates.signature_window_secs",
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.chain.rpc_url != "embedded"
+            && !(self.chain.rpc_url.starts_with("http://")
+                || self.chain.rpc_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "chain.rpc_url",
+                message: "use `embedded` or an http(s):// JSON-RPC URL".into(),
+            });
+        }
+        if !(1..=ticketing::client::MAX_ENTRIES_PER_LEGACY_TX as u32)
+            .contains(&self.replay.batch_max)
+        {
+            return Err(ConfigError::Invalid {
+                key: "replay.batch_max",
+                message: format!(
+                    "must be 1 to {}",
+                    ticketing::client::MAX_ENTRIES_PER_LEGACY_TX
+                ),
+            });
+        }
+        if self.replay.max_attempts == 0 || self.replay.lease_secs < 5 {
+            return Err(ConfigError::Invalid {
+                key: "replay",
+                message: "max_attempts must be at least 1 and lease_secs at least 5".into(),
             });
         }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {

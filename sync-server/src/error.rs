@@ -29,6 +29,34 @@ pub enum ApiError {
     Enrol(#[from] EnrolError),
     #[error("storage failure")]
     Store(#[from] StoreError),
+    /// The chain could not be reached (or none is configured); try again.
+    #[error("{0}")]
+    ChainUnavailable(String),
+    /// The chain refused the operation (the program said no).
+    #[error("{0}")]
+    ChainRefused(String),
+}
+
+impl From<crate::organizer::OrganizerError> for ApiError {
+    fn from(e: crate::organizer::OrganizerError) -> Self {
+        use crate::chain::ChainError;
+        use crate::organizer::OrganizerError;
+        match e {
+            OrganizerError::NoChain => Self::ChainUnavailable(e.to_string()),
+            OrganizerError::Chain(ChainError::Refused(m)) => {
+                Self::ChainRefused(format!("the chain refused: {m}"))
+            }
+            OrganizerError::Chain(other) => {
+                tracing::warn!(error = %other, "chain operation failed");
+                Self::ChainUnavailable(format!("the chain is unavailable: {other}"))
+            }
+            OrganizerError::Store(s) => Self::Store(s),
+            OrganizerError::UnknownEvent(id) => {
+                Self::NotFound(format!("event {id} is not on chain (create it first)"))
+            }
+            OrganizerError::Invalid(m) => Self::BadRequest(m),
+        }
+    }
 }
 
 impl ApiError {
@@ -54,6 +82,8 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "token_expired")
             }
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            ApiError::ChainUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable"),
+            ApiError::ChainRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "chain_refused"),
         }
     }
 }

@@ -274,5 +274,8 @@ pub async fn journal(
     if ack.stored > 0 {
         state.replay_wakeup.notify_one();
     }
+    if state.store.take_presence_changed() {
+        state.notify_gates();
+    }
     Ok(Json(ack))
 }

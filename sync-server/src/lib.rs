@@ -10,9 +10,13 @@
 //! `shared::decide`) or on-chain layouts (those are the program crate's).
 
 pub mod admin_api;
+pub mod chain;
+pub mod chain_admin_api;
 pub mod config;
 pub mod error;
 pub mod gate_api;
+pub mod organizer;
+pub mod replay;
 pub mod store;
 
 use std::future::Future;
@@ -65,6 +69,9 @@ pub struct AppState {
     changes: Arc<watch::Sender<u64>>,
     /// Wakes the replay worker when new entries were ingested.
     pub replay_wakeup: Arc<Notify>,
+    /// The chain and the keys for it; `None` runs the gate sync alone
+    /// (no event creation, no replay).
+    pub chain: Option<Arc<organizer::ChainContext>>,
 }
 
 impl AppState {
@@ -81,7 +88,19 @@ impl AppState {
             clock,
             changes: Arc::new(watch::channel(0).0),
             replay_wakeup: Arc::new(Notify::new()),
+            chain: None,
         }
+    }
+
+    /// The same state with `chain` attached.
+    pub fn with_chain(mut self, chain: organizer::ChainContext) -> Self {
+        self.chain = Some(Arc::new(chain));
+        self
+    }
+
+    /// Wakes the gates' long polls: the change feed has something new.
+    pub fn notify_gates(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Publishes a new or changed event to its gates.
@@ -130,6 +149,24 @@ pub fn app(state: AppState) -> Router {
             "/api/admin/devices/{device}/revoke",
             post(admin_api::revoke_device),
         )
+        .route("/api/admin/chain", get(chain_admin_api::chain_info))
+        .route("/api/admin/events", post(chain_admin_api::create_event))
+        .route(
+            "/api/admin/events/{event}/tickets",
+            post(chain_admin_api::mint),
+        )
+        .route(
+            "/api/admin/events/{event}/tickets/refresh",
+            post(chain_admin_api::refresh),
+        )
+        .route(
+            "/api/admin/events/{event}/tickets/{ticket}/revoke",
+            post(chain_admin_api::revoke),
+        )
+        .route(
+            "/api/admin/events/{event}/replay",
+            get(chain_admin_api::replay_status),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -175,7 +212,7 @@ pub fn load_or_create_server_key(path: &Path) -> anyhow::Result<SigningKey> {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -188,13 +225,49 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Opens the storage and key named by `config`: the state a server runs on.
+/// Opens the chain named by `config` with the server's keys for it, funding
+/// the authority from the cluster's faucet where there is one.
+pub async fn open_chain(config: &Config) -> anyhow::Result<organizer::ChainContext> {
+    use solana_sdk::signature::Signer;
+    let settings = &config.chain;
+    let authority = chain::load_or_create_keypair(&settings.authority_key_file)?;
+    let issuer = load_or_create_server_key(&settings.issuer_key_file)?;
+    let chain: chain::SharedChain = if settings.rpc_url == "embedded" {
+        Arc::new(chain::embedded::EmbeddedChain::open(&settings.embedded_file).await?)
+    } else {
+        Arc::new(chain::rpc::RpcChain::new(
+            &settings.rpc_url,
+            Arc::new(authority.insecure_clone()),
+            std::time::Duration::from_secs(u64::from(settings.rpc_timeout_secs)),
+        )?)
+    };
+    const SOL: u64 = 1_000_000_000;
+    if let Err(e) =
+        chain::ops::ensure_funded(chain.as_ref(), None, &authority.pubkey(), SOL, 100 * SOL).await
+    {
+        tracing::warn!(
+            authority = %authority.pubkey(),
+            error = %e,
+            "the chain authority holds less than 1 SOL and the cluster has no faucet; fund it"
+        );
+    }
+    tracing::info!(chain = %chain.describe(), authority = %authority.pubkey(), "chain ready");
+    Ok(organizer::ChainContext {
+        chain,
+        authority,
+        issuer,
+    })
+}
+
+/// Opens the storage, keys and chain named by `config`: the state a server
+/// runs on.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     let key = load_or_create_server_key(&config.server_key_file)?;
-    Ok(AppState::new(store, config, key, Arc::new(SystemClock)))
+    let chain = open_chain(&config).await?;
+    Ok(AppState::new(store, config, key, Arc::new(SystemClock)).with_chain(chain))
 }
 
 /// Serves `state` on `listener` until `shutdown` completes.
@@ -218,5 +291,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = open_state(config).await?;
-    serve(state, listener, shutdown).await
+    match organizer::reconcile(&state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(repaired = n, "database repaired from the chain"),
+        Err(e) => tracing::warn!(error = %e, "could not compare the database with the chain"),
+    }
+    let (stop_worker, stopped) = watch::channel(false);
+    let worker = state
+        .config
+        .replay
+        .enabled
+        .then(|| tokio::spawn(replay::run(state.clone(), stopped)));
+    let served = serve(state, listener, shutdown).await;
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    served
 }

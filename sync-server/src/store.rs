@@ -12,12 +12,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::wire::{
     CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, GateInfo, JournalAck,
-    PROTOCOL_VERSION, ScanRecord,
+    PROTOCOL_VERSION, PresenceUpdate, ScanRecord,
 };
-use shared::{Direction, PublicKeyBytes};
+use shared::{Direction, Presence, PublicKeyBytes};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
+
+mod replay;
+pub use replay::{EventChain, PendingScan, ReplaySummary, ScanReplay, Settlement};
 
 /// Scans per multi-row INSERT: 14 values each stays far below both
 /// backends' limits on bound parameters.
@@ -116,6 +119,9 @@ pub struct Store {
     backend: Backend,
     /// When expired request nonces were last purged (Unix seconds).
     last_nonce_purge: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Set when an ingest changed where holders are; the journal handler
+    /// takes it to wake the gates' long polls.
+    presence_changed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Expired nonces are purged at most this often, not on every request.
@@ -191,6 +197,7 @@ impl Store {
             pool,
             backend,
             last_nonce_purge: Default::default(),
+            presence_changed: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -206,6 +213,12 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Whether holders' presence changed since the last call.
+    pub fn take_presence_changed(&self) -> bool {
+        self.presence_changed
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
     pub fn backend(&self) -> Backend {
@@ -588,6 +601,13 @@ impl Store {
             .iter()
             .map(ticket_from_row)
             .collect::<Result<Vec<_>, _>>()?;
+        let presence = sqlx::query("SELECT * FROM ticket_presence WHERE event_id = $1 ORDER BY ticket_id")
+            .bind(i64_of(event_id)?)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| presence_from_row(event_id, r))
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(CacheSnapshot {
             v: PROTOCOL_VERSION,
@@ -595,6 +615,7 @@ impl Store {
             generated_at: now,
             events,
             tickets,
+            presence,
         })
     }
 
@@ -640,6 +661,20 @@ impl Store {
         .await?;
         for row in &tickets {
             changes.push(CacheChange::Ticket(ticket_from_row(row)?));
+        }
+        let presence = sqlx::query(
+            "SELECT * FROM ticket_presence WHERE event_id = $1 AND ticket_id IN (
+                 SELECT ticket_id FROM cache_changes
+                 WHERE event_id = $1 AND kind = 'presence' AND seq > $2 AND seq <= $3)
+             ORDER BY ticket_id",
+        )
+        .bind(i64_of(event_id)?)
+        .bind(i64_of(cursor)?)
+        .bind(i64_of(to_cursor)?)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &presence {
+            changes.push(CacheChange::Presence(presence_from_row(event_id, row)?));
         }
         Ok(CacheDelta {
             v: PROTOCOL_VERSION,
@@ -757,7 +792,7 @@ impl Store {
             .collect();
         // Only placeholders are formatted into the text; every value is bound.
         let sql = format!(
-            "SELECT scan_id, ticket_id, direction, conflict_of FROM scans
+            "SELECT scan_id, ticket_id, direction, conflict_of, scanned_at_ms, gate FROM scans
              WHERE event_id = $1 AND opened = 1 AND ticket_id IN ({})
              ORDER BY ticket_id, scanned_at_ms, scan_id",
             placeholders.join(",")
@@ -771,15 +806,24 @@ impl Store {
         let mut inside_since: Option<String> = None;
         let mut conflicts = Vec::new();
         let mut changed: Vec<(Option<String>, String)> = Vec::new();
+        // Per ticket: (inside, since, gate, entries) after its last scan.
+        let mut presence: Vec<(i64, PresenceRow)> = Vec::new();
         for row in rows {
             let ticket: i64 = row.try_get("ticket_id")?;
             if current_ticket != Some(ticket) {
                 current_ticket = Some(ticket);
                 inside_since = None;
+                presence.push((ticket, PresenceRow::default()));
             }
             let scan_id: String = row.try_get("scan_id")?;
             let direction: String = row.try_get("direction")?;
             let old: Option<String> = row.try_get("conflict_of")?;
+            if let Some((_, p)) = presence.last_mut() {
+                p.inside = direction != "exit";
+                p.since = row.try_get::<i64, _>("scanned_at_ms")?.div_euclid(1000);
+                p.gate = row.try_get("gate")?;
+                p.entries += i64::from(direction != "exit");
+            }
             let new = if direction == "exit" {
                 inside_since = None;
                 None
@@ -803,7 +847,69 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
+        self.store_presence(tx, event_id, &presence).await?;
         Ok(conflicts)
+    }
+
+    /// Writes each ticket's presence where it changed, and puts the change
+    /// in the feed the gates' deltas are cut from.
+    async fn store_presence(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event_id: u64,
+        presence: &[(i64, PresenceRow)],
+    ) -> Result<(), StoreError> {
+        let event = i64_of(event_id)?;
+        let mut any = false;
+        for (ticket, p) in presence {
+            let old = sqlx::query(
+                "SELECT inside, since, gate, entries FROM ticket_presence WHERE event_id = $1 AND ticket_id = $2",
+            )
+            .bind(event)
+            .bind(*ticket)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| -> Result<PresenceRow, StoreError> {
+                Ok(PresenceRow {
+                    inside: r.try_get::<i64, _>("inside")? == 1,
+                    since: r.try_get("since")?,
+                    gate: r.try_get("gate")?,
+                    entries: r.try_get("entries")?,
+                })
+            })
+            .transpose()?;
+            if old.as_ref() == Some(p) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO ticket_presence (event_id, ticket_id, inside, since, gate, entries)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (event_id, ticket_id) DO UPDATE SET inside = excluded.inside,
+                     since = excluded.since, gate = excluded.gate, entries = excluded.entries",
+            )
+            .bind(event)
+            .bind(*ticket)
+            .bind(i64::from(p.inside))
+            .bind(p.since)
+            .bind(p.gate)
+            .bind(p.entries)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO cache_changes (event_id, kind, ticket_id, changed_at) VALUES ($1, 'presence', $2, $3)",
+            )
+            .bind(event)
+            .bind(*ticket)
+            .bind(p.since)
+            .execute(&mut **tx)
+            .await?;
+            any = true;
+        }
+        if any {
+            self.presence_changed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Conflicting admissions of an event, optionally at one gate only.
@@ -899,6 +1005,15 @@ impl Store {
             .collect()
     }
 
+    /// How many tickets of an event the gates know.
+    pub async fn ticket_count(&self, event_id: u64) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM tickets WHERE event_id = $1")
+            .bind(i64_of(event_id)?)
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(row.try_get::<i64, _>("n")?).map_err(corrupt)
+    }
+
     /// How many scans of an event are stored (all outcomes).
     pub async fn scan_count(&self, event_id: u64) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM scans WHERE event_id = $1")
@@ -907,6 +1022,30 @@ impl Store {
             .await?;
         u64::try_from(row.try_get::<i64, _>("n")?).map_err(corrupt)
     }
+}
+
+/// A ticket's presence as stored in `ticket_presence`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PresenceRow {
+    inside: bool,
+    since: i64,
+    gate: i64,
+    entries: i64,
+}
+
+fn presence_from_row(event_id: u64, r: &AnyRow) -> Result<PresenceUpdate, StoreError> {
+    let since: i64 = r.try_get("since")?;
+    let gate = u32::try_from(r.try_get::<i64, _>("gate")?).map_err(corrupt)?;
+    Ok(PresenceUpdate {
+        event_id,
+        ticket_id: u32::try_from(r.try_get::<i64, _>("ticket_id")?).map_err(corrupt)?,
+        presence: if r.try_get::<i64, _>("inside")? == 1 {
+            Presence::Inside { since, gate }
+        } else {
+            Presence::Outside { since, gate }
+        },
+        entries: u32::try_from(r.try_get::<i64, _>("entries")?).map_err(corrupt)?,
+    })
 }
 
 fn event_from_row(r: &AnyRow) -> Result<CachedEvent, StoreError> {

@@ -92,6 +92,7 @@ impl Venue {
             generated_at: DOORS_OPEN,
             events: vec![self.event()],
             tickets,
+            presence: vec![],
         }
     }
 

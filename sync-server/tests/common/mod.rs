@@ -69,6 +69,62 @@ pub async fn postgres_database() -> String {
 }
 
 pub async fn start(db: Db) -> TestServer {
+    start_with(db, None).await
+}
+
+/// Where a chained test server's chain lives.
+pub enum ChainMode {
+    /// The embedded chain, used directly.
+    Embedded,
+    /// The embedded chain behind its JSON-RPC face, reached through the real
+    /// Solana RPC client, with these faults injected.
+    Rpc(sync_server::chain::rpc_service::Faults),
+}
+
+/// A server whose chain runs the real program; the chain file lives in the
+/// server's directory.
+pub async fn start_on_chain(db: Db, mode: ChainMode) -> TestServer {
+    start_with(db, Some(mode)).await
+}
+
+/// The test's fixed issuer of QR credentials.
+pub fn chain_context_keys() -> (solana_sdk::signature::Keypair, SigningKey) {
+    (solana_sdk::signature::Keypair::new(), issuer())
+}
+
+async fn open_test_chain(
+    dir: &std::path::Path,
+    mode: ChainMode,
+) -> sync_server::chain::SharedChain {
+    use sync_server::chain::{SharedChain, embedded::EmbeddedChain, rpc::RpcChain, rpc_service};
+    let embedded: SharedChain = Arc::new(
+        EmbeddedChain::open(&dir.join("chain.sqlite"))
+            .await
+            .unwrap(),
+    );
+    match mode {
+        ChainMode::Embedded => embedded,
+        ChainMode::Rpc(faults) => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                axum::serve(listener, rpc_service::router(embedded, faults))
+                    .await
+                    .unwrap();
+            });
+            Arc::new(
+                RpcChain::new(
+                    &url,
+                    Arc::new(solana_sdk::signature::Keypair::new()),
+                    std::time::Duration::from_secs(5),
+                )
+                .unwrap(),
+            )
+        }
+    }
+}
+
+async fn start_with(db: Db, chain: Option<ChainMode>) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match db {
         Db::Sqlite => format!("sqlite://{}", dir.path().join("sync.db").display()),
@@ -82,12 +138,31 @@ pub async fn start(db: Db) -> TestServer {
     config.gates.max_batch = 500;
     let store = Store::connect(&config.database_url).await.unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
-    let state = AppState::new(
+    let mut state = AppState::new(
         store,
         config,
         SigningKey::from_bytes(&[42; 32]),
         clock.clone(),
     );
+    if let Some(mode) = chain {
+        use solana_sdk::signature::Signer;
+        let chain = open_test_chain(dir.path(), mode).await;
+        let (authority, issuer) = chain_context_keys();
+        sync_server::chain::ops::ensure_funded(
+            chain.as_ref(),
+            None,
+            &authority.pubkey(),
+            1_000_000_000,
+            100_000_000_000,
+        )
+        .await
+        .unwrap();
+        state = state.with_chain(sync_server::organizer::ChainContext {
+            chain,
+            authority,
+            issuer,
+        });
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -155,6 +230,85 @@ pub fn ticket(id: u32) -> CachedTicket {
 }
 
 impl TestServer {
+    /// The server's own directory (database, chain file).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Ticket accounts of the test event as the server's chain has them.
+    pub async fn chain_tickets(&self, ids: &[u32]) -> Vec<Option<ticketing::client::Ticket>> {
+        use solana_sdk::signature::Signer;
+        let ctx = self.state.chain.as_ref().expect("a chained server");
+        let event = ticketing::client::event_address(&ctx.authority.pubkey(), EVENT).0;
+        sync_server::chain::ops::tickets(ctx.chain.as_ref(), &event, ids)
+            .await
+            .unwrap()
+    }
+
+    /// The event created on chain (doors open around T0), `n` tickets minted
+    /// to the wallets `wallet(1..=n)` (ticket ids 0..n), and the three gates
+    /// of [`TestServer::seed`]. Returns the minted tickets.
+    pub async fn seed_on_chain(&self, n: u32) -> Vec<sync_server::organizer::IssuedTicket> {
+        use sync_server::organizer::{NewEvent, NewTier, create_event, mint_tickets};
+        create_event(
+            &self.state,
+            &NewEvent {
+                event_id: EVENT,
+                name: "Harbour Lights".into(),
+                venue: "Pier 4".into(),
+                starts_at: T0,
+                ends_at: T0 + 6 * 3600,
+                doors_open_at: T0 - 3600,
+                doors_close_at: T0 + 6 * 3600,
+                capacity: 1000,
+                tiers: vec![NewTier {
+                    name: "general".into(),
+                    price_lamports: 0,
+                    supply: 1000,
+                }],
+                reentry: ReentryPolicy::Forbidden,
+                transferable: true,
+            },
+        )
+        .await
+        .unwrap();
+        let recipients: Vec<_> = (1..=n)
+            .map(|i| {
+                (
+                    solana_sdk::pubkey::Pubkey::new_from_array(
+                        wallet(i as u8).verifying_key().to_bytes(),
+                    ),
+                    0u8,
+                )
+            })
+            .collect();
+        let issued = mint_tickets(&self.state, EVENT, &recipients, |_| {})
+            .await
+            .unwrap();
+        self.put_gates().await;
+        issued
+    }
+
+    async fn put_gates(&self) {
+        for (number, name, direction) in [
+            (1, "north", "entry"),
+            (2, "south", "entry"),
+            (3, "exit", "exit"),
+        ] {
+            let r = self
+                .http
+                .put(format!("{}/api/admin/events/{EVENT}/gates", self.url))
+                .bearer_auth(ADMIN)
+                .json(
+                    &serde_json::json!({ "number": number, "name": name, "direction": direction }),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+    }
+
     /// An event with tickets 1..=n and gates 1 ("north", entry), 2 ("south", entry), 3 ("exit", exit).
     pub async fn seed(&self, n: u32) {
         self.state

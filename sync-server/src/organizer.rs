@@ -1,0 +1,347 @@
+//! The organizer's operations that touch both the chain and the database:
+//! creating an event, minting tickets, and repairing the database from the
+//! chain after a crash between the two.
+//!
+//! Order is always chain first, then database, and every step can be
+//! repeated: creating an event that exists on chain only adds what is
+//! missing; tickets minted on chain but missing from the database (a crash in
+//! between) are found by [`reconcile`] from the event's `minted` counter.
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use shared::wire::{CachedEvent, CachedTicket, TierInfo};
+use shared::{
+    Credential, CredentialBody, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes,
+    ReentryPolicy, TicketStatus, UnknownTicketPolicy,
+};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use ticketing::client::{EventParams, TierParams};
+
+use crate::AppState;
+use crate::chain::{ChainError, SharedChain, ops};
+use crate::store::{EventChain, StoreError};
+
+/// The server's handle on a chain and the keys it holds for it.
+pub struct ChainContext {
+    pub chain: SharedChain,
+    /// Organizer of the events the server creates; pays their transactions.
+    pub authority: Keypair,
+    /// Signs the ticket QR credentials.
+    pub issuer: SigningKey,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrganizerError {
+    #[error("this server has no chain configured")]
+    NoChain,
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event {0} was not created by this server")]
+    UnknownEvent(u64),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A tier of a new event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct NewTier {
+    pub name: String,
+    /// Price when bought on chain, in lamports.
+    pub price_lamports: u64,
+    pub supply: u32,
+}
+
+/// What an organizer gives to create an event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct NewEvent {
+    pub event_id: u64,
+    pub name: String,
+    pub venue: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub doors_open_at: i64,
+    pub doors_close_at: i64,
+    pub capacity: u32,
+    pub tiers: Vec<NewTier>,
+    pub reentry: ReentryPolicy,
+    pub transferable: bool,
+}
+
+/// A ticket as minted: the gates' view of it and its signed QR credential.
+#[derive(Debug, Clone)]
+pub struct IssuedTicket {
+    pub ticket: CachedTicket,
+    pub credential: Credential,
+}
+
+fn chain_of(state: &AppState) -> Result<&Arc<ChainContext>, OrganizerError> {
+    state.chain.as_ref().ok_or(OrganizerError::NoChain)
+}
+
+fn validator_of(row: &EventChain) -> Keypair {
+    Keypair::new_from_array(row.validator_secret)
+}
+
+/// The signing key of an event's validator, as stored.
+pub fn validator_keypair(row: &EventChain) -> Keypair {
+    validator_of(row)
+}
+
+fn pubkey_bytes(key: &Pubkey) -> PublicKeyBytes {
+    PublicKeyBytes(key.to_bytes())
+}
+
+/// Creates the event on chain (organizer: the server's authority; one
+/// validator key of its own, funded for fees) and publishes it to its gates.
+/// Calling it again for the same event repairs whatever a crash left undone.
+pub async fn create_event(state: &AppState, spec: &NewEvent) -> Result<CachedEvent, OrganizerError> {
+    let ctx = chain_of(state)?;
+    if spec.tiers.is_empty() || spec.tiers.len() > 4 {
+        return Err(OrganizerError::Invalid("an event has 1 to 4 tiers".into()));
+    }
+    let organizer = ctx.authority.pubkey();
+    let address = ticketing::client::event_address(&organizer, spec.event_id).0;
+    // The validator key is stored before anything happens on chain, so a
+    // retry after a crash uses the same one.
+    let fresh = Keypair::new();
+    let row = state
+        .store
+        .save_event_chain(&EventChain {
+            event_id: spec.event_id,
+            address: address.to_string(),
+            organizer: organizer.to_string(),
+            validator_public: fresh.pubkey().to_string(),
+            validator_secret: *fresh.secret_bytes(),
+        })
+        .await?;
+    let validator = validator_of(&row);
+    let params = EventParams {
+        name: spec.name.clone(),
+        venue: spec.venue.clone(),
+        symbol: "TIX".into(),
+        uri_base: format!("https://tickets.invalid/m/{}/", spec.event_id),
+        starts_at: spec.starts_at,
+        ends_at: spec.ends_at,
+        doors_open_at: spec.doors_open_at,
+        doors_close_at: spec.doors_close_at,
+        capacity: spec.capacity,
+        tiers: spec
+            .tiers
+            .iter()
+            .map(|t| TierParams {
+                name: t.name.clone(),
+                price: t.price_lamports,
+                supply: t.supply,
+            })
+            .collect(),
+        issuer: Pubkey::new_from_array(ctx.issuer.verifying_key().to_bytes()),
+        treasury: organizer,
+        minter: organizer,
+        transferable: spec.transferable,
+        transfer_until: spec.starts_at,
+    };
+    let chain = ctx.chain.as_ref();
+    ops::ensure_event(chain, &ctx.authority, spec.event_id, params, &validator.pubkey()).await?;
+    let minimum = state.config.replay.validator_min_lamports;
+    ops::ensure_funded(
+        chain,
+        Some(&ctx.authority),
+        &validator.pubkey(),
+        minimum,
+        minimum.saturating_mul(2),
+    )
+    .await?;
+    let cached = CachedEvent {
+        event_id: spec.event_id,
+        name: spec.name.clone(),
+        status: EventStatus::Active,
+        doors: DoorsWindow {
+            opens_at: spec.doors_open_at,
+            closes_at: spec.doors_close_at,
+        },
+        issuer_keys: vec![PublicKeyBytes::from(&ctx.issuer.verifying_key())],
+        tiers: spec
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(index, t)| TierInfo {
+                index: index as u8,
+                name: t.name.clone(),
+            })
+            .collect(),
+        reentry: spec.reentry,
+        unknown_tickets: UnknownTicketPolicy::Reject,
+        holder_proof: HolderProofPolicy::NotRequired,
+    };
+    state.publish_event(&cached, &pubkey_bytes(&organizer)).await?;
+    Ok(cached)
+}
+
+/// The credential the server issues for `ticket`.
+pub fn credential_for(state: &AppState, ticket: &CachedTicket) -> Result<Credential, OrganizerError> {
+    let ctx = chain_of(state)?;
+    Ok(Credential::issue(
+        CredentialBody {
+            event_id: ticket.event_id,
+            ticket_id: ticket.ticket_id,
+            tier: ticket.tier,
+            owner: ticket.owner,
+            generation: ticket.generation,
+        },
+        &ctx.issuer,
+    ))
+}
+
+/// Mints one ticket per `(wallet, tier)` on chain, publishes them to the
+/// gates and returns them with their QR credentials. `progress` hears the
+/// number minted so far.
+pub async fn mint_tickets(
+    state: &AppState,
+    event_id: u64,
+    recipients: &[(Pubkey, u8)],
+    progress: impl FnMut(usize),
+) -> Result<Vec<IssuedTicket>, OrganizerError> {
+    let ctx = chain_of(state)?;
+    state
+        .store
+        .event_chain(event_id)
+        .await?
+        .ok_or(OrganizerError::UnknownEvent(event_id))?;
+    let ids = ops::mint(ctx.chain.as_ref(), &ctx.authority, event_id, recipients, progress).await?;
+    let tickets = read_and_publish(state, ctx, event_id, &ids).await?;
+    tickets
+        .into_iter()
+        .map(|ticket| {
+            Ok(IssuedTicket {
+                credential: credential_for(state, &ticket)?,
+                ticket,
+            })
+        })
+        .collect()
+}
+
+/// Revokes a ticket on chain (refunding an on-chain price to its holder)
+/// and tells the gates, which refuse it from then on.
+pub async fn revoke_ticket(
+    state: &AppState,
+    event_id: u64,
+    ticket_id: u32,
+) -> Result<CachedTicket, OrganizerError> {
+    let ctx = chain_of(state)?;
+    state
+        .store
+        .event_chain(event_id)
+        .await?
+        .ok_or(OrganizerError::UnknownEvent(event_id))?;
+    let organizer = ctx.authority.pubkey();
+    let event_address = ticketing::client::event_address(&organizer, event_id).0;
+    let ticket = ops::tickets(ctx.chain.as_ref(), &event_address, &[ticket_id])
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| OrganizerError::Invalid(format!("no ticket {ticket_id} on chain")))?;
+    if ticket.status == ticketing::client::TicketStatus::Active
+        || ticket.status == ticketing::client::TicketStatus::Frozen
+    {
+        ops::send(
+            ctx.chain.as_ref(),
+            &ctx.authority,
+            &[ticketing::client::revoke_ticket(
+                &organizer,
+                &event_address,
+                ticket_id,
+                &ticket.owner,
+            )],
+            &[],
+        )
+        .await?;
+    }
+    read_and_publish(state, ctx, event_id, &[ticket_id])
+        .await?
+        .pop()
+        .ok_or_else(|| OrganizerError::Invalid(format!("no ticket {ticket_id}")))
+}
+
+/// Reads tickets from chain again and publishes what changed there (a
+/// holder's transfer, which needs no server, gives the ticket a new owner and
+/// generation; gates then refuse the old owner's code). Returns the tickets
+/// as they are now.
+pub async fn refresh_tickets(
+    state: &AppState,
+    event_id: u64,
+    ticket_ids: &[u32],
+) -> Result<Vec<CachedTicket>, OrganizerError> {
+    let ctx = chain_of(state)?;
+    state
+        .store
+        .event_chain(event_id)
+        .await?
+        .ok_or(OrganizerError::UnknownEvent(event_id))?;
+    read_and_publish(state, ctx, event_id, ticket_ids).await
+}
+
+/// Reads tickets from chain and publishes them as they are there.
+async fn read_and_publish(
+    state: &AppState,
+    ctx: &ChainContext,
+    event_id: u64,
+    ids: &[u32],
+) -> Result<Vec<CachedTicket>, OrganizerError> {
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(100) {
+        let on_chain = ops::tickets(ctx.chain.as_ref(), &event_address, chunk).await?;
+        for (id, ticket) in chunk.iter().zip(on_chain) {
+            let ticket = ticket.ok_or_else(|| {
+                OrganizerError::Chain(ChainError::Refused(format!(
+                    "ticket {id} is not on chain after minting"
+                )))
+            })?;
+            out.push(CachedTicket {
+                event_id,
+                ticket_id: *id,
+                tier: ticket.tier,
+                owner: pubkey_bytes(&ticket.owner),
+                generation: ticket.generation,
+                status: match ticket.status {
+                    ticketing::client::TicketStatus::Active => TicketStatus::Active,
+                    ticketing::client::TicketStatus::Frozen => TicketStatus::Frozen,
+                    ticketing::client::TicketStatus::Revoked => TicketStatus::Revoked,
+                    ticketing::client::TicketStatus::Refunded => TicketStatus::Refunded,
+                },
+            });
+        }
+    }
+    state.publish_tickets(&out).await?;
+    Ok(out)
+}
+
+/// Repairs the database from the chain for every event this server created:
+/// tickets minted on chain but never published (a crash between the two) are
+/// published now. Returns how many were repaired.
+pub async fn reconcile(state: &AppState) -> Result<usize, OrganizerError> {
+    let ctx = chain_of(state)?;
+    let mut repaired = 0;
+    for row in state.store.event_chains().await? {
+        let Some(event) =
+            ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), row.event_id).await?
+        else {
+            continue;
+        };
+        let known = state.store.ticket_count(row.event_id).await?;
+        if u64::from(event.minted) > known {
+            let missing: Vec<u32> = (u32::try_from(known).unwrap_or(u32::MAX)..event.minted).collect();
+            tracing::warn!(
+                event = row.event_id,
+                count = missing.len(),
+                "tickets on chain but not in the database; publishing them"
+            );
+            repaired += read_and_publish(state, ctx, row.event_id, &missing).await?.len();
+        }
+    }
+    Ok(repaired)
+}

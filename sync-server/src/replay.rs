@@ -1,0 +1,453 @@
+//! The replay worker: records the scans gates uploaded on chain, in batches
+//! of the program's `validate_entries` instruction.
+//!
+//! Each round takes the lease of one event with waiting scans (so servers
+//! sharing a database split the work by event and never interleave one
+//! event's transactions), then:
+//!
+//! 1. settles transactions already sent: confirmed, failed, or expired
+//!    unseen (its scans wait again). A transaction still in flight keeps its
+//!    tickets out of this round.
+//! 2. reads the waiting scans' tickets on chain. A scan not newer than the
+//!    ticket's last recorded scan (a gate that uploaded late) cannot be
+//!    applied any more and becomes `superseded`; a scan of a ticket the chain
+//!    does not have is `failed`.
+//! 3. packs the rest, whole tickets at a time and in scan-time order, into
+//!    transactions of up to `batch_max` records, names each transaction on
+//!    its scans in the database, and only then sends it, several at once
+//!    (their tickets are disjoint, so their order does not matter).
+//!
+//! The program skips a record not newer than its ticket's last one, so a
+//! transaction sent twice changes nothing; the worker additionally never
+//! sends a scan whose transaction might still land.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use solana_sdk::hash::Hash;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Signature, Signer};
+use solana_sdk::transaction::Transaction;
+use ticketing::client::{EntryKind, EntryRecord};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::AppState;
+use crate::chain::{ChainError, TxStatus, ops};
+use crate::organizer::{ChainContext, validator_keypair};
+use crate::store::{EventChain, PendingScan, Settlement, StoreError};
+
+/// The fee of a transaction with one signature, in lamports (the validator
+/// signs and pays alone; no priority fee).
+pub const FEE_PER_SIGNATURE: u64 = 5_000;
+
+/// Scans beyond the chain clock by more than this are left for later: the
+/// program refuses records more than 5 minutes ahead of its clock.
+const MAX_AHEAD_SECS: i64 = 240;
+
+/// Transactions of one event in flight at once.
+const IN_FLIGHT: usize = 8;
+
+/// How long one transaction is waited for within a round; after that it is
+/// settled by a later round from its signature.
+const WAIT_PER_TX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("event {event}: {message}")]
+    Event { event: u64, message: String },
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoundReport {
+    pub confirmed: usize,
+    pub superseded: usize,
+    pub failed: usize,
+    pub expired: usize,
+    pub transactions: usize,
+}
+
+impl RoundReport {
+    fn did_something(&self) -> bool {
+        self.confirmed + self.superseded + self.failed + self.expired + self.transactions > 0
+    }
+}
+
+/// Runs rounds until `shutdown` turns true. Ingest wakes it through
+/// `state.replay_wakeup`; otherwise it looks again every `idle_ms`.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let holder = format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple());
+    let idle = Duration::from_millis(u64::from(state.config.replay.idle_ms));
+    tracing::info!(%holder, "replay worker started");
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let busy = match round(&state, &holder).await {
+            Ok(report) => report.did_something(),
+            Err(e) => {
+                tracing::warn!(error = %e, "replay round failed; retrying later");
+                false
+            }
+        };
+        if busy {
+            continue;
+        }
+        tokio::select! {
+            _ = state.replay_wakeup.notified() => {}
+            _ = tokio::time::sleep(idle) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!("replay worker stopped");
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "server".into())
+}
+
+/// One round: one event's worth of settling and sending. Public so tests and
+/// the demo can drive the worker step by step.
+pub async fn round(state: &AppState, holder: &str) -> Result<RoundReport, ReplayError> {
+    let Some(ctx) = state.chain.clone() else {
+        return Ok(RoundReport::default());
+    };
+    let now = state.clock.now();
+    let lease = i64::from(state.config.replay.lease_secs);
+    let Some(event) = state.store.claim_replay_event(holder, now, lease).await? else {
+        return Ok(RoundReport::default());
+    };
+    let result = replay_event(state, &ctx, &event).await;
+    // A chain that is down rests the event a little instead of spinning.
+    let rest = match &result {
+        Err(ReplayError::Chain(e)) if e.is_transient() => 5,
+        _ => 0,
+    };
+    state
+        .store
+        .release_replay_event(event.event_id, holder, state.clock.now() + rest)
+        .await?;
+    if let Ok(report) = &result
+        && report.did_something()
+    {
+        tracing::info!(event = event.event_id, ?report, "replay round");
+    }
+    result
+}
+
+fn record_of(scan: &PendingScan) -> EntryRecord {
+    EntryRecord {
+        at: scan.scanned_at_ms.div_euclid(1000),
+        gate: u16::try_from(scan.gate).unwrap_or(u16::MAX),
+        kind: if scan.exit {
+            EntryKind::Exit
+        } else {
+            EntryKind::Entry
+        },
+    }
+}
+
+async fn replay_event(
+    state: &AppState,
+    ctx: &Arc<ChainContext>,
+    event: &EventChain,
+) -> Result<RoundReport, ReplayError> {
+    let chain = ctx.chain.as_ref();
+    let settings = &state.config.replay;
+    let batch_max = settings.batch_max as usize;
+    let mut report = RoundReport::default();
+    let event_address: Pubkey = event.address.parse().map_err(|_| ReplayError::Event {
+        event: event.event_id,
+        message: format!("stored address {} is not a pubkey", event.address),
+    })?;
+    let pending = state
+        .store
+        .pending_replay(event.event_id, (batch_max * IN_FLIGHT * 2) as u32)
+        .await?;
+
+    // 1. Settle what was sent before.
+    let mut in_flight: BTreeMap<String, (Option<String>, Vec<u32>)> = BTreeMap::new();
+    for scan in pending.iter().filter(|s| s.state == "submitted") {
+        let Some(signature) = &scan.signature else {
+            continue;
+        };
+        let entry = in_flight
+            .entry(signature.clone())
+            .or_insert_with(|| (scan.blockhash.clone(), Vec::new()));
+        entry.1.push(scan.ticket_id);
+    }
+    let mut busy: HashSet<u32> = HashSet::new();
+    if !in_flight.is_empty() {
+        let signatures: Vec<Signature> = in_flight
+            .keys()
+            .map(|s| s.parse().unwrap_or_default())
+            .collect();
+        let statuses = chain.statuses(&signatures).await?;
+        for ((signature, (blockhash, tickets)), status) in in_flight.iter().zip(statuses) {
+            let settlement = match status {
+                TxStatus::Confirmed { .. } => Some(Settlement::Confirmed {
+                    fee_lamports: FEE_PER_SIGNATURE,
+                }),
+                TxStatus::Failed { error, .. } => Some(Settlement::Failed { error }),
+                TxStatus::Unknown => {
+                    let hash: Option<Hash> = blockhash.as_deref().and_then(|b| b.parse().ok());
+                    let valid = match hash {
+                        Some(hash) => chain.is_blockhash_valid(&hash).await?,
+                        None => false,
+                    };
+                    if valid {
+                        None
+                    } else {
+                        // One last look: it may have landed just before its hash expired.
+                        match chain.statuses(&[signatures_of(signature)]).await?.pop() {
+                            Some(TxStatus::Confirmed { .. }) => Some(Settlement::Confirmed {
+                                fee_lamports: FEE_PER_SIGNATURE,
+                            }),
+                            Some(TxStatus::Failed { error, .. }) => {
+                                Some(Settlement::Failed { error })
+                            }
+                            _ => Some(Settlement::Expired),
+                        }
+                    }
+                }
+            };
+            match settlement {
+                None => busy.extend(tickets.iter().copied()),
+                Some(settlement) => {
+                    count(&mut report, &settlement, tickets.len());
+                    state
+                        .store
+                        .settle_transaction(
+                            signature,
+                            &settlement,
+                            settings.max_attempts,
+                            state.clock.now(),
+                        )
+                        .await?;
+                }
+            }
+        }
+    }
+
+    // 2. Judge the waiting scans against the chain.
+    let waiting: Vec<&PendingScan> = pending
+        .iter()
+        .filter(|s| s.state == "ingested" && !busy.contains(&s.ticket_id))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(report);
+    }
+    let minimum = settings.validator_min_lamports;
+    let validator = Arc::new(validator_keypair(event));
+    ops::ensure_funded(
+        chain,
+        Some(&ctx.authority),
+        &validator.pubkey(),
+        minimum,
+        minimum.saturating_mul(2),
+    )
+    .await?;
+    let mut ticket_ids: Vec<u32> = waiting.iter().map(|s| s.ticket_id).collect();
+    ticket_ids.dedup();
+    let on_chain = ops::tickets(chain, &event_address, &ticket_ids).await?;
+    let last_on_chain: HashMap<u32, Option<i64>> = ticket_ids
+        .iter()
+        .zip(on_chain)
+        .map(|(id, t)| (*id, t.map(|t| t.last_scan_at)))
+        .collect();
+    let latest_allowed = state.clock.now() + MAX_AHEAD_SECS;
+    let mut superseded = Vec::new();
+    let mut missing = Vec::new();
+    // Per ticket, in order: the records that will be applied.
+    let mut groups: Vec<Vec<(&PendingScan, EntryRecord)>> = Vec::new();
+    let mut current: Option<(u32, i64, bool)> = None; // ticket, last time, stopped
+    for scan in waiting {
+        let record = record_of(scan);
+        if current.is_none_or(|(ticket, _, _)| ticket != scan.ticket_id) {
+            match last_on_chain.get(&scan.ticket_id).copied().flatten() {
+                None => {
+                    missing.push(scan.scan_id.clone());
+                    current = Some((scan.ticket_id, i64::MAX, true));
+                    continue;
+                }
+                Some(last) => current = Some((scan.ticket_id, last, false)),
+            }
+            groups.push(Vec::new());
+        }
+        let Some((ticket, last, stopped)) = current.as_mut() else {
+            continue;
+        };
+        if *last == i64::MAX {
+            missing.push(scan.scan_id.clone());
+            continue;
+        }
+        if *stopped {
+            continue;
+        }
+        if record.at <= *last {
+            superseded.push(scan.scan_id.clone());
+            continue;
+        }
+        if record.at > latest_allowed {
+            // Its gate's clock runs ahead; later scans of this ticket wait too.
+            *stopped = true;
+            continue;
+        }
+        let group = groups.last_mut().ok_or_else(|| ReplayError::Event {
+            event: event.event_id,
+            message: format!("no group for ticket {ticket}"),
+        })?;
+        // A scan whose transaction failed before goes alone, and first.
+        if scan.error.is_some() && !group.is_empty() {
+            *stopped = true;
+            continue;
+        }
+        group.push((scan, record));
+        if scan.error.is_some() {
+            *stopped = true;
+        }
+        *last = record.at;
+    }
+    let now = state.clock.now();
+    if !superseded.is_empty() {
+        report.superseded += superseded.len();
+        state
+            .store
+            .mark_unreplayable(
+                &superseded,
+                "superseded",
+                "the chain already holds a later scan of this ticket",
+                now,
+            )
+            .await?;
+    }
+    if !missing.is_empty() {
+        report.failed += missing.len();
+        state
+            .store
+            .mark_unreplayable(&missing, "failed", "the ticket does not exist on chain", now)
+            .await?;
+    }
+
+    // 3. Pack whole tickets into transactions and send them.
+    let mut batches: Vec<Vec<(&PendingScan, EntryRecord)>> = Vec::new();
+    let mut batch: Vec<(&PendingScan, EntryRecord)> = Vec::new();
+    for mut group in groups.into_iter().filter(|g| !g.is_empty()) {
+        group.truncate(batch_max);
+        let alone = group.iter().any(|(s, _)| s.error.is_some());
+        if alone {
+            batches.push(group);
+            continue;
+        }
+        if batch.len() + group.len() > batch_max {
+            batches.push(std::mem::take(&mut batch));
+        }
+        batch.extend(group);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    let mut tasks = JoinSet::new();
+    for batch in batches.into_iter().take(IN_FLIGHT) {
+        let records: Vec<(u32, EntryRecord)> =
+            batch.iter().map(|(s, r)| (s.ticket_id, *r)).collect();
+        let scan_ids: Vec<String> = batch.iter().map(|(s, _)| s.scan_id.clone()).collect();
+        let instruction =
+            ticketing::client::validate_entries(&validator.pubkey(), &event_address, &records);
+        let blockhash = chain.latest_blockhash().await?;
+        let transaction = Transaction::new_signed_with_payer(
+            &[instruction],
+            Some(&validator.pubkey()),
+            &[validator.as_ref()],
+            blockhash,
+        );
+        let signature = transaction.signatures[0].to_string();
+        // Named on its scans before it leaves: a crash from here on is
+        // settled from the signature, never by sending the scans again blind.
+        state
+            .store
+            .mark_submitted(
+                event.event_id,
+                &scan_ids,
+                &signature,
+                &blockhash.to_string(),
+                state.clock.now(),
+            )
+            .await?;
+        report.transactions += 1;
+        let state = state.clone();
+        let ctx = ctx.clone();
+        let max_attempts = settings.max_attempts;
+        let entries = scan_ids.len();
+        tasks.spawn(async move {
+            let outcome =
+                ops::wait_for(ctx.chain.as_ref(), &transaction, Instant::now() + WAIT_PER_TX).await;
+            let settlement = match outcome {
+                Ok(()) => Settlement::Confirmed {
+                    fee_lamports: FEE_PER_SIGNATURE,
+                },
+                Err(ChainError::BlockhashExpired) => Settlement::Expired,
+                Err(ChainError::Refused(error)) => Settlement::Failed { error },
+                // Unknown for now: a later round asks the chain again.
+                Err(ChainError::Unavailable(e)) => {
+                    tracing::warn!(%signature, error = %e, "replay transaction outcome unknown");
+                    return Ok::<_, ReplayError>(None);
+                }
+            };
+            state
+                .store
+                .settle_transaction(&signature, &settlement, max_attempts, state.clock.now())
+                .await?;
+            Ok(Some((settlement, entries)))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.map_err(|e| ReplayError::Event {
+            event: event.event_id,
+            message: format!("replay task failed: {e}"),
+        })??;
+        if let Some((settlement, entries)) = outcome {
+            count(&mut report, &settlement, entries);
+        }
+    }
+    Ok(report)
+}
+
+fn signatures_of(text: &str) -> Signature {
+    text.parse().unwrap_or_default()
+}
+
+fn count(report: &mut RoundReport, settlement: &Settlement, entries: usize) {
+    match settlement {
+        Settlement::Confirmed { .. } => report.confirmed += entries,
+        Settlement::Failed { .. } => report.failed += entries,
+        Settlement::Expired => report.expired += entries,
+    }
+}
+
+/// Runs rounds until no scan of `event_id` waits or is in flight, or until
+/// `timeout`. For the demo and tests.
+pub async fn drain(
+    state: &AppState,
+    event_id: u64,
+    timeout: Duration,
+) -> Result<crate::store::ReplaySummary, ReplayError> {
+    let deadline = Instant::now() + timeout;
+    let holder = format!("drain-{}", uuid::Uuid::now_v7().simple());
+    loop {
+        round(state, &holder).await?;
+        let summary = state.store.replay_summary(event_id).await?;
+        if summary.waiting + summary.submitted == 0 || Instant::now() > deadline {
+            return Ok(summary);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

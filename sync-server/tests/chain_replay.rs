@@ -1,0 +1,159 @@
+//! Gate scans recorded on chain by the replay worker, against the real
+//! program in the embedded chain, directly and through the real Solana RPC
+//! client with faults injected; on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sync_server::chain::rpc_service::Faults;
+use sync_server::replay;
+
+on_both_backends!(
+    scans_go_on_chain_once_in_order_and_stay_there,
+    a_late_upload_older_than_the_chain_is_superseded_not_lost,
+    the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhashes,
+);
+
+const DRAIN: Duration = Duration::from_secs(120);
+
+async fn scans_go_on_chain_once_in_order_and_stay_there(db: Db) {
+    let server = start_on_chain(db, ChainMode::Embedded).await;
+    server.seed_on_chain(3).await;
+    let north = server.enrol("north", 11).await;
+    let exit = server.enrol("exit", 12).await;
+    let t = T0 * 1000;
+    let entries = vec![
+        north.scan(0, t),
+        north.scan(0, t + 120_000),
+        north.scan(1, t + 5_000),
+        // A ticket the chain does not have (admitted by an offline policy).
+        north.scan(999, t + 7_000),
+    ];
+    let exits = vec![exit.scan(0, t + 60_000)];
+    assert_eq!(north.upload(entries.clone()).await.status(), 200);
+    assert_eq!(exit.upload(exits).await.status(), 200);
+    // The same upload again changes nothing on chain either.
+    assert_eq!(north.upload(entries).await.status(), 200);
+
+    let summary = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
+    assert_eq!(summary.confirmed, 4, "{summary:?}");
+    assert_eq!(summary.failed, 1, "the unknown ticket: {summary:?}");
+    assert_eq!(summary.waiting + summary.submitted, 0, "{summary:?}");
+    assert!(summary.transactions >= 1);
+    assert_eq!(
+        summary.fees_lamports,
+        summary.transactions * replay::FEE_PER_SIGNATURE
+    );
+
+    let tickets = server.chain_tickets(&[0, 1, 2]).await;
+    let t0 = tickets[0].as_ref().unwrap();
+    assert_eq!(t0.entry_count, 2, "two entries of ticket 0, each once");
+    assert!(t0.inside, "entry, exit, entry: inside");
+    assert_eq!(t0.last_scan_at, T0 + 120);
+    let t1 = tickets[1].as_ref().unwrap();
+    assert_eq!((t1.entry_count, t1.last_gate), (1, 1));
+    assert!(!tickets[2].as_ref().unwrap().entered);
+
+    // Every confirmed scan names its transaction; the failed one says why.
+    let replays = server.state.store.scan_replays(EVENT).await.unwrap();
+    for r in &replays {
+        match r.state.as_str() {
+            "confirmed" => assert!(r.signature.is_some(), "{r:?}"),
+            "failed" => assert!(
+                r.error.as_deref().unwrap_or_default().contains("not exist"),
+                "{r:?}"
+            ),
+            other => panic!("unexpected state {other}: {r:?}"),
+        }
+    }
+    let status = server
+        .admin_get(&format!("/api/admin/events/{EVENT}/replay?scans=true"))
+        .await;
+    assert_eq!(status["confirmed"], 4);
+    assert_eq!(status["scans"].as_array().unwrap().len(), 5);
+
+    // Another pass finds nothing to do.
+    let again = replay::round(&server.state, "another").await.unwrap();
+    assert_eq!(again, replay::RoundReport::default());
+
+    // The chain file alone, reopened, holds the same accounts.
+    let reopened = sync_server::chain::embedded::EmbeddedChain::open(&server.dir().join("chain.sqlite"))
+        .await
+        .unwrap();
+    let authority = {
+        use solana_sdk::signature::Signer;
+        server.state.chain.as_ref().unwrap().authority.pubkey()
+    };
+    let event = ticketing::client::event_address(&authority, EVENT).0;
+    let after = sync_server::chain::ops::tickets(&reopened, &event, &[0, 1])
+        .await
+        .unwrap();
+    assert_eq!(after[0].as_ref().unwrap().entry_count, 2);
+    assert_eq!(after[1].as_ref().unwrap().entry_count, 1);
+}
+
+async fn a_late_upload_older_than_the_chain_is_superseded_not_lost(db: Db) {
+    let server = start_on_chain(db, ChainMode::Embedded).await;
+    server.seed_on_chain(1).await;
+    let north = server.enrol("north", 11).await;
+    let south = server.enrol("south", 12).await;
+    let t = T0 * 1000;
+    assert_eq!(north.upload(vec![north.scan(0, t + 100_000)]).await.status(), 200);
+    let first = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
+    assert_eq!(first.confirmed, 1);
+
+    // South was offline and admitted the same ticket earlier.
+    let late = south.scan(0, t + 50_000);
+    let ack: shared::wire::JournalAck = south.upload(vec![late.clone()]).await.json().await.unwrap();
+    assert_eq!(ack.stored, 1);
+    let summary = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
+    assert_eq!((summary.confirmed, summary.superseded), (1, 1), "{summary:?}");
+    let ticket = server.chain_tickets(&[0]).await.pop().flatten().unwrap();
+    assert_eq!(ticket.entry_count, 1);
+    assert_eq!(ticket.last_scan_at, T0 + 100);
+    // Kept on the server, and shown as a conflict for organizers.
+    let conflicts = server
+        .admin_get(&format!("/api/admin/events/{EVENT}/conflicts"))
+        .await;
+    assert_eq!(conflicts.as_array().unwrap().len(), 1, "{conflicts}");
+}
+
+async fn the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhashes(db: Db) {
+    let faults = Faults {
+        drop_every: 5,
+        lose_answer_every: 7,
+        stale_blockhash_every: 3,
+        delay: Duration::from_millis(5),
+    };
+    let server = start_on_chain(db, ChainMode::Rpc(faults)).await;
+    // Creating the event and minting go through the faulty RPC too.
+    let tickets = server.seed_on_chain(12).await;
+    assert_eq!(tickets.len(), 12);
+    let ids: Vec<u32> = tickets.iter().map(|t| t.ticket.ticket_id).collect();
+    assert_eq!(ids, (0..12).collect::<Vec<_>>(), "each ticket minted once");
+
+    let north = server.enrol("north", 11).await;
+    let exit = server.enrol("exit", 12).await;
+    let t = T0 * 1000;
+    let mut entries = Vec::new();
+    let mut exits = Vec::new();
+    for id in 0..12u32 {
+        let at = t + i64::from(id) * 1000;
+        entries.push(north.scan(id, at));
+        exits.push(exit.scan(id, at + 30_000));
+        entries.push(north.scan(id, at + 60_000));
+    }
+    assert_eq!(north.upload(entries).await.status(), 200);
+    assert_eq!(exit.upload(exits).await.status(), 200);
+
+    let summary = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
+    assert_eq!(summary.confirmed, 36, "{summary:?}");
+    assert_eq!(summary.failed + summary.superseded + summary.waiting, 0, "{summary:?}");
+    for (id, ticket) in server.chain_tickets(&ids).await.into_iter().enumerate() {
+        let ticket = ticket.unwrap();
+        assert_eq!(ticket.entry_count, 2, "ticket {id}: each entry exactly once");
+        assert!(ticket.inside, "ticket {id}");
+    }
+}

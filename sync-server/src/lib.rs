@@ -291,6 +291,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = open_state(config).await?;
+    run_state(state, listener, shutdown).await
+}
+
+/// Serves an opened `state` until `shutdown`: first repairs the database
+/// from the chain, then runs the replay worker (when enabled) beside the
+/// HTTP server and stops it on the way out.
+pub async fn run_state(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     match organizer::reconcile(&state).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(repaired = n, "database repaired from the chain"),

@@ -3,7 +3,7 @@
 -- replay worker sent, with their fee; and what each scan's replay is waiting on.
 
 CREATE TABLE event_chain (
-    event_id          INTEGER PRIMARY KEY REFERENCES events (event_id),
+    event_id          INTEGER PRIMARY KEY,     -- written before the event is published
     address           TEXT    NOT NULL,   -- the event account (base58)
     organizer         TEXT    NOT NULL,
     validator_public  TEXT    NOT NULL,

@@ -51,6 +51,31 @@ fn classify(error: anchor_client::SolanaClientError) -> ChainError {
     }
 }
 
+/// Reads are retried this many times on transport failures (a provider
+/// dropping a request now and then is normal) before the error is returned.
+const READ_ATTEMPTS: u32 = 5;
+
+/// Runs an idempotent read, retrying transient failures with backoff.
+async fn read<T, F, Fut>(mut call: F) -> Result<T, ChainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, anchor_client::SolanaClientError>>,
+{
+    let mut backoff = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match call().await.map_err(classify) {
+            Err(e) if e.is_transient() && attempt < READ_ATTEMPTS => {
+                tracing::debug!(error = %e, attempt, "RPC read failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl RpcChain {
     /// A client for the cluster at `url` (e.g. `http://127.0.0.1:8899` or a
     /// provider's devnet URL). `payer` signs nothing here; anchor-client needs
@@ -86,14 +111,15 @@ impl Chain for RpcChain {
     }
 
     async fn latest_blockhash(&self) -> Result<Hash, ChainError> {
-        self.rpc.get_latest_blockhash().await.map_err(classify)
+        read(|| self.rpc.get_latest_blockhash()).await
     }
 
     async fn is_blockhash_valid(&self, blockhash: &Hash) -> Result<bool, ChainError> {
-        self.rpc
-            .is_blockhash_valid(blockhash, CommitmentConfig::processed())
-            .await
-            .map_err(classify)
+        read(|| {
+            self.rpc
+                .is_blockhash_valid(blockhash, CommitmentConfig::processed())
+        })
+        .await
     }
 
     async fn submit(&self, transaction: &Transaction) -> Result<Signature, ChainError> {
@@ -113,11 +139,7 @@ impl Chain for RpcChain {
     async fn statuses(&self, signatures: &[Signature]) -> Result<Vec<TxStatus>, ChainError> {
         let mut out = Vec::with_capacity(signatures.len());
         for chunk in signatures.chunks(256) {
-            let response = self
-                .rpc
-                .get_signature_statuses_with_history(chunk)
-                .await
-                .map_err(classify)?;
+            let response = read(|| self.rpc.get_signature_statuses_with_history(chunk)).await?;
             for status in response.value {
                 out.push(match status {
                     None => TxStatus::Unknown,
@@ -148,9 +170,8 @@ impl Chain for RpcChain {
     async fn accounts(&self, addresses: &[Pubkey]) -> Result<Vec<Option<Account>>, ChainError> {
         let mut out = Vec::with_capacity(addresses.len());
         for chunk in addresses.chunks(MAX_ACCOUNTS_PER_CALL) {
-            let response = self
-                .rpc
-                .get_multiple_ui_accounts_with_config(
+            let response = read(|| {
+                self.rpc.get_multiple_ui_accounts_with_config(
                     chunk,
                     RpcAccountInfoConfig {
                         encoding: Some(UiAccountEncoding::Base64),
@@ -159,8 +180,8 @@ impl Chain for RpcChain {
                         min_context_slot: None,
                     },
                 )
-                .await
-                .map_err(classify)?;
+            })
+            .await?;
             for account in response.value {
                 out.push(match account {
                     None => None,
@@ -186,11 +207,8 @@ impl Chain for RpcChain {
     }
 
     async fn airdrop(&self, to: &Pubkey, lamports: u64) -> Result<Signature, ChainError> {
-        let signature = self
-            .rpc
-            .request_airdrop(to, lamports)
-            .await
-            .map_err(classify)?;
+        // A lost answer may mean a second airdrop: harmless on a test cluster.
+        let signature = read(|| self.rpc.request_airdrop(to, lamports)).await?;
         for _ in 0..120 {
             match self.statuses(&[signature]).await?.pop() {
                 Some(TxStatus::Confirmed { .. }) => return Ok(signature),

@@ -160,7 +160,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT {EVENT_CHAIN_COLUMNS} FROM event_chain c
-             WHERE (c.lease_until IS NULL OR c.lease_until < $1 OR c.lease_holder = $2)
+             WHERE (c.lease_until IS NULL OR c.lease_until <= $1 OR c.lease_holder = $2)
                AND EXISTS (SELECT 1 FROM scans s WHERE s.event_id = c.event_id
                            AND s.replay_state IN ('ingested', 'submitted'))
              ORDER BY COALESCE(c.lease_until, 0), c.event_id LIMIT 1{lock}"

@@ -23,6 +23,7 @@ pub struct Config {
     /// Leave empty to disable them.
     pub admin_token: String,
     pub gates: GateSettings,
+    pub api: crate::api::ApiSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +49,7 @@ impl Default for Config {
             server_key_file: "server-key.json".into(),
             admin_token: String::new(),
             gates: GateSettings::default(),
+            api: Default::default(),
         }
     }
 }
@@ -153,6 +155,7 @@ impl Config {
                     .into(),
             });
         }
+        self.api.validate()?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! `shared::decide`) or on-chain layouts (those are the program crate's).
 
 pub mod admin_api;
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod gate_api;
@@ -130,6 +131,7 @@ pub fn app(state: AppState) -> Router {
             "/api/admin/devices/{device}/revoke",
             post(admin_api::revoke_device),
         )
+        .merge(api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

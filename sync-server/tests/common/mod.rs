@@ -13,6 +13,7 @@ use sync_server::{AppState, Clock, Config, Store};
 use uuid::Uuid;
 
 pub const ADMIN: &str = "admin-token-for-tests-only";
+pub const JWT_SECRET: &str = "jwt-secret-for-tests-only-0123456789";
 pub const EVENT: u64 = 1_764_072_000_001;
 pub const T0: i64 = 1_764_075_600;
 
@@ -69,6 +70,16 @@ pub async fn postgres_database() -> String {
 }
 
 pub async fn start(db: Db) -> TestServer {
+    start_with(db, |_| {}, |_| axum::Router::new()).await
+}
+
+/// A server with `configure` applied to the test config and `extra` routes
+/// (a test's own handlers over the same state) beside the real ones.
+pub async fn start_with(
+    db: Db,
+    configure: impl FnOnce(&mut Config),
+    extra: impl FnOnce(AppState) -> axum::Router,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match db {
         Db::Sqlite => format!("sqlite://{}", dir.path().join("sync.db").display()),
@@ -80,6 +91,8 @@ pub async fn start(db: Db) -> TestServer {
         ..Config::default()
     };
     config.gates.max_batch = 500;
+    config.api.jwt_secret = JWT_SECRET.into();
+    configure(&mut config);
     let store = Store::connect(&config.database_url).await.unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
     let state = AppState::new(
@@ -92,12 +105,14 @@ pub async fn start(db: Db) -> TestServer {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let serving = state.clone();
+    let router = sync_server::app(serving.clone()).merge(extra(serving));
     tokio::spawn(async move {
-        sync_server::serve(serving, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
     });
     TestServer {
         url,

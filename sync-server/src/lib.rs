@@ -66,6 +66,9 @@ pub struct AppState {
     changes: Arc<watch::Sender<u64>>,
     /// Wakes the replay worker when new entries were ingested.
     pub replay_wakeup: Arc<Notify>,
+    /// Where the ticketing API's rate-limit budgets live: in this process
+    /// unless [`open_state`] connected a shared Redis.
+    pub rate_limiter: Arc<dyn api::ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -82,6 +85,7 @@ impl AppState {
             clock,
             changes: Arc::new(watch::channel(0).0),
             replay_wakeup: Arc::new(Notify::new()),
+            rate_limiter: Arc::new(api::ratelimit::InProcessLimiter::new()),
         }
     }
 
@@ -196,7 +200,13 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     let key = load_or_create_server_key(&config.server_key_file)?;
-    Ok(AppState::new(store, config, key, Arc::new(SystemClock)))
+    let rate_limiter = api::ratelimit::limiter_for(&config.api)
+        .await
+        // Not the URL itself: it may carry a password.
+        .context("cannot reach the Redis named by api.redis_url")?;
+    let mut state = AppState::new(store, config, key, Arc::new(SystemClock));
+    state.rate_limiter = rate_limiter;
+    Ok(state)
 }
 
 /// Serves `state` on `listener` until `shutdown` completes.

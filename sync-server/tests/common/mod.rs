@@ -95,12 +95,16 @@ pub async fn start_with(
     configure(&mut config);
     let store = Store::connect(&config.database_url).await.unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
-    let state = AppState::new(
+    let rate_limiter = sync_server::api::ratelimit::limiter_for(&config.api)
+        .await
+        .unwrap();
+    let mut state = AppState::new(
         store,
         config,
         SigningKey::from_bytes(&[42; 32]),
         clock.clone(),
     );
+    state.rate_limiter = rate_limiter;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -24,6 +24,7 @@ pub struct Config {
     pub admin_token: String,
     pub gates: GateSettings,
     pub api: crate::api::ApiSettings,
+    pub smtp: crate::api::mail::SmtpSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,7 @@ impl Default for Config {
             admin_token: String::new(),
             gates: GateSettings::default(),
             api: Default::default(),
+            smtp: Default::default(),
         }
     }
 }
@@ -156,6 +158,7 @@ impl Config {
             });
         }
         self.api.validate()?;
+        self.smtp.validate()?;
         Ok(())
     }
 }

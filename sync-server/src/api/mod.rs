@@ -1,6 +1,7 @@
 //! The ticketing API's foundation, the parts that need no chain: wallet
-//! login and roles ([`auth`]), request body validation ([`validation`])
-//! and rate limits shared between server instances ([`ratelimit`]).
+//! login and roles ([`auth`]), request body validation ([`validation`]),
+//! rate limits shared between server instances ([`ratelimit`]) and mail
+//! ([`mail`]).
 //!
 //! The endpoints that mint, transfer and validate tickets build on these and
 //! arrive with the chain layer. This module owns its own tables (login
@@ -8,6 +9,7 @@
 //! gate sync tables.
 
 pub mod auth;
+pub mod mail;
 pub mod ratelimit;
 pub mod validation;
 
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::config::ConfigError;
 
-/// A boxed future, so the API's traits (the rate limiter, for now) can be used as trait objects chosen by configuration.
+/// A boxed future, so the API's traits (mailer, rate limiter) can be used as trait objects chosen by configuration.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The routes of this module; [`crate::app`] merges them.

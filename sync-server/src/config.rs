@@ -25,6 +25,7 @@ pub struct Config {
     pub gates: GateSettings,
     pub api: crate::api::ApiSettings,
     pub smtp: crate::api::mail::SmtpSettings,
+    pub stripe: crate::api::payments::StripeSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,7 @@ impl Default for Config {
             gates: GateSettings::default(),
             api: Default::default(),
             smtp: Default::default(),
+            stripe: Default::default(),
         }
     }
 }
@@ -159,6 +161,7 @@ impl Config {
         }
         self.api.validate()?;
         self.smtp.validate()?;
+        self.stripe.validate()?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::auth::AuthError;
+use crate::api::payments::{PaymentError, WebhookError};
 use crate::store::{EnrolError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,10 @@ pub enum ApiError {
     Enrol(#[from] EnrolError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// A fault of the server itself; the detail is logged, not sent.
@@ -80,6 +85,19 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "token_expired")
             }
             ApiError::Auth(e) => (e.status(), e.code()),
+            ApiError::Webhook(e) => (StatusCode::BAD_REQUEST, e.code()),
+            ApiError::Payment(PaymentError::Disabled) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "payments_disabled")
+            }
+            ApiError::Payment(PaymentError::InvalidRequest(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_payment")
+            }
+            ApiError::Payment(PaymentError::Rejected { .. }) => {
+                (StatusCode::PAYMENT_REQUIRED, "payment_refused")
+            }
+            ApiError::Payment(PaymentError::Unavailable(_) | PaymentError::Protocol(_)) => {
+                (StatusCode::BAD_GATEWAY, "payment_provider_unavailable")
+            }
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

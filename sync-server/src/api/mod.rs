@@ -1,15 +1,16 @@
 //! The ticketing API's foundation, the parts that need no chain: wallet
 //! login and roles ([`auth`]), request body validation ([`validation`]),
-//! rate limits shared between server instances ([`ratelimit`]) and mail
-//! ([`mail`]).
+//! rate limits shared between server instances ([`ratelimit`]), mail
+//! ([`mail`]) and card payments ([`payments`]).
 //!
 //! The endpoints that mint, transfer and validate tickets build on these and
 //! arrive with the chain layer. This module owns its own tables (login
-//! nonces, wallet roles) and never touches the
+//! nonces, wallet roles, processed payment webhooks) and never touches the
 //! gate sync tables.
 
 pub mod auth;
 pub mod mail;
+pub mod payments;
 pub mod ratelimit;
 pub mod validation;
 
@@ -23,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::config::ConfigError;
 
-/// A boxed future, so the API's traits (mailer, rate limiter) can be used as trait objects chosen by configuration.
+/// A boxed future, so the API's traits (mailer, payment provider, rate
+/// limiter) can be used as trait objects chosen by configuration.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The routes of this module; [`crate::app`] merges them.

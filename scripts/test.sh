@@ -78,6 +78,32 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
     while read -r db; do psql "$TEST_POSTGRES_URL" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
 fi
 
+# --- Redis -------------------------------------------------------------------
+# Rate limits shared by several server instances are tested against a real
+# Redis. Use TEST_REDIS_URL if set, else a Redis on 127.0.0.1:6379, else start
+# a throwaway one (no persistence) on 127.0.0.1:56379.
+redis_ok() { # HOST PORT
+  ( exec 3<>"/dev/tcp/$1/$2" && printf 'PING\r\n' >&3 && timeout 2 head -c 5 <&3 | grep -q PONG ) 2>/dev/null
+}
+if [ -z "${TEST_REDIS_URL:-}" ]; then
+  if redis_ok 127.0.0.1 6379; then
+    export TEST_REDIS_URL="redis://127.0.0.1:6379"
+  else
+    if ! command -v redis-server >/dev/null; then
+      say "installing Redis for the rate-limit tests"
+      sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server
+    fi
+    if ! redis_ok 127.0.0.1 56379; then
+      say "starting a throwaway Redis on 127.0.0.1:56379"
+      redis-server --port 56379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+      for _ in $(seq 50); do redis_ok 127.0.0.1 56379 && break; sleep 0.1; done
+    fi
+    export TEST_REDIS_URL="redis://127.0.0.1:56379"
+  fi
+fi
+
 # --- build output outside the clone -----------------------------------------
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nft-gate/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

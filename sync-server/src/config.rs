@@ -25,6 +25,9 @@ pub struct Config {
     pub gates: GateSettings,
     pub chain: ChainSettings,
     pub replay: ReplaySettings,
+    pub api: crate::api::ApiSettings,
+    pub smtp: crate::api::mail::SmtpSettings,
+    pub stripe: crate::api::payments::StripeSettings,
 }
 
 /// Which chain the server uses, and the keys it holds for it.
@@ -116,6 +119,9 @@ impl Default for Config {
             gates: GateSettings::default(),
             chain: ChainSettings::default(),
             replay: ReplaySettings::default(),
+            api: Default::default(),
+            smtp: Default::default(),
+            stripe: Default::default(),
         }
     }
 }
@@ -247,6 +253,9 @@ impl Config {
                     .into(),
             });
         }
+        self.api.validate()?;
+        self.smtp.validate()?;
+        self.stripe.validate()?;
         Ok(())
     }
 }

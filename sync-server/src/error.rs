@@ -1,12 +1,16 @@
 //! The one place where errors become HTTP: a status and a JSON body
-//! `{ "error": code, "message": text }`. Internal details are logged, never
-//! sent.
+//! `{ "error": code, "message": text }`, plus `"field"` when one field of a
+//! request body is at fault. Internal details are logged, never sent.
+
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::api::auth::AuthError;
+use crate::api::payments::{PaymentError, WebhookError};
 use crate::store::{EnrolError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +27,28 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body is not JSON at all (or not UTF-8, or cut short).
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// One field of an otherwise readable body is missing, unknown or out of
+    /// its range; `field` is its path (`tiers[2].price`).
+    #[error("{message}")]
+    Validation { field: String, message: String },
+    /// The caller spent its budget; it may retry after `retry_after`.
+    #[error("too many requests; retry in {} s", retry_after_secs(*.retry_after))]
+    TooManyRequests { retry_after: Duration },
     #[error("protocol version {0} is no longer supported; update the gate agent")]
     UnsupportedVersion(u16),
     #[error(transparent)]
     Enrol(#[from] EnrolError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// The chain could not be reached (or none is configured); try again.
@@ -35,6 +57,9 @@ pub enum ApiError {
     /// The chain refused the operation (the program said no).
     #[error("{0}")]
     ChainRefused(String),
+    /// A fault of the server itself; the detail is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
 }
 
 impl From<crate::organizer::OrganizerError> for ApiError {
@@ -68,6 +93,12 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::UnsupportedVersion(_) => {
                 (StatusCode::UPGRADE_REQUIRED, "unsupported_version")
             }
@@ -81,23 +112,98 @@ impl ApiError {
             ApiError::Enrol(EnrolError::TokenExpired) => {
                 (StatusCode::UNAUTHORIZED, "token_expired")
             }
+            ApiError::Auth(e) => (e.status(), e.code()),
+            ApiError::Webhook(e) => (StatusCode::BAD_REQUEST, e.code()),
+            ApiError::Payment(PaymentError::Disabled) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "payments_disabled")
+            }
+            ApiError::Payment(PaymentError::InvalidRequest(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_payment")
+            }
+            ApiError::Payment(PaymentError::Rejected { .. }) => {
+                (StatusCode::PAYMENT_REQUIRED, "payment_refused")
+            }
+            ApiError::Payment(PaymentError::Unavailable(_) | PaymentError::Protocol(_)) => {
+                (StatusCode::BAD_GATEWAY, "payment_provider_unavailable")
+            }
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::ChainUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable"),
             ApiError::ChainRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "chain_refused"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+}
+
+/// Whole seconds a client must wait: rounded up, and at least one, so a
+/// client that honours the header never comes back too early.
+fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Store(e) = &self {
-            tracing::error!(error = %e, "storage failure");
+        match &self {
+            ApiError::Store(e) => tracing::error!(error = %e, "storage failure"),
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            _ => {}
         }
-        (
-            status,
-            Json(json!({ "error": code, "message": self.to_string() })),
-        )
-            .into_response()
+        let mut body = json!({ "error": code, "message": self.to_string() });
+        if let ApiError::Validation { field, .. } = &self {
+            body["field"] = json!(field);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after } = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(*retry_after)),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rate_limited_answers_429_with_retry_after_in_whole_seconds_rounded_up() {
+        for (wait, header) in [
+            (Duration::from_millis(6000), "6"),
+            (Duration::from_millis(5001), "6"),
+            (Duration::from_millis(200), "1"),
+            (Duration::ZERO, "1"),
+        ] {
+            let response = ApiError::TooManyRequests { retry_after: wait }.into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers()[header::RETRY_AFTER], header, "{wait:?}");
+            assert_eq!(body_of(response).await["error"], "rate_limited");
+        }
+    }
+
+    #[tokio::test]
+    async fn validation_errors_name_the_field_and_others_do_not() {
+        let response = ApiError::Validation {
+            field: "tiers[1].name".into(),
+            message: "tiers[1].name: 1 to 64 characters".into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = body_of(response).await;
+        assert_eq!(body["error"], "invalid_field");
+        assert_eq!(body["field"], "tiers[1].name");
+
+        let body = body_of(ApiError::MalformedJson("expected value".into()).into_response()).await;
+        assert_eq!(body["error"], "malformed_json");
+        assert!(body.get("field").is_none(), "{body}");
     }
 }

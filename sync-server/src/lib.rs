@@ -12,6 +12,7 @@
 pub mod admin_api;
 pub mod chain;
 pub mod chain_admin_api;
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod gate_api;
@@ -72,6 +73,9 @@ pub struct AppState {
     /// The chain and the keys for it; `None` runs the gate sync alone
     /// (no event creation, no replay).
     pub chain: Option<Arc<organizer::ChainContext>>,
+    /// Where the ticketing API's rate-limit budgets live: in this process
+    /// unless [`open_state`] connected a shared Redis.
+    pub rate_limiter: Arc<dyn api::ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -89,6 +93,7 @@ impl AppState {
             changes: Arc::new(watch::channel(0).0),
             replay_wakeup: Arc::new(Notify::new()),
             chain: None,
+            rate_limiter: Arc::new(api::ratelimit::InProcessLimiter::new()),
         }
     }
 
@@ -167,6 +172,7 @@ pub fn app(state: AppState) -> Router {
             "/api/admin/events/{event}/replay",
             get(chain_admin_api::replay_status),
         )
+        .merge(api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -267,7 +273,13 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     let key = load_or_create_server_key(&config.server_key_file)?;
     let chain = open_chain(&config).await?;
-    Ok(AppState::new(store, config, key, Arc::new(SystemClock)).with_chain(chain))
+    let rate_limiter = api::ratelimit::limiter_for(&config.api)
+        .await
+        // Not the URL itself: it may carry a password.
+        .context("cannot reach the Redis named by api.redis_url")?;
+    let mut state = AppState::new(store, config, key, Arc::new(SystemClock)).with_chain(chain);
+    state.rate_limiter = rate_limiter;
+    Ok(state)
 }
 
 /// Serves `state` on `listener` until `shutdown` completes.

@@ -13,6 +13,7 @@ use sync_server::{AppState, Clock, Config, Store};
 use uuid::Uuid;
 
 pub const ADMIN: &str = "admin-token-for-tests-only";
+pub const JWT_SECRET: &str = "jwt-secret-for-tests-only-0123456789";
 pub const EVENT: u64 = 1_764_072_000_001;
 pub const T0: i64 = 1_764_075_600;
 
@@ -69,7 +70,7 @@ pub async fn postgres_database() -> String {
 }
 
 pub async fn start(db: Db) -> TestServer {
-    start_with(db, None).await
+    start_full(db, None, |_| {}, |_| axum::Router::new()).await
 }
 
 /// Where a chained test server's chain lives.
@@ -84,7 +85,7 @@ pub enum ChainMode {
 /// A server whose chain runs the real program; the chain file lives in the
 /// server's directory.
 pub async fn start_on_chain(db: Db, mode: ChainMode) -> TestServer {
-    start_with(db, Some(mode)).await
+    start_full(db, Some(mode), |_| {}, |_| axum::Router::new()).await
 }
 
 /// The test's fixed issuer of QR credentials.
@@ -124,7 +125,22 @@ async fn open_test_chain(
     }
 }
 
-async fn start_with(db: Db, chain: Option<ChainMode>) -> TestServer {
+/// A server with `configure` applied to the test config and `extra` routes
+/// (a test's own handlers over the same state) beside the real ones.
+pub async fn start_with(
+    db: Db,
+    configure: impl FnOnce(&mut Config),
+    extra: impl FnOnce(AppState) -> axum::Router,
+) -> TestServer {
+    start_full(db, None, configure, extra).await
+}
+
+async fn start_full(
+    db: Db,
+    chain: Option<ChainMode>,
+    configure: impl FnOnce(&mut Config),
+    extra: impl FnOnce(AppState) -> axum::Router,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match db {
         Db::Sqlite => format!("sqlite://{}", dir.path().join("sync.db").display()),
@@ -136,8 +152,13 @@ async fn start_with(db: Db, chain: Option<ChainMode>) -> TestServer {
         ..Config::default()
     };
     config.gates.max_batch = 500;
+    config.api.jwt_secret = JWT_SECRET.into();
+    configure(&mut config);
     let store = Store::connect(&config.database_url).await.unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
+    let rate_limiter = sync_server::api::ratelimit::limiter_for(&config.api)
+        .await
+        .unwrap();
     let mut state = AppState::new(
         store,
         config,
@@ -163,16 +184,19 @@ async fn start_with(db: Db, chain: Option<ChainMode>) -> TestServer {
             issuer,
         });
     }
+    state.rate_limiter = rate_limiter;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let serving = state.clone();
+    let router = sync_server::app(serving.clone()).merge(extra(serving));
     tokio::spawn(async move {
-        sync_server::serve(serving, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
     });
     TestServer {
         url,

@@ -1,0 +1,457 @@
+//! Mail to ticket buyers and recipients: the ticket confirmation, with the
+//! ticket's QR code attached as a PNG, and the claim link of a ticket sent
+//! by email transfer.
+//!
+//! Composing a message ([`ticket_confirmation`], [`transfer_claim`]) is
+//! separate from sending it ([`Mailer`]), so the words can be checked without
+//! a server and a second transport can be added without touching them.
+//! [`SmtpMailer`] sends through the SMTP relay of `[smtp]`.
+//!
+//! A claim secret is a bearer credential for a ticket: it appears in the
+//! mail only inside the claim link, is never logged, and prints as `..` in
+//! `Debug`.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use crate::api::BoxFuture;
+use crate::config::ConfigError;
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text. Only for a relay on the same host or a trusted network.
+    None,
+    /// Plain connection upgraded with STARTTLS, which is required (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `[smtp]`: the relay that sends the API's mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// Relay host name; empty disables mail.
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// Login at the relay; leave both empty for none.
+    pub username: String,
+    pub password: String,
+    /// Sender, `Name <address>` or a bare address.
+    pub from: String,
+    /// Page where a recipient claims an emailed ticket; the one-time code is
+    /// added as `?code=`.
+    pub claim_url: String,
+    /// Longest wait for the relay per command.
+    pub timeout_secs: u32,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: String::new(),
+            password: String::new(),
+            from: "Tickets <tickets@example.invalid>".into(),
+            claim_url: "https://tickets.example.invalid/claim".into(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl SmtpSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if self.from.parse::<Mailbox>().is_err() {
+            return invalid(
+                "smtp.from",
+                format!("{:?} is not a mail address", self.from),
+            );
+        }
+        if !(self.claim_url.starts_with("https://") || self.claim_url.starts_with("http://")) {
+            return invalid("smtp.claim_url", "use an http:// or https:// URL".into());
+        }
+        if self.claim_url.contains('#') {
+            return invalid(
+                "smtp.claim_url",
+                "a fragment (#) would swallow the code".into(),
+            );
+        }
+        if self.username.is_empty() != self.password.is_empty() {
+            return invalid(
+                "smtp.username",
+                "set both username and password, or neither".into(),
+            );
+        }
+        if self.port == 0 || self.timeout_secs == 0 {
+            return invalid(
+                "smtp.port",
+                "port and timeout_secs must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mail is disabled (no smtp.host configured)")]
+    Disabled,
+    #[error("{field} is not a usable mail address: {reason}")]
+    Address { field: &'static str, reason: String },
+    #[error("a claim secret is 16 to 128 characters of A-Z, a-z, 0-9, '-' and '_'")]
+    InvalidSecret,
+    #[error("cannot compose the message: {0}")]
+    Compose(#[from] lettre::error::Error),
+    #[error("SMTP relay: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+impl MailError {
+    /// The relay refused for good (unknown recipient, policy): retrying the
+    /// same message will not help, unlike a timeout or a full mailbox.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MailError::Smtp(e) => e.is_permanent(),
+            MailError::Disabled => false,
+            _ => true,
+        }
+    }
+}
+
+/// A bought (or received) ticket, confirmed to its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketConfirmation {
+    pub to: String,
+    pub event_name: String,
+    pub ticket_id: u32,
+    pub tier_name: String,
+    /// The ticket's QR code as PNG, rendered by the caller.
+    pub qr_png: Vec<u8>,
+}
+
+/// The one-time secret that claims an emailed ticket.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClaimSecret(String);
+
+impl ClaimSecret {
+    /// Only URL-safe characters, so the link needs no escaping and cannot be
+    /// bent into another URL.
+    pub fn new(secret: impl Into<String>) -> Result<Self, MailError> {
+        let secret = secret.into();
+        let url_safe = secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !(16..=128).contains(&secret.len()) || !url_safe {
+            return Err(MailError::InvalidSecret);
+        }
+        Ok(Self(secret))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClaimSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClaimSecret(..)")
+    }
+}
+
+/// A ticket sent to an email address, waiting to be claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferClaim {
+    pub to: String,
+    pub event_name: String,
+    pub tier_name: String,
+    /// Who sent it, as the recipient would recognise them (a name, an
+    /// address or a shortened wallet).
+    pub sender: String,
+    pub secret: ClaimSecret,
+    /// Unix seconds after which the link no longer works.
+    pub expires_at: i64,
+}
+
+/// The link that claims a ticket: `claim_url` with `code=<secret>` added.
+pub fn claim_link(claim_url: &str, secret: &ClaimSecret) -> String {
+    let separator = if claim_url.contains('?') { '&' } else { '?' };
+    format!("{claim_url}{separator}code={}", secret.expose())
+}
+
+fn mailbox(field: &'static str, address: &str) -> Result<Mailbox, MailError> {
+    address
+        .parse()
+        .map_err(|e: lettre::address::AddressError| MailError::Address {
+            field,
+            reason: e.to_string(),
+        })
+}
+
+/// A Message-ID in the sender's domain; without one some relays add their
+/// own and others mark the mail as spam.
+fn message_id(from: &Mailbox) -> String {
+    format!(
+        "<{}@{}>",
+        uuid::Uuid::now_v7().simple(),
+        from.email.domain()
+    )
+}
+
+/// `2026-11-25 14:50 UTC`
+fn utc_minute(unix: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    let text = humantime::format_rfc3339_seconds(time).to_string();
+    // 2026-11-25T14:50:25Z
+    match (text.get(..10), text.get(11..16)) {
+        (Some(date), Some(minute)) => format!("{date} {minute} UTC"),
+        _ => text,
+    }
+}
+
+/// The confirmation mail: a short text and the QR code as `ticket-<id>.png`.
+pub fn ticket_confirmation(
+    from: &Mailbox,
+    mail: &TicketConfirmation,
+) -> Result<Message, MailError> {
+    let text = format!(
+        "Hello,\n\
+         \n\
+         your ticket for {event} is confirmed.\n\
+         \n\
+         Ticket: #{id}\n\
+         Tier:   {tier}\n\
+         \n\
+         Show the attached QR code at the gate, on your phone or printed.\n\
+         Whoever shows the code first gets in, so do not share it.\n",
+        event = mail.event_name,
+        id = mail.ticket_id,
+        tier = mail.tier_name,
+    );
+    let qr = Attachment::new(format!("ticket-{}.png", mail.ticket_id)).body(
+        mail.qr_png.clone(),
+        ContentType::parse("image/png").map_err(|e| MailError::Address {
+            field: "content type",
+            reason: e.to_string(),
+        })?,
+    );
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(mailbox("to", &mail.to)?)
+        .subject(format!("Your ticket for {}", mail.event_name))
+        .message_id(Some(message_id(from)))
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(text))
+                .singlepart(qr),
+        )?)
+}
+
+/// The claim mail of an email transfer. The secret is only in the link.
+pub fn transfer_claim(
+    from: &Mailbox,
+    claim_url: &str,
+    mail: &TransferClaim,
+) -> Result<Message, MailError> {
+    let text = format!(
+        "Hello,\n\
+         \n\
+         {sender} sent you a ticket for {event} ({tier}).\n\
+         \n\
+         Claim it before {expires}:\n\
+         \n\
+         {link}\n\
+         \n\
+         The link works once: whoever opens it first gets the ticket, so do\n\
+         not forward this mail. If you did not expect a ticket, ignore it.\n",
+        sender = mail.sender,
+        event = mail.event_name,
+        tier = mail.tier_name,
+        expires = utc_minute(mail.expires_at),
+        link = claim_link(claim_url, &mail.secret),
+    );
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(mailbox("to", &mail.to)?)
+        .subject(format!(
+            "A ticket for {} is waiting for you",
+            mail.event_name
+        ))
+        .message_id(Some(message_id(from)))
+        .singlepart(SinglePart::plain(text))?)
+}
+
+/// Sends the API's mail.
+pub trait Mailer: Send + Sync + 'static {
+    fn send_ticket_confirmation<'a>(
+        &'a self,
+        mail: &'a TicketConfirmation,
+    ) -> BoxFuture<'a, Result<(), MailError>>;
+
+    fn send_transfer_claim<'a>(
+        &'a self,
+        mail: &'a TransferClaim,
+    ) -> BoxFuture<'a, Result<(), MailError>>;
+}
+
+/// Sends through an SMTP relay, a new connection per message.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    claim_url: String,
+}
+
+impl SmtpMailer {
+    pub fn new(settings: &SmtpSettings) -> Result<Self, MailError> {
+        if settings.host.is_empty() {
+            return Err(MailError::Disabled);
+        }
+        let tls = match settings.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::Starttls => Tls::Required(TlsParameters::new(settings.host.clone())?),
+            SmtpTls::Tls => Tls::Wrapper(TlsParameters::new(settings.host.clone())?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            .port(settings.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(u64::from(settings.timeout_secs))));
+        if !settings.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                settings.username.clone(),
+                settings.password.clone(),
+            ));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from: mailbox("smtp.from", &settings.from)?,
+            claim_url: settings.claim_url.clone(),
+        })
+    }
+
+    async fn send(&self, message: Message, kind: &'static str) -> Result<(), MailError> {
+        let started = SystemTime::now();
+        let result = self.transport.send(message).await;
+        let elapsed_ms = started.elapsed().map(|d| d.as_millis()).unwrap_or(0);
+        match result {
+            Ok(response) => {
+                tracing::info!(kind, elapsed_ms, code = %response.code(), "mail handed to the relay");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(kind, elapsed_ms, error = %e, "mail not sent");
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Mailer for SmtpMailer {
+    fn send_ticket_confirmation<'a>(
+        &'a self,
+        mail: &'a TicketConfirmation,
+    ) -> BoxFuture<'a, Result<(), MailError>> {
+        Box::pin(async move {
+            let message = ticket_confirmation(&self.from, mail)?;
+            self.send(message, "ticket_confirmation").await
+        })
+    }
+
+    fn send_transfer_claim<'a>(
+        &'a self,
+        mail: &'a TransferClaim,
+    ) -> BoxFuture<'a, Result<(), MailError>> {
+        Box::pin(async move {
+            let message = transfer_claim(&self.from, &self.claim_url, mail)?;
+            self.send(message, "transfer_claim").await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim() -> TransferClaim {
+        TransferClaim {
+            to: "bea@example.org".into(),
+            event_name: "Harbour Lights".into(),
+            tier_name: "vip".into(),
+            sender: "Ana".into(),
+            secret: ClaimSecret::new("s3cr3t-claim-code_0123456789").unwrap(),
+            expires_at: 1_764_075_600,
+        }
+    }
+
+    #[test]
+    fn claim_secrets_are_url_safe_and_never_printed() {
+        assert!(ClaimSecret::new("short").is_err());
+        assert!(ClaimSecret::new("with space 0123456789").is_err());
+        assert!(ClaimSecret::new("https://evil/?x=0123456789").is_err());
+        let mail = claim();
+        let debug = format!("{mail:?}");
+        assert!(!debug.contains(mail.secret.expose()), "{debug}");
+        assert_eq!(
+            claim_link("https://t.example/claim", &mail.secret),
+            "https://t.example/claim?code=s3cr3t-claim-code_0123456789"
+        );
+        assert_eq!(
+            claim_link("https://t.example/claim?lang=de", &mail.secret),
+            "https://t.example/claim?lang=de&code=s3cr3t-claim-code_0123456789"
+        );
+    }
+
+    #[test]
+    fn the_claim_mail_names_sender_event_and_expiry() {
+        let from: Mailbox = "Tickets <tickets@example.org>".parse().unwrap();
+        let message = transfer_claim(&from, "https://t.example/claim", &claim()).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(text.contains("Subject: A ticket for Harbour Lights is waiting for you"));
+        assert!(text.contains("Ana sent you a ticket for Harbour Lights (vip)."));
+        assert!(
+            text.contains("Claim it before 2025-11-25 13:00 UTC:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("@example.org>"),
+            "Message-ID in the sender's domain"
+        );
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(SmtpSettings::default().validate().is_ok());
+        let bad = [
+            SmtpSettings {
+                from: "not an address".into(),
+                ..SmtpSettings::default()
+            },
+            SmtpSettings {
+                claim_url: "ftp://x".into(),
+                ..SmtpSettings::default()
+            },
+            SmtpSettings {
+                username: "only-user".into(),
+                ..SmtpSettings::default()
+            },
+        ];
+        for settings in bad {
+            assert!(settings.validate().is_err(), "{settings:?}");
+        }
+        assert!(matches!(
+            SmtpMailer::new(&SmtpSettings::default()),
+            Err(MailError::Disabled)
+        ));
+    }
+}

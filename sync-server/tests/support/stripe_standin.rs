@@ -1,0 +1,314 @@
+//! A local stand-in for Stripe: a real HTTP server that answers the part of
+//! Stripe's API the server uses (create and read a PaymentIntent, form-encoded,
+//! bearer secret key, idempotency keys, Stripe's error envelope) and sends
+//! signed `payment_intent.succeeded` / `payment_intent.payment_failed`
+//! webhooks to a URL, as Stripe does when a payment settles.
+//!
+//! Its signing is written here independently of the server's verification,
+//! so a shared mistake cannot make both agree.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// What the stand-in saw of one API request.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub form: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Books {
+    intents: HashMap<String, Value>,
+    by_idempotency_key: HashMap<String, String>,
+    /// Every event sent, by id: (type, body as sent).
+    events: HashMap<String, Vec<u8>>,
+    seen: Vec<SeenRequest>,
+}
+
+#[derive(Clone)]
+struct Standin {
+    secret_key: String,
+    books: Arc<Mutex<Books>>,
+}
+
+pub struct StripeStandin {
+    pub url: String,
+    secret_key: String,
+    webhook_secret: String,
+    webhook_url: String,
+    books: Arc<Mutex<Books>>,
+    http: reqwest::Client,
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn random_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>`
+pub fn stripe_signature(secret: &str, t: i64, payload: &[u8]) -> String {
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(payload);
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&signed);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn stripe_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "type": kind, "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+impl StripeStandin {
+    /// Starts the stand-in; webhooks go to `webhook_url`, signed with
+    /// `webhook_secret`.
+    pub async fn start(secret_key: &str, webhook_secret: &str, webhook_url: &str) -> Self {
+        let books = Arc::new(Mutex::new(Books::default()));
+        let standin = Standin {
+            secret_key: secret_key.to_owned(),
+            books: books.clone(),
+        };
+        let app = axum::Router::new()
+            .route("/v1/payment_intents", post(create_intent))
+            .route("/v1/payment_intents/{id}", get(read_intent))
+            .with_state(standin);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            url,
+            secret_key: secret_key.to_owned(),
+            webhook_secret: webhook_secret.to_owned(),
+            webhook_url: webhook_url.to_owned(),
+            books,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.books.lock().unwrap().seen.clone()
+    }
+
+    pub fn intent(&self, id: &str) -> Value {
+        self.books.lock().unwrap().intents[id].clone()
+    }
+
+    /// The buyer paid: the intent succeeds and Stripe sends the webhook.
+    /// Returns (event id, the receiver's HTTP status).
+    pub async fn succeed(&self, intent_id: &str) -> (String, u16) {
+        self.settle(intent_id, "payment_intent.succeeded", "succeeded", None)
+            .await
+    }
+
+    /// The card was declined.
+    pub async fn fail(&self, intent_id: &str, message: &str) -> (String, u16) {
+        self.settle(
+            intent_id,
+            "payment_intent.payment_failed",
+            "requires_payment_method",
+            Some(json!({ "type": "card_error", "code": "card_declined", "message": message })),
+        )
+        .await
+    }
+
+    async fn settle(
+        &self,
+        intent_id: &str,
+        event_type: &str,
+        status: &str,
+        error: Option<Value>,
+    ) -> (String, u16) {
+        let event_id = random_id("evt");
+        let body = {
+            let mut books = self.books.lock().unwrap();
+            let intent = books.intents.get_mut(intent_id).unwrap();
+            intent["status"] = json!(status);
+            intent["last_payment_error"] = error.unwrap_or(Value::Null);
+            let event = json!({
+                "id": event_id,
+                "object": "event",
+                "api_version": "2024-06-20",
+                "created": unix_now(),
+                "type": event_type,
+                "livemode": false,
+                "data": { "object": intent.clone() },
+            });
+            let body = serde_json::to_vec(&event).unwrap();
+            books.events.insert(event_id.clone(), body.clone());
+            body
+        };
+        let status = self.deliver(&body, unix_now()).await;
+        (event_id, status)
+    }
+
+    /// Sends an event again, freshly signed, as Stripe does when it did not
+    /// hear 2xx (or just because it delivers at least once).
+    pub async fn redeliver(&self, event_id: &str) -> u16 {
+        let body = self.books.lock().unwrap().events[event_id].clone();
+        self.deliver(&body, unix_now()).await
+    }
+
+    /// Posts `body` signed at time `t`.
+    pub async fn deliver(&self, body: &[u8], t: i64) -> u16 {
+        self.http
+            .post(&self.webhook_url)
+            .header("content-type", "application/json")
+            .header(
+                "Stripe-Signature",
+                stripe_signature(&self.webhook_secret, t, body),
+            )
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+fn authorised(standin: &Standin, headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {}", standin.secret_key))
+}
+
+async fn create_intent(
+    State(standin): State<Standin>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) => form,
+        Err(_) => {
+            return stripe_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "parameter_invalid",
+                "the body is not form-encoded",
+            );
+        }
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let idempotency_key = header("idempotency-key");
+    let mut books = standin.books.lock().unwrap();
+    books.seen.push(SeenRequest {
+        authorization: header("authorization"),
+        content_type: header("content-type"),
+        idempotency_key: idempotency_key.clone(),
+        form: form.clone(),
+    });
+    if !authorised(&standin, &headers) {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "api_key_invalid",
+            "Invalid API Key provided",
+        );
+    }
+    if let Some(id) = idempotency_key
+        .as_ref()
+        .and_then(|k| books.by_idempotency_key.get(k))
+    {
+        return Json(books.intents[id].clone()).into_response();
+    }
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let Some(amount) = field("amount")
+        .and_then(|a| a.parse::<u64>().ok())
+        .filter(|a| *a >= 1)
+    else {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "parameter_missing",
+            "Missing required param: amount.",
+        );
+    };
+    let Some(currency) = field("currency").filter(|c| c.len() == 3) else {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "parameter_missing",
+            "Missing required param: currency.",
+        );
+    };
+    let metadata: serde_json::Map<String, Value> = form
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata[")
+                .and_then(|k| k.strip_suffix(']'))
+                .map(|k| (k.to_owned(), json!(v)))
+        })
+        .collect();
+    let id = random_id("pi");
+    let intent = json!({
+        "id": id,
+        "object": "payment_intent",
+        "amount": amount,
+        "currency": currency,
+        "status": "requires_payment_method",
+        "client_secret": format!("{id}_secret_{}", uuid::Uuid::now_v7().simple()),
+        "metadata": metadata,
+        "livemode": false,
+        "created": unix_now(),
+    });
+    books.intents.insert(id.clone(), intent.clone());
+    if let Some(key) = idempotency_key {
+        books.by_idempotency_key.insert(key, id);
+    }
+    Json(intent).into_response()
+}
+
+async fn read_intent(
+    State(standin): State<Standin>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorised(&standin, &headers) {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "api_key_invalid",
+            "Invalid API Key provided",
+        );
+    }
+    match standin.books.lock().unwrap().intents.get(&id) {
+        Some(intent) => Json(intent.clone()).into_response(),
+        None => stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "resource_missing",
+            "No such payment_intent",
+        ),
+    }
+}

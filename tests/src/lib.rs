@@ -56,6 +56,7 @@ pub fn server_config(dir: &Path, database_url: Option<String>) -> sync_server::C
 impl Server {
     /// Starts a server over `dir` (a database there unless `database_url`).
     pub fn start(dir: &Path, database_url: Option<String>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

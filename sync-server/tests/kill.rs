@@ -1,0 +1,345 @@
+//! The real `sync-server` binary killed with SIGKILL again and again while
+//! gates upload and the replay worker writes to the embedded chain, then
+//! restarted: in the end every scan is stored once and every entry is on
+//! chain exactly once. On SQLite and on PostgreSQL.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use shared::wire::{EnrolResponse, JournalAck, ScanRecord};
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+
+const TICKETS: u32 = 24;
+const KILLS: usize = 8;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+struct Process {
+    child: Child,
+    url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, database_url: &str, port: u16) -> std::path::PathBuf {
+    let path = dir.join("sync.toml");
+    let text = format!(
+        r#"listen = "127.0.0.1:{port}"
+database_url = "{database_url}"
+server_key_file = "{dir}/server-key"
+admin_token = "{ADMIN}"
+[chain]
+embedded_file = "{dir}/chain.sqlite"
+authority_key_file = "{dir}/authority.json"
+issuer_key_file = "{dir}/issuer-key"
+[replay]
+idle_ms = 50
+batch_max = 5
+"#,
+        dir = dir.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn start(config: &Path, port: u16) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_sync-server"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/health")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Process { child, url }
+}
+
+impl Process {
+    fn kill(mut self) {
+        // SIGKILL: no shutdown code runs.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    async fn enrol(&self, event: u64, gate: &str, seed: u8) -> Gate {
+        let token = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/admin/events/{event}/enrol-tokens"),
+                serde_json::json!({ "gate": gate }),
+            )
+            .await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let r = http
+            .post(format!("{}/gate/v1/enrol", self.url))
+            .json(&enrol_request(&token, &key))
+            .send()
+            .await
+            .unwrap();
+        let response: EnrolResponse = r.json().await.unwrap();
+        Gate {
+            server: self.url.clone(),
+            http,
+            key,
+            response,
+            clock: Arc::new(TestClock(AtomicI64::new(now()))),
+        }
+    }
+}
+
+/// Uploads one batch; `None` when the server is gone.
+async fn upload_batch(gate: &Gate, batch: &[ScanRecord]) -> Option<Vec<uuid::Uuid>> {
+    gate.clock.0.store(now(), std::sync::atomic::Ordering::SeqCst);
+    let body = gate.batch(batch.to_vec());
+    let signed = gate.sign("POST", "/gate/v1/journal", &body);
+    let sent = gate
+        .http
+        .post(format!("{}/gate/v1/journal", gate.server))
+        .header(shared::wire::HEADER_DEVICE_ID, &signed.device)
+        .header(shared::wire::HEADER_TIMESTAMP, signed.timestamp.to_string())
+        .header(shared::wire::HEADER_NONCE, &signed.nonce)
+        .header(shared::wire::HEADER_SIGNATURE, &signed.signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    if !sent.status().is_success() {
+        return None;
+    }
+    let ack: JournalAck = sent.json().await.ok()?;
+    Some(ack.acked)
+}
+
+/// Uploads `scans` in time order, in batches of up to 3 consecutive scans of
+/// one gate, as gates do; stops at the first failure. Returns the acked ids.
+async fn upload_in_order(
+    gates: &[Gate; 2],
+    scans: &[(usize, ScanRecord)],
+    acked: &std::sync::Mutex<Vec<uuid::Uuid>>,
+) {
+    let mut i = 0;
+    while i < scans.len() {
+        let gate = scans[i].0;
+        let mut batch = Vec::new();
+        while i < scans.len() && scans[i].0 == gate && batch.len() < 3 {
+            batch.push(scans[i].1.clone());
+            i += 1;
+        }
+        match upload_batch(&gates[gate], &batch).await {
+            Some(ids) => acked.lock().unwrap().extend(ids),
+            None => return,
+        }
+    }
+}
+
+on_both_backends!(killed_during_ingest_and_replay_every_entry_lands_once);
+
+async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match db {
+        Db::Sqlite => format!("sqlite://{}", dir.path().join("sync.db").display()),
+        Db::Postgres => postgres_database().await,
+    };
+    let port = free_port();
+    let config = write_config(dir.path(), &database_url, port);
+
+    // Setup on a first run: event on chain, gates, tickets, two devices.
+    let server = start(&config, port).await;
+    let t0 = now();
+    let event = 424_242u64;
+    server
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/events",
+            serde_json::json!({
+                "event_id": event, "name": "Kill test", "venue": "Lab",
+                "starts_at": t0, "ends_at": t0 + 7200,
+                "doors_open_at": t0 - 3600, "doors_close_at": t0 + 7200,
+                "capacity": 100,
+                "tiers": [{ "name": "general", "price_lamports": 0, "supply": 100 }],
+                "reentry": { "allowed_after": { "min_outside_secs": 0 } },
+                "transferable": true
+            }),
+        )
+        .await;
+    for (number, name, direction) in [(1, "north", "entry"), (3, "exit", "exit")] {
+        server
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/api/admin/events/{event}/gates"),
+                serde_json::json!({ "number": number, "name": name, "direction": direction }),
+            )
+            .await;
+    }
+    let wallets: Vec<String> = (0..TICKETS).map(|_| Keypair::new().pubkey().to_string()).collect();
+    server
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/events/{event}/tickets"),
+            serde_json::json!({
+                "recipients": wallets.iter().map(|w| serde_json::json!({ "wallet": w })).collect::<Vec<_>>()
+            }),
+        )
+        .await;
+    let north = server.enrol(event, "north", 31).await;
+    let exit = server.enrol(event, "exit", 32).await;
+
+    // Per ticket: entry, exit 10 s later, entry again 10 s after that; the
+    // gates upload them in time order.
+    let base = (t0 - 3000) * 1000;
+    let mut scans: Vec<(usize, ScanRecord)> = Vec::new();
+    for ticket in 0..TICKETS {
+        let at = base + i64::from(ticket) * 700;
+        for (gate, offset) in [(0usize, 0i64), (1, 10_000), (0, 20_000)] {
+            let device = if gate == 0 { &north } else { &exit };
+            let mut scan = device.scan(ticket, at + offset);
+            scan.event_id = Some(event);
+            scans.push((gate, scan));
+        }
+    }
+    scans.sort_by_key(|(_, s)| s.scanned_at_ms);
+    let gates = [north, exit];
+    server.kill();
+
+    // Kill the server at varying moments while the gates upload and the
+    // replay worker records entries: right after the k-th acknowledged
+    // upload, with the next upload in flight and replay transactions going.
+    let mut pending = scans.clone();
+    for round in 0..KILLS {
+        let server = start(&config, port).await;
+        let acked = std::sync::Mutex::new(Vec::new());
+        let stop_after = 2 + round % 3;
+        {
+            let upload = upload_in_order(&gates, &pending, &acked);
+            tokio::pin!(upload);
+            loop {
+                tokio::select! {
+                    _ = &mut upload => break,
+                    _ = tokio::time::sleep(Duration::from_millis(2)) => {
+                        if acked.lock().unwrap().len() >= stop_after * 3 {
+                            break;
+                        }
+                    }
+                }
+            }
+            server.kill();
+        }
+        let acked = acked.into_inner().unwrap();
+        pending.retain(|(_, s)| !acked.contains(&s.scan_id));
+        eprintln!("kill {round}: {} scans still to upload", pending.len());
+    }
+
+    // Last start: everything once more (duplicates included), then wait for
+    // the replay worker to finish.
+    let server = start(&config, port).await;
+    let acked = std::sync::Mutex::new(Vec::new());
+    upload_in_order(&gates, &scans, &acked).await;
+    assert_eq!(acked.into_inner().unwrap().len(), scans.len(), "every scan acked");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let summary = loop {
+        let status = server
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/admin/events/{event}/replay"),
+                serde_json::Value::Null,
+            )
+            .await;
+        if status["waiting"] == 0 && status["submitted"] == 0 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "replay did not finish: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("replay at the end: {summary}");
+    // Every scan is settled and all are on chain: they arrived in time order.
+    assert_eq!(summary["confirmed"], 3 * TICKETS, "{summary}");
+    assert_eq!(summary["superseded"], 0, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    let authority: String = server
+        .admin(reqwest::Method::GET, "/api/admin/chain", serde_json::Value::Null)
+        .await["authority"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.terminate();
+
+    // The chain file itself: two entries per ticket, holder inside.
+    let chain = sync_server::chain::embedded::EmbeddedChain::open(&dir.path().join("chain.sqlite"))
+        .await
+        .unwrap();
+    let event_address = ticketing::client::event_address(&authority.parse().unwrap(), event).0;
+    let ids: Vec<u32> = (0..TICKETS).collect();
+    let tickets = sync_server::chain::ops::tickets(&chain, &event_address, &ids)
+        .await
+        .unwrap();
+    for (id, ticket) in tickets.into_iter().enumerate() {
+        let ticket = ticket.unwrap();
+        assert_eq!(ticket.entry_count, 2, "ticket {id}: each entry exactly once");
+        assert!(ticket.inside, "ticket {id}");
+        assert_eq!(ticket.last_gate, 1, "ticket {id}");
+    }
+}

@@ -206,7 +206,10 @@ pub struct ChainInfo {
 }
 
 /// `GET /api/admin/chain`: which chain this server uses, with which keys.
-pub async fn chain_info(_: Admin, State(state): State<AppState>) -> Result<Json<ChainInfo>, ApiError> {
+pub async fn chain_info(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<ChainInfo>, ApiError> {
     let ctx = state
         .chain
         .as_ref()

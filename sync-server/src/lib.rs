@@ -10,9 +10,9 @@
 //! `shared::decide`) or on-chain layouts (those are the program crate's).
 
 pub mod admin_api;
+pub mod api;
 pub mod chain;
 pub mod chain_admin_api;
-pub mod api;
 pub mod config;
 pub mod error;
 pub mod gate_api;

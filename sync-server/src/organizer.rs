@@ -98,7 +98,10 @@ fn pubkey_bytes(key: &Pubkey) -> PublicKeyBytes {
 /// Creates the event on chain (organizer: the server's authority; one
 /// validator key of its own, funded for fees) and publishes it to its gates.
 /// Calling it again for the same event repairs whatever a crash left undone.
-pub async fn create_event(state: &AppState, spec: &NewEvent) -> Result<CachedEvent, OrganizerError> {
+pub async fn create_event(
+    state: &AppState,
+    spec: &NewEvent,
+) -> Result<CachedEvent, OrganizerError> {
     let ctx = chain_of(state)?;
     if spec.tiers.is_empty() || spec.tiers.len() > 4 {
         return Err(OrganizerError::Invalid("an event has 1 to 4 tiers".into()));
@@ -145,7 +148,14 @@ pub async fn create_event(state: &AppState, spec: &NewEvent) -> Result<CachedEve
         transfer_until: spec.starts_at,
     };
     let chain = ctx.chain.as_ref();
-    ops::ensure_event(chain, &ctx.authority, spec.event_id, params, &validator.pubkey()).await?;
+    ops::ensure_event(
+        chain,
+        &ctx.authority,
+        spec.event_id,
+        params,
+        &validator.pubkey(),
+    )
+    .await?;
     let minimum = state.config.replay.validator_min_lamports;
     ops::ensure_funded(
         chain,
@@ -177,12 +187,17 @@ pub async fn create_event(state: &AppState, spec: &NewEvent) -> Result<CachedEve
         unknown_tickets: UnknownTicketPolicy::Reject,
         holder_proof: HolderProofPolicy::NotRequired,
     };
-    state.publish_event(&cached, &pubkey_bytes(&organizer)).await?;
+    state
+        .publish_event(&cached, &pubkey_bytes(&organizer))
+        .await?;
     Ok(cached)
 }
 
 /// The credential the server issues for `ticket`.
-pub fn credential_for(state: &AppState, ticket: &CachedTicket) -> Result<Credential, OrganizerError> {
+pub fn credential_for(
+    state: &AppState,
+    ticket: &CachedTicket,
+) -> Result<Credential, OrganizerError> {
     let ctx = chain_of(state)?;
     Ok(Credential::issue(
         CredentialBody {
@@ -211,7 +226,14 @@ pub async fn mint_tickets(
         .event_chain(event_id)
         .await?
         .ok_or(OrganizerError::UnknownEvent(event_id))?;
-    let ids = ops::mint(ctx.chain.as_ref(), &ctx.authority, event_id, recipients, progress).await?;
+    let ids = ops::mint(
+        ctx.chain.as_ref(),
+        &ctx.authority,
+        event_id,
+        recipients,
+        progress,
+    )
+    .await?;
     let tickets = read_and_publish(state, ctx, event_id, &ids).await?;
     tickets
         .into_iter()
@@ -334,13 +356,16 @@ pub async fn reconcile(state: &AppState) -> Result<usize, OrganizerError> {
         };
         let known = state.store.ticket_count(row.event_id).await?;
         if u64::from(event.minted) > known {
-            let missing: Vec<u32> = (u32::try_from(known).unwrap_or(u32::MAX)..event.minted).collect();
+            let missing: Vec<u32> =
+                (u32::try_from(known).unwrap_or(u32::MAX)..event.minted).collect();
             tracing::warn!(
                 event = row.event_id,
                 count = missing.len(),
                 "tickets on chain but not in the database; publishing them"
             );
-            repaired += read_and_publish(state, ctx, row.event_id, &missing).await?.len();
+            repaired += read_and_publish(state, ctx, row.event_id, &missing)
+                .await?
+                .len();
         }
     }
     Ok(repaired)

@@ -333,7 +333,12 @@ async fn replay_event(
         report.failed += missing.len();
         state
             .store
-            .mark_unreplayable(&missing, "failed", "the ticket does not exist on chain", now)
+            .mark_unreplayable(
+                &missing,
+                "failed",
+                "the ticket does not exist on chain",
+                now,
+            )
             .await?;
     }
 
@@ -388,8 +393,12 @@ async fn replay_event(
         let max_attempts = settings.max_attempts;
         let entries = scan_ids.len();
         tasks.spawn(async move {
-            let outcome =
-                ops::wait_for(ctx.chain.as_ref(), &transaction, Instant::now() + WAIT_PER_TX).await;
+            let outcome = ops::wait_for(
+                ctx.chain.as_ref(),
+                &transaction,
+                Instant::now() + WAIT_PER_TX,
+            )
+            .await;
             let settlement = match outcome {
                 Ok(()) => Settlement::Confirmed {
                     fee_lamports: FEE_PER_SIGNATURE,

@@ -601,13 +601,14 @@ impl Store {
             .iter()
             .map(ticket_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let presence = sqlx::query("SELECT * FROM ticket_presence WHERE event_id = $1 ORDER BY ticket_id")
-            .bind(i64_of(event_id)?)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| presence_from_row(event_id, r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let presence =
+            sqlx::query("SELECT * FROM ticket_presence WHERE event_id = $1 ORDER BY ticket_id")
+                .bind(i64_of(event_id)?)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| presence_from_row(event_id, r))
+                .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(CacheSnapshot {
             v: PROTOCOL_VERSION,

@@ -2,6 +2,8 @@
 //! program in the embedded chain, directly and through the real Solana RPC
 //! client with faults injected; on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -79,9 +81,10 @@ async fn scans_go_on_chain_once_in_order_and_stay_there(db: Db) {
     assert_eq!(again, replay::RoundReport::default());
 
     // The chain file alone, reopened, holds the same accounts.
-    let reopened = sync_server::chain::embedded::EmbeddedChain::open(&server.dir().join("chain.sqlite"))
-        .await
-        .unwrap();
+    let reopened =
+        sync_server::chain::embedded::EmbeddedChain::open(&server.dir().join("chain.sqlite"))
+            .await
+            .unwrap();
     let authority = {
         use solana_sdk::signature::Signer;
         server.state.chain.as_ref().unwrap().authority.pubkey()
@@ -100,16 +103,27 @@ async fn a_late_upload_older_than_the_chain_is_superseded_not_lost(db: Db) {
     let north = server.enrol("north", 11).await;
     let south = server.enrol("south", 12).await;
     let t = T0 * 1000;
-    assert_eq!(north.upload(vec![north.scan(0, t + 100_000)]).await.status(), 200);
+    assert_eq!(
+        north
+            .upload(vec![north.scan(0, t + 100_000)])
+            .await
+            .status(),
+        200
+    );
     let first = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
     assert_eq!(first.confirmed, 1);
 
     // South was offline and admitted the same ticket earlier.
     let late = south.scan(0, t + 50_000);
-    let ack: shared::wire::JournalAck = south.upload(vec![late.clone()]).await.json().await.unwrap();
+    let ack: shared::wire::JournalAck =
+        south.upload(vec![late.clone()]).await.json().await.unwrap();
     assert_eq!(ack.stored, 1);
     let summary = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
-    assert_eq!((summary.confirmed, summary.superseded), (1, 1), "{summary:?}");
+    assert_eq!(
+        (summary.confirmed, summary.superseded),
+        (1, 1),
+        "{summary:?}"
+    );
     let ticket = server.chain_tickets(&[0]).await.pop().flatten().unwrap();
     assert_eq!(ticket.entry_count, 1);
     assert_eq!(ticket.last_scan_at, T0 + 100);
@@ -150,10 +164,17 @@ async fn the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhash
 
     let summary = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
     assert_eq!(summary.confirmed, 36, "{summary:?}");
-    assert_eq!(summary.failed + summary.superseded + summary.waiting, 0, "{summary:?}");
+    assert_eq!(
+        summary.failed + summary.superseded + summary.waiting,
+        0,
+        "{summary:?}"
+    );
     for (id, ticket) in server.chain_tickets(&ids).await.into_iter().enumerate() {
         let ticket = ticket.unwrap();
-        assert_eq!(ticket.entry_count, 2, "ticket {id}: each entry exactly once");
+        assert_eq!(
+            ticket.entry_count, 2,
+            "ticket {id}: each entry exactly once"
+        );
         assert!(ticket.inside, "ticket {id}");
     }
 }

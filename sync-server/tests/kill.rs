@@ -3,6 +3,8 @@
 //! restarted: in the end every scan is stored once and every entry is on
 //! chain exactly once. On SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
@@ -152,7 +154,9 @@ impl Process {
 
 /// Uploads one batch; `None` when the server is gone.
 async fn upload_batch(gate: &Gate, batch: &[ScanRecord]) -> Option<Vec<uuid::Uuid>> {
-    gate.clock.0.store(now(), std::sync::atomic::Ordering::SeqCst);
+    gate.clock
+        .0
+        .store(now(), std::sync::atomic::Ordering::SeqCst);
     let body = gate.batch(batch.to_vec());
     let signed = gate.sign("POST", "/gate/v1/journal", &body);
     let sent = gate
@@ -235,7 +239,9 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
             )
             .await;
     }
-    let wallets: Vec<String> = (0..TICKETS).map(|_| Keypair::new().pubkey().to_string()).collect();
+    let wallets: Vec<String> = (0..TICKETS)
+        .map(|_| Keypair::new().pubkey().to_string())
+        .collect();
     server
         .admin(
             reqwest::Method::POST,
@@ -298,7 +304,11 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
     let server = start(&config, port).await;
     let acked = std::sync::Mutex::new(Vec::new());
     upload_in_order(&gates, &scans, &acked).await;
-    assert_eq!(acked.into_inner().unwrap().len(), scans.len(), "every scan acked");
+    assert_eq!(
+        acked.into_inner().unwrap().len(),
+        scans.len(),
+        "every scan acked"
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     let summary = loop {
         let status = server
@@ -320,7 +330,11 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
     assert_eq!(summary["superseded"], 0, "{summary}");
     assert_eq!(summary["failed"], 0, "{summary}");
     let authority: String = server
-        .admin(reqwest::Method::GET, "/api/admin/chain", serde_json::Value::Null)
+        .admin(
+            reqwest::Method::GET,
+            "/api/admin/chain",
+            serde_json::Value::Null,
+        )
         .await["authority"]
         .as_str()
         .unwrap()
@@ -338,7 +352,10 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
         .unwrap();
     for (id, ticket) in tickets.into_iter().enumerate() {
         let ticket = ticket.unwrap();
-        assert_eq!(ticket.entry_count, 2, "ticket {id}: each entry exactly once");
+        assert_eq!(
+            ticket.entry_count, 2,
+            "ticket {id}: each entry exactly once"
+        );
         assert!(ticket.inside, "ticket {id}");
         assert_eq!(ticket.last_gate, 1, "ticket {id}");
     }

@@ -31,7 +31,10 @@ pub struct Server {
     pub addr: SocketAddr,
     pub dir: PathBuf,
     http: reqwest::Client,
-    stop: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    stop: Option<(
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
 }
 
 /// The server's configuration over `dir` (keys, chain file, SQLite unless

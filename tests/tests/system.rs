@@ -235,9 +235,18 @@ fn two_offline_gates_admitting_one_ticket_give_one_conflict_and_both_scans(db: D
     let summary = v.server.drain_replay(v.event).unwrap();
     assert_eq!(summary.confirmed + summary.superseded, 2, "{summary:?}");
     assert_eq!(summary.failed, 0, "{summary:?}");
-    let ticket = v.server.chain_tickets(v.event, &[0]).unwrap().pop().flatten().unwrap();
+    let ticket = v
+        .server
+        .chain_tickets(v.event, &[0])
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
     assert_eq!(u64::from(ticket.entry_count), summary.confirmed);
-    assert_eq!(ticket.last_gate, 2, "the later admission is the chain's last");
+    assert_eq!(
+        ticket.last_gate, 2,
+        "the later admission is the chain's last"
+    );
     north.stop();
     south.stop();
     v.server.stop().unwrap();
@@ -289,13 +298,20 @@ fn a_transfer_or_a_revocation_reaches_an_online_gate_within_10_s(db: Db) {
         .unwrap();
     assert_eq!(refreshed[0]["generation"], 1);
     north
-        .wait_ticket(v.event, 0, "the transfer at the gate", SYNC, |t| t.generation == 1)
+        .wait_ticket(v.event, 0, "the transfer at the gate", SYNC, |t| {
+            t.generation == 1
+        })
         .unwrap();
     let old = north.scan(&v.codes[0]).unwrap();
     assert!(!old.record.opened, "the previous owner's code: {old:?}");
     assert_eq!(old.record.outcome, "stale_generation");
     // The new owner's code opens the gate.
-    let ticket = v.server.rt.block_on(v.server.state.store.ticket(v.event, 0)).unwrap().unwrap();
+    let ticket = v
+        .server
+        .rt
+        .block_on(v.server.state.store.ticket(v.event, 0))
+        .unwrap()
+        .unwrap();
     let code = sync_server::organizer::credential_for(&v.server.state, &ticket)
         .unwrap()
         .encode();

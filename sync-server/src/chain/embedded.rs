@@ -320,7 +320,9 @@ impl Chain for EmbeddedChain {
         let payer = inner.context.payer.pubkey();
         // The bank prices a message only while its blockhash is in the recent queue.
         let probe = Message::new_with_blockhash(
-            &[anchor_lang::solana_program::system_instruction::transfer(&payer, &payer, 0)],
+            &[anchor_lang::solana_program::system_instruction::transfer(
+                &payer, &payer, 0,
+            )],
             Some(&payer),
             blockhash,
         );

@@ -105,7 +105,10 @@ pub fn load_or_create_keypair(path: &Path) -> anyhow::Result<Keypair> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let bytes: Vec<u8> = serde_json::from_str(&text).with_context(|| {
-                format!("{}: not a keypair file (a JSON array of 64 bytes)", path.display())
+                format!(
+                    "{}: not a keypair file (a JSON array of 64 bytes)",
+                    path.display()
+                )
             })?;
             Keypair::try_from(bytes.as_slice())
                 .map_err(|e| anyhow::anyhow!("{}: not a valid keypair: {e}", path.display()))

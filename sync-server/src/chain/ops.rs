@@ -27,7 +27,12 @@ pub async fn send(
     signers: &[&Keypair],
 ) -> Result<Signature, ChainError> {
     let mut all: Vec<&Keypair> = vec![payer];
-    all.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
+    all.extend(
+        signers
+            .iter()
+            .copied()
+            .filter(|k| k.pubkey() != payer.pubkey()),
+    );
     let deadline = Instant::now() + SEND_DEADLINE;
     let mut backoff = Duration::from_millis(100);
     let mut last_error;
@@ -45,8 +50,12 @@ pub async fn send(
                 continue;
             }
         };
-        let transaction =
-            Transaction::new_signed_with_payer(instructions, Some(&payer.pubkey()), &all, blockhash);
+        let transaction = Transaction::new_signed_with_payer(
+            instructions,
+            Some(&payer.pubkey()),
+            &all,
+            blockhash,
+        );
         let signature = transaction.signatures[0];
         match wait_for(chain, &transaction, deadline).await {
             Ok(()) => return Ok(signature),
@@ -226,7 +235,11 @@ pub async fn ensure_event(
     send(
         chain,
         organizer,
-        &[program::add_validator(&organizer.pubkey(), &address, validator)],
+        &[program::add_validator(
+            &organizer.pubkey(),
+            &address,
+            validator,
+        )],
         &[],
     )
     .await?;

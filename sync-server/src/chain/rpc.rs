@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anchor_client::{Client, Cluster, Program, RpcSendTransactionConfig, SolanaClientErrorKind};
-use solana_commitment_config::CommitmentConfig;
-use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use async_trait::async_trait;
 use solana_account_decoder_client_types::UiAccountEncoding;
+use solana_commitment_config::CommitmentConfig;
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client_api::config::RpcAccountInfoConfig;
 use solana_rpc_client_api::request::RpcError;
 use solana_sdk::account::Account;

@@ -55,15 +55,17 @@ struct Service {
 
 /// The JSON-RPC router over `chain`; POST to `/`.
 pub fn router(chain: SharedChain, faults: Faults) -> Router {
-    Router::new().route("/", post(handle)).with_state(Arc::new(Service {
-        chain,
-        faults,
-        requests: AtomicU64::new(0),
-    }))
+    Router::new()
+        .route("/", post(handle))
+        .with_state(Arc::new(Service {
+            chain,
+            faults,
+            requests: AtomicU64::new(0),
+        }))
 }
 
 fn every(n: u64, count: u64) -> bool {
-    n != 0 && count % n == 0
+    n != 0 && count.is_multiple_of(n)
 }
 
 async fn handle(State(service): State<Arc<Service>>, Json(request): Json<Value>) -> Response {
@@ -193,9 +195,8 @@ async fn call(service: &Service, method: &str, params: &Value, count: u64) -> Re
                     .map_err(|_| invalid_params("invalid base58 transaction"))?,
                 other => return Err(invalid_params(format!("unsupported encoding {other}"))),
             };
-            let transaction: Transaction = bincode::deserialize(&bytes).map_err(|e| {
-                invalid_params(format!("not a legacy transaction: {e}"))
-            })?;
+            let transaction: Transaction = bincode::deserialize(&bytes)
+                .map_err(|e| invalid_params(format!("not a legacy transaction: {e}")))?;
             let signature = chain.submit(&transaction).await.map_err(chain_error)?;
             Ok(json!(signature.to_string()))
         }

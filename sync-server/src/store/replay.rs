@@ -47,10 +47,14 @@ pub struct PendingScan {
 /// How a replay transaction ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    Confirmed { fee_lamports: u64 },
+    Confirmed {
+        fee_lamports: u64,
+    },
     /// The chain refused it; `isolate` sends its scans one per transaction
     /// next time so one bad scan cannot hold back the rest.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// Its blockhash expired unseen: it never landed.
     Expired,
 }
@@ -175,12 +179,14 @@ impl Store {
             return Ok(None);
         };
         let event = event_chain_from_row(&row)?;
-        sqlx::query("UPDATE event_chain SET lease_holder = $1, lease_until = $2 WHERE event_id = $3")
-            .bind(holder.to_owned())
-            .bind(now + lease_secs)
-            .bind(i64_of(event.event_id)?)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE event_chain SET lease_holder = $1, lease_until = $2 WHERE event_id = $3",
+        )
+        .bind(holder.to_owned())
+        .bind(now + lease_secs)
+        .bind(i64_of(event.event_id)?)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(event))
     }
@@ -227,8 +233,7 @@ impl Store {
             .map(|r| {
                 Ok(PendingScan {
                     scan_id: r.try_get("scan_id")?,
-                    ticket_id: u32::try_from(r.try_get::<i64, _>("ticket_id")?)
-                        .map_err(corrupt)?,
+                    ticket_id: u32::try_from(r.try_get::<i64, _>("ticket_id")?).map_err(corrupt)?,
                     gate: u32::try_from(r.try_get::<i64, _>("gate")?).map_err(corrupt)?,
                     exit: r.try_get::<String, _>("direction")? == "exit",
                     scanned_at_ms: r.try_get("scanned_at_ms")?,

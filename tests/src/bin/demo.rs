@@ -40,7 +40,11 @@ fn say(text: impl AsRef<str>) {
 }
 
 fn verdict(gate: &GateBox, ticket: u32, entry: &gate_agent::store::JournalEntry) {
-    let mark = if entry.record.opened { "OPEN " } else { "SHUT " };
+    let mark = if entry.record.opened {
+        "OPEN "
+    } else {
+        "SHUT "
+    };
     say(format!(
         "{:<6} ticket #{ticket}: {mark} {} ({})",
         gate.name, entry.detail, entry.record.outcome
@@ -65,19 +69,31 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(args.dir.join("qr"))?;
     let dir = args.dir.canonicalize()?;
 
-    println!("NFT ticket gates, end to end. Files go to {}", dir.display());
+    println!(
+        "NFT ticket gates, end to end. Files go to {}",
+        dir.display()
+    );
 
-    step(1, "Sync server: SQLite database, embedded chain with the ticketing program");
+    step(
+        1,
+        "Sync server: SQLite database, embedded chain with the ticketing program",
+    );
     let server = Server::start(&dir.join("server"), None)?;
     let chain = server.admin_ok(Method::GET, "/api/admin/chain", None, 200)?;
     say(format!("listening on {}", server.url));
-    say(format!("chain: {}", chain["chain"].as_str().unwrap_or_default()));
+    say(format!(
+        "chain: {}",
+        chain["chain"].as_str().unwrap_or_default()
+    ));
     say(format!(
         "server authority (organizer, pays fees): {}",
         chain["authority"].as_str().unwrap_or_default()
     ));
 
-    step(2, "Organizer creates an event on chain and defines two entry gates");
+    step(
+        2,
+        "Organizer creates an event on chain and defines two entry gates",
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
@@ -115,7 +131,10 @@ fn main() -> anyhow::Result<()> {
     }
     say("gates: 1 north (entry), 2 south (entry)");
 
-    step(3, "Tickets minted on chain as NFTs; their QR codes written as images");
+    step(
+        3,
+        "Tickets minted on chain as NFTs; their QR codes written as images",
+    );
     let wallets: Vec<Keypair> = (0..args.tickets).map(|_| Keypair::new()).collect();
     let progress = indicatif::ProgressBar::new(u64::from(args.tickets));
     progress.set_style(
@@ -150,15 +169,29 @@ fn main() -> anyhow::Result<()> {
         codes.len() - 1,
         dir.join("qr").display()
     ));
-    say(format!("ticket #0 is held by wallet {}", wallets[0].pubkey()));
+    say(format!(
+        "ticket #0 is held by wallet {}",
+        wallets[0].pubkey()
+    ));
 
-    step(4, "Two gate agents enrol with one-time tokens and load the ticket cache");
+    step(
+        4,
+        "Two gate agents enrol with one-time tokens and load the ticket cache",
+    );
     let switch = NetSwitch::start(&server.rt, server.addr)?;
     let north_dir = dir.join("gate-north");
     let south_dir = dir.join("gate-south");
-    GateBox::enrol(&north_dir, &server.url, &server.enrol_token(event_id, "north")?)?;
+    GateBox::enrol(
+        &north_dir,
+        &server.url,
+        &server.enrol_token(event_id, "north")?,
+    )?;
     // South reaches the server through a switch this demo can unplug.
-    GateBox::enrol(&south_dir, &switch.url, &server.enrol_token(event_id, "south")?)?;
+    GateBox::enrol(
+        &south_dir,
+        &switch.url,
+        &server.enrol_token(event_id, "south")?,
+    )?;
     let north = GateBox::start(&north_dir, "north")?;
     let south = GateBox::start(&south_dir, "south")?;
     for gate in [&north, &south] {
@@ -168,7 +201,10 @@ fn main() -> anyhow::Result<()> {
         say(format!("{}: enrolled, online, cache loaded", gate.name));
     }
 
-    step(5, "Holders scan their QR codes (images decoded like camera frames)");
+    step(
+        5,
+        "Holders scan their QR codes (images decoded like camera frames)",
+    );
     let scan = |gate: &GateBox, ticket: usize| -> anyhow::Result<gate_agent::store::JournalEntry> {
         let text = read_qr_png(&images[ticket])?;
         let entry = gate.scan(&text)?;
@@ -178,14 +214,23 @@ fn main() -> anyhow::Result<()> {
     scan(&north, 0)?;
     scan(&north, 1)?;
     scan(&south, 2)?;
-    let took = south.wait_ticket(event_id, 0, "north's admission at south", Duration::from_secs(10), is_inside)?;
+    let took = south.wait_ticket(
+        event_id,
+        0,
+        "north's admission at south",
+        Duration::from_secs(10),
+        is_inside,
+    )?;
     say(format!(
         "south heard of north's admission of #0 within {} ms",
         took.as_millis()
     ));
     scan(&south, 0)?;
 
-    step(6, "The organizer revokes ticket #3; the gates hear it at once");
+    step(
+        6,
+        "The organizer revokes ticket #3; the gates hear it at once",
+    );
     let revoked_at = Instant::now();
     server.admin_ok(
         Method::POST,
@@ -193,16 +238,27 @@ fn main() -> anyhow::Result<()> {
         None,
         200,
     )?;
-    north.wait_ticket(event_id, 3, "the revocation at north", Duration::from_secs(10), is_revoked)?;
+    north.wait_ticket(
+        event_id,
+        3,
+        "the revocation at north",
+        Duration::from_secs(10),
+        is_revoked,
+    )?;
     say(format!(
         "revoked on chain and known at the gate {} ms after the organizer asked",
         revoked_at.elapsed().as_millis()
     ));
     scan(&north, 3)?;
 
-    step(7, "South loses its network; ticket #4 is admitted at BOTH gates");
+    step(
+        7,
+        "South loses its network; ticket #4 is admitted at BOTH gates",
+    );
     switch.cut();
-    south.wait_status("south offline", Duration::from_secs(20), |s| s["online"] == false)?;
+    south.wait_status("south offline", Duration::from_secs(20), |s| {
+        s["online"] == false
+    })?;
     say("south: OFFLINE (keeps admitting from its cache, journals every scan)");
     scan(&north, 4)?;
     std::thread::sleep(Duration::from_millis(1100));
@@ -211,11 +267,16 @@ fn main() -> anyhow::Result<()> {
     let backlog = south.status()?["counts"]["unsent"].clone();
     say(format!("south's unsent journal: {backlog} scans"));
 
-    step(8, "South's network is back; its journal is uploaded and the conflict found");
+    step(
+        8,
+        "South's network is back; its journal is uploaded and the conflict found",
+    );
     switch.restore();
-    south.wait_status("south back online with an empty backlog", Duration::from_secs(30), |s| {
-        s["online"] == true && s["counts"]["unsent"] == 0
-    })?;
+    south.wait_status(
+        "south back online with an empty backlog",
+        Duration::from_secs(30),
+        |s| s["online"] == true && s["counts"]["unsent"] == 0,
+    )?;
     let conflicts = server.admin_ok(
         Method::GET,
         &format!("/api/admin/events/{event_id}/conflicts"),
@@ -228,7 +289,8 @@ fn main() -> anyhow::Result<()> {
             c["ticket_id"],
             c["gate"],
             c["earlier_gate"],
-            c["scanned_at_ms"].as_i64().unwrap_or(0) - c["earlier_scanned_at_ms"].as_i64().unwrap_or(0)
+            c["scanned_at_ms"].as_i64().unwrap_or(0)
+                - c["earlier_scanned_at_ms"].as_i64().unwrap_or(0)
         ));
     }
     let gates = server.admin_ok(
@@ -251,10 +313,17 @@ fn main() -> anyhow::Result<()> {
         ));
     }
 
-    step(9, "Every admission recorded on chain in batches (validate_entries)");
+    step(
+        9,
+        "Every admission recorded on chain in batches (validate_entries)",
+    );
     let summary = server.drain_replay(event_id)?;
     let ids: Vec<u32> = (0..codes.len() as u32).collect();
-    for (id, ticket) in server.chain_tickets(event_id, &ids)?.into_iter().enumerate() {
+    for (id, ticket) in server
+        .chain_tickets(event_id, &ids)?
+        .into_iter()
+        .enumerate()
+    {
         if let Some(t) = ticket.filter(|t| t.entered) {
             say(format!(
                 "ticket #{id}: entered on chain {} time(s), last at gate {}, inside: {}",
@@ -279,7 +348,10 @@ fn main() -> anyhow::Result<()> {
     };
     say(format!(
         "{} transaction(s), {} lamports in fees = {:.0} lamports ({:.9} SOL) per entry",
-        replay["transactions"], summary.fees_lamports, per_entry, per_entry / 1e9
+        replay["transactions"],
+        summary.fees_lamports,
+        per_entry,
+        per_entry / 1e9
     ));
 
     north.stop();

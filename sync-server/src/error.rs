@@ -39,6 +39,8 @@ pub enum ApiError {
     /// The caller spent its budget; it may retry after `retry_after`.
     #[error("too many requests; retry in {} s", retry_after_secs(*.retry_after))]
     TooManyRequests { retry_after: Duration },
+    #[error("cursor {0} is unknown to this server; fetch a new snapshot")]
+    CursorUnknown(u64),
     #[error("protocol version {0} is no longer supported; update the gate agent")]
     UnsupportedVersion(u16),
     #[error(transparent)]
@@ -99,6 +101,7 @@ impl ApiError {
             }
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::CursorUnknown(_) => (StatusCode::GONE, "cursor_unknown"),
             ApiError::UnsupportedVersion(_) => {
                 (StatusCode::UPGRADE_REQUIRED, "unsupported_version")
             }

@@ -221,6 +221,12 @@ pub async fn delta(
     let limit = query.limit.unwrap_or(5000).clamp(1, 20_000);
     let wait = Duration::from_secs(u64::from(query.wait.min(state.config.gates.max_wait_secs)));
     let deadline = tokio::time::Instant::now() + wait;
+    // A cursor past anything this server has written means the server's
+    // database is not the one the gate synced with (restored from a backup,
+    // replaced): the gate must start over from a snapshot.
+    if query.cursor > state.store.cursor(event_id).await? {
+        return Err(ApiError::CursorUnknown(query.cursor));
+    }
     let mut changes = state.changes.subscribe();
     loop {
         let delta = state

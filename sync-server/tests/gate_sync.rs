@@ -272,6 +272,14 @@ async fn snapshot_is_signed_and_deltas_follow_the_cursor(db: Db) {
         .request("GET", "/gate/v1/delta?cursor=0&bogus=1", vec![])
         .await;
     assert_eq!(r.status(), 400);
+
+    // A cursor this server never handed out: 410, start over from a snapshot.
+    let r = gate
+        .request("GET", "/gate/v1/delta?cursor=999999999&wait=0", vec![])
+        .await;
+    assert_eq!(r.status(), 410);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "cursor_unknown");
 }
 
 async fn long_poll_wakes_on_a_change(db: Db) {

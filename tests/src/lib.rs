@@ -59,12 +59,22 @@ pub fn server_config(dir: &Path, database_url: Option<String>) -> sync_server::C
 impl Server {
     /// Starts a server over `dir` (a database there unless `database_url`).
     pub fn start(dir: &Path, database_url: Option<String>) -> anyhow::Result<Self> {
+        Self::start_with(dir, database_url, |_| {})
+    }
+
+    /// Like [`Server::start`], with `configure` applied to the configuration.
+    pub fn start_with(
+        dir: &Path,
+        database_url: Option<String>,
+        configure: impl FnOnce(&mut sync_server::Config),
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let config = server_config(dir, database_url);
+        let mut config = server_config(dir, database_url);
+        configure(&mut config);
         let (state, listener) = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             let state = sync_server::open_state(config).await?;

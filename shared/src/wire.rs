@@ -26,9 +26,9 @@ use crate::admission::{
 use crate::keys::{PublicKeyBytes, signature_serde};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still accepts.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// Headers of a device-signed HTTP request.
 pub const HEADER_DEVICE_ID: &str = "x-gate-device";

@@ -178,7 +178,7 @@ fn journal_messages() {
 fn signed_cache_snapshot_and_delta() {
     let server = SigningKey::from_bytes(&[8; 32]);
     let snapshot = CacheSnapshot {
-        v: 1,
+        v: 2,
         cursor: 41,
         generated_at: 1_764_070_000,
         events: vec![event()],
@@ -207,7 +207,7 @@ fn signed_cache_snapshot_and_delta() {
     let mut frozen = ticket(2);
     frozen.status = TicketStatus::Frozen;
     let delta = CacheDelta {
-        v: 1,
+        v: 2,
         from_cursor: 41,
         to_cursor: 44,
         generated_at: 1_764_070_100,

@@ -13,6 +13,7 @@ use sync_server::chain::rpc_service::Faults;
 use sync_server::replay;
 
 on_both_backends!(
+    two_servers_on_one_database_share_the_replay_without_doubling,
     scans_go_on_chain_once_in_order_and_stay_there,
     a_late_upload_older_than_the_chain_is_superseded_not_lost,
     the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhashes,
@@ -176,5 +177,74 @@ async fn the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhash
             "ticket {id}: each entry exactly once"
         );
         assert!(ticket.inside, "ticket {id}");
+    }
+}
+
+async fn two_servers_on_one_database_share_the_replay_without_doubling(db: Db) {
+    let server = start_on_chain(db, ChainMode::Embedded).await;
+    server.seed_on_chain(20).await;
+    let north = server.enrol("north", 11).await;
+    let exit = server.enrol("exit", 12).await;
+    let t = T0 * 1000;
+    let mut entries = Vec::new();
+    let mut exits = Vec::new();
+    for id in 0..20u32 {
+        let at = t + i64::from(id) * 1000;
+        entries.push(north.scan(id, at));
+        exits.push(exit.scan(id, at + 30_000));
+        entries.push(north.scan(id, at + 60_000));
+    }
+    assert_eq!(north.upload(entries).await.status(), 200);
+    assert_eq!(exit.upload(exits).await.status(), 200);
+
+    // A second server: its own connection pool over the same database, the
+    // same chain and keys, as a second instance behind a load balancer.
+    let ctx = server.state.chain.as_ref().unwrap();
+    let second = sync_server::AppState::new(
+        sync_server::Store::connect(&server.state.config.database_url)
+            .await
+            .unwrap(),
+        (*server.state.config).clone(),
+        ed25519_dalek::SigningKey::from_bytes(&[42; 32]),
+        server.clock.clone(),
+    )
+    .with_chain(sync_server::organizer::ChainContext {
+        chain: ctx.chain.clone(),
+        authority: ctx.authority.insecure_clone(),
+        issuer: ctx.issuer.clone(),
+    });
+    let work = |state: sync_server::AppState, holder: &'static str| async move {
+        let mut sent = 0;
+        let deadline = std::time::Instant::now() + DRAIN;
+        while std::time::Instant::now() < deadline {
+            let report = replay::round(&state, holder).await.unwrap();
+            sent += report.transactions;
+            let s = state.store.replay_summary(EVENT).await.unwrap();
+            if s.waiting + s.submitted == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sent
+    };
+    let (a, b) = tokio::join!(
+        work(server.state.clone(), "server-a"),
+        work(second, "server-b")
+    );
+    let summary = server.state.store.replay_summary(EVENT).await.unwrap();
+    assert_eq!(summary.confirmed, 60, "{summary:?}");
+    assert_eq!(summary.superseded + summary.failed, 0, "{summary:?}");
+    assert_eq!(
+        summary.transactions as usize,
+        a + b,
+        "every transaction sent counted once"
+    );
+    for (id, ticket) in server
+        .chain_tickets(&(0..20).collect::<Vec<_>>())
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(ticket.unwrap().entry_count, 2, "ticket {id}");
     }
 }

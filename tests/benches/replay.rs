@@ -77,7 +77,12 @@ fn main() {
     let mint_secs = started.elapsed().as_secs_f64();
 
     let gate_dir = dir.path().join("gate");
-    GateBox::enrol(&gate_dir, &server.url, &server.enrol_token(event, "north").unwrap()).unwrap();
+    GateBox::enrol(
+        &gate_dir,
+        &server.url,
+        &server.enrol_token(event, "north").unwrap(),
+    )
+    .unwrap();
     let gate = GateBox::start(&gate_dir, "north").unwrap();
     gate.wait_status("the cache", Duration::from_secs(60), |s| {
         s["online"] == true && s["setup_error"].is_null()
@@ -91,8 +96,10 @@ fn main() {
         assert!(entry.record.opened, "{entry:?}");
     }
     verdicts.sort();
-    gate.wait_status("the upload", Duration::from_secs(120), |s| s["counts"]["unsent"] == 0)
-        .unwrap();
+    gate.wait_status("the upload", Duration::from_secs(120), |s| {
+        s["counts"]["unsent"] == 0
+    })
+    .unwrap();
 
     let started = Instant::now();
     let summary = server.drain_replay(event).unwrap();

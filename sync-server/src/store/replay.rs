@@ -157,38 +157,32 @@ impl Store {
         now: i64,
         lease_secs: i64,
     ) -> Result<Option<EventChain>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "SELECT {EVENT_CHAIN_COLUMNS} FROM event_chain c
+        let candidates = "SELECT c.event_id FROM event_chain c
              WHERE (c.lease_until IS NULL OR c.lease_until <= $1 OR c.lease_holder = $2)
                AND EXISTS (SELECT 1 FROM scans s WHERE s.event_id = c.event_id
                            AND s.replay_state IN ('ingested', 'submitted'))
-             ORDER BY COALESCE(c.lease_until, 0), c.event_id LIMIT 1{lock}"
-        );
+             ORDER BY COALESCE(c.lease_until, 0), c.event_id LIMIT 1";
+        let sql = match self.backend {
+            // Locks the row it picks and skips rows other servers hold locked.
+            Backend::Postgres => format!(
+                "UPDATE event_chain SET lease_holder = $2, lease_until = $3
+                 WHERE event_id = ({candidates} FOR UPDATE SKIP LOCKED)
+                 RETURNING {EVENT_CHAIN_COLUMNS}"
+            ),
+            // One statement is one write transaction: SQLite serialises them.
+            Backend::Sqlite => format!(
+                "UPDATE event_chain SET lease_holder = $2, lease_until = $3
+                 WHERE event_id = ({candidates})
+                 RETURNING {EVENT_CHAIN_COLUMNS}"
+            ),
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
             .bind(holder.to_owned())
-            .fetch_optional(&mut *tx)
+            .bind(now + lease_secs)
+            .fetch_optional(&self.pool)
             .await?;
-        let Some(row) = row else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let event = event_chain_from_row(&row)?;
-        sqlx::query(
-            "UPDATE event_chain SET lease_holder = $1, lease_until = $2 WHERE event_id = $3",
-        )
-        .bind(holder.to_owned())
-        .bind(now + lease_secs)
-        .bind(i64_of(event.event_id)?)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(event))
+        row.as_ref().map(event_chain_from_row).transpose()
     }
 
     /// Gives the lease back early (the worker is done with the event for now).

@@ -102,6 +102,17 @@ pub async fn create_event(
     state: &AppState,
     spec: &NewEvent,
 ) -> Result<CachedEvent, OrganizerError> {
+    create_event_for(state, spec, None).await
+}
+
+/// [`create_event`] on behalf of an organizer's wallet: the event is the
+/// server authority's on chain (it signs and pays), and the wallet is
+/// recorded as its organizer for the API's ownership checks.
+pub async fn create_event_for(
+    state: &AppState,
+    spec: &NewEvent,
+    organizer_wallet: Option<PublicKeyBytes>,
+) -> Result<CachedEvent, OrganizerError> {
     let ctx = chain_of(state)?;
     if spec.tiers.is_empty() || spec.tiers.len() > 4 {
         return Err(OrganizerError::Invalid("an event has 1 to 4 tiers".into()));
@@ -187,9 +198,8 @@ pub async fn create_event(
         unknown_tickets: UnknownTicketPolicy::Reject,
         holder_proof: HolderProofPolicy::NotRequired,
     };
-    state
-        .publish_event(&cached, &pubkey_bytes(&organizer))
-        .await?;
+    let recorded = organizer_wallet.unwrap_or_else(|| pubkey_bytes(&organizer));
+    state.publish_event(&cached, &recorded).await?;
     Ok(cached)
 }
 

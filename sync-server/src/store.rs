@@ -1066,6 +1066,11 @@ fn event_from_row(r: &AnyRow) -> Result<CachedEvent, StoreError> {
     })
 }
 
+/// A `tickets` row as the gates see it (for queries built elsewhere).
+pub fn ticket_of_row(r: &AnyRow) -> Result<CachedTicket, StoreError> {
+    ticket_from_row(r)
+}
+
 fn ticket_from_row(r: &AnyRow) -> Result<CachedTicket, StoreError> {
     Ok(CachedTicket {
         event_id: u64::try_from(r.try_get::<i64, _>("event_id")?).map_err(corrupt)?,

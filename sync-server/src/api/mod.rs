@@ -12,6 +12,7 @@ pub mod auth;
 pub mod mail;
 pub mod payments;
 pub mod ratelimit;
+pub mod tickets;
 pub mod validation;
 
 use std::future::Future;
@@ -35,6 +36,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/auth/verify", post(auth::verify))
         .route("/api/auth/me", get(auth::me))
         .route("/api/admin/wallets/{wallet}/role", put(auth::grant_role))
+        .route(
+            "/api/events",
+            post(tickets::create_event).get(tickets::list_events),
+        )
+        .route("/api/events/{event}", get(tickets::get_event))
+        .route("/api/tickets/mint", post(tickets::mint))
+        .route("/api/tickets/my", get(tickets::my_tickets))
+        .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
 }
 
 /// `[api]`: wallet login and rate limits.

@@ -1,0 +1,409 @@
+//! Events and tickets for organizers and holders (`/api/events`,
+//! `/api/tickets`), on the chain through [`crate::organizer`]:
+//!
+//! - `POST /api/events` (organizer): created on chain, then published.
+//! - `GET /api/events` (public): active and upcoming, paginated;
+//!   `GET /api/events/{id}`.
+//! - `POST /api/tickets/mint` (the event's organizer; 10 per minute):
+//!   one NFT to a wallet, paid off chain; returns its QR code text.
+//! - `GET /api/tickets/my` (logged in): the wallet's tickets with their codes.
+//! - `GET /api/tickets/{event}/{ticket}/qr?format=png|svg` (holder or the
+//!   event's organizer): the signed credential as a QR image.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use shared::wire::CachedTicket;
+use shared::{PublicKeyBytes, ReentryPolicy};
+use solana_sdk::pubkey::Pubkey;
+use sqlx::Row;
+
+use super::auth::{AuthUser, Role};
+use super::validation::{
+    ValidJson, Validate, check_count, check_range, check_text, field_error, parse_wallet,
+};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::organizer::{self, NewEvent, NewTier};
+use crate::store::StoreError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierBody {
+    pub name: String,
+    pub price_lamports: i64,
+    pub supply: u32,
+}
+
+/// The seed's event rules: name 3-100, capacity 1-100000, ends after it
+/// starts, prices >= 0.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub venue: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// Doors open this long before the start (default 1 h).
+    #[serde(default)]
+    pub doors_open_secs_before: Option<u32>,
+    pub capacity: u32,
+    pub tiers: Vec<TierBody>,
+    #[serde(default)]
+    pub transferable: Option<bool>,
+}
+
+impl Validate for CreateEventBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_text("name", &self.name, 3..=64, false)?;
+        check_text("venue", &self.venue, 1..=64, false)?;
+        check_text("description", &self.description, 0..=1000, true)?;
+        check_range("capacity", self.capacity, 1..=100_000)?;
+        if self.ends_at <= self.starts_at {
+            return Err(field_error("ends_at", "must be after starts_at"));
+        }
+        check_count("tiers", self.tiers.len(), 1..=4)?;
+        for (i, tier) in self.tiers.iter().enumerate() {
+            check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
+            if tier.price_lamports < 0 {
+                return Err(field_error(
+                    format!("tiers[{i}].price_lamports"),
+                    "must be >= 0",
+                ));
+            }
+            check_range(&format!("tiers[{i}].supply"), tier.supply, 1..=100_000)?;
+        }
+        Ok(())
+    }
+}
+
+/// An event as buyers see it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub event_id: u64,
+    pub name: String,
+    pub description: String,
+    pub venue: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub capacity: u64,
+    pub organizer: String,
+    pub status: String,
+    pub tiers: Vec<String>,
+}
+
+fn store_err(e: sqlx::Error) -> ApiError {
+    ApiError::Store(StoreError::from(e))
+}
+
+fn i64_of(v: u64) -> Result<i64, ApiError> {
+    i64::try_from(v).map_err(|_| ApiError::BadRequest(format!("{v} is too large")))
+}
+
+async fn event_view(state: &AppState, event_id: u64) -> Result<Option<EventView>, ApiError> {
+    let row = sqlx::query(
+        "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers, d.description, d.venue,
+                d.starts_at, d.ends_at, d.capacity
+         FROM events e JOIN event_details d ON d.event_id = e.event_id WHERE e.event_id = $1",
+    )
+    .bind(i64_of(event_id)?)
+    .fetch_optional(state.store.pool())
+    .await
+    .map_err(store_err)?;
+    row.as_ref().map(view_from_row).transpose()
+}
+
+fn view_from_row(r: &sqlx::any::AnyRow) -> Result<EventView, ApiError> {
+    let tiers: Vec<shared::wire::TierInfo> =
+        serde_json::from_str(&r.try_get::<String, _>("tiers").map_err(store_err)?)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let get_i64 = |col: &str| r.try_get::<i64, _>(col).map_err(store_err);
+    Ok(EventView {
+        event_id: u64::try_from(get_i64("event_id")?).unwrap_or_default(),
+        name: r.try_get("name").map_err(store_err)?,
+        description: r.try_get("description").map_err(store_err)?,
+        venue: r.try_get("venue").map_err(store_err)?,
+        starts_at: get_i64("starts_at")?,
+        ends_at: get_i64("ends_at")?,
+        capacity: u64::try_from(get_i64("capacity")?).unwrap_or_default(),
+        organizer: r.try_get("organizer").map_err(store_err)?,
+        status: r.try_get("status").map_err(store_err)?,
+        tiers: tiers.into_iter().map(|t| t.name).collect(),
+    })
+}
+
+/// `POST /api/events`
+pub async fn create_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ValidJson(body): ValidJson<CreateEventBody>,
+) -> Result<(StatusCode, Json<EventView>), ApiError> {
+    user.require_role(&[Role::Organizer])?;
+    let now = state.clock.now();
+    // Ids are the server's: time-ordered, unique across restarts.
+    let event_id = u64::try_from(uuid::Uuid::now_v7().as_u128() >> 80)
+        .map_err(|_| ApiError::Internal("event id".into()))?;
+    let doors_before = i64::from(body.doors_open_secs_before.unwrap_or(3600));
+    let spec = NewEvent {
+        event_id,
+        name: body.name.trim().to_owned(),
+        venue: body.venue.trim().to_owned(),
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        doors_open_at: body.starts_at - doors_before,
+        doors_close_at: body.ends_at,
+        capacity: body.capacity,
+        tiers: body
+            .tiers
+            .iter()
+            .map(|t| NewTier {
+                name: t.name.clone(),
+                price_lamports: u64::try_from(t.price_lamports).unwrap_or_default(),
+                supply: t.supply,
+            })
+            .collect(),
+        reentry: ReentryPolicy::Forbidden,
+        transferable: body.transferable.unwrap_or(true),
+    };
+    // Details first (invisible until the event row exists), then chain, then
+    // the event itself with the requesting wallet as its organizer.
+    sqlx::query(
+        "INSERT INTO event_details (event_id, description, venue, starts_at, ends_at, capacity, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(i64_of(event_id)?)
+    .bind(body.description.clone())
+    .bind(spec.venue.clone())
+    .bind(spec.starts_at)
+    .bind(spec.ends_at)
+    .bind(i64::from(spec.capacity))
+    .bind(now)
+    .execute(state.store.pool())
+    .await
+    .map_err(store_err)?;
+    organizer::create_event_for(&state, &spec, Some(user.wallet)).await?;
+    let view = event_view(&state, event_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("event vanished after creation".into()))?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub page: Option<u32>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    pub page: u32,
+    pub limit: u32,
+    pub total: u64,
+}
+
+/// `GET /api/events?page=1&limit=20`: events not yet ended, soonest first.
+pub async fn list_events(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let page = query.page.unwrap_or(1).max(1);
+    let limit = query.limit.unwrap_or(20).clamp(1, 100);
+    let now = state.clock.now();
+    let rows = sqlx::query(
+        "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers, d.description, d.venue,
+                d.starts_at, d.ends_at, d.capacity
+         FROM events e JOIN event_details d ON d.event_id = e.event_id
+         WHERE d.ends_at > $1 AND e.status = 'active'
+         ORDER BY d.starts_at, e.event_id LIMIT $2 OFFSET $3",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .bind(i64::from((page - 1) * limit))
+    .fetch_all(state.store.pool())
+    .await
+    .map_err(store_err)?;
+    let total = sqlx::query(
+        "SELECT COUNT(*) AS n FROM events e JOIN event_details d ON d.event_id = e.event_id
+         WHERE d.ends_at > $1 AND e.status = 'active'",
+    )
+    .bind(now)
+    .fetch_one(state.store.pool())
+    .await
+    .map_err(store_err)?
+    .try_get::<i64, _>("n")
+    .map_err(store_err)?;
+    Ok(Json(EventPage {
+        events: rows.iter().map(view_from_row).collect::<Result<_, _>>()?,
+        page,
+        limit,
+        total: u64::try_from(total).unwrap_or_default(),
+    }))
+}
+
+/// `GET /api/events/{id}`
+pub async fn get_event(
+    State(state): State<AppState>,
+    Path(event_id): Path<u64>,
+) -> Result<Json<EventView>, ApiError> {
+    event_view(&state, event_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintBody {
+    pub event_id: u64,
+    pub wallet: String,
+    #[serde(default)]
+    pub tier: u8,
+}
+
+impl Validate for MintBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        parse_wallet("wallet", &self.wallet).map(|_| ())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: CachedTicket,
+    /// The signed credential a QR code carries.
+    pub code: String,
+}
+
+async fn require_organizer_of(
+    state: &AppState,
+    user: &AuthUser,
+    event_id: u64,
+) -> Result<(), ApiError> {
+    let row = sqlx::query("SELECT organizer FROM events WHERE event_id = $1")
+        .bind(i64_of(event_id)?)
+        .fetch_optional(state.store.pool())
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
+    let organizer: String = row.try_get("organizer").map_err(store_err)?;
+    if organizer != user.wallet.to_base58() {
+        return Err(ApiError::Forbidden(
+            "only the event's organizer may do this",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/tickets/mint`
+pub async fn mint(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ValidJson(body): ValidJson<MintBody>,
+) -> Result<(StatusCode, Json<TicketView>), ApiError> {
+    user.require_role(&[Role::Organizer])?;
+    require_organizer_of(&state, &user, body.event_id).await?;
+    super::ratelimit::check_mint(&state, &user).await?;
+    let wallet = parse_wallet("wallet", &body.wallet)?;
+    let issued = organizer::mint_tickets(
+        &state,
+        body.event_id,
+        &[(Pubkey::new_from_array(wallet.0), body.tier)],
+        |_| {},
+    )
+    .await?;
+    let ticket = issued
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("mint returned nothing".into()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TicketView {
+            code: ticket.credential.encode(),
+            ticket: ticket.ticket,
+        }),
+    ))
+}
+
+/// `GET /api/tickets/my`
+pub async fn my_tickets(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Vec<TicketView>>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT * FROM tickets WHERE owner = $1 ORDER BY event_id, ticket_id LIMIT 1000",
+    )
+    .bind(user.wallet.to_base58())
+    .fetch_all(state.store.pool())
+    .await
+    .map_err(store_err)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let ticket = crate::store::ticket_of_row(row)?;
+        out.push(TicketView {
+            code: organizer::credential_for(&state, &ticket)?.encode(),
+            ticket,
+        });
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QrQuery {
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// `GET /api/tickets/{event}/{ticket}/qr?format=png|svg`
+pub async fn qr(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, ticket_id)): Path<(u64, u32)>,
+    Query(query): Query<QrQuery>,
+) -> Result<Response, ApiError> {
+    let ticket = state
+        .store
+        .ticket(event_id, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    if ticket.owner != user.wallet {
+        require_organizer_of(&state, &user, event_id).await?;
+    }
+    let code = organizer::credential_for(&state, &ticket)?.encode();
+    let qr = qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::Internal(format!("QR: {e}")))?;
+    match query.format.as_deref().unwrap_or("png") {
+        "svg" => {
+            let svg = qr
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(256, 256)
+                .build();
+            Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+        }
+        "png" => {
+            let image: image::GrayImage = qr
+                .render::<image::Luma<u8>>()
+                .module_dimensions(6, 6)
+                .build();
+            let mut png = Vec::new();
+            image
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .map_err(|e| ApiError::Internal(format!("PNG: {e}")))?;
+            Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+        }
+        other => Err(field_error("format", format!("{other:?}: use png or svg"))),
+    }
+}
+
+/// Parses a wallet the way the API does everywhere.
+pub fn wallet_of(text: &str) -> Result<PublicKeyBytes, ApiError> {
+    parse_wallet("wallet", text)
+}

@@ -1,0 +1,251 @@
+//! Events and tickets through the ticketing API, on the embedded chain with
+//! the real program: wallet login, roles and ownership, body validation,
+//! the mint rate limit, QR images. On SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+use shared::PublicKeyBytes;
+
+on_both_backends!(organizers_create_events_and_mint_holders_see_their_tickets);
+
+fn address(key: &SigningKey) -> String {
+    PublicKeyBytes::from(&key.verifying_key()).to_base58()
+}
+
+impl TestServer {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            headers,
+        )
+    }
+
+    async fn login_as(&self, key: &SigningKey, role: Option<&str>) -> String {
+        if let Some(role) = role {
+            let (status, body, _) = self
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/admin/wallets/{}/role", address(key)),
+                    Some(ADMIN),
+                    Some(json!({ "role": role })),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let (_, nonce, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/auth/nonce",
+                None,
+                Some(json!({ "wallet": address(key) })),
+            )
+            .await;
+        let message = nonce["message"].as_str().unwrap();
+        let signature = bs58::encode(key.sign(message.as_bytes()).to_bytes()).into_string();
+        let (status, body, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/auth/verify",
+                None,
+                Some(json!({ "wallet": address(key), "signature": signature })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
+    let server = start_on_chain(db, ChainMode::Embedded).await;
+    let organizer = wallet(50);
+    let rival = wallet(51);
+    let holder = wallet(52);
+    let org = server.login_as(&organizer, Some("organizer")).await;
+    let other = server.login_as(&rival, Some("organizer")).await;
+    let fan = server.login_as(&holder, None).await;
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+
+    let event = json!({
+        "name": "Harbour Lights", "description": "Open air", "venue": "Pier 4",
+        "starts_at": T0 + 3600, "ends_at": T0 + 7 * 3600, "capacity": 500,
+        "tiers": [{ "name": "general", "price_lamports": 0, "supply": 500 }]
+    });
+    // Refusals: no token, wrong role, broken bodies (each names the field).
+    let (status, _, _) = server
+        .call(post.clone(), "/api/events", None, Some(event.clone()))
+        .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = server
+        .call(post.clone(), "/api/events", Some(&fan), Some(event.clone()))
+        .await;
+    assert_eq!(status, 403);
+    for (field, broken) in [
+        ("capacity", json!({ "capacity": 0 })),
+        ("ends_at", json!({ "ends_at": T0 })),
+        (
+            "tiers[0].price_lamports",
+            json!({ "tiers": [{ "name": "g", "price_lamports": -1, "supply": 5 }] }),
+        ),
+        ("name", json!({ "name": "x" })),
+        ("surprise", json!({ "surprise": true })),
+    ] {
+        let mut body = event.clone();
+        for (k, v) in broken.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, error, _) = server
+            .call(post.clone(), "/api/events", Some(&org), Some(body))
+            .await;
+        assert!(status == 422 || status == 400, "{field}: {status} {error}");
+        assert_eq!(error["field"], field, "{error}");
+    }
+
+    let (status, created, _) = server
+        .call(post.clone(), "/api/events", Some(&org), Some(event))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let event_id = created["event_id"].as_u64().unwrap();
+    assert_eq!(created["organizer"], address(&organizer));
+    let (status, page, _) = server
+        .call(get.clone(), "/api/events?page=1&limit=10", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["events"][0]["venue"], "Pier 4");
+    let (status, one, _) = server
+        .call(get.clone(), &format!("/api/events/{event_id}"), None, None)
+        .await;
+    assert_eq!(
+        (status, one["name"].as_str()),
+        (200, Some("Harbour Lights"))
+    );
+    let (status, _, _) = server
+        .call(get.clone(), "/api/events/12345", None, None)
+        .await;
+    assert_eq!(status, 404);
+
+    // Only this event's organizer mints; the ticket is on chain, owned by the holder.
+    let mint = json!({ "event_id": event_id, "wallet": address(&holder) });
+    let (status, _, _) = server
+        .call(
+            post.clone(),
+            "/api/tickets/mint",
+            Some(&other),
+            Some(mint.clone()),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = server
+        .call(
+            post.clone(),
+            "/api/tickets/mint",
+            Some(&fan),
+            Some(mint.clone()),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, minted, _) = server
+        .call(
+            post.clone(),
+            "/api/tickets/mint",
+            Some(&org),
+            Some(mint.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    assert_eq!(minted["owner"], address(&holder));
+    let code = minted["code"].as_str().unwrap().to_owned();
+    let ticket_id = minted["ticket_id"].as_u64().unwrap() as u32;
+    {
+        use solana_sdk::signature::Signer as _;
+        let ctx = server.state.chain.as_ref().unwrap();
+        let address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+        let on_chain = sync_server::chain::ops::tickets(ctx.chain.as_ref(), &address, &[ticket_id])
+            .await
+            .unwrap()
+            .pop()
+            .flatten()
+            .unwrap();
+        assert_eq!(on_chain.owner.to_bytes(), holder.verifying_key().to_bytes());
+        assert!(!on_chain.entered);
+    }
+
+    // The holder sees it, with the same code, and gets it as a QR image.
+    let (status, mine, _) = server
+        .call(get.clone(), "/api/tickets/my", Some(&fan), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["code"], code.as_str());
+    let qr_path = format!("/api/tickets/{event_id}/{ticket_id}/qr");
+    let r = server
+        .http
+        .get(format!("{}{qr_path}", server.url))
+        .bearer_auth(&fan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let png = r.bytes().await.unwrap();
+    let image = image::load_from_memory(&png).unwrap().to_luma8();
+    let (w, h) = image.dimensions();
+    let read =
+        rxing::helpers::detect_in_luma(image.into_raw(), w, h, Some(rxing::BarcodeFormat::QR_CODE))
+            .unwrap();
+    assert_eq!(read.getText().to_uppercase(), code.to_uppercase());
+    let r = server
+        .http
+        .get(format!("{}{qr_path}?format=svg", server.url))
+        .bearer_auth(&fan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    let (status, _, _) = server.call(get.clone(), &qr_path, Some(&other), None).await;
+    assert_eq!(status, 403, "someone else's ticket");
+
+    // The mint budget: 10 per minute per organizer (one used above).
+    let mut limited = None;
+    for _ in 0..12 {
+        let (status, _, headers) = server
+            .call(
+                post.clone(),
+                "/api/tickets/mint",
+                Some(&org),
+                Some(mint.clone()),
+            )
+            .await;
+        if status == 429 {
+            limited = Some(headers);
+            break;
+        }
+        assert_eq!(status, 201);
+    }
+    let headers = limited.expect("the 11th mint within a minute is refused");
+    assert!(headers.contains_key("retry-after"));
+}

@@ -1006,6 +1006,36 @@ impl Store {
             .collect()
     }
 
+    /// A ticket as a gate would hold it: the organizer's fields plus where the
+    /// holder is by every gate's scans. For online validation.
+    pub async fn ticket_state(
+        &self,
+        event_id: u64,
+        ticket_id: u32,
+    ) -> Result<Option<shared::TicketState>, StoreError> {
+        let Some(ticket) = self.ticket(event_id, ticket_id).await? else {
+            return Ok(None);
+        };
+        let presence =
+            sqlx::query("SELECT * FROM ticket_presence WHERE event_id = $1 AND ticket_id = $2")
+                .bind(i64_of(event_id)?)
+                .bind(i64::from(ticket_id))
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| presence_from_row(event_id, &r))
+                .transpose()?;
+        Ok(Some(shared::TicketState {
+            event_id,
+            ticket_id,
+            tier: ticket.tier,
+            owner: ticket.owner,
+            generation: ticket.generation,
+            status: ticket.status,
+            presence: presence.map_or(Presence::NeverEntered, |p| p.presence),
+            entries: presence.map_or(0, |p| p.entries),
+        }))
+    }
+
     /// How many tickets of an event the gates know.
     pub async fn ticket_count(&self, event_id: u64) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM tickets WHERE event_id = $1")

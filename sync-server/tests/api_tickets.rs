@@ -11,7 +11,10 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use shared::PublicKeyBytes;
 
-on_both_backends!(organizers_create_events_and_mint_holders_see_their_tickets);
+on_both_backends!(
+    organizers_create_events_and_mint_holders_see_their_tickets,
+    handhelds_validate_online_and_offline_and_entries_reach_the_chain,
+);
 
 fn address(key: &SigningKey) -> String {
     PublicKeyBytes::from(&key.verifying_key()).to_base58()
@@ -248,4 +251,180 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
     }
     let headers = limited.expect("the 11th mint within a minute is refused");
     assert!(headers.contains_key("retry-after"));
+}
+
+async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: Db) {
+    let server = start_on_chain(db, ChainMode::Embedded).await;
+    let organizer = wallet(60);
+    let steward = wallet(61);
+    let holder = wallet(62);
+    let org = server.login_as(&organizer, Some("organizer")).await;
+    let val = server.login_as(&steward, Some("validator")).await;
+    let fan = server.login_as(&holder, None).await;
+    let post = reqwest::Method::POST;
+    let (status, created, _) = server
+        .call(
+            post.clone(),
+            "/api/events",
+            Some(&org),
+            Some(json!({
+                "name": "Night Market", "venue": "Quay", "starts_at": T0, "ends_at": T0 + 7200,
+                "capacity": 10, "tiers": [{ "name": "general", "price_lamports": 0, "supply": 10 }]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let event_id = created["event_id"].as_u64().unwrap();
+    let (status, _, _) = server
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/admin/events/{event_id}/gates"),
+            Some(ADMIN),
+            Some(json!({ "number": 1, "name": "door", "direction": "entry" })),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let (status, minted, _) = server
+            .call(
+                post.clone(),
+                "/api/tickets/mint",
+                Some(&org),
+                Some(json!({ "event_id": event_id, "wallet": address(&holder) })),
+            )
+            .await;
+        assert_eq!(status, 201, "{minted}");
+        codes.push(minted["code"].as_str().unwrap().to_owned());
+    }
+
+    let check = |code: &str, gate: u32| json!({ "event_id": event_id, "gate": gate, "code": code });
+    let (status, _, _) = server
+        .call(
+            post.clone(),
+            "/api/validate",
+            Some(&fan),
+            Some(check(&codes[0], 1)),
+        )
+        .await;
+    assert_eq!(status, 403, "a holder cannot validate");
+    let (status, error, _) = server
+        .call(
+            post.clone(),
+            "/api/validate",
+            Some(&val),
+            Some(check(&codes[0], 9)),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("gate")),
+        "{error}"
+    );
+    let (status, first, _) = server
+        .call(
+            post.clone(),
+            "/api/validate",
+            Some(&val),
+            Some(check(&codes[0], 1)),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (first["outcome"].as_str(), first["opens"].as_bool()),
+        (Some("admitted"), Some(true))
+    );
+    let (_, again, _) = server
+        .call(
+            post.clone(),
+            "/api/validate",
+            Some(&val),
+            Some(check(&codes[0], 1)),
+        )
+        .await;
+    assert_eq!(again["outcome"], "already_inside", "{again}");
+    assert_eq!(again["opens"], false);
+    let mut forged = codes[1].clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let (_, bad, _) = server
+        .call(
+            post.clone(),
+            "/api/validate",
+            Some(&val),
+            Some(check(&String::from_utf8(forged).unwrap(), 1)),
+        )
+        .await;
+    assert_eq!(bad["opens"], false, "{bad}");
+
+    // A scan the handheld decided offline, uploaded twice: stored once.
+    let offline = shared::wire::ScanRecord {
+        scan_id: uuid::Uuid::now_v7(),
+        gate: 1,
+        direction: shared::Direction::Entry,
+        scanned_at_ms: (T0 + 60) * 1000,
+        source: "handheld:7".into(),
+        event_id: Some(event_id),
+        ticket_id: Some(1),
+        generation: Some(0),
+        tier: Some(0),
+        outcome: "admitted".into(),
+        opened: true,
+    };
+    let sync = json!({ "event_id": event_id, "gate": 1, "scans": [offline] });
+    let (status, ack, _) = server
+        .call(
+            post.clone(),
+            "/api/validate/sync",
+            Some(&val),
+            Some(sync.clone()),
+        )
+        .await;
+    assert_eq!((status, ack["stored"].as_u64()), (200, Some(1)), "{ack}");
+    let (_, ack, _) = server
+        .call(post.clone(), "/api/validate/sync", Some(&val), Some(sync))
+        .await;
+    assert_eq!(
+        (ack["stored"].as_u64(), ack["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+
+    // Both admissions are recorded on chain by the batched replay.
+    let summary =
+        sync_server::replay::drain(&server.state, event_id, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+    assert_eq!(summary.confirmed, 2, "{summary:?}");
+    {
+        use solana_sdk::signature::Signer as _;
+        let ctx = server.state.chain.as_ref().unwrap();
+        let address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+        for ticket in sync_server::chain::ops::tickets(ctx.chain.as_ref(), &address, &[0, 1])
+            .await
+            .unwrap()
+        {
+            let ticket = ticket.unwrap();
+            assert!(ticket.entered);
+            assert_eq!(ticket.entry_count, 1);
+        }
+    }
+
+    // 5 validations per second per validator and gate.
+    let mut refused = false;
+    for _ in 0..8 {
+        let (status, _, headers) = server
+            .call(
+                post.clone(),
+                "/api/validate",
+                Some(&val),
+                Some(check(&codes[1], 1)),
+            )
+            .await;
+        if status == 429 {
+            assert!(headers.contains_key("retry-after"));
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the validate rate limit holds");
 }

@@ -13,6 +13,7 @@ pub mod mail;
 pub mod payments;
 pub mod ratelimit;
 pub mod tickets;
+pub mod validate;
 pub mod validation;
 
 use std::future::Future;
@@ -44,6 +45,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/my", get(tickets::my_tickets))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
+        .route("/api/validate", post(validate::validate))
+        .route("/api/validate/offline", post(validate::offline))
+        .route("/api/validate/sync", post(validate::sync))
 }
 
 /// `[api]`: wallet login and rate limits.

@@ -181,14 +181,32 @@ async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     let database = state.store.ping().await.is_ok();
-    let status = if database {
+    // The chain answers a blockhash within 5 s, or it counts as down.
+    let chain = match &state.chain {
+        None => serde_json::Value::Null,
+        Some(ctx) => {
+            let answered = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                ctx.chain.latest_blockhash(),
+            )
+            .await;
+            serde_json::Value::Bool(matches!(answered, Ok(Ok(_))))
+        }
+    };
+    let healthy = database && chain != serde_json::Value::Bool(false);
+    let status = if healthy {
         axum::http::StatusCode::OK
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        axum::Json(serde_json::json!({ "database": database })),
+        axum::Json(serde_json::json!({
+            "database": database,
+            "chain": chain,
+            "smtp_configured": !state.config.smtp.host.is_empty(),
+            "payments_configured": !state.config.stripe.secret_key.is_empty(),
+        })),
     )
 }
 

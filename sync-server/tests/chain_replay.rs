@@ -23,6 +23,14 @@ const DRAIN: Duration = Duration::from_secs(120);
 
 async fn scans_go_on_chain_once_in_order_and_stay_there(db: Db) {
     let server = start_on_chain(db, ChainMode::Embedded).await;
+    let health: serde_json::Value = reqwest::get(format!("{}/health", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["database"], true, "{health}");
+    assert_eq!(health["chain"], true, "{health}");
     server.seed_on_chain(3).await;
     let north = server.enrol("north", 11).await;
     let exit = server.enrol("exit", 12).await;

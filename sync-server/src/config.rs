@@ -220,6 +220,17 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        if self.api.public_url.trim_end_matches('/').len() > 60
+            || !(self.api.public_url.starts_with("http://")
+                || self.api.public_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.public_url",
+                message:
+                    "an http(s):// URL of at most 60 characters (it goes into every ticket NFT)"
+                        .into(),
+            });
+        }
         if self.chain.rpc_url != "embedded"
             && !(self.chain.rpc_url.starts_with("http://")
                 || self.chain.rpc_url.starts_with("https://"))

@@ -137,7 +137,11 @@ pub async fn create_event_for(
         name: spec.name.clone(),
         venue: spec.venue.clone(),
         symbol: "TIX".into(),
-        uri_base: format!("https://tickets.invalid/m/{}/", spec.event_id),
+        uri_base: format!(
+            "{}/m/{}/",
+            state.config.api.public_url.trim_end_matches('/'),
+            spec.event_id
+        ),
         starts_at: spec.starts_at,
         ends_at: spec.ends_at,
         doors_open_at: spec.doors_open_at,

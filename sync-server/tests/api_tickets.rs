@@ -232,6 +232,40 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
     let (status, _, _) = server.call(get.clone(), &qr_path, Some(&other), None).await;
     assert_eq!(status, 403, "someone else's ticket");
 
+    // The NFT's metadata is public and never carries the credential.
+    let (status, meta, _) = server
+        .call(
+            get.clone(),
+            &format!("/m/{event_id}/{ticket_id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["name"], format!("Harbour Lights #{ticket_id}"));
+    assert!(meta["image"].as_str().unwrap().ends_with("/image.svg"));
+    assert!(
+        !meta.to_string().contains(&code),
+        "no credential in public metadata"
+    );
+    let (status, same, _) = server
+        .call(
+            get.clone(),
+            &format!("/api/tickets/{event_id}/{ticket_id}/metadata"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, &same), (200, &meta));
+    let r = server
+        .http
+        .get(format!("{}/m/{event_id}/{ticket_id}/image.svg", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(r.text().await.unwrap().contains("Harbour Lights"));
+
     // The mint budget: 10 per minute per organizer (one used above).
     let mut limited = None;
     for _ in 0..12 {

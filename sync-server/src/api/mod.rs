@@ -45,6 +45,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/my", get(tickets::my_tickets))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
+        .route("/m/{event}/{ticket}", get(tickets::metadata))
+        .route(
+            "/api/tickets/{event}/{ticket}/metadata",
+            get(tickets::metadata),
+        )
+        .route("/m/{event}/{ticket}/image.svg", get(tickets::card_image))
         .route("/api/validate", post(validate::validate))
         .route("/api/validate/offline", post(validate::offline))
         .route("/api/validate/sync", post(validate::sync))
@@ -67,6 +73,10 @@ pub struct ApiSettings {
     /// Prefix of the rate-limit keys in Redis.
     pub redis_key_prefix: String,
     pub rate_limits: RateLimitSettings,
+    /// The address buyers and wallets reach this server at. Each ticket
+    /// NFT's metadata URI is `{public_url}/m/{event}/{ticket}`, fixed at
+    /// mint, so set it before minting (at most 60 characters).
+    pub public_url: String,
 }
 
 /// `[api.rate_limits]`: one budget per kind of request.
@@ -96,6 +106,7 @@ impl Default for ApiSettings {
             redis_url: String::new(),
             redis_key_prefix: ratelimit::REDIS_KEY_PREFIX.to_owned(),
             rate_limits: RateLimitSettings::default(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }

@@ -407,3 +407,88 @@ pub async fn qr(
 pub fn wallet_of(text: &str) -> Result<PublicKeyBytes, ApiError> {
     parse_wallet("wallet", text)
 }
+
+/// `GET /m/{event}/{ticket}` (the NFT's metadata URI) and
+/// `GET /api/tickets/{event}/{ticket}/metadata`: the metadata JSON wallets
+/// and marketplaces read. Public; it never contains the QR credential.
+pub async fn metadata(
+    State(state): State<AppState>,
+    Path((event_id, ticket_id)): Path<(u64, u32)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ticket = state
+        .store
+        .ticket(event_id, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    let event = state
+        .store
+        .event(event_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
+    let details = event_view(&state, event_id).await?;
+    let tier = event
+        .tiers
+        .iter()
+        .find(|t| t.index == ticket.tier)
+        .map_or_else(|| format!("tier {}", ticket.tier), |t| t.name.clone());
+    let base = state.config.api.public_url.trim_end_matches('/');
+    let mut attributes = vec![
+        serde_json::json!({ "trait_type": "Event", "value": event.name }),
+        serde_json::json!({ "trait_type": "Tier", "value": tier }),
+        serde_json::json!({ "trait_type": "Ticket", "value": ticket_id }),
+        serde_json::json!({ "trait_type": "Status", "value": format!("{:?}", ticket.status) }),
+    ];
+    if let Some(d) = &details {
+        attributes.push(serde_json::json!({ "trait_type": "Venue", "value": d.venue }));
+        attributes.push(serde_json::json!({ "trait_type": "Starts", "display_type": "date", "value": d.starts_at }));
+    }
+    Ok(Json(serde_json::json!({
+        "name": format!("{} #{ticket_id}", event.name),
+        "symbol": "TIX",
+        "description": details.map(|d| d.description).unwrap_or_default(),
+        "image": format!("{base}/m/{event_id}/{ticket_id}/image.svg"),
+        "external_url": format!("{base}/api/events/{event_id}"),
+        "attributes": attributes,
+    })))
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /m/{event}/{ticket}/image.svg`: the picture wallets show, a ticket
+/// card with the event, tier and number (not the QR code: that is the
+/// holder's alone).
+pub async fn card_image(
+    State(state): State<AppState>,
+    Path((event_id, ticket_id)): Path<(u64, u32)>,
+) -> Result<Response, ApiError> {
+    let ticket = state
+        .store
+        .ticket(event_id, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    let event = state
+        .store
+        .event(event_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
+    let tier = event
+        .tiers
+        .iter()
+        .find(|t| t.index == ticket.tier)
+        .map_or_else(String::new, |t| t.name.clone());
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"300\" viewBox=\"0 0 600 300\">\
+<rect width=\"600\" height=\"300\" rx=\"24\" fill=\"#14213d\"/>\
+<text x=\"40\" y=\"90\" font-family=\"sans-serif\" font-size=\"36\" fill=\"#fca311\">{}</text>\
+<text x=\"40\" y=\"160\" font-family=\"sans-serif\" font-size=\"28\" fill=\"#e5e5e5\">{}</text>\
+<text x=\"40\" y=\"240\" font-family=\"monospace\" font-size=\"44\" fill=\"#ffffff\">#{ticket_id}</text></svg>",
+        xml_escape(&event.name),
+        xml_escape(&tier),
+    );
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::store::Device;
+use crate::store::{Device, NonceUse};
 
 /// Optional header where a gate reports how many journal entries it has not
 /// uploaded yet; shown to organizers per gate.
@@ -122,6 +122,34 @@ async fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Device, ApiError> {
+    let (device, nonce) = verify(state, method, path, headers, body).await?;
+    if !state
+        .store
+        .accept_request(
+            nonce.device_id,
+            &nonce.nonce,
+            nonce.now,
+            nonce.forget_before,
+            nonce.backlog,
+        )
+        .await?
+    {
+        return Err(ApiError::Unauthorized(
+            "replayed request (nonce already used)",
+        ));
+    }
+    Ok(device)
+}
+
+/// Every check of a device request except recording its nonce, which the
+/// caller does (alone, or in the transaction of the request's effect).
+async fn verify(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Device, NonceUse), ApiError> {
     let unauthorized = ApiError::Unauthorized;
     let device_id = Uuid::parse_str(header(headers, HEADER_DEVICE_ID)?)
         .map_err(|_| unauthorized("malformed device id"))?;
@@ -164,14 +192,53 @@ async fn authenticate(
         .get(HEADER_BACKLOG)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    if !state
-        .store
-        .accept_request(device_id, nonce, now, now - 2 * window, backlog)
-        .await?
-    {
-        return Err(unauthorized("replayed request (nonce already used)"));
+    Ok((
+        device,
+        NonceUse {
+            device_id,
+            nonce: nonce.to_owned(),
+            now,
+            forget_before: now - 2 * window,
+            backlog,
+        },
+    ))
+}
+
+/// A journal upload: a device request whose nonce is recorded in the same
+/// transaction as its scans (one durable commit per upload).
+pub struct JournalRequest {
+    pub device: Device,
+    pub nonce: NonceUse,
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for JournalRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let method = req.method().as_str().to_owned();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body too large".into()).into_response()
+            } else {
+                ApiError::BadRequest(e.body_text()).into_response()
+            }
+        })?;
+        verify(state, &method, &path, &headers, &body)
+            .await
+            .map(|(device, nonce)| JournalRequest {
+                device,
+                nonce,
+                body,
+            })
+            .map_err(IntoResponse::into_response)
     }
-    Ok(device)
 }
 
 fn signed_bytes(payload: &SignedPayload) -> Response {
@@ -257,7 +324,7 @@ pub async fn delta(
 /// `POST /gate/v1/journal`: a batch of scans. Idempotent on scan ids.
 pub async fn journal(
     State(state): State<AppState>,
-    request: DeviceRequest,
+    request: JournalRequest,
 ) -> Result<Json<JournalAck>, ApiError> {
     let batch: JournalBatch = serde_json::from_slice(&request.body)
         .map_err(|e| ApiError::BadRequest(format!("not a journal batch: {e}")))?;
@@ -274,8 +341,16 @@ pub async fn journal(
     }
     let mut ack = state
         .store
-        .ingest(&request.device, &batch.scans, state.clock.now())
-        .await?;
+        .ingest_request(
+            &request.device,
+            &batch.scans,
+            state.clock.now(),
+            &request.nonce,
+        )
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "replayed request (nonce already used)",
+        ))?;
     ack.v = PROTOCOL_VERSION.min(batch.v);
     if ack.stored > 0 {
         state.replay_wakeup.notify_one();

@@ -127,6 +127,18 @@ pub struct Store {
     presence_changed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// A device request's nonce, to be recorded as used (with the device's last
+/// contact and backlog) in the same transaction as the request's effect.
+#[derive(Debug, Clone)]
+pub struct NonceUse {
+    pub device_id: Uuid,
+    pub nonce: String,
+    pub now: i64,
+    /// Nonces older than this are forgotten (they are outside the window).
+    pub forget_before: i64,
+    pub backlog: Option<u64>,
+}
+
 /// Expired nonces are purged at most this often, not on every request.
 const NONCE_PURGE_EVERY_SECS: i64 = 60;
 
@@ -525,24 +537,48 @@ impl Store {
         backlog: Option<u64>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let accepted = self
+            .accept_in(
+                &mut tx,
+                &NonceUse {
+                    device_id,
+                    nonce: nonce.to_owned(),
+                    now,
+                    forget_before,
+                    backlog,
+                },
+            )
+            .await?;
+        if accepted {
+            tx.commit().await?;
+        }
+        Ok(accepted)
+    }
+
+    /// [`Store::accept_request`]'s statements inside a caller's transaction.
+    async fn accept_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        request: &NonceUse,
+    ) -> Result<bool, StoreError> {
         let last_purge = self
             .last_nonce_purge
             .load(std::sync::atomic::Ordering::Relaxed);
-        if now - last_purge >= NONCE_PURGE_EVERY_SECS {
+        if request.now - last_purge >= NONCE_PURGE_EVERY_SECS {
             self.last_nonce_purge
-                .store(now, std::sync::atomic::Ordering::Relaxed);
+                .store(request.now, std::sync::atomic::Ordering::Relaxed);
             sqlx::query("DELETE FROM device_nonces WHERE seen_at < $1")
-                .bind(forget_before)
-                .execute(&mut *tx)
+                .bind(request.forget_before)
+                .execute(&mut **tx)
                 .await?;
         }
         let inserted = sqlx::query(
             "INSERT INTO device_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
-        .bind(device_id.to_string())
-        .bind(nonce)
-        .bind(now)
-        .execute(&mut *tx)
+        .bind(request.device_id.to_string())
+        .bind(request.nonce.clone())
+        .bind(request.now)
+        .execute(&mut **tx)
         .await?;
         if inserted.rows_affected() != 1 {
             return Ok(false);
@@ -550,12 +586,11 @@ impl Store {
         sqlx::query(
             "UPDATE devices SET last_seen_at = $1, backlog = COALESCE($2, backlog) WHERE device_id = $3",
         )
-        .bind(now)
-        .bind(backlog.map(i64_of).transpose()?)
-        .bind(device_id.to_string())
-        .execute(&mut *tx)
+        .bind(request.now)
+        .bind(request.backlog.map(i64_of).transpose()?)
+        .bind(request.device_id.to_string())
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(true)
     }
 
@@ -712,10 +747,40 @@ impl Store {
         scans: &[ScanRecord],
         now: i64,
     ) -> Result<JournalAck, StoreError> {
+        self.ingest_inner(device, scans, now, None)
+            .await?
+            .ok_or_else(|| corrupt("ingest without a nonce cannot be refused"))
+    }
+
+    /// [`Store::ingest`] that also accepts the request's nonce in the same
+    /// transaction: one durable commit per upload instead of two. `None`
+    /// when the nonce was used before (nothing is stored then).
+    pub async fn ingest_request(
+        &self,
+        device: &Device,
+        scans: &[ScanRecord],
+        now: i64,
+        request: &NonceUse,
+    ) -> Result<Option<JournalAck>, StoreError> {
+        self.ingest_inner(device, scans, now, Some(request)).await
+    }
+
+    async fn ingest_inner(
+        &self,
+        device: &Device,
+        scans: &[ScanRecord],
+        now: i64,
+        request: Option<&NonceUse>,
+    ) -> Result<Option<JournalAck>, StoreError> {
         // A gate reports scans of its own event; they are filed under the
         // device's event whatever the record says.
         let event_id = device.event_id;
         let mut tx = self.pool.begin().await?;
+        if let Some(request) = request
+            && !self.accept_in(&mut tx, request).await?
+        {
+            return Ok(None);
+        }
         let mut stored = 0u32;
         let mut touched: Vec<u32> = Vec::new();
         for chunk in scans.chunks(INGEST_ROWS_PER_STATEMENT) {
@@ -779,7 +844,7 @@ impl Store {
         let acked: Vec<Uuid> = scans.iter().map(|s| s.scan_id).collect();
         let batch: std::collections::HashSet<Uuid> = acked.iter().copied().collect();
         conflicts.retain(|id| batch.contains(id));
-        Ok(JournalAck {
+        Ok(Some(JournalAck {
             v: PROTOCOL_VERSION,
             stored,
             duplicates: u32::try_from(acked.len())
@@ -788,7 +853,7 @@ impl Store {
             acked,
             conflicts,
             server_time: now,
-        })
+        }))
     }
 
     /// Walks each ticket's gate-opening scans in scan-time order and marks

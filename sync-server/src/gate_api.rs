@@ -94,25 +94,52 @@ impl FromRequest<AppState> for DeviceRequest {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let method = req.method().as_str().to_owned();
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        let headers = req.headers().clone();
-        let body = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("request body too large".into()).into_response()
-            } else {
-                ApiError::BadRequest(e.body_text()).into_response()
-            }
-        })?;
-        authenticate(state, &method, &path, &headers, &body)
-            .await
-            .map(|device| DeviceRequest { device, body })
-            .map_err(IntoResponse::into_response)
+        let parts = read_signed(req, state).await?;
+        authenticate(
+            state,
+            &parts.method,
+            &parts.path,
+            &parts.headers,
+            &parts.body,
+        )
+        .await
+        .map(|device| DeviceRequest {
+            device,
+            body: parts.body,
+        })
+        .map_err(IntoResponse::into_response)
     }
+}
+
+/// What the signature of a device request covers, read off the request.
+struct SignedParts {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+async fn read_signed(req: Request, state: &AppState) -> Result<SignedParts, Response> {
+    let method = req.method().as_str().to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let headers = req.headers().clone();
+    let body = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("request body too large".into()).into_response()
+        } else {
+            ApiError::BadRequest(e.body_text()).into_response()
+        }
+    })?;
+    Ok(SignedParts {
+        method,
+        path,
+        headers,
+        body,
+    })
 }
 
 async fn authenticate(
@@ -216,28 +243,21 @@ impl FromRequest<AppState> for JournalRequest {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let method = req.method().as_str().to_owned();
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        let headers = req.headers().clone();
-        let body = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("request body too large".into()).into_response()
-            } else {
-                ApiError::BadRequest(e.body_text()).into_response()
-            }
-        })?;
-        verify(state, &method, &path, &headers, &body)
-            .await
-            .map(|(device, nonce)| JournalRequest {
-                device,
-                nonce,
-                body,
-            })
-            .map_err(IntoResponse::into_response)
+        let parts = read_signed(req, state).await?;
+        verify(
+            state,
+            &parts.method,
+            &parts.path,
+            &parts.headers,
+            &parts.body,
+        )
+        .await
+        .map(|(device, nonce)| JournalRequest {
+            device,
+            nonce,
+            body: parts.body,
+        })
+        .map_err(IntoResponse::into_response)
     }
 }
 

@@ -82,13 +82,9 @@ fn chain_of(state: &AppState) -> Result<&Arc<ChainContext>, OrganizerError> {
     state.chain.as_ref().ok_or(OrganizerError::NoChain)
 }
 
-fn validator_of(row: &EventChain) -> Keypair {
-    Keypair::new_from_array(row.validator_secret)
-}
-
 /// The signing key of an event's validator, as stored.
 pub fn validator_keypair(row: &EventChain) -> Keypair {
-    validator_of(row)
+    Keypair::new_from_array(row.validator_secret)
 }
 
 fn pubkey_bytes(key: &Pubkey) -> PublicKeyBytes {
@@ -132,7 +128,7 @@ pub async fn create_event_for(
             validator_secret: *fresh.secret_bytes(),
         })
         .await?;
-    let validator = validator_of(&row);
+    let validator = validator_keypair(&row);
     let params = EventParams {
         name: spec.name.clone(),
         venue: spec.venue.clone(),

@@ -219,8 +219,13 @@ async fn replay_event(
                     }
                 }
             };
+            // Whatever the outcome, these tickets sit out the rest of this
+            // round: their scans were loaded as `submitted`, and one that just
+            // went back to waiting must go out before any later scan of its
+            // ticket (next round), or the chain would take the later one first.
+            busy.extend(tickets.iter().copied());
             match settlement {
-                None => busy.extend(tickets.iter().copied()),
+                None => {}
                 Some(settlement) => {
                     count(&mut report, &settlement, tickets.len());
                     state

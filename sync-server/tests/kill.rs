@@ -325,6 +325,61 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("replay at the end: {summary}");
+    if summary["superseded"] != 0 {
+        let all = server
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/admin/events/{event}/replay?scans=true"),
+                serde_json::Value::Null,
+            )
+            .await;
+        if let Ok(db) = rusqlite::Connection::open(dir.path().join("sync.db")) {
+            let mut q = db
+                .prepare("SELECT signature, state, entries, submitted_at, settled_at FROM replay_transactions ORDER BY submitted_at, signature")
+                .unwrap();
+            let rows = q
+                .query_map([], |r| {
+                    Ok(format!(
+                        "tx {} {} entries={} submitted={} settled={:?}",
+                        &r.get::<_, String>(0)?[..8],
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<i64>>(4)?
+                    ))
+                })
+                .unwrap();
+            for row in rows {
+                eprintln!("{}", row.unwrap());
+            }
+            let mut q = db
+                .prepare("SELECT scan_id, replay_signature FROM scans WHERE ticket_id IN (0, 1, 2) ORDER BY scanned_at_ms")
+                .unwrap();
+            for row in q
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .unwrap()
+            {
+                eprintln!("scan {:?}", row.unwrap());
+            }
+        }
+        for scan in all["scans"].as_array().unwrap() {
+            let original = scans
+                .iter()
+                .find(|(_, s)| s.scan_id.to_string() == scan["scan_id"].as_str().unwrap())
+                .unwrap();
+            eprintln!(
+                "{} ticket {} gate {} at {} -> {} {}",
+                scan["scan_id"],
+                scan["ticket_id"],
+                original.1.gate,
+                original.1.scanned_at_ms,
+                scan["state"],
+                scan["error"]
+            );
+        }
+    }
     // Every scan is settled and all are on chain: they arrived in time order.
     assert_eq!(summary["confirmed"], 3 * TICKETS, "{summary}");
     assert_eq!(summary["superseded"], 0, "{summary}");

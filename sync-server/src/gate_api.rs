@@ -359,7 +359,7 @@ pub async fn journal(
             state.config.gates.max_batch
         )));
     }
-    let mut ack = state
+    let ack = state
         .store
         .ingest_request(
             &request.device,
@@ -371,6 +371,12 @@ pub async fn journal(
         .ok_or(ApiError::Unauthorized(
             "replayed request (nonce already used)",
         ))?;
+    let (mut ack, new_outcomes) = ack;
+    state.metrics.count_scans(
+        new_outcomes
+            .iter()
+            .map(|outcome| (request.device.gate_number, outcome.as_str())),
+    );
     ack.v = PROTOCOL_VERSION.min(batch.v);
     if ack.stored > 0 {
         state.replay_wakeup.notify_one();

@@ -16,6 +16,7 @@ pub mod chain_admin_api;
 pub mod config;
 pub mod error;
 pub mod gate_api;
+pub mod metrics;
 pub mod organizer;
 pub mod replay;
 pub mod store;
@@ -73,6 +74,8 @@ pub struct AppState {
     /// The chain and the keys for it; `None` runs the gate sync alone
     /// (no event creation, no replay).
     pub chain: Option<Arc<organizer::ChainContext>>,
+    /// Prometheus metrics, served at `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
     /// Where the ticketing API's rate-limit budgets live: in this process
     /// unless [`open_state`] connected a shared Redis.
     pub rate_limiter: Arc<dyn api::ratelimit::RateLimiter>,
@@ -93,6 +96,7 @@ impl AppState {
             changes: Arc::new(watch::channel(0).0),
             replay_wakeup: Arc::new(Notify::new()),
             chain: None,
+            metrics: Arc::new(metrics::Metrics::new().expect("metric names are valid")),
             rate_limiter: Arc::new(api::ratelimit::InProcessLimiter::new()),
         }
     }
@@ -173,6 +177,11 @@ pub fn app(state: AppState) -> Router {
             get(chain_admin_api::replay_status),
         )
         .merge(api::routes())
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -66,6 +66,9 @@ pub enum ReplayError {
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RoundReport {
+    pub tx_confirmed: usize,
+    pub tx_failed: usize,
+    pub tx_expired: usize,
     pub confirmed: usize,
     pub superseded: usize,
     pub failed: usize,
@@ -139,6 +142,24 @@ pub async fn round(state: &AppState, holder: &str) -> Result<RoundReport, Replay
         && report.did_something()
     {
         tracing::info!(event = event.event_id, ?report, "replay round");
+        let m = &state.metrics;
+        for (result, n) in [
+            ("confirmed", report.confirmed),
+            ("superseded", report.superseded),
+            ("failed", report.failed),
+            ("expired", report.expired),
+        ] {
+            m.replay.with_label_values(&[result]).inc_by(n as u64);
+        }
+        for (result, n) in [
+            ("confirmed", report.tx_confirmed),
+            ("failed", report.tx_failed),
+            ("expired", report.tx_expired),
+        ] {
+            m.transactions
+                .with_label_values(&["replay", result])
+                .inc_by(n as u64);
+        }
     }
     result
 }
@@ -440,6 +461,11 @@ fn signatures_of(text: &str) -> Signature {
 }
 
 fn count(report: &mut RoundReport, settlement: &Settlement, entries: usize) {
+    match settlement {
+        Settlement::Confirmed { .. } => report.tx_confirmed += 1,
+        Settlement::Failed { .. } => report.tx_failed += 1,
+        Settlement::Expired => report.tx_expired += 1,
+    }
     match settlement {
         Settlement::Confirmed { .. } => report.confirmed += entries,
         Settlement::Failed { .. } => report.failed += entries,

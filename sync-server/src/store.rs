@@ -749,19 +749,34 @@ impl Store {
     ) -> Result<JournalAck, StoreError> {
         self.ingest_inner(device, scans, now, None)
             .await?
+            .map(|(ack, _)| ack)
+            .ok_or_else(|| corrupt("ingest without a nonce cannot be refused"))
+    }
+
+    /// [`Store::ingest`], also returning the outcome codes of the scans that
+    /// were new (for metrics).
+    pub async fn ingest_counted(
+        &self,
+        device: &Device,
+        scans: &[ScanRecord],
+        now: i64,
+    ) -> Result<(JournalAck, Vec<String>), StoreError> {
+        self.ingest_inner(device, scans, now, None)
+            .await?
             .ok_or_else(|| corrupt("ingest without a nonce cannot be refused"))
     }
 
     /// [`Store::ingest`] that also accepts the request's nonce in the same
     /// transaction: one durable commit per upload instead of two. `None`
-    /// when the nonce was used before (nothing is stored then).
+    /// when the nonce was used before (nothing is stored then). Also returns
+    /// the outcome codes of the scans that were new (for metrics).
     pub async fn ingest_request(
         &self,
         device: &Device,
         scans: &[ScanRecord],
         now: i64,
         request: &NonceUse,
-    ) -> Result<Option<JournalAck>, StoreError> {
+    ) -> Result<Option<(JournalAck, Vec<String>)>, StoreError> {
         self.ingest_inner(device, scans, now, Some(request)).await
     }
 
@@ -771,7 +786,7 @@ impl Store {
         scans: &[ScanRecord],
         now: i64,
         request: Option<&NonceUse>,
-    ) -> Result<Option<JournalAck>, StoreError> {
+    ) -> Result<Option<(JournalAck, Vec<String>)>, StoreError> {
         // A gate reports scans of its own event; they are filed under the
         // device's event whatever the record says.
         let event_id = device.event_id;
@@ -782,6 +797,7 @@ impl Store {
             return Ok(None);
         }
         let mut stored = 0u32;
+        let mut new_outcomes: Vec<String> = Vec::new();
         let mut touched: Vec<u32> = Vec::new();
         for chunk in scans.chunks(INGEST_ROWS_PER_STATEMENT) {
             let mut sql = String::from(
@@ -802,7 +818,7 @@ impl Store {
                 }
                 sql.push(')');
             }
-            sql.push_str(" ON CONFLICT (scan_id) DO NOTHING RETURNING ticket_id, opened");
+            sql.push_str(" ON CONFLICT (scan_id) DO NOTHING RETURNING ticket_id, opened, outcome");
             // Only placeholders are formatted into the text; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for scan in chunk {
@@ -828,6 +844,7 @@ impl Store {
             }
             for row in query.fetch_all(&mut *tx).await? {
                 stored += 1;
+                new_outcomes.push(row.try_get::<String, _>("outcome")?);
                 let opened: i64 = row.try_get("opened")?;
                 if let (1, Some(ticket)) = (opened, row.try_get::<Option<i64>, _>("ticket_id")?) {
                     touched.push(u32::try_from(ticket).map_err(corrupt)?);
@@ -844,16 +861,19 @@ impl Store {
         let acked: Vec<Uuid> = scans.iter().map(|s| s.scan_id).collect();
         let batch: std::collections::HashSet<Uuid> = acked.iter().copied().collect();
         conflicts.retain(|id| batch.contains(id));
-        Ok(Some(JournalAck {
-            v: PROTOCOL_VERSION,
-            stored,
-            duplicates: u32::try_from(acked.len())
-                .unwrap_or(u32::MAX)
-                .saturating_sub(stored),
-            acked,
-            conflicts,
-            server_time: now,
-        }))
+        Ok(Some((
+            JournalAck {
+                v: PROTOCOL_VERSION,
+                stored,
+                duplicates: u32::try_from(acked.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_sub(stored),
+                acked,
+                conflicts,
+                server_time: now,
+            },
+            new_outcomes,
+        )))
     }
 
     /// Walks each ticket's gate-opening scans in scan-time order and marks

@@ -443,6 +443,29 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
         }
     }
 
+    // Prometheus: scans by gate and outcome, replay results, request latency
+    // by route template.
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sync_scans_total{gate=\"1\",outcome=\"admitted\"} 2",
+        "sync_scans_total{gate=\"1\",outcome=\"already_inside\"} 1",
+        "sync_replay_entries_total{result=\"confirmed\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("sync_http_request_seconds_count{method=\"POST\",route=\"/api/validate\",status=\"200\"}"),
+        "{metrics}"
+    );
+
     // 5 validations per second per validator and gate.
     let mut refused = false;
     for _ in 0..8 {

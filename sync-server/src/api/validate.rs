@@ -162,6 +162,11 @@ pub async fn validate(
         )
         .await?;
     drop(_one_at_a_time);
+    if ack.stored > 0 {
+        state
+            .metrics
+            .count_scans([(body.gate, scan.outcome.as_str())]);
+    }
     state.replay_wakeup.notify_one();
     if state.store.take_presence_changed() {
         state.notify_gates();
@@ -221,10 +226,13 @@ async fn store_offline(
             ));
         }
     }
-    let ack = state
+    let (ack, new_outcomes) = state
         .store
-        .ingest(&handheld(user, event_id, gate), scans, state.clock.now())
+        .ingest_counted(&handheld(user, event_id, gate), scans, state.clock.now())
         .await?;
+    state
+        .metrics
+        .count_scans(new_outcomes.iter().map(|o| (gate, o.as_str())));
     if ack.stored > 0 {
         state.replay_wakeup.notify_one();
     }

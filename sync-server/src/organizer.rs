@@ -223,12 +223,12 @@ pub fn credential_for(
 
 /// Mints one ticket per `(wallet, tier)` on chain, publishes them to the
 /// gates and returns them with their QR credentials. `progress` hears the
-/// number minted so far.
+/// ids of each transaction's tickets as they land.
 pub async fn mint_tickets(
     state: &AppState,
     event_id: u64,
     recipients: &[(Pubkey, u8)],
-    progress: impl FnMut(usize),
+    progress: impl FnMut(&[u32]),
 ) -> Result<Vec<IssuedTicket>, OrganizerError> {
     let ctx = chain_of(state)?;
     state

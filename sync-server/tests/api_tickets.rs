@@ -484,4 +484,63 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
         }
     }
     assert!(refused, "the validate rate limit holds");
+
+    // Batch mint: at most 100, and all or nothing against the inventory.
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({ "wallet": address(&holder) }))
+        .collect();
+    let (status, error, _) = server
+        .call(
+            post.clone(),
+            "/api/tickets/batch-mint",
+            Some(&org),
+            Some(json!({ "event_id": event_id, "recipients": many })),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("recipients")),
+        "{error}"
+    );
+    let minted_before = {
+        use solana_sdk::signature::Signer as _;
+        let ctx = server.state.chain.as_ref().unwrap();
+        sync_server::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .minted
+    };
+    assert_eq!(minted_before, 2);
+    let nine: Vec<Value> = (0..9)
+        .map(|_| json!({ "wallet": address(&holder) }))
+        .collect();
+    let (status, error, _) = server
+        .call(
+            post.clone(),
+            "/api/tickets/batch-mint",
+            Some(&org),
+            Some(json!({ "event_id": event_id, "recipients": nine })),
+        )
+        .await;
+    assert_eq!(status, 409, "8 left of 10: {error}");
+    let three: Vec<Value> = (0..3)
+        .map(|_| json!({ "wallet": address(&holder) }))
+        .collect();
+    let (status, batch, _) = server
+        .call(
+            post.clone(),
+            "/api/tickets/batch-mint",
+            Some(&org),
+            Some(json!({ "event_id": event_id, "recipients": three })),
+        )
+        .await;
+    assert_eq!(status, 201, "{batch}");
+    let ids: Vec<u64> = batch
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ticket_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2, 3, 4], "the refused batch minted nothing");
 }

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/events/{event}", get(tickets::get_event))
         .route("/api/tickets/mint", post(tickets::mint))
+        .route("/api/tickets/batch-mint", post(tickets::batch_mint))
         .route("/api/tickets/my", get(tickets::my_tickets))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
         .route("/m/{event}/{ticket}", get(tickets::metadata))

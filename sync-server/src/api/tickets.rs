@@ -332,6 +332,130 @@ pub async fn mint(
     ))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRecipient {
+    pub wallet: String,
+    #[serde(default)]
+    pub tier: u8,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchMintBody {
+    pub event_id: u64,
+    pub recipients: Vec<BatchRecipient>,
+}
+
+/// Most tickets one batch may mint.
+pub const MAX_BATCH_MINT: usize = 100;
+
+impl Validate for BatchMintBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_count("recipients", self.recipients.len(), 1..=MAX_BATCH_MINT)?;
+        for (i, r) in self.recipients.iter().enumerate() {
+            parse_wallet(&format!("recipients[{i}].wallet"), &r.wallet)?;
+        }
+        Ok(())
+    }
+}
+
+/// `POST /api/tickets/batch-mint`: up to 100 tickets, all or nothing.
+///
+/// Inventory is checked against the chain first (event capacity and each
+/// tier's supply), so a batch that does not fit mints nothing (409). The
+/// mint itself takes several transactions; if the chain fails part way,
+/// the tickets this batch already minted are revoked on chain (void at every
+/// gate) and the request fails, so a batch never half-succeeds.
+pub async fn batch_mint(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ValidJson(body): ValidJson<BatchMintBody>,
+) -> Result<(StatusCode, Json<Vec<TicketView>>), ApiError> {
+    use solana_sdk::signature::Signer;
+    user.require_role(&[Role::Organizer])?;
+    require_organizer_of(&state, &user, body.event_id).await?;
+    super::ratelimit::check_mint(&state, &user).await?;
+    let ctx = state
+        .chain
+        .as_ref()
+        .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
+    let on_chain =
+        crate::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), body.event_id)
+            .await
+            .map_err(crate::organizer::OrganizerError::from)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("event {} is not on chain", body.event_id))
+            })?;
+    let wanted = u32::try_from(body.recipients.len()).unwrap_or(u32::MAX);
+    if on_chain.minted.saturating_add(wanted) > on_chain.capacity {
+        return Err(ApiError::Conflict(format!(
+            "sold out: {} of {} left, {wanted} asked",
+            on_chain.capacity.saturating_sub(on_chain.minted),
+            on_chain.capacity
+        )));
+    }
+    for (index, tier) in on_chain.tiers.iter().enumerate() {
+        let asked = body
+            .recipients
+            .iter()
+            .filter(|r| usize::from(r.tier) == index)
+            .count();
+        let asked = u32::try_from(asked).unwrap_or(u32::MAX);
+        if tier.sold.saturating_add(asked) > tier.supply {
+            return Err(ApiError::Conflict(format!(
+                "tier {:?}: {} left, {asked} asked",
+                tier.name,
+                tier.supply.saturating_sub(tier.sold)
+            )));
+        }
+    }
+    if let Some(i) = body
+        .recipients
+        .iter()
+        .position(|r| usize::from(r.tier) >= on_chain.tiers.len())
+    {
+        return Err(field_error(format!("recipients[{i}].tier"), "no such tier"));
+    }
+    let recipients: Vec<(Pubkey, u8)> = body
+        .recipients
+        .iter()
+        .map(|r| {
+            let wallet = wallet_of(&r.wallet)?;
+            Ok((Pubkey::new_from_array(wallet.0), r.tier))
+        })
+        .collect::<Result<_, ApiError>>()?;
+    let mut landed: Vec<u32> = Vec::new();
+    let outcome = organizer::mint_tickets(&state, body.event_id, &recipients, |ids| {
+        landed.extend_from_slice(ids)
+    })
+    .await;
+    match outcome {
+        Ok(issued) => Ok((
+            StatusCode::CREATED,
+            Json(
+                issued
+                    .into_iter()
+                    .map(|t| TicketView {
+                        code: t.credential.encode(),
+                        ticket: t.ticket,
+                    })
+                    .collect(),
+            ),
+        )),
+        Err(error) => {
+            // Void exactly what this batch minted before the failure.
+            for &ticket_id in &landed {
+                if let Err(e) = organizer::revoke_ticket(&state, body.event_id, ticket_id).await {
+                    tracing::error!(event = body.event_id, ticket_id, error = %e,
+                        "could not void a ticket of a failed batch; revoke it by hand");
+                }
+            }
+            Err(error.into())
+        }
+    }
+}
+
 /// `GET /api/tickets/my`
 pub async fn my_tickets(
     State(state): State<AppState>,

@@ -253,13 +253,13 @@ pub const MINT_PER_TX: usize = 4;
 
 /// Mints one ticket per `(recipient, tier)` to the event of `organizer`, in
 /// transactions of [`MINT_PER_TX`]; returns the new ticket ids in order.
-/// `progress` is told how many are done after each transaction.
+/// `progress` hears the ids each transaction minted, as it lands.
 pub async fn mint(
     chain: &dyn Chain,
     organizer: &Keypair,
     event_id: u64,
     recipients: &[(Pubkey, u8)],
-    mut progress: impl FnMut(usize),
+    mut progress: impl FnMut(&[u32]),
 ) -> Result<Vec<u32>, ChainError> {
     let event_address = program::event_address(&organizer.pubkey(), event_id).0;
     let mut ids = Vec::with_capacity(recipients.len());
@@ -280,8 +280,9 @@ pub async fn mint(
             &[],
         )
         .await?;
-        ids.extend((0..chunk.len()).map(|i| first + i as u32));
-        progress(ids.len());
+        let landed: Vec<u32> = (0..chunk.len()).map(|i| first + i as u32).collect();
+        progress(&landed);
+        ids.extend(landed);
     }
     Ok(ids)
 }

@@ -47,6 +47,10 @@ pub struct ChainSettings {
     pub issuer_key_file: PathBuf,
     /// Timeout of one RPC request, in seconds.
     pub rpc_timeout_secs: u32,
+    /// With the embedded chain: also serve it as Solana JSON-RPC on this
+    /// address (e.g. `127.0.0.1:8899`), so the `solana` CLI and wallets can
+    /// read it. Empty: off.
+    pub rpc_listen: String,
 }
 
 /// The replay worker, which records gate scans on chain in batches.
@@ -77,6 +81,7 @@ impl Default for ChainSettings {
             authority_key_file: "chain-authority.json".into(),
             issuer_key_file: "issuer-key.json".into(),
             rpc_timeout_secs: 30,
+            rpc_listen: String::new(),
         }
     }
 }
@@ -239,6 +244,21 @@ impl Config {
                 key: "chain.rpc_url",
                 message: "use `embedded` or an http(s):// JSON-RPC URL".into(),
             });
+        }
+        if !self.chain.rpc_listen.is_empty() {
+            if self.chain.rpc_url != "embedded" {
+                return Err(ConfigError::Invalid {
+                    key: "chain.rpc_listen",
+                    message: "only the embedded chain can be served over RPC".into(),
+                });
+            }
+            self.chain
+                .rpc_listen
+                .parse::<SocketAddr>()
+                .map_err(|e| ConfigError::Invalid {
+                    key: "chain.rpc_listen",
+                    message: format!("not an address like 127.0.0.1:8899: {e}"),
+                })?;
         }
         if !(1..=ticketing::client::MAX_ENTRIES_PER_LEGACY_TX as u32)
             .contains(&self.replay.batch_max)

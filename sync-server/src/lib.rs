@@ -346,6 +346,26 @@ pub async fn run_state(
         Ok(n) => tracing::warn!(repaired = n, "database repaired from the chain"),
         Err(e) => tracing::warn!(error = %e, "could not compare the database with the chain"),
     }
+    if !state.config.chain.rpc_listen.is_empty()
+        && let Some(ctx) = &state.chain
+    {
+        let addr: std::net::SocketAddr = state
+            .config
+            .chain
+            .rpc_listen
+            .parse()
+            .context("chain.rpc_listen")?;
+        let rpc_listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for the chain's RPC"))?;
+        tracing::info!(%addr, "serving the embedded chain as Solana JSON-RPC");
+        let router = chain::rpc_service::router(ctx.chain.clone(), Default::default());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(rpc_listener, router).await {
+                tracing::error!(error = %e, "chain RPC server stopped");
+            }
+        });
+    }
     let (stop_worker, stopped) = watch::channel(false);
     let worker = state
         .config

@@ -42,7 +42,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn write_config(dir: &Path, database_url: &str, port: u16) -> std::path::PathBuf {
+fn write_config(dir: &Path, database_url: &str, port: u16, rpc_port: u16) -> std::path::PathBuf {
     let path = dir.join("sync.toml");
     let text = format!(
         r#"listen = "127.0.0.1:{port}"
@@ -53,6 +53,7 @@ admin_token = "{ADMIN}"
 embedded_file = "{dir}/chain.sqlite"
 authority_key_file = "{dir}/authority.json"
 issuer_key_file = "{dir}/issuer-key"
+rpc_listen = "127.0.0.1:{rpc_port}"
 [replay]
 idle_ms = 50
 batch_max = 5
@@ -209,7 +210,8 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
         Db::Postgres => postgres_database().await,
     };
     let port = free_port();
-    let config = write_config(dir.path(), &database_url, port);
+    let rpc_port = free_port();
+    let config = write_config(dir.path(), &database_url, port, rpc_port);
 
     // Setup on a first run: event on chain, gates, tickets, two devices.
     let server = start(&config, port).await;
@@ -394,6 +396,16 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
         .as_str()
         .unwrap()
         .to_owned();
+    // The running server's chain, through its Solana JSON-RPC face, read by
+    // the real RPC client: the event account is there.
+    let rpc = solana_rpc_client::nonblocking::rpc_client::RpcClient::new(format!(
+        "http://127.0.0.1:{rpc_port}"
+    ));
+    let event_account = rpc
+        .get_account(&ticketing::client::event_address(&authority.parse().unwrap(), event).0)
+        .await
+        .unwrap();
+    assert_eq!(event_account.owner, ticketing::ID);
     server.terminate();
 
     // The chain file itself: two entries per ticket, holder inside.

@@ -5,8 +5,8 @@
 //! `isBlockhashValid`, `sendTransaction`, `getSignatureStatuses`,
 //! `getAccountInfo`, `getMultipleAccounts`, `getBalance`, `requestAirdrop`.
 //!
-//! Two uses: `sync-server chain-rpc` lets `solana` CLI and wallets look at
-//! the embedded chain, and the tests run the server's [`super::rpc::RpcChain`]
+//! Two uses: with `[chain] rpc_listen` set, the server serves its embedded
+//! chain this way so the `solana` CLI and wallets can look at it, and the tests run the server's [`super::rpc::RpcChain`]
 //! (the real Solana RPC client) against the real program through it, with
 //! [`Faults`] injected (dropped requests, lost answers, delays, stale
 //! blockhashes) the way a flaky provider behaves.

@@ -92,9 +92,15 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
 
+    // In the chain's future (its clock is the wall clock), so transfers are
+    // still open there.
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let event = json!({
         "name": "Harbour Lights", "description": "Open air", "venue": "Pier 4",
-        "starts_at": T0 + 3600, "ends_at": T0 + 7 * 3600, "capacity": 500,
+        "starts_at": wall + 86_400, "ends_at": wall + 2 * 86_400, "capacity": 500,
         "tiers": [{ "name": "general", "price_lamports": 0, "supply": 500 }]
     });
     // Refusals: no token, wrong role, broken bodies (each names the field).
@@ -265,6 +271,91 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
         .unwrap();
     assert_eq!(r.headers()["content-type"], "image/svg+xml");
     assert!(r.text().await.unwrap().contains("Harbour Lights"));
+
+    // The holder gives the ticket away: the server prepares the transfer, the
+    // holder's wallet signs it (the server never holds that key), the server
+    // sends it and the gates hear of the new owner.
+    let friend = wallet(53);
+    let transfer_path = format!("/api/tickets/{event_id}/{ticket_id}/transfer");
+    let ask = json!({ "to_wallet": address(&friend) });
+    let (status, _, _) = server
+        .call(
+            post.clone(),
+            &transfer_path,
+            Some(&other),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(status, 403, "not the holder");
+    let (status, prepared, _) = server
+        .call(post.clone(), &transfer_path, Some(&fan), Some(ask))
+        .await;
+    assert_eq!(status, 200, "{prepared}");
+    let holder_keypair = solana_sdk::signature::Keypair::new_from_array([52; 32]);
+    {
+        use solana_sdk::signature::Signer as _;
+        let ctx = server.state.chain.as_ref().unwrap();
+        sync_server::chain::ops::ensure_funded(
+            ctx.chain.as_ref(),
+            None,
+            &holder_keypair.pubkey(),
+            100_000_000,
+            100_000_000,
+        )
+        .await
+        .unwrap();
+    }
+    let unsigned: solana_sdk::transaction::Transaction = bincode::deserialize(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            prepared["transaction"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let encode = |tx: &solana_sdk::transaction::Transaction| {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            bincode::serialize(tx).unwrap(),
+        )
+    };
+    // Signed by the wrong key: refused, nothing sent.
+    let mut forged = unsigned.clone();
+    let blockhash = forged.message.recent_blockhash;
+    let stranger = solana_sdk::signature::Keypair::new();
+    forged.signatures = vec![solana_sdk::signature::Signature::default()];
+    let _ = forged.try_partial_sign(&[&stranger], blockhash);
+    let submit_path = format!("{transfer_path}/submit");
+    let (status, error, _) = server
+        .call(
+            post.clone(),
+            &submit_path,
+            Some(&fan),
+            Some(json!({ "transaction": encode(&forged) })),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("transaction")),
+        "{error}"
+    );
+    let mut signed = unsigned;
+    signed.sign(&[&holder_keypair], blockhash);
+    let (status, moved, _) = server
+        .call(
+            post.clone(),
+            &submit_path,
+            Some(&fan),
+            Some(json!({ "transaction": encode(&signed) })),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["owner"], address(&friend));
+    assert_eq!(moved["generation"], 1);
+    let (_, mine, _) = server
+        .call(get.clone(), "/api/tickets/my", Some(&fan), None)
+        .await;
+    assert_eq!(mine.as_array().unwrap().len(), 0, "no longer the holder's");
 
     // The mint budget: 10 per minute per organizer (one used above).
     let mut limited = None;

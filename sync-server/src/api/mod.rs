@@ -46,6 +46,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))
         .route("/api/tickets/my", get(tickets::my_tickets))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
+        .route(
+            "/api/tickets/{event}/{ticket}/transfer",
+            post(tickets::transfer),
+        )
+        .route(
+            "/api/tickets/{event}/{ticket}/transfer/submit",
+            post(tickets::submit_transfer),
+        )
         .route("/m/{event}/{ticket}", get(tickets::metadata))
         .route(
             "/api/tickets/{event}/{ticket}/metadata",

@@ -616,3 +616,157 @@ pub async fn card_image(
     );
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    /// The new owner's wallet (base58).
+    pub to_wallet: String,
+}
+
+impl Validate for TransferBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        parse_wallet("to_wallet", &self.to_wallet).map(|_| ())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransferRequest {
+    /// The unsigned legacy transaction (base64, bincode), fee payer and
+    /// signer the current owner: sign it in the wallet and send it back to
+    /// `POST /api/tickets/{event}/{ticket}/transfer/submit` (or to any RPC).
+    pub transaction: String,
+    pub message: String,
+}
+
+/// `POST /api/tickets/{event}/{ticket}/transfer` (the ticket's holder):
+/// a transfer the holder's wallet signs, in the style of a Solana Pay
+/// transaction request. The server never holds the holder's key.
+pub async fn transfer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, ticket_id)): Path<(u64, u32)>,
+    ValidJson(body): ValidJson<TransferBody>,
+) -> Result<Json<TransferRequest>, ApiError> {
+    use base64::Engine;
+    use solana_sdk::signature::Signer;
+    let ticket = state
+        .store
+        .ticket(event_id, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    if ticket.owner != user.wallet {
+        return Err(ApiError::Forbidden(
+            "only the ticket's holder may transfer it",
+        ));
+    }
+    let to = wallet_of(&body.to_wallet)?;
+    if to == user.wallet {
+        return Err(field_error("to_wallet", "is already the holder"));
+    }
+    let ctx = state
+        .chain
+        .as_ref()
+        .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let owner = Pubkey::new_from_array(user.wallet.0);
+    let instruction = ticketing::client::transfer_ticket(
+        &owner,
+        &Pubkey::new_from_array(to.0),
+        &event_address,
+        ticket_id,
+    );
+    let blockhash = ctx
+        .chain
+        .latest_blockhash()
+        .await
+        .map_err(crate::organizer::OrganizerError::from)?;
+    let mut transaction =
+        solana_sdk::transaction::Transaction::new_with_payer(&[instruction], Some(&owner));
+    transaction.message.recent_blockhash = blockhash;
+    let bytes = bincode::serialize(&transaction).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(TransferRequest {
+        transaction: base64::engine::general_purpose::STANDARD.encode(bytes),
+        message: format!("Transfer ticket #{ticket_id} to {}", to.to_base58()),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedTransferBody {
+    /// The transaction from `transfer`, signed by the holder (base64).
+    pub transaction: String,
+}
+
+impl Validate for SignedTransferBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_text("transaction", &self.transaction, 1..=4096, false)
+    }
+}
+
+/// `POST /api/tickets/{event}/{ticket}/transfer/submit` (the holder): sends
+/// the holder-signed transfer, then publishes the new owner to the gates
+/// (the old owner's code is refused from then on). Only a lone
+/// `transfer_ticket` of this very ticket by its holder is accepted.
+pub async fn submit_transfer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, ticket_id)): Path<(u64, u32)>,
+    ValidJson(body): ValidJson<SignedTransferBody>,
+) -> Result<Json<CachedTicket>, ApiError> {
+    use base64::Engine;
+    use solana_sdk::signature::Signer;
+    let ctx = state
+        .chain
+        .as_ref()
+        .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.transaction.trim())
+        .map_err(|_| field_error("transaction", "not base64"))?;
+    let transaction: solana_sdk::transaction::Transaction = bincode::deserialize(&bytes)
+        .map_err(|_| field_error("transaction", "not a legacy transaction"))?;
+    let owner = Pubkey::new_from_array(user.wallet.0);
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let [instruction] = transaction.message.instructions.as_slice() else {
+        return Err(field_error(
+            "transaction",
+            "must hold exactly one instruction",
+        ));
+    };
+    let keys = &transaction.message.account_keys;
+    let program = keys.get(usize::from(instruction.program_id_index));
+    let account = |i: usize| {
+        instruction
+            .accounts
+            .get(i)
+            .and_then(|k| keys.get(usize::from(*k)))
+    };
+    // transfer_ticket's accounts: owner, recipient, event, ticket, ...
+    let expected_ticket = ticketing::client::ticket_address(&event_address, ticket_id).0;
+    if program != Some(&ticketing::ID)
+        || account(0) != Some(&owner)
+        || account(2) != Some(&event_address)
+        || account(3) != Some(&expected_ticket)
+        || keys.first() != Some(&owner)
+    {
+        return Err(field_error(
+            "transaction",
+            "not a transfer of this ticket by its holder",
+        ));
+    }
+    if transaction.verify().is_err() {
+        return Err(field_error("transaction", "not signed by the holder"));
+    }
+    crate::chain::ops::wait_for(
+        ctx.chain.as_ref(),
+        &transaction,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+    )
+    .await
+    .map_err(crate::organizer::OrganizerError::from)?;
+    let mut refreshed = organizer::refresh_tickets(&state, event_id, &[ticket_id]).await?;
+    refreshed
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::Internal("ticket vanished".into()))
+}

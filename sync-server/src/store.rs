@@ -142,6 +142,15 @@ pub struct NonceUse {
 /// Expired nonces are purged at most this often, not on every request.
 const NONCE_PURGE_EVERY_SECS: i64 = 60;
 
+/// `$from,$from+1,...` for `count` bound parameters: the only thing ever
+/// formatted into SQL text here; every value is bound.
+fn param_list(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| corrupt(format!("{v} does not fit a 64-bit signed column")))
 }
@@ -886,15 +895,11 @@ impl Store {
         event_id: u64,
         ticket_ids: &[u32],
     ) -> Result<Vec<Uuid>, StoreError> {
-        let placeholders: Vec<String> = (0..ticket_ids.len())
-            .map(|i| format!("${}", i + 2))
-            .collect();
-        // Only placeholders are formatted into the text; every value is bound.
         let sql = format!(
             "SELECT scan_id, ticket_id, direction, conflict_of, scanned_at_ms, gate FROM scans
              WHERE event_id = $1 AND opened = 1 AND ticket_id IN ({})
              ORDER BY ticket_id, scanned_at_ms, scan_id",
-            placeholders.join(",")
+            param_list(2, ticket_ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64_of(event_id)?);
         for id in ticket_ids {
@@ -967,10 +972,7 @@ impl Store {
             let sql = format!(
                 "SELECT ticket_id, inside, since, gate, entries FROM ticket_presence
                  WHERE event_id = $1 AND ticket_id IN ({})",
-                (0..chunk.len())
-                    .map(|i| format!("${}", i + 2))
-                    .collect::<Vec<_>>()
-                    .join(",")
+                param_list(2, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(event);
             for (ticket, _) in chunk {

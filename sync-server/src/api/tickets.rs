@@ -104,16 +104,31 @@ fn i64_of(v: u64) -> Result<i64, ApiError> {
     i64::try_from(v).map_err(|_| ApiError::BadRequest(format!("{v} is too large")))
 }
 
+/// The columns of an [`EventView`]; callers add the WHERE clause.
+const EVENT_VIEW: &str = "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers,
+        d.description, d.venue, d.starts_at, d.ends_at, d.capacity
+     FROM events e JOIN event_details d ON d.event_id = e.event_id";
+
+/// The ticket, or 404 naming it.
+async fn ticket_or_404(
+    state: &AppState,
+    event_id: u64,
+    ticket_id: u32,
+) -> Result<CachedTicket, ApiError> {
+    state
+        .store
+        .ticket(event_id, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))
+}
+
 async fn event_view(state: &AppState, event_id: u64) -> Result<Option<EventView>, ApiError> {
-    let row = sqlx::query(
-        "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers, d.description, d.venue,
-                d.starts_at, d.ends_at, d.capacity
-         FROM events e JOIN event_details d ON d.event_id = e.event_id WHERE e.event_id = $1",
-    )
-    .bind(i64_of(event_id)?)
-    .fetch_optional(state.store.pool())
-    .await
-    .map_err(store_err)?;
+    let sql = format!("{EVENT_VIEW} WHERE e.event_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i64_of(event_id)?)
+        .fetch_optional(state.store.pool())
+        .await
+        .map_err(store_err)?;
     row.as_ref().map(view_from_row).transpose()
 }
 
@@ -217,19 +232,17 @@ pub async fn list_events(
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
     let now = state.clock.now();
-    let rows = sqlx::query(
-        "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers, d.description, d.venue,
-                d.starts_at, d.ends_at, d.capacity
-         FROM events e JOIN event_details d ON d.event_id = e.event_id
-         WHERE d.ends_at > $1 AND e.status = 'active'
-         ORDER BY d.starts_at, e.event_id LIMIT $2 OFFSET $3",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .bind(i64::from((page - 1) * limit))
-    .fetch_all(state.store.pool())
-    .await
-    .map_err(store_err)?;
+    let sql = format!(
+        "{EVENT_VIEW} WHERE d.ends_at > $1 AND e.status = 'active'
+         ORDER BY d.starts_at, e.event_id LIMIT $2 OFFSET $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(i64::from((page - 1) * limit))
+        .fetch_all(state.store.pool())
+        .await
+        .map_err(store_err)?;
     let total = sqlx::query(
         "SELECT COUNT(*) AS n FROM events e JOIN event_details d ON d.event_id = e.event_id
          WHERE d.ends_at > $1 AND e.status = 'active'",
@@ -493,11 +506,7 @@ pub async fn qr(
     Path((event_id, ticket_id)): Path<(u64, u32)>,
     Query(query): Query<QrQuery>,
 ) -> Result<Response, ApiError> {
-    let ticket = state
-        .store
-        .ticket(event_id, ticket_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    let ticket = ticket_or_404(&state, event_id, ticket_id).await?;
     if ticket.owner != user.wallet {
         require_organizer_of(&state, &user, event_id).await?;
     }
@@ -539,11 +548,7 @@ pub async fn metadata(
     State(state): State<AppState>,
     Path((event_id, ticket_id)): Path<(u64, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let ticket = state
-        .store
-        .ticket(event_id, ticket_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    let ticket = ticket_or_404(&state, event_id, ticket_id).await?;
     let event = state
         .store
         .event(event_id)
@@ -590,11 +595,7 @@ pub async fn card_image(
     State(state): State<AppState>,
     Path((event_id, ticket_id)): Path<(u64, u32)>,
 ) -> Result<Response, ApiError> {
-    let ticket = state
-        .store
-        .ticket(event_id, ticket_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    let ticket = ticket_or_404(&state, event_id, ticket_id).await?;
     let event = state
         .store
         .event(event_id)
@@ -650,11 +651,7 @@ pub async fn transfer(
 ) -> Result<Json<TransferRequest>, ApiError> {
     use base64::Engine;
     use solana_sdk::signature::Signer;
-    let ticket = state
-        .store
-        .ticket(event_id, ticket_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))?;
+    let ticket = ticket_or_404(&state, event_id, ticket_id).await?;
     if ticket.owner != user.wallet {
         return Err(ApiError::Forbidden(
             "only the ticket's holder may transfer it",

@@ -13,7 +13,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Backend, Store, StoreError, corrupt, i64_of};
+use super::{Backend, Store, StoreError, corrupt, i64_of, param_list};
 
 /// An event the server created on chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,13 +98,6 @@ fn event_chain_from_row(r: &AnyRow) -> Result<EventChain, StoreError> {
 
 const EVENT_CHAIN_COLUMNS: &str =
     "event_id, address, organizer, validator_public, validator_secret";
-
-fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 impl Store {
     /// Records that `event` exists on chain (first writer wins: the validator
@@ -268,7 +261,7 @@ impl Store {
             "UPDATE scans SET replay_state = 'submitted', replay_signature = $1,
                  replay_blockhash = $2, replay_attempts = replay_attempts + 1, replay_updated_at = $3
              WHERE scan_id IN ({})",
-            placeholders(4, scan_ids.len())
+            param_list(4, scan_ids.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(signature.to_owned())
@@ -371,7 +364,7 @@ impl Store {
             let sql = format!(
                 "UPDATE scans SET replay_state = $1, replay_error = $2, replay_updated_at = $3
                  WHERE scan_id IN ({}) AND replay_state = 'ingested'",
-                placeholders(4, chunk.len())
+                param_list(4, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(state.to_owned())

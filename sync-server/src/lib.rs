@@ -79,6 +79,12 @@ pub struct AppState {
     /// Where the ticketing API's rate-limit budgets live: in this process
     /// unless [`open_state`] connected a shared Redis.
     pub rate_limiter: Arc<dyn api::ratelimit::RateLimiter>,
+    /// Sends confirmation and claim mail; `None` when `[smtp]` names no
+    /// relay (purchases and transfers still work, without mail).
+    pub mailer: Option<Arc<dyn api::mail::Mailer>>,
+    /// Card payments; `None` when `[stripe]` has no secret key (card
+    /// purchases are then refused with 503, SOL purchases still work).
+    pub payments: Option<Arc<dyn api::payments::PaymentProvider>>,
 }
 
 impl AppState {
@@ -88,7 +94,25 @@ impl AppState {
         server_key: SigningKey,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let mailer = api::mail::SmtpMailer::new(&config.smtp)
+            .map(|m| Arc::new(m) as Arc<dyn api::mail::Mailer>)
+            .inspect_err(|e| {
+                if !matches!(e, api::mail::MailError::Disabled) {
+                    tracing::error!(error = %e, "mail is off: the [smtp] settings do not work");
+                }
+            })
+            .ok();
+        let payments = api::payments::StripeProvider::new(&config.stripe)
+            .map(|p| Arc::new(p) as Arc<dyn api::payments::PaymentProvider>)
+            .inspect_err(|e| {
+                if !matches!(e, api::payments::PaymentError::Disabled) {
+                    tracing::error!(error = %e, "card payments are off: the [stripe] settings do not work");
+                }
+            })
+            .ok();
         Self {
+            mailer,
+            payments,
             store,
             config: Arc::new(config),
             server_key: Arc::new(server_key),

@@ -243,6 +243,13 @@ pub trait PaymentProvider: Send + Sync + 'static {
         request: &'a NewPaymentIntent,
     ) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>>;
 
+    /// Cancels a payment that has not succeeded (its reservation ran out),
+    /// so the buyer can no longer pay for a ticket that is gone.
+    fn cancel_payment_intent<'a>(
+        &'a self,
+        intent_id: &'a str,
+    ) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>>;
+
     /// Checks a webhook delivery's signature header and body at `now`
     /// (Unix seconds) and reads the event.
     fn verify_webhook(
@@ -292,12 +299,47 @@ impl StripeProvider {
                 .iter()
                 .map(|(k, v)| (format!("metadata[{k}]"), v.clone())),
         );
-        let response = self
+        let intent = self
+            .post_form("/v1/payment_intents", &form, Some(&request.idempotency_key))
+            .await?;
+        tracing::info!(intent = %intent.id, amount = intent.amount, currency = %intent.currency, "payment intent created");
+        Ok(intent)
+    }
+
+    async fn cancel(&self, intent_id: &str) -> Result<PaymentIntent, PaymentError> {
+        // Ids are Stripe's `pi_...`; anything else must not reach the path.
+        if intent_id.is_empty()
+            || intent_id.len() > 255
+            || !intent_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(PaymentError::InvalidRequest(format!(
+                "{intent_id:?} is not a payment intent id"
+            )));
+        }
+        let intent = self
+            .post_form(&format!("/v1/payment_intents/{intent_id}/cancel"), &[], None)
+            .await?;
+        tracing::info!(intent = %intent.id, "payment intent cancelled");
+        Ok(intent)
+    }
+
+    /// One form-encoded POST answered with a PaymentIntent or Stripe's
+    /// error envelope.
+    async fn post_form(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: Option<&str>,
+    ) -> Result<PaymentIntent, PaymentError> {
+        let mut request = self
             .http
-            .post(format!("{}/v1/payment_intents", self.api_base))
+            .post(format!("{}{path}", self.api_base))
             .bearer_auth(&self.secret_key)
-            .header("Idempotency-Key", &request.idempotency_key)
-            .form(&form)
+            .form(form);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| PaymentError::Unavailable(e.without_url().to_string()))?;
@@ -307,10 +349,8 @@ impl StripeProvider {
             .await
             .map_err(|e| PaymentError::Unavailable(e.without_url().to_string()))?;
         if status.is_success() {
-            let intent: PaymentIntent = serde_json::from_slice(&body)
-                .map_err(|e| PaymentError::Protocol(format!("payment intent: {e}")))?;
-            tracing::info!(intent = %intent.id, amount = intent.amount, currency = %intent.currency, "payment intent created");
-            return Ok(intent);
+            return serde_json::from_slice(&body)
+                .map_err(|e| PaymentError::Protocol(format!("payment intent: {e}")));
         }
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(PaymentError::Unavailable(format!("HTTP {status}")));
@@ -346,6 +386,13 @@ impl PaymentProvider for StripeProvider {
         request: &'a NewPaymentIntent,
     ) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>> {
         Box::pin(self.create(request))
+    }
+
+    fn cancel_payment_intent<'a>(
+        &'a self,
+        intent_id: &'a str,
+    ) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>> {
+        Box::pin(self.cancel(intent_id))
     }
 
     fn verify_webhook(

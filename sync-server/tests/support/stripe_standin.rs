@@ -51,7 +51,7 @@ pub struct StripeStandin {
     pub url: String,
     secret_key: String,
     webhook_secret: String,
-    webhook_url: String,
+    webhook_url: Mutex<String>,
     books: Arc<Mutex<Books>>,
     http: reqwest::Client,
 }
@@ -96,6 +96,7 @@ impl StripeStandin {
         let app = axum::Router::new()
             .route("/v1/payment_intents", post(create_intent))
             .route("/v1/payment_intents/{id}", get(read_intent))
+            .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
             .with_state(standin);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -104,10 +105,15 @@ impl StripeStandin {
             url,
             secret_key: secret_key.to_owned(),
             webhook_secret: webhook_secret.to_owned(),
-            webhook_url: webhook_url.to_owned(),
+            webhook_url: Mutex::new(webhook_url.to_owned()),
             books,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Where webhooks go from now on (a server started after the stand-in).
+    pub fn set_webhook_url(&self, url: &str) {
+        *self.webhook_url.lock().unwrap() = url.to_owned();
     }
 
     pub fn seen(&self) -> Vec<SeenRequest> {
@@ -175,8 +181,9 @@ impl StripeStandin {
 
     /// Posts `body` signed at time `t`.
     pub async fn deliver(&self, body: &[u8], t: i64) -> u16 {
+        let url = self.webhook_url.lock().unwrap().clone();
         self.http
-            .post(&self.webhook_url)
+            .post(url)
             .header("content-type", "application/json")
             .header(
                 "Stripe-Signature",
@@ -311,4 +318,40 @@ async fn read_intent(
             "No such payment_intent",
         ),
     }
+}
+
+/// Stripe cancels an intent that has not succeeded; a succeeded or already
+/// cancelled one answers 400 `payment_intent_unexpected_state`.
+async fn cancel_intent(
+    State(standin): State<Standin>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorised(&standin, &headers) {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "api_key_invalid",
+            "Invalid API Key provided",
+        );
+    }
+    let mut books = standin.books.lock().unwrap();
+    let Some(intent) = books.intents.get_mut(&id) else {
+        return stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "resource_missing",
+            "No such payment_intent",
+        );
+    };
+    if matches!(intent["status"].as_str(), Some("succeeded" | "canceled")) {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "payment_intent_unexpected_state",
+            "This PaymentIntent's status does not allow cancelling it.",
+        );
+    }
+    intent["status"] = json!("canceled");
+    Json(intent.clone()).into_response()
 }

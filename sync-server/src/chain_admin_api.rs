@@ -115,7 +115,26 @@ pub async fn mint(
         })?;
         recipients.push((wallet, r.tier));
     }
-    let issued = organizer::mint_tickets(&state, event_id, &recipients, |_| {}).await?;
+    // Organizer mints take seats like purchases do, so a buyer who is
+    // paying keeps the seat they hold.
+    let seats = crate::api::inventory::seats_of(recipients.iter().map(|(_, tier)| *tier));
+    crate::api::inventory::take_now(&state, event_id, &seats).await?;
+    let mut landed = 0;
+    let issued =
+        match organizer::mint_tickets(&state, event_id, &recipients, |ids| landed += ids.len())
+            .await
+        {
+            Ok(issued) => issued,
+            Err(e) => {
+                let unminted = crate::api::inventory::seats_of(
+                    recipients.iter().skip(landed).map(|(_, t)| *t),
+                );
+                if !unminted.is_empty() {
+                    crate::api::inventory::release_now(&state, event_id, &unminted).await;
+                }
+                return Err(e.into());
+            }
+        };
     Ok((
         StatusCode::CREATED,
         Json(MintResponse {

@@ -42,6 +42,22 @@ pub use store::Store;
 /// size fits comfortably).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Environment variable naming a failpoint at which the process aborts, so
+/// crash-recovery tests can stop the server at an exact step (for example
+/// right after the chain accepted a transaction and before the database
+/// heard of it). Unset in production; costs one lookup per step. Not under
+/// the `SYNC_` prefix, which is the configuration's.
+pub const FAILPOINT_ENV: &str = "NFT_GATE_FAILPOINT";
+
+/// Aborts the process, as a power cut would, when [`FAILPOINT_ENV`] names
+/// `name`.
+pub fn failpoint(name: &str) {
+    if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
 /// Where the server reads the time. Tests use a fixed or stepped clock.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> UnixSeconds;
@@ -226,7 +242,19 @@ async fn health(
             serde_json::Value::Bool(matches!(answered, Ok(Ok(_))))
         }
     };
-    let healthy = database && chain != serde_json::Value::Bool(false);
+    // A configured relay must answer too: confirmations and claim links
+    // are mail.
+    let smtp = match &state.mailer {
+        None => serde_json::Value::Null,
+        Some(mailer) => {
+            let answered =
+                tokio::time::timeout(std::time::Duration::from_secs(5), mailer.check()).await;
+            serde_json::Value::Bool(matches!(answered, Ok(Ok(()))))
+        }
+    };
+    let healthy = database
+        && chain != serde_json::Value::Bool(false)
+        && smtp != serde_json::Value::Bool(false);
     let status = if healthy {
         axum::http::StatusCode::OK
     } else {
@@ -237,8 +265,9 @@ async fn health(
         axum::Json(serde_json::json!({
             "database": database,
             "chain": chain,
-            "smtp_configured": !state.config.smtp.host.is_empty(),
-            "payments_configured": !state.config.stripe.secret_key.is_empty(),
+            "smtp": smtp,
+            "smtp_configured": state.mailer.is_some(),
+            "payments_configured": state.payments.is_some(),
         })),
     )
 }
@@ -395,11 +424,15 @@ pub async fn run_state(
         .config
         .replay
         .enabled
-        .then(|| tokio::spawn(replay::run(state.clone(), stopped)));
+        .then(|| tokio::spawn(replay::run(state.clone(), stopped.clone())));
+    let purchases = state
+        .chain
+        .is_some()
+        .then(|| tokio::spawn(api::purchase::run(state.clone(), stopped)));
     let served = serve(state, listener, shutdown).await;
     let _ = stop_worker.send(true);
-    if let Some(worker) = worker {
-        let _ = worker.await;
+    for task in [worker, purchases].into_iter().flatten() {
+        let _ = task.await;
     }
     served
 }

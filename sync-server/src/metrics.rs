@@ -27,6 +27,7 @@ pub struct Metrics {
     pub scans: IntCounterVec,
     pub replay: IntCounterVec,
     pub transactions: IntCounterVec,
+    pub purchases: IntCounterVec,
 }
 
 impl Metrics {
@@ -57,6 +58,14 @@ impl Metrics {
             ),
             &["kind", "result"],
         )?;
+        let purchases = IntCounterVec::new(
+            Opts::new(
+                "sync_purchases_total",
+                "Ticket purchases reaching a state, by payment method",
+            ),
+            &["method", "state"],
+        )?;
+        registry.register(Box::new(purchases.clone()))?;
         registry.register(Box::new(http.clone()))?;
         registry.register(Box::new(scans.clone()))?;
         registry.register(Box::new(replay.clone()))?;
@@ -67,6 +76,7 @@ impl Metrics {
             scans,
             replay,
             transactions,
+            purchases,
         })
     }
 
@@ -77,6 +87,11 @@ impl Metrics {
                 .with_label_values(&[&gate.to_string(), outcome])
                 .inc();
         }
+    }
+
+    /// Counts a purchase reaching `state` (reserved, paid, fulfilled, ...).
+    pub fn purchase(&self, method: &str, state: &str) {
+        self.purchases.with_label_values(&[method, state]).inc();
     }
 
     fn render(&self) -> Result<String, prometheus::Error> {

@@ -7,79 +7,12 @@
 mod common;
 
 use common::*;
-use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
-use shared::PublicKeyBytes;
 
 on_both_backends!(
     organizers_create_events_and_mint_holders_see_their_tickets,
     handhelds_validate_online_and_offline_and_entries_reach_the_chain,
 );
-
-fn address(key: &SigningKey) -> String {
-    PublicKeyBytes::from(&key.verifying_key()).to_base58()
-}
-
-impl TestServer {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let r = request.send().await.unwrap();
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            headers,
-        )
-    }
-
-    async fn login_as(&self, key: &SigningKey, role: Option<&str>) -> String {
-        if let Some(role) = role {
-            let (status, body, _) = self
-                .call(
-                    reqwest::Method::PUT,
-                    &format!("/api/admin/wallets/{}/role", address(key)),
-                    Some(ADMIN),
-                    Some(json!({ "role": role })),
-                )
-                .await;
-            assert_eq!(status, 200, "{body}");
-        }
-        let (_, nonce, _) = self
-            .call(
-                reqwest::Method::POST,
-                "/api/auth/nonce",
-                None,
-                Some(json!({ "wallet": address(key) })),
-            )
-            .await;
-        let message = nonce["message"].as_str().unwrap();
-        let signature = bs58::encode(key.sign(message.as_bytes()).to_bytes()).into_string();
-        let (status, body, _) = self
-            .call(
-                reqwest::Method::POST,
-                "/api/auth/verify",
-                None,
-                Some(json!({ "wallet": address(key), "signature": signature })),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-}
 
 async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
     let server = start_on_chain(db, ChainMode::Embedded).await;

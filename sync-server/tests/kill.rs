@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "support/stripe_standin.rs"]
+mod stripe_standin;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -65,10 +67,15 @@ batch_max = 5
 }
 
 async fn start(config: &Path, port: u16) -> Process {
+    start_with_env(config, port, &[]).await
+}
+
+async fn start_with_env(config: &Path, port: u16, env: &[(&str, &str)]) -> Process {
     let child = Command::new(env!("CARGO_BIN_EXE_sync-server"))
         .arg("--config")
         .arg(config)
         .arg("serve")
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -201,7 +208,10 @@ async fn upload_in_order(
     }
 }
 
-on_both_backends!(killed_during_ingest_and_replay_every_entry_lands_once);
+on_both_backends!(
+    killed_during_ingest_and_replay_every_entry_lands_once,
+    a_purchase_cut_off_between_chain_and_database_is_completed_on_restart,
+);
 
 async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
     let dir = tempfile::tempdir().unwrap();
@@ -425,5 +435,160 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
         );
         assert!(ticket.inside, "ticket {id}");
         assert_eq!(ticket.last_gate, 1, "ticket {id}");
+    }
+}
+
+/// The seed's first takeaway, tested at its hardest point: the server dies
+/// right after the chain accepted a paid purchase's mint and before the
+/// database heard of it (and, for a second purchase, after the mint was
+/// recorded and before it was sent). Restarted, it finds each transaction
+/// by its signature and completes the purchase: one payment, one ticket.
+async fn a_purchase_cut_off_between_chain_and_database_is_completed_on_restart(db: Db) {
+    const SECRET_KEY: &str = "sk_test_crash";
+    const WEBHOOK_SECRET: &str = "whsec_crash";
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match db {
+        Db::Sqlite => format!("sqlite://{}", dir.path().join("sync.db").display()),
+        Db::Postgres => postgres_database().await,
+    };
+    let port = free_port();
+    let rpc_port = free_port();
+    let config = write_config(dir.path(), &database_url, port, rpc_port);
+    let url = format!("http://127.0.0.1:{port}");
+    let stripe = stripe_standin::StripeStandin::start(
+        SECRET_KEY,
+        WEBHOOK_SECRET,
+        &format!("{url}/api/payments/webhook"),
+    )
+    .await;
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        r#"[api]
+jwt_secret = "{JWT_SECRET}"
+purchase_lease_secs = 1
+[stripe]
+secret_key = "{SECRET_KEY}"
+webhook_secret = "{WEBHOOK_SECRET}"
+api_base = "{}"
+"#,
+        stripe.url
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let mut events = Vec::new();
+    let mut authority = None;
+    for failpoint in ["purchase.after_chain", "purchase.mint_recorded"] {
+        let mut server =
+            start_with_env(&config, port, &[(sync_server::FAILPOINT_ENV, failpoint)]).await;
+        let organizer = login(&url, &SigningKey::from_bytes(&[31; 32]), Some("organizer")).await;
+        let buyer_key = SigningKey::from_bytes(&[32; 32]);
+        let buyer = login(&url, &buyer_key, None).await;
+        let http = reqwest::Client::new();
+        let event: serde_json::Value = http
+            .post(format!("{url}/api/events"))
+            .bearer_auth(&organizer)
+            .json(&serde_json::json!({
+                "name": "Crash test", "venue": "Lab",
+                "starts_at": now() + 86_400, "ends_at": now() + 90_000,
+                "capacity": 10,
+                "tiers": [{ "name": "general", "price_lamports": 0, "supply": 10, "card_price": 900 }]
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let event_id = event["event_id"].as_u64().unwrap();
+        let bought: serde_json::Value = http
+            .post(format!("{url}/api/tickets/purchase"))
+            .bearer_auth(&buyer)
+            .json(&serde_json::json!({ "event_id": event_id, "method": "card" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let intent = bought["card"]["payment_intent"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let purchase_id = bought["purchase_id"].as_str().unwrap().to_owned();
+        // The payment succeeds; minting it hits the failpoint and the
+        // process aborts (the webhook may or may not have been answered).
+        let (event_one, _) = stripe.succeed(&intent).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let exit = loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{failpoint} was never reached");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(!exit.success(), "{failpoint}: aborted, not a clean exit");
+
+        // Restarted without the failpoint: the purchase completes.
+        let server = start(&config, port).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let done = loop {
+            let view: serde_json::Value = http
+                .get(format!("{url}/api/purchases/{purchase_id}"))
+                .bearer_auth(&buyer)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if view["status"] == "fulfilled" {
+                break view;
+            }
+            assert!(Instant::now() < deadline, "{failpoint}: still {view}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(done["ticket_id"], 0, "{failpoint}: {done}");
+        // Stripe's retry of the same event after the crash changes nothing.
+        assert_eq!(stripe.redeliver(&event_one).await, 200);
+        let mine: serde_json::Value = http
+            .get(format!("{url}/api/tickets/my"))
+            .bearer_auth(&buyer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let in_event = mine
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["event_id"] == event_id)
+            .count();
+        assert_eq!(in_event, 1, "{failpoint}: one ticket for one payment");
+        authority = server
+            .admin(
+                reqwest::Method::GET,
+                "/api/admin/chain",
+                serde_json::Value::Null,
+            )
+            .await["authority"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .ok();
+        server.terminate();
+        events.push(event_id);
+    }
+    let authority: solana_sdk::pubkey::Pubkey = authority.unwrap();
+    let chain = sync_server::chain::embedded::EmbeddedChain::open(&dir.path().join("chain.sqlite"))
+        .await
+        .unwrap();
+    for event_id in events {
+        let on_chain = sync_server::chain::ops::event(&chain, &authority, event_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(on_chain.minted, 1, "event {event_id}: minted once");
     }
 }

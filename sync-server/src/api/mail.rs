@@ -117,6 +117,8 @@ pub enum MailError {
     Compose(#[from] lettre::error::Error),
     #[error("SMTP relay: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("SMTP relay unreachable: {0}")]
+    Unreachable(String),
 }
 
 impl MailError {
@@ -125,7 +127,7 @@ impl MailError {
     pub fn is_permanent(&self) -> bool {
         match self {
             MailError::Smtp(e) => e.is_permanent(),
-            MailError::Disabled => false,
+            MailError::Disabled | MailError::Unreachable(_) => false,
             _ => true,
         }
     }
@@ -304,6 +306,9 @@ pub trait Mailer: Send + Sync + 'static {
         &'a self,
         mail: &'a TransferClaim,
     ) -> BoxFuture<'a, Result<(), MailError>>;
+
+    /// Whether the relay answers (connects and greets); for `/health`.
+    fn check(&self) -> BoxFuture<'_, Result<(), MailError>>;
 }
 
 /// Sends through an SMTP relay, a new connection per message.
@@ -375,6 +380,16 @@ impl Mailer for SmtpMailer {
         Box::pin(async move {
             let message = transfer_claim(&self.from, &self.claim_url, mail)?;
             self.send(message, "transfer_claim").await
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), MailError>> {
+        Box::pin(async move {
+            match self.transport.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(MailError::Unreachable("the relay did not greet".into())),
+                Err(e) => Err(e.into()),
+            }
         })
     }
 }

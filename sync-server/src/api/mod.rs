@@ -9,8 +9,10 @@
 //! gate sync tables.
 
 pub mod auth;
+pub mod inventory;
 pub mod mail;
 pub mod payments;
+pub mod purchase;
 pub mod ratelimit;
 pub mod tickets;
 pub mod validate;
@@ -41,10 +43,14 @@ pub fn routes() -> Router<AppState> {
             "/api/events",
             post(tickets::create_event).get(tickets::list_events),
         )
-        .route("/api/events/{event}", get(tickets::get_event))
+        .route(
+            "/api/events/{event}",
+            get(tickets::get_event).put(tickets::update_event),
+        )
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))
         .route("/api/tickets/my", get(tickets::my_tickets))
+        .route("/api/tickets/{event}/{ticket}", get(tickets::get_ticket))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
         .route(
             "/api/tickets/{event}/{ticket}/transfer",
@@ -60,6 +66,11 @@ pub fn routes() -> Router<AppState> {
             get(tickets::metadata),
         )
         .route("/m/{event}/{ticket}/image.svg", get(tickets::card_image))
+        .route("/api/tickets/purchase", post(purchase::purchase))
+        .route("/api/purchases", get(purchase::my_purchases))
+        .route("/api/purchases/{purchase}", get(purchase::get_purchase))
+        .route("/api/purchases/{purchase}/submit", post(purchase::submit))
+        .route("/api/payments/webhook", post(purchase::webhook))
         .route("/api/validate", post(validate::validate))
         .route("/api/validate/offline", post(validate::offline))
         .route("/api/validate/sync", post(validate::sync))
@@ -86,6 +97,16 @@ pub struct ApiSettings {
     /// NFT's metadata URI is `{public_url}/m/{event}/{ticket}`, fixed at
     /// mint, so set it before minting (at most 60 characters).
     pub public_url: String,
+    /// How long a seat is held for a buyer who is paying (the seed's
+    /// purchase flow holds it 5 minutes).
+    pub reservation_secs: u32,
+    /// How long one server instance owns a paid purchase while it mints
+    /// it; after a crash another instance (or the restarted one) takes it
+    /// over once this has passed.
+    pub purchase_lease_secs: u32,
+    /// Card price currency of events created through the API (ISO 4217,
+    /// lower case).
+    pub currency: String,
 }
 
 /// `[api.rate_limits]`: one budget per kind of request.
@@ -116,6 +137,9 @@ impl Default for ApiSettings {
             redis_key_prefix: ratelimit::REDIS_KEY_PREFIX.to_owned(),
             rate_limits: RateLimitSettings::default(),
             public_url: "http://127.0.0.1:8080".into(),
+            reservation_secs: 300,
+            purchase_lease_secs: 30,
+            currency: "usd".into(),
         }
     }
 }
@@ -148,9 +172,17 @@ impl ApiSettings {
                 ),
             });
         }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(ConfigError::Invalid {
+                key: "api.currency",
+                message: "an ISO 4217 code in lower case, like usd or eur".into(),
+            });
+        }
         for (key, value) in [
             ("api.token_ttl_secs", self.token_ttl_secs),
             ("api.nonce_ttl_secs", self.nonce_ttl_secs),
+            ("api.reservation_secs", self.reservation_secs),
+            ("api.purchase_lease_secs", self.purchase_lease_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

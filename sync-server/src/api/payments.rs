@@ -310,14 +310,20 @@ impl StripeProvider {
         // Ids are Stripe's `pi_...`; anything else must not reach the path.
         if intent_id.is_empty()
             || intent_id.len() > 255
-            || !intent_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || !intent_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
             return Err(PaymentError::InvalidRequest(format!(
                 "{intent_id:?} is not a payment intent id"
             )));
         }
         let intent = self
-            .post_form(&format!("/v1/payment_intents/{intent_id}/cancel"), &[], None)
+            .post_form(
+                &format!("/v1/payment_intents/{intent_id}/cancel"),
+                &[],
+                None,
+            )
             .await?;
         tracing::info!(intent = %intent.id, "payment intent cancelled");
         Ok(intent)

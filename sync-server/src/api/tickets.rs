@@ -33,8 +33,13 @@ use crate::store::StoreError;
 #[serde(deny_unknown_fields)]
 pub struct TierBody {
     pub name: String,
+    /// Price in SOL purchases (lamports), paid on chain.
     pub price_lamports: i64,
     pub supply: u32,
+    /// Price in card purchases, in the smallest unit of `[api] currency`
+    /// (cents); omit to not sell this tier by card.
+    #[serde(default)]
+    pub card_price: Option<i64>,
 }
 
 /// The seed's event rules: name 3-100, capacity 1-100000, ends after it
@@ -76,6 +81,10 @@ impl Validate for CreateEventBody {
                 ));
             }
             check_range(&format!("tiers[{i}].supply"), tier.supply, 1..=100_000)?;
+            if let Some(price) = tier.card_price {
+                // Stripe's smallest charge is 50 cents; its largest 99,999,999.
+                check_range(&format!("tiers[{i}].card_price"), price, 50..=99_999_999)?;
+            }
         }
         Ok(())
     }
@@ -201,6 +210,17 @@ pub async fn create_event(
     .await
     .map_err(store_err)?;
     organizer::create_event_for(&state, &spec, Some(user.wallet)).await?;
+    let prices: Vec<Option<super::inventory::CardPrice>> = body
+        .tiers
+        .iter()
+        .map(|t| {
+            t.card_price.map(|amount| super::inventory::CardPrice {
+                amount: u64::try_from(amount).unwrap_or_default(),
+                currency: state.config.api.currency.clone(),
+            })
+        })
+        .collect();
+    super::inventory::set_card_prices(&state, event_id, &prices).await?;
     let view = event_view(&state, event_id)
         .await?
         .ok_or_else(|| ApiError::Internal("event vanished after creation".into()))?;
@@ -272,6 +292,207 @@ pub async fn get_event(
         .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
 }
 
+/// What an organizer may change of a live event; absent fields stay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEventBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub venue: Option<String>,
+    #[serde(default)]
+    pub starts_at: Option<i64>,
+    #[serde(default)]
+    pub ends_at: Option<i64>,
+    #[serde(default)]
+    pub doors_open_secs_before: Option<u32>,
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    #[serde(default)]
+    pub transferable: Option<bool>,
+}
+
+impl Validate for UpdateEventBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(name) = &self.name {
+            check_text("name", name, 3..=64, false)?;
+        }
+        if let Some(venue) = &self.venue {
+            check_text("venue", venue, 1..=64, false)?;
+        }
+        if let Some(description) = &self.description {
+            check_text("description", description, 0..=1000, true)?;
+        }
+        if let Some(capacity) = self.capacity {
+            check_range("capacity", capacity, 1..=100_000)?;
+        }
+        if let (Some(starts), Some(ends)) = (self.starts_at, self.ends_at)
+            && ends <= starts
+        {
+            return Err(field_error("ends_at", "must be after starts_at"));
+        }
+        Ok(())
+    }
+}
+
+/// `PUT /api/events/{id}` (the event's organizer): changes it on chain
+/// first (the program keeps capacity at or above what is sold), then here,
+/// then at the gates (name, doors).
+pub async fn update_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(event_id): Path<u64>,
+    ValidJson(body): ValidJson<UpdateEventBody>,
+) -> Result<Json<EventView>, ApiError> {
+    use solana_sdk::signature::Signer;
+    user.require_role(&[Role::Organizer])?;
+    require_organizer_of(&state, &user, event_id).await?;
+    let ctx = state
+        .chain
+        .as_ref()
+        .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
+    let current = crate::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+        .await
+        .map_err(crate::organizer::OrganizerError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("event {event_id} is not on chain")))?;
+    let starts_at = body.starts_at.unwrap_or(current.starts_at);
+    let ends_at = body.ends_at.unwrap_or(current.ends_at);
+    if ends_at <= starts_at {
+        return Err(field_error("ends_at", "must be after starts_at"));
+    }
+    let doors_open_at = match body.doors_open_secs_before {
+        Some(before) => starts_at - i64::from(before),
+        // Doors keep their distance to the start when only the start moves.
+        None => current.doors_open_at + (starts_at - current.starts_at),
+    };
+    let capacity = body.capacity.unwrap_or(current.capacity);
+    if capacity < current.minted {
+        return Err(field_error(
+            "capacity",
+            format!("{} tickets are already minted", current.minted),
+        ));
+    }
+    let transferable = body.transferable.unwrap_or(current.transferable);
+    let params = ticketing::client::EventParams {
+        name: body
+            .name
+            .as_deref()
+            .map_or_else(|| current.name.clone(), |n| n.trim().to_owned()),
+        venue: body
+            .venue
+            .as_deref()
+            .map_or_else(|| current.venue.clone(), |v| v.trim().to_owned()),
+        symbol: current.symbol.clone(),
+        uri_base: current.uri_base.clone(),
+        starts_at,
+        ends_at,
+        doors_open_at,
+        doors_close_at: ends_at,
+        capacity,
+        tiers: current
+            .tiers
+            .iter()
+            .map(|t| ticketing::client::TierParams {
+                name: t.name.clone(),
+                price: t.price,
+                supply: t.supply,
+            })
+            .collect(),
+        issuer: current.issuer,
+        treasury: current.treasury,
+        minter: current.minter,
+        transferable,
+        transfer_until: if body.starts_at.is_some() {
+            starts_at
+        } else {
+            current.transfer_until
+        },
+    };
+    // The database's seat counter must allow the new capacity too (seats
+    // held by paying buyers count).
+    super::inventory::ensure(&state, event_id).await?;
+    let moved = sqlx::query(
+        "UPDATE inventory SET supply = $2 WHERE event_id = $1 AND tier = -1 AND taken <= $2",
+    )
+    .bind(i64_of(event_id)?)
+    .bind(i64::from(capacity))
+    .execute(state.store.pool())
+    .await
+    .map_err(store_err)?;
+    if moved.rows_affected() != 1 {
+        return Err(field_error(
+            "capacity",
+            "below the seats sold and held for buyers who are paying",
+        ));
+    }
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let sent = crate::chain::ops::send(
+        ctx.chain.as_ref(),
+        &ctx.authority,
+        &[ticketing::client::update_event(
+            &ctx.authority.pubkey(),
+            &event_address,
+            params.clone(),
+        )],
+        &[],
+    )
+    .await;
+    if let Err(e) = sent {
+        // Put the seat counter back as the chain still has it.
+        let _ = sqlx::query("UPDATE inventory SET supply = $2 WHERE event_id = $1 AND tier = -1")
+            .bind(i64_of(event_id)?)
+            .bind(i64::from(current.capacity))
+            .execute(state.store.pool())
+            .await;
+        return Err(crate::organizer::OrganizerError::from(e).into());
+    }
+    sqlx::query(
+        "UPDATE event_details SET description = COALESCE($2, description), venue = $3,
+             starts_at = $4, ends_at = $5, capacity = $6
+         WHERE event_id = $1",
+    )
+    .bind(i64_of(event_id)?)
+    .bind(body.description.clone())
+    .bind(params.venue.clone())
+    .bind(starts_at)
+    .bind(ends_at)
+    .bind(i64::from(capacity))
+    .execute(state.store.pool())
+    .await
+    .map_err(store_err)?;
+    if let Some(mut cached) = state.store.event(event_id).await? {
+        cached.name = params.name.clone();
+        cached.doors = shared::DoorsWindow {
+            opens_at: doors_open_at,
+            closes_at: ends_at,
+        };
+        state.publish_event(&cached, &user.wallet).await?;
+    }
+    event_view(&state, event_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
+}
+
+/// `GET /api/tickets/{event}/{ticket}` (its holder, with the QR code text;
+/// the event's organizer, also with it).
+pub async fn get_ticket(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, ticket_id)): Path<(u64, u32)>,
+) -> Result<Json<TicketView>, ApiError> {
+    let ticket = ticket_or_404(&state, event_id, ticket_id).await?;
+    if ticket.owner != user.wallet {
+        require_organizer_of(&state, &user, event_id).await?;
+    }
+    Ok(Json(TicketView {
+        code: organizer::credential_for(&state, &ticket)?.encode(),
+        ticket,
+    }))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MintBody {
@@ -325,13 +546,25 @@ pub async fn mint(
     require_organizer_of(&state, &user, body.event_id).await?;
     super::ratelimit::check_mint(&state, &user).await?;
     let wallet = parse_wallet("wallet", &body.wallet)?;
-    let issued = organizer::mint_tickets(
+    let seats = [(body.tier, 1)];
+    super::inventory::take_now(&state, body.event_id, &seats).await?;
+    let mut landed = false;
+    let issued = match organizer::mint_tickets(
         &state,
         body.event_id,
         &[(Pubkey::new_from_array(wallet.0), body.tier)],
-        |_| {},
+        |_| landed = true,
     )
-    .await?;
+    .await
+    {
+        Ok(issued) => issued,
+        Err(e) => {
+            if !landed {
+                super::inventory::release_now(&state, body.event_id, &seats).await;
+            }
+            return Err(e.into());
+        }
+    };
     let ticket = issued
         .into_iter()
         .next()
@@ -400,29 +633,6 @@ pub async fn batch_mint(
             .ok_or_else(|| {
                 ApiError::NotFound(format!("event {} is not on chain", body.event_id))
             })?;
-    let wanted = u32::try_from(body.recipients.len()).unwrap_or(u32::MAX);
-    if on_chain.minted.saturating_add(wanted) > on_chain.capacity {
-        return Err(ApiError::Conflict(format!(
-            "sold out: {} of {} left, {wanted} asked",
-            on_chain.capacity.saturating_sub(on_chain.minted),
-            on_chain.capacity
-        )));
-    }
-    for (index, tier) in on_chain.tiers.iter().enumerate() {
-        let asked = body
-            .recipients
-            .iter()
-            .filter(|r| usize::from(r.tier) == index)
-            .count();
-        let asked = u32::try_from(asked).unwrap_or(u32::MAX);
-        if tier.sold.saturating_add(asked) > tier.supply {
-            return Err(ApiError::Conflict(format!(
-                "tier {:?}: {} left, {asked} asked",
-                tier.name,
-                tier.supply.saturating_sub(tier.sold)
-            )));
-        }
-    }
     if let Some(i) = body
         .recipients
         .iter()
@@ -430,6 +640,10 @@ pub async fn batch_mint(
     {
         return Err(field_error(format!("recipients[{i}].tier"), "no such tier"));
     }
+    // Seats are taken for the whole batch at once, or none (409 sold_out),
+    // counting buyers who are paying right now as well as what is minted.
+    let seats = super::inventory::seats_of(body.recipients.iter().map(|r| r.tier));
+    super::inventory::take_now(&state, body.event_id, &seats).await?;
     let recipients: Vec<(Pubkey, u8)> = body
         .recipients
         .iter()
@@ -457,6 +671,15 @@ pub async fn batch_mint(
             ),
         )),
         Err(error) => {
+            // Seats of tickets never minted go back on sale; the voided
+            // ones stay sold (the chain counts them).
+            // Tickets land in the recipients' order.
+            let unminted = super::inventory::seats_of(
+                body.recipients.iter().skip(landed.len()).map(|r| r.tier),
+            );
+            if !unminted.is_empty() {
+                super::inventory::release_now(&state, body.event_id, &unminted).await;
+            }
             // Void exactly what this batch minted before the failure.
             for &ticket_id in &landed {
                 if let Err(e) = organizer::revoke_ticket(&state, body.event_id, ticket_id).await {
@@ -521,19 +744,25 @@ pub async fn qr(
                 .build();
             Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
         }
-        "png" => {
-            let image: image::GrayImage = qr
-                .render::<image::Luma<u8>>()
-                .module_dimensions(6, 6)
-                .build();
-            let mut png = Vec::new();
-            image
-                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                .map_err(|e| ApiError::Internal(format!("PNG: {e}")))?;
-            Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
-        }
+        "png" => Ok(([(header::CONTENT_TYPE, "image/png")], qr_png(&code)?).into_response()),
         other => Err(field_error("format", format!("{other:?}: use png or svg"))),
     }
+}
+
+/// `code` as a QR code PNG, the way gates' cameras read it best (error
+/// correction M, 6 pixels a module, a quiet zone).
+pub fn qr_png(code: &str) -> Result<Vec<u8>, ApiError> {
+    let qr = qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::Internal(format!("QR: {e}")))?;
+    let image: image::GrayImage = qr
+        .render::<image::Luma<u8>>()
+        .module_dimensions(6, 6)
+        .build();
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| ApiError::Internal(format!("PNG: {e}")))?;
+    Ok(png)
 }
 
 /// Parses a wallet the way the API does everywhere.

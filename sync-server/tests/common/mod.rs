@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
 use shared::wire::*;
 use shared::*;
 use sync_server::{AppState, Clock, Config, Store};
@@ -123,6 +124,15 @@ async fn open_test_chain(
             )
         }
     }
+}
+
+/// A server on the chain with `configure` applied to the test config.
+pub async fn start_on_chain_with(
+    db: Db,
+    mode: ChainMode,
+    configure: impl FnOnce(&mut Config),
+) -> TestServer {
+    start_full(db, Some(mode), configure, |_| axum::Router::new()).await
 }
 
 /// A server with `configure` applied to the test config and `extra` routes
@@ -542,6 +552,79 @@ impl Gate {
 
 /// Runs each named async test body (a `fn(Db)` in the invoking module) once
 /// per backend, as `sqlite::NAME` and `postgres::NAME`.
+/// Logs `key` in at the server at `url` (granting `role` first with the
+/// admin token) and returns its session token.
+pub async fn login(url: &str, key: &SigningKey, role: Option<&str>) -> String {
+    let http = reqwest::Client::new();
+    if let Some(role) = role {
+        let r = http
+            .put(format!("{url}/api/admin/wallets/{}/role", address(key)))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "granting {role}");
+    }
+    let nonce: Value = http
+        .post(format!("{url}/api/auth/nonce"))
+        .json(&json!({ "wallet": address(key) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = nonce["message"].as_str().unwrap();
+    let signature = bs58::encode(key.sign(message.as_bytes()).to_bytes()).into_string();
+    let r = http
+        .post(format!("{url}/api/auth/verify"))
+        .json(&json!({ "wallet": address(key), "signature": signature }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// The wallet address (base58) of a test key.
+pub fn address(key: &SigningKey) -> String {
+    PublicKeyBytes::from(&key.verifying_key()).to_base58()
+}
+
+/// Calls of the ticketing API as a wallet would make them.
+impl TestServer {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            headers,
+        )
+    }
+
+    pub async fn login_as(&self, key: &SigningKey, role: Option<&str>) -> String {
+        login(&self.url, key, role).await
+    }
+}
+
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::auth::AuthError;
+use crate::api::claims::ClaimError;
 use crate::api::payments::{PaymentError, WebhookError};
 use crate::store::{EnrolError, StoreError};
 
@@ -57,6 +58,8 @@ pub enum ApiError {
     Webhook(#[from] WebhookError),
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// The chain could not be reached (or none is configured); try again.
@@ -124,6 +127,7 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "token_expired")
             }
             ApiError::Auth(e) => (e.status(), e.code()),
+            ApiError::Claim(e) => (e.status(), e.code()),
             ApiError::Webhook(e) => (StatusCode::BAD_REQUEST, e.code()),
             ApiError::Payment(PaymentError::Disabled) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "payments_disabled")

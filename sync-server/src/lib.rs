@@ -387,8 +387,9 @@ pub async fn run(
 }
 
 /// Serves an opened `state` until `shutdown`: first repairs the database
-/// from the chain, then runs the replay worker (when enabled) beside the
-/// HTTP server and stops it on the way out.
+/// from the chain, then runs the replay worker (when enabled) and the email
+/// transfer expiry sweep beside the HTTP server and stops them on the way
+/// out.
 pub async fn run_state(
     state: AppState,
     listener: TcpListener,
@@ -428,10 +429,14 @@ pub async fn run_state(
     let purchases = state
         .chain
         .is_some()
-        .then(|| tokio::spawn(api::purchase::run(state.clone(), stopped)));
+        .then(|| tokio::spawn(api::purchase::run(state.clone(), stopped.clone())));
+    let sweeper = state
+        .chain
+        .is_some()
+        .then(|| tokio::spawn(api::claims::run_sweeper(state.clone(), stopped)));
     let served = serve(state, listener, shutdown).await;
     let _ = stop_worker.send(true);
-    for task in [worker, purchases].into_iter().flatten() {
+    for task in [worker, purchases, sweeper].into_iter().flatten() {
         let _ = task.await;
     }
     served

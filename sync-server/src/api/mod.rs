@@ -4,11 +4,13 @@
 //! ([`mail`]) and card payments ([`payments`]).
 //!
 //! The endpoints that mint, transfer and validate tickets build on these and
-//! arrive with the chain layer. This module owns its own tables (login
-//! nonces, wallet roles, processed payment webhooks) and never touches the
-//! gate sync tables.
+//! arrive with the chain layer; [`claims`] holds holder-signed transfers and
+//! tickets sent by email. This module owns its own tables (login nonces,
+//! wallet roles, processed payment webhooks, email transfers) and never
+//! touches the gate sync tables.
 
 pub mod auth;
+pub mod claims;
 pub mod inventory;
 pub mod mail;
 pub mod payments;
@@ -60,6 +62,15 @@ pub fn routes() -> Router<AppState> {
             "/api/tickets/{event}/{ticket}/transfer/submit",
             post(tickets::submit_transfer),
         )
+        .route(
+            "/api/tickets/{event}/{ticket}/transfer/cancel",
+            post(claims::cancel),
+        )
+        .route(
+            "/api/tickets/{event}/{ticket}/transfer/resend",
+            post(claims::resend),
+        )
+        .route("/api/tickets/claim", post(claims::claim))
         .route("/m/{event}/{ticket}", get(tickets::metadata))
         .route(
             "/api/tickets/{event}/{ticket}/metadata",

@@ -9,6 +9,10 @@
 //! - `GET /api/tickets/my` (logged in): the wallet's tickets with their codes.
 //! - `GET /api/tickets/{event}/{ticket}/qr?format=png|svg` (holder or the
 //!   event's organizer): the signed credential as a QR image.
+//! - `POST /api/tickets/{event}/{ticket}/transfer` (the holder): an unsigned
+//!   transfer for the holder's wallet, to a wallet or (through
+//!   [`super::claims`]) to an email address; `.../transfer/submit` sends it
+//!   signed.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -22,7 +26,8 @@ use sqlx::Row;
 
 use super::auth::{AuthUser, Role};
 use super::validation::{
-    ValidJson, Validate, check_count, check_range, check_text, field_error, parse_wallet,
+    ValidJson, Validate, check_count, check_email, check_range, check_text, field_error,
+    parse_wallet,
 };
 use crate::AppState;
 use crate::error::ApiError;
@@ -850,13 +855,40 @@ pub async fn card_image(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
-    /// The new owner's wallet (base58).
-    pub to_wallet: String,
+    /// The new owner's wallet (base58): a direct transfer.
+    #[serde(default)]
+    pub to_wallet: Option<String>,
+    /// Or an email address: the recipient claims it with the mailed link
+    /// ([`super::claims`]).
+    #[serde(default)]
+    pub to_email: Option<String>,
+    /// How long the claim link works (`to_email` only; default 72 h).
+    #[serde(default)]
+    pub expires_in_secs: Option<u32>,
 }
 
 impl Validate for TransferBody {
     fn validate(&self) -> Result<(), ApiError> {
-        parse_wallet("to_wallet", &self.to_wallet).map(|_| ())
+        use super::claims::{MAX_CLAIM_SECS, MIN_CLAIM_SECS};
+        match (&self.to_wallet, &self.to_email) {
+            (Some(_), Some(_)) => Err(field_error(
+                "to_email",
+                "give to_wallet or to_email, not both",
+            )),
+            (None, None) => Err(field_error("to_wallet", "missing field (or to_email)")),
+            (Some(wallet), None) => {
+                if self.expires_in_secs.is_some() {
+                    return Err(field_error("expires_in_secs", "only with to_email"));
+                }
+                parse_wallet("to_wallet", wallet).map(|_| ())
+            }
+            (None, Some(email)) => {
+                if let Some(secs) = self.expires_in_secs {
+                    check_range("expires_in_secs", secs, MIN_CLAIM_SECS..=MAX_CLAIM_SECS)?;
+                }
+                check_email("to_email", email)
+            }
+        }
     }
 }
 
@@ -867,6 +899,9 @@ pub struct TransferRequest {
     /// `POST /api/tickets/{event}/{ticket}/transfer/submit` (or to any RPC).
     pub transaction: String,
     pub message: String,
+    /// When an email transfer's claim link stops working (chain time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// `POST /api/tickets/{event}/{ticket}/transfer` (the ticket's holder):
@@ -878,15 +913,30 @@ pub async fn transfer(
     Path((event_id, ticket_id)): Path<(u64, u32)>,
     ValidJson(body): ValidJson<TransferBody>,
 ) -> Result<Json<TransferRequest>, ApiError> {
-    use base64::Engine;
     use solana_sdk::signature::Signer;
+    let to_wallet = match (&body.to_wallet, &body.to_email) {
+        (Some(wallet), _) => wallet,
+        (None, Some(email)) => {
+            return super::claims::prepare_email_transfer(
+                &state,
+                &user,
+                event_id,
+                ticket_id,
+                email,
+                body.expires_in_secs,
+            )
+            .await
+            .map(Json);
+        }
+        (None, None) => return Err(field_error("to_wallet", "missing field")),
+    };
     let ticket = ticket_or_404(&state, event_id, ticket_id).await?;
     if ticket.owner != user.wallet {
         return Err(ApiError::Forbidden(
             "only the ticket's holder may transfer it",
         ));
     }
-    let to = wallet_of(&body.to_wallet)?;
+    let to = parse_wallet("to_wallet", to_wallet)?;
     if to == user.wallet {
         return Err(field_error("to_wallet", "is already the holder"));
     }
@@ -902,25 +952,18 @@ pub async fn transfer(
         &event_address,
         ticket_id,
     );
-    let blockhash = ctx
-        .chain
-        .latest_blockhash()
-        .await
-        .map_err(crate::organizer::OrganizerError::from)?;
-    let mut transaction =
-        solana_sdk::transaction::Transaction::new_with_payer(&[instruction], Some(&owner));
-    transaction.message.recent_blockhash = blockhash;
-    let bytes = bincode::serialize(&transaction).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(TransferRequest {
-        transaction: base64::engine::general_purpose::STANDARD.encode(bytes),
+        transaction: super::claims::unsigned_transaction(ctx, &owner, instruction).await?,
         message: format!("Transfer ticket #{ticket_id} to {}", to.to_base58()),
+        expires_at: None,
     }))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedTransferBody {
-    /// The transaction from `transfer`, signed by the holder (base64).
+    /// The transaction from `transfer` or `transfer/cancel`, signed by the
+    /// holder (base64).
     pub transaction: String,
 }
 
@@ -931,68 +974,18 @@ impl Validate for SignedTransferBody {
 }
 
 /// `POST /api/tickets/{event}/{ticket}/transfer/submit` (the holder): sends
-/// the holder-signed transfer, then publishes the new owner to the gates
-/// (the old owner's code is refused from then on). Only a lone
-/// `transfer_ticket` of this very ticket by its holder is accepted.
+/// the holder-signed transaction, then publishes the ticket as it is on chain
+/// (after a transfer the old owner's code is refused). Only a lone
+/// `transfer_ticket`, `open_email_transfer` or `cancel_email_transfer` of
+/// this very ticket by its holder is accepted; see
+/// [`super::claims::submit_signed`].
 pub async fn submit_transfer(
     State(state): State<AppState>,
     user: AuthUser,
     Path((event_id, ticket_id)): Path<(u64, u32)>,
     ValidJson(body): ValidJson<SignedTransferBody>,
-) -> Result<Json<CachedTicket>, ApiError> {
-    use base64::Engine;
-    use solana_sdk::signature::Signer;
-    let ctx = state
-        .chain
-        .as_ref()
-        .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(body.transaction.trim())
-        .map_err(|_| field_error("transaction", "not base64"))?;
-    let transaction: solana_sdk::transaction::Transaction = bincode::deserialize(&bytes)
-        .map_err(|_| field_error("transaction", "not a legacy transaction"))?;
-    let owner = Pubkey::new_from_array(user.wallet.0);
-    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
-    let [instruction] = transaction.message.instructions.as_slice() else {
-        return Err(field_error(
-            "transaction",
-            "must hold exactly one instruction",
-        ));
-    };
-    let keys = &transaction.message.account_keys;
-    let program = keys.get(usize::from(instruction.program_id_index));
-    let account = |i: usize| {
-        instruction
-            .accounts
-            .get(i)
-            .and_then(|k| keys.get(usize::from(*k)))
-    };
-    // transfer_ticket's accounts: owner, recipient, event, ticket, ...
-    let expected_ticket = ticketing::client::ticket_address(&event_address, ticket_id).0;
-    if program != Some(&ticketing::ID)
-        || account(0) != Some(&owner)
-        || account(2) != Some(&event_address)
-        || account(3) != Some(&expected_ticket)
-        || keys.first() != Some(&owner)
-    {
-        return Err(field_error(
-            "transaction",
-            "not a transfer of this ticket by its holder",
-        ));
-    }
-    if transaction.verify().is_err() {
-        return Err(field_error("transaction", "not signed by the holder"));
-    }
-    crate::chain::ops::wait_for(
-        ctx.chain.as_ref(),
-        &transaction,
-        std::time::Instant::now() + std::time::Duration::from_secs(60),
-    )
-    .await
-    .map_err(crate::organizer::OrganizerError::from)?;
-    let mut refreshed = organizer::refresh_tickets(&state, event_id, &[ticket_id]).await?;
-    refreshed
-        .pop()
+) -> Result<Json<super::claims::SubmittedTransfer>, ApiError> {
+    super::claims::submit_signed(&state, &user, event_id, ticket_id, &body.transaction)
+        .await
         .map(Json)
-        .ok_or_else(|| ApiError::Internal("ticket vanished".into()))
 }

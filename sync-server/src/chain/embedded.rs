@@ -174,6 +174,20 @@ impl Inner {
         Ok(())
     }
 
+    /// Moves the bank's clock `seconds` ahead of where it is.
+    async fn advance_clock(&mut self, seconds: i64) -> Result<i64, ChainError> {
+        self.follow_wall_clock().await?;
+        let mut clock: Clock = self
+            .context
+            .banks_client
+            .get_sysvar()
+            .await
+            .map_err(banks_error)?;
+        clock.unix_timestamp = clock.unix_timestamp.saturating_add(seconds.max(0));
+        self.context.set_sysvar(&clock);
+        Ok(clock.unix_timestamp)
+    }
+
     fn saved_status(&self, signature: &Signature) -> Result<Option<TxStatus>, ChainError> {
         if let Some(status) = self.statuses.get(signature) {
             return Ok(Some(status.clone()));
@@ -296,6 +310,17 @@ impl Inner {
         self.persist(transaction, &status).await?;
         self.statuses.insert(signature, status);
         Ok(signature)
+    }
+}
+
+impl EmbeddedChain {
+    /// Moves the chain's clock `seconds` into the future and returns the new
+    /// time, as a test validator's warp would: for testing deadlines the
+    /// program judges on chain time (an email transfer's expiry) without
+    /// waiting for them. The clock still follows the wall clock, so it stays
+    /// ahead until the wall clock catches up, and a restart resets it.
+    pub async fn advance_clock(&self, seconds: i64) -> Result<i64, ChainError> {
+        self.inner.lock().await.advance_clock(seconds).await
     }
 }
 

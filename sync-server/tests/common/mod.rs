@@ -38,6 +38,9 @@ pub struct TestServer {
     pub state: AppState,
     pub clock: Arc<TestClock>,
     pub http: reqwest::Client,
+    /// The embedded chain itself, when the server runs on one (its clock
+    /// can be moved ahead).
+    pub embedded_chain: Option<Arc<sync_server::chain::embedded::EmbeddedChain>>,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -89,6 +92,15 @@ pub async fn start_on_chain(db: Db, mode: ChainMode) -> TestServer {
     start_full(db, Some(mode), |_| {}, |_| axum::Router::new()).await
 }
 
+/// [`start_on_chain`] with `configure` applied to the test config.
+pub async fn start_on_chain_with(
+    db: Db,
+    mode: ChainMode,
+    configure: impl FnOnce(&mut Config),
+) -> TestServer {
+    start_full(db, Some(mode), configure, |_| axum::Router::new()).await
+}
+
 /// The test's fixed issuer of QR credentials.
 pub fn chain_context_keys() -> (solana_sdk::signature::Keypair, SigningKey) {
     (solana_sdk::signature::Keypair::new(), issuer())
@@ -97,14 +109,18 @@ pub fn chain_context_keys() -> (solana_sdk::signature::Keypair, SigningKey) {
 async fn open_test_chain(
     dir: &std::path::Path,
     mode: ChainMode,
-) -> sync_server::chain::SharedChain {
+) -> (
+    sync_server::chain::SharedChain,
+    Arc<sync_server::chain::embedded::EmbeddedChain>,
+) {
     use sync_server::chain::{SharedChain, embedded::EmbeddedChain, rpc::RpcChain, rpc_service};
-    let embedded: SharedChain = Arc::new(
+    let chain = Arc::new(
         EmbeddedChain::open(&dir.join("chain.sqlite"))
             .await
             .unwrap(),
     );
-    match mode {
+    let embedded: SharedChain = chain.clone();
+    let shared: SharedChain = match mode {
         ChainMode::Embedded => embedded,
         ChainMode::Rpc(faults) => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -123,16 +139,8 @@ async fn open_test_chain(
                 .unwrap(),
             )
         }
-    }
-}
-
-/// A server on the chain with `configure` applied to the test config.
-pub async fn start_on_chain_with(
-    db: Db,
-    mode: ChainMode,
-    configure: impl FnOnce(&mut Config),
-) -> TestServer {
-    start_full(db, Some(mode), configure, |_| axum::Router::new()).await
+    };
+    (shared, chain)
 }
 
 /// A server with `configure` applied to the test config and `extra` routes
@@ -175,9 +183,11 @@ async fn start_full(
         SigningKey::from_bytes(&[42; 32]),
         clock.clone(),
     );
+    let mut embedded_chain = None;
     if let Some(mode) = chain {
         use solana_sdk::signature::Signer;
-        let chain = open_test_chain(dir.path(), mode).await;
+        let (chain, embedded) = open_test_chain(dir.path(), mode).await;
+        embedded_chain = Some(embedded);
         let (authority, issuer) = chain_context_keys();
         sync_server::chain::ops::ensure_funded(
             chain.as_ref(),
@@ -213,6 +223,7 @@ async fn start_full(
         state,
         clock,
         http: reqwest::Client::new(),
+        embedded_chain,
         _dir: dir,
         shutdown: Some(tx),
     }

@@ -38,7 +38,12 @@ pub struct SinkRules {
 
 impl SmtpSink {
     pub async fn start(rules: SinkRules) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), rules)
+    }
+
+    /// A sink on a listener the test bound (e.g. on a port a server was
+    /// told about before the sink existed).
+    pub fn start_on(listener: TcpListener, rules: SinkRules) -> Self {
         let addr = listener.local_addr().unwrap();
         let (tx, deliveries) = mpsc::unbounded_channel();
         tokio::spawn(async move {

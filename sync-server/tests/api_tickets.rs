@@ -90,6 +90,99 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
         .await;
     assert_eq!(status, 404);
 
+    // Filters: name and venue in any case (pattern characters literal),
+    // start time range.
+    for (query, found) in [
+        ("q=harbour", 1),
+        ("q=LIGHTS&venue=pier", 1),
+        ("q=%25", 0),
+        ("venue=quay", 0),
+        (&*format!("starts_after={}", wall + 86_400), 1),
+        (&*format!("starts_before={}", wall + 86_400), 0),
+    ] {
+        let (status, page, _) = server
+            .call(get.clone(), &format!("/api/events?{query}"), None, None)
+            .await;
+        assert_eq!(
+            (status, page["total"].as_u64()),
+            (200, Some(found)),
+            "{query}: {page}"
+        );
+    }
+
+    // Only its organizer edits the event; the chain and the listing follow.
+    let put = reqwest::Method::PUT;
+    let path = format!("/api/events/{event_id}");
+    let edit = json!({ "name": "Harbour Lights II", "capacity": 400, "venue": "Pier 5" });
+    let (status, _, _) = server
+        .call(put.clone(), &path, Some(&other), Some(edit.clone()))
+        .await;
+    assert_eq!(status, 403, "another organizer's event");
+    let (status, _, _) = server
+        .call(put.clone(), &path, Some(&fan), Some(edit.clone()))
+        .await;
+    assert_eq!(status, 403, "a holder");
+    let (status, error, _) = server
+        .call(
+            put.clone(),
+            &path,
+            Some(&org),
+            Some(json!({ "capacity": 0 })),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("capacity")),
+        "{error}"
+    );
+    let (status, error, _) = server
+        .call(
+            put.clone(),
+            &path,
+            Some(&org),
+            Some(json!({ "ends_at": wall })),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("ends_at")),
+        "{error}"
+    );
+    let (status, edited, _) = server
+        .call(put.clone(), &path, Some(&org), Some(edit))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(
+        (edited["name"].as_str(), edited["venue"].as_str()),
+        (Some("Harbour Lights II"), Some("Pier 5"))
+    );
+    assert_eq!(edited["capacity"], 400);
+    {
+        use solana_sdk::signature::Signer as _;
+        let ctx = server.state.chain.as_ref().unwrap();
+        let on_chain =
+            sync_server::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            (on_chain.name.as_str(), on_chain.capacity),
+            ("Harbour Lights II", 400)
+        );
+    }
+    assert_eq!(
+        server
+            .state
+            .store
+            .event(event_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Harbour Lights II",
+        "gates get the new name"
+    );
+
     // Only this event's organizer mints; the ticket is on chain, owned by the holder.
     let mint = json!({ "event_id": event_id, "wallet": address(&holder) });
     let (status, _, _) = server
@@ -170,6 +263,25 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
     assert_eq!(r.headers()["content-type"], "image/svg+xml");
     let (status, _, _) = server.call(get.clone(), &qr_path, Some(&other), None).await;
     assert_eq!(status, 403, "someone else's ticket");
+    let ticket_path = format!("/api/tickets/{event_id}/{ticket_id}");
+    let (status, one, _) = server
+        .call(get.clone(), &ticket_path, Some(&fan), None)
+        .await;
+    assert_eq!(
+        (status, one["code"].as_str()),
+        (200, Some(code.as_str())),
+        "{one}"
+    );
+    let (status, _, _) = server
+        .call(get.clone(), &ticket_path, Some(&org), None)
+        .await;
+    assert_eq!(status, 200, "the event's organizer");
+    let (status, _, _) = server
+        .call(get.clone(), &ticket_path, Some(&other), None)
+        .await;
+    assert_eq!(status, 403, "someone else's ticket");
+    let (status, _, _) = server.call(get.clone(), &ticket_path, None, None).await;
+    assert_eq!(status, 401);
 
     // The NFT's metadata is public and never carries the credential.
     let (status, meta, _) = server
@@ -181,7 +293,7 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
         )
         .await;
     assert_eq!(status, 200, "{meta}");
-    assert_eq!(meta["name"], format!("Harbour Lights #{ticket_id}"));
+    assert_eq!(meta["name"], format!("Harbour Lights II #{ticket_id}"));
     assert!(meta["image"].as_str().unwrap().ends_with("/image.svg"));
     assert!(
         !meta.to_string().contains(&code),

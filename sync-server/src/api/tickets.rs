@@ -239,6 +239,29 @@ pub struct ListQuery {
     pub page: Option<u32>,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Part of the name, any case.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// Part of the venue, any case.
+    #[serde(default)]
+    pub venue: Option<String>,
+    /// Only events starting at or after this time (Unix seconds).
+    #[serde(default)]
+    pub starts_after: Option<i64>,
+    /// Only events starting before this time (Unix seconds).
+    #[serde(default)]
+    pub starts_before: Option<i64>,
+}
+
+/// `%text%` for LIKE, with the pattern characters in `text` taken
+/// literally (escaped with `\`).
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 #[derive(Debug, Serialize)]
@@ -249,30 +272,43 @@ pub struct EventPage {
     pub total: u64,
 }
 
-/// `GET /api/events?page=1&limit=20`: events not yet ended, soonest first.
+/// `GET /api/events?page=1&limit=20&q=&venue=&starts_after=&starts_before=`:
+/// events not yet ended, soonest first.
 pub async fn list_events(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
-    let now = state.clock.now();
-    let sql = format!(
-        "{EVENT_VIEW} WHERE d.ends_at > $1 AND e.status = 'active'
-         ORDER BY d.starts_at, e.event_id LIMIT $2 OFFSET $3"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(i64::from((page - 1) * limit))
-        .fetch_all(state.store.pool())
-        .await
-        .map_err(store_err)?;
-    let total = sqlx::query(
+    for (field, text) in [("q", &query.q), ("venue", &query.venue)] {
+        if let Some(text) = text {
+            check_text(field, text, 1..=64, false)?;
+        }
+    }
+    // Every filter is always bound; an absent one matches everything.
+    let filters = "d.ends_at > $1 AND e.status = 'active'
+         AND LOWER(e.name) LIKE $2 ESCAPE '\\' AND LOWER(d.venue) LIKE $3 ESCAPE '\\'
+         AND d.starts_at >= $4 AND d.starts_at < $5";
+    let bind = |sql: String| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.clock.now())
+            .bind(contains_pattern(query.q.as_deref().unwrap_or("")))
+            .bind(contains_pattern(query.venue.as_deref().unwrap_or("")))
+            .bind(query.starts_after.unwrap_or(i64::MIN))
+            .bind(query.starts_before.unwrap_or(i64::MAX))
+    };
+    let rows = bind(format!(
+        "{EVENT_VIEW} WHERE {filters} ORDER BY d.starts_at, e.event_id LIMIT $6 OFFSET $7"
+    ))
+    .bind(i64::from(limit))
+    .bind(i64::from((page - 1) * limit))
+    .fetch_all(state.store.pool())
+    .await
+    .map_err(store_err)?;
+    let total = bind(format!(
         "SELECT COUNT(*) AS n FROM events e JOIN event_details d ON d.event_id = e.event_id
-         WHERE d.ends_at > $1 AND e.status = 'active'",
-    )
-    .bind(now)
+         WHERE {filters}"
+    ))
     .fetch_one(state.store.pool())
     .await
     .map_err(store_err)?

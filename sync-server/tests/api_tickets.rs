@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 on_both_backends!(
     organizers_create_events_and_mint_holders_see_their_tickets,
+    a_batch_the_chain_refuses_part_way_leaves_no_valid_ticket_and_frees_its_seats,
     handhelds_validate_online_and_offline_and_entries_reach_the_chain,
 );
 
@@ -679,4 +680,115 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
         .map(|t| t["ticket_id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, vec![2, 3, 4], "the refused batch minted nothing");
+}
+
+/// Batch mint is all or nothing: when the chain refuses the second of a
+/// batch's transactions, the tickets the first one minted are revoked on
+/// chain (void at every gate), the request fails, and the seats of the
+/// tickets never minted go back on sale.
+async fn a_batch_the_chain_refuses_part_way_leaves_no_valid_ticket_and_frees_its_seats(db: Db) {
+    use solana_sdk::signature::Signer as _;
+    let faults = sync_server::chain::rpc_service::Faults::default();
+    let refuse = faults.refuse_send_in.clone();
+    let server = start_on_chain(db, ChainMode::Rpc(faults)).await;
+    let org = server.login_as(&wallet(63), Some("organizer")).await;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (status, created, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/events",
+            Some(&org),
+            Some(json!({
+                "name": "Half Batch", "venue": "Quay", "starts_at": wall + 86_400,
+                "ends_at": wall + 90_000, "capacity": 12,
+                "tiers": [{ "name": "general", "price_lamports": 0, "supply": 12 }]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let event_id = created["event_id"].as_u64().unwrap();
+    let recipients: Vec<Value> = (0..10u8)
+        .map(|i| json!({ "wallet": address(&wallet(200 + i)) }))
+        .collect();
+    // 10 tickets are three transactions (4, 4, 2); the second is refused.
+    refuse.store(2, std::sync::atomic::Ordering::SeqCst);
+    let (status, error, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/tickets/batch-mint",
+            Some(&org),
+            Some(json!({ "event_id": event_id, "recipients": recipients })),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (422, Some("chain_refused")),
+        "{error}"
+    );
+
+    let ctx = server.state.chain.as_ref().unwrap();
+    let on_chain =
+        sync_server::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(on_chain.minted, 4, "the first transaction landed");
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    for ticket in
+        sync_server::chain::ops::tickets(ctx.chain.as_ref(), &event_address, &[0, 1, 2, 3])
+            .await
+            .unwrap()
+    {
+        assert_eq!(
+            ticket.unwrap().status,
+            ticketing::client::TicketStatus::Revoked
+        );
+    }
+    for id in 0..4 {
+        let cached = server
+            .state
+            .store
+            .ticket(event_id, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cached.status,
+            shared::TicketStatus::Revoked,
+            "gates refuse ticket {id}"
+        );
+    }
+    // 12 seats, 4 spent on the voided tickets: 8 can still be sold.
+    let eight: Vec<Value> = (0..8u8)
+        .map(|i| json!({ "wallet": address(&wallet(220 + i)) }))
+        .collect();
+    let nine: Vec<Value> = (0..9u8)
+        .map(|i| json!({ "wallet": address(&wallet(220 + i)) }))
+        .collect();
+    let (status, body, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/tickets/batch-mint",
+            Some(&org),
+            Some(json!({ "event_id": event_id, "recipients": nine })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("sold_out")),
+        "{body}"
+    );
+    let (status, minted, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/tickets/batch-mint",
+            Some(&org),
+            Some(json!({ "event_id": event_id, "recipients": eight })),
+        )
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    assert_eq!(minted.as_array().unwrap().len(), 8);
 }

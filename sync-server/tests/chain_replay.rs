@@ -149,6 +149,7 @@ async fn the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhash
         lose_answer_every: 7,
         stale_blockhash_every: 3,
         delay: Duration::from_millis(5),
+        ..Faults::default()
     };
     let server = start_on_chain(db, ChainMode::Rpc(faults)).await;
     // Creating the event and minting go through the faulty RPC too.

@@ -45,6 +45,10 @@ pub struct Faults {
     pub stale_blockhash_every: u64,
     /// Wait this long before every answer.
     pub delay: Duration,
+    /// Refuse one `sendTransaction`, as a failed preflight would: set it to
+    /// `k` and the k-th send from then on is refused (0 = none). Shared, so
+    /// a test arms it while the chain is in use.
+    pub refuse_send_in: Arc<std::sync::atomic::AtomicI64>,
 }
 
 struct Service {
@@ -180,6 +184,12 @@ async fn call(service: &Service, method: &str, params: &Value, count: u64) -> Re
             Ok(context(slot, json!(valid)))
         }
         "sendTransaction" => {
+            if service.faults.refuse_send_in.fetch_sub(1, Ordering::SeqCst) == 1 {
+                return Err(rpc_error(
+                    -32002,
+                    "Transaction simulation failed: injected refusal",
+                ));
+            }
             let encoded = param_str(params, 0)?;
             let encoding = params
                 .get(1)

@@ -18,6 +18,7 @@ use crate::keys::PublicKeyBytes;
 /// Which way a scanner lets people through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     Entry,
     Exit,
@@ -26,6 +27,7 @@ pub enum Direction {
 /// The event's own state, as the gate last heard it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventStatus {
     Active,
     Cancelled,
@@ -33,14 +35,18 @@ pub enum EventStatus {
 
 /// When doors are open: `opens_at` inclusive, `closes_at` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DoorsWindow {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub opens_at: UnixSeconds,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub closes_at: UnixSeconds,
 }
 
 /// Whether someone who left may come back in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReentryPolicy {
     Forbidden,
     /// Re-entry is allowed once the holder has been outside this long.
@@ -53,6 +59,7 @@ pub enum ReentryPolicy {
 /// after the last sync).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum UnknownTicketPolicy {
     Reject,
     AdmitIfSigned,
@@ -61,6 +68,7 @@ pub enum UnknownTicketPolicy {
 /// Whether the event asks for the holder's rotating proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HolderProofPolicy {
     NotRequired,
     /// The proof must have been signed at most `window_secs` before (or,
@@ -89,6 +97,7 @@ pub struct GatePolicy {
 /// A ticket's standing as set by the organizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TicketStatus {
     Active,
     /// Security hold: refused until the organizer lifts it.

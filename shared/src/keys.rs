@@ -11,6 +11,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A 32-byte ed25519 public key (also a Solana address).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        value_type = String,
+        description = "An ed25519 public key (a Solana address), base58.",
+        example = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+    )
+)]
 pub struct PublicKeyBytes(pub [u8; 32]);
 
 /// A string that is not a base58 32-byte key.

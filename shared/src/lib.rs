@@ -10,6 +10,10 @@
 //!
 //! It must stay light enough for the gate: no Solana SDK, no async runtime, no
 //! database, no HTTP and no I/O of any kind. Time is always passed in.
+//!
+//! The optional `openapi` feature derives OpenAPI schemas of the JSON wire
+//! types for the sync server's API document (descriptions only, no I/O); the
+//! gate does not enable it.
 
 pub mod admission;
 pub mod credential;

@@ -73,9 +73,13 @@ pub fn device_request_message(
 
 /// `POST /gate/v1/enrol`: a new gate box registers its key with a one-time token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolRequest {
+    /// The protocol version the agent speaks.
     pub v: u16,
+    /// The one-time enrolment token the organizer issued for this gate.
     pub token: String,
+    /// The key the box made for itself; it signs every later request.
     pub device_key: PublicKeyBytes,
     pub agent_version: String,
     #[serde(default)]
@@ -84,6 +88,7 @@ pub struct EnrolRequest {
 
 /// The gate a device was enrolled as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateInfo {
     pub number: u32,
     pub name: String,
@@ -94,6 +99,7 @@ pub struct GateInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolResponse {
     pub v: u16,
     pub device_id: Uuid,
@@ -105,6 +111,7 @@ pub struct EnrolResponse {
 
 /// A ticket tier as gates show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TierInfo {
     pub index: u8,
     pub name: String,
@@ -113,6 +120,7 @@ pub struct TierInfo {
 /// What a gate caches about an event: enough to build its `GatePolicy` and to
 /// verify credentials offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CachedEvent {
     pub event_id: u64,
     pub name: String,
@@ -128,6 +136,7 @@ pub struct CachedEvent {
 /// What a gate caches about a ticket (the organizer's view; presence is the
 /// gate's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CachedTicket {
     pub event_id: u64,
     pub ticket_id: u32,
@@ -189,6 +198,7 @@ pub struct CacheDelta {
 
 /// What a scan did at the gate, as the journal records and uploads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScanRecord {
     /// Globally unique (UUIDv7 made by the gate); uploads are idempotent on it.
     pub scan_id: Uuid,
@@ -207,7 +217,8 @@ pub struct ScanRecord {
     pub generation: Option<u32>,
     #[serde(default)]
     pub tier: Option<u8>,
-    /// [`crate::Decision::code`].
+    /// The verdict's stable code (`admitted`, `already_inside`, ...; see
+    /// `Decision::code`).
     pub outcome: String,
     /// Whether the turnstile opened.
     pub opened: bool,
@@ -215,6 +226,7 @@ pub struct ScanRecord {
 
 /// `POST /gate/v1/journal`: scans since the last acknowledged upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JournalBatch {
     pub v: u16,
     pub device_id: Uuid,
@@ -224,6 +236,7 @@ pub struct JournalBatch {
 /// The server's answer to a journal batch. Every scan id in `acked` is stored
 /// (now or by an earlier upload) and may be marked uploaded by the gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JournalAck {
     pub v: u16,
     pub acked: Vec<Uuid>,
@@ -235,6 +248,8 @@ pub struct JournalAck {
     /// (e.g. two gates offline); kept and listed for organizers.
     #[serde(default)]
     pub conflicts: Vec<Uuid>,
+    /// The server's clock when it answered (Unix seconds).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub server_time: UnixSeconds,
 }
 

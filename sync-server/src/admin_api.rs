@@ -12,7 +12,7 @@ use shared::wire::GateInfo;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{Conflict, GateCounts};
 
 /// Proof that the caller presented the admin token.
@@ -45,17 +45,40 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGate {
+    /// The gate's number within the event (on chain and in the journal).
     pub number: u32,
+    /// 1 to 64 characters; enrolment tokens name the gate by it.
     pub name: String,
     pub direction: Direction,
+    /// Tier indexes this gate admits; absent for all.
     #[serde(default)]
     pub allowed_tiers: Option<Vec<u8>>,
 }
 
+/// Define or change a gate
+///
 /// `PUT /api/admin/events/{event}/gates`: define or change a gate.
+#[utoipa::path(
+    put,
+    path = "/api/admin/events/{event}/gates",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id")),
+    request_body = NewGate,
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Defined"),
+        (status = 400, description = "`bad_request`: the name is empty or longer than 64 characters; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
+        (status = 422, description = "(plain text) a field is missing, unknown or of the wrong type", body = String, content_type = "text/plain"),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn put_gate(
     _: Admin,
     State(state): State<AppState>,
@@ -79,20 +102,25 @@ pub async fn put_gate(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnrolToken {
     /// The gate's name (as defined with `PUT .../gates`).
     pub gate: String,
+    /// Lifetime of the token (default `gates.enrol_token_ttl_secs`).
     #[serde(default)]
     pub ttl_secs: Option<u32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrolToken {
+    /// The one-time token (`enr_...`); only its hash is stored, so this is
+    /// the one chance to read it.
     pub token: String,
     pub event_id: u64,
+    /// The gate's number.
     pub gate: u32,
+    /// Unix seconds.
     pub expires_at: i64,
 }
 
@@ -106,7 +134,28 @@ pub fn new_token() -> Result<String, ApiError> {
     Ok(format!("enr_{}", bs58::encode(bytes).into_string()))
 }
 
+/// Issue a one-time enrolment token for a gate
+///
 /// `POST /api/admin/events/{event}/enrol-tokens`
+#[utoipa::path(
+    post,
+    path = "/api/admin/events/{event}/enrol-tokens",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id")),
+    request_body = NewEnrolToken,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Issued", body = EnrolToken),
+        (status = 400, description = "(plain text) the body or the event id does not parse", body = String, content_type = "text/plain"),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`: the event has no gate of that name", body = ErrorBody),
+        (status = 409, description = "`conflict`: the server has no source of randomness", body = ErrorBody),
+        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
+        (status = 422, description = "(plain text) a field is missing, unknown or of the wrong type", body = String, content_type = "text/plain"),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn create_enrol_token(
     _: Admin,
     State(state): State<AppState>,
@@ -146,14 +195,31 @@ pub async fn issue_enrol_token(
     })
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateStatus {
     #[serde(flatten)]
     pub counts: GateCounts,
+    /// The gate was heard from within `gates.online_within_secs`.
     pub online: bool,
 }
 
+/// Per-gate counts and online state
+///
 /// `GET /api/admin/events/{event}/gates`: per-gate counts and online state.
+#[utoipa::path(
+    get,
+    path = "/api/admin/events/{event}/gates",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "One entry per defined gate (none for an unknown event)", body = Vec<GateStatus>),
+        (status = 400, description = "(plain text) the event id does not parse", body = String, content_type = "text/plain"),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn gate_status(
     _: Admin,
     State(state): State<AppState>,
@@ -173,14 +239,33 @@ pub async fn gate_status(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConflictQuery {
+    /// Only conflicts at this gate (by number).
     #[serde(default)]
     pub gate: Option<u32>,
 }
 
-/// `GET /api/admin/events/{event}/conflicts?gate=N`
+/// Admissions that conflict with an earlier one
+///
+/// `GET /api/admin/events/{event}/conflicts?gate=N`: admissions of a ticket
+/// whose holder was already inside (e.g. two gates offline at once).
+#[utoipa::path(
+    get,
+    path = "/api/admin/events/{event}/conflicts",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id"), ConflictQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The conflicts, oldest first", body = Vec<Conflict>),
+        (status = 400, description = "(plain text) the event id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn conflicts(
     _: Admin,
     State(state): State<AppState>,
@@ -190,7 +275,25 @@ pub async fn conflicts(
     Ok(Json(state.store.conflicts(event_id, query.gate).await?))
 }
 
-/// `POST /api/admin/devices/{device}/revoke`
+/// Revoke a gate box
+///
+/// `POST /api/admin/devices/{device}/revoke`: the device's signed requests
+/// are refused from then on (a lost or stolen box).
+#[utoipa::path(
+    post,
+    path = "/api/admin/devices/{device}/revoke",
+    tag = "admin",
+    params(("device" = uuid::Uuid, Path, description = "The device id from enrolment")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "(plain text) the device id is not a UUID", body = String, content_type = "text/plain"),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no active device with that id", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn revoke_device(
     _: Admin,
     State(state): State<AppState>,

@@ -12,25 +12,46 @@ use solana_sdk::signature::Signer;
 
 use crate::AppState;
 use crate::admin_api::Admin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
 
 /// Most tickets one mint request may ask for.
 pub const MAX_MINT_PER_REQUEST: usize = 100;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedEvent {
     pub event: CachedEvent,
     /// The event account on chain (base58).
     pub address: String,
+    /// The event's organizer on chain (base58).
     pub organizer: String,
     /// The key the replay worker records this event's entries with.
     pub validator: String,
 }
 
+/// Create an event on chain
+///
 /// `POST /api/admin/events`: create (or finish creating) an event on chain
-/// and publish it to its gates.
+/// and publish it to its gates. Repeating it repairs a half-done creation.
+#[utoipa::path(
+    post,
+    path = "/api/admin/events",
+    operation_id = "admin_create_event",
+    tag = "admin",
+    request_body = NewEvent,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created (or found complete) and published", body = CreatedEvent),
+        (status = 400, description = "`bad_request`: a field is out of range (name, venue, capacity, times); or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
+        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn create_event(
     _: Admin,
     State(state): State<AppState>,
@@ -67,22 +88,24 @@ pub async fn create_event(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
     /// The holder's wallet (base58).
     pub wallet: String,
+    /// The tier's index (default 0).
     #[serde(default)]
     pub tier: u8,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
+    /// 1 to 100 recipients.
     pub recipients: Vec<Recipient>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MintedTicket {
     #[serde(flatten)]
     pub ticket: CachedTicket,
@@ -90,13 +113,34 @@ pub struct MintedTicket {
     pub code: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MintResponse {
     pub tickets: Vec<MintedTicket>,
 }
 
+/// Mint tickets to wallets
+///
 /// `POST /api/admin/events/{event}/tickets`: mint tickets to wallets (paid
 /// off chain), publish them to the gates, return their QR credentials.
+#[utoipa::path(
+    post,
+    path = "/api/admin/events/{event}/tickets",
+    operation_id = "admin_mint",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id")),
+    request_body = MintRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Minted and published", body = MintResponse),
+        (status = 400, description = "`bad_request`: no recipients, more than 100, or a wallet is not base58; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
+        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
+        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn mint(
     _: Admin,
     State(state): State<AppState>,
@@ -149,7 +193,30 @@ pub async fn mint(
     ))
 }
 
-/// `POST /api/admin/events/{event}/tickets/{ticket}/revoke`
+/// Revoke a ticket on chain
+///
+/// `POST /api/admin/events/{event}/tickets/{ticket}/revoke`: the ticket is
+/// refused at every gate once they sync.
+#[utoipa::path(
+    post,
+    path = "/api/admin/events/{event}/tickets/{ticket}/revoke",
+    operation_id = "admin_revoke_ticket",
+    tag = "admin",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Revoked; the ticket as gates now see it", body = CachedTicket),
+        (status = 400, description = "`bad_request`; or (plain text) an id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
+        (status = 422, description = "`chain_refused`: the program refused the operation", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn revoke(
     _: Admin,
     State(state): State<AppState>,
@@ -160,14 +227,35 @@ pub async fn revoke(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// 1 to 1000 ticket ids.
     pub ticket_ids: Vec<u32>,
 }
 
+/// Read tickets from chain again
+///
 /// `POST /api/admin/events/{event}/tickets/refresh`: read tickets from
 /// chain again (holders transfer without the server) and publish changes.
+#[utoipa::path(
+    post,
+    path = "/api/admin/events/{event}/tickets/refresh",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id")),
+    request_body = RefreshRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The tickets as now published", body = Vec<CachedTicket>),
+        (status = 400, description = "`bad_request`: no ticket ids or more than 1000; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
+        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
+        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn refresh(
     _: Admin,
     State(state): State<AppState>,
@@ -182,23 +270,42 @@ pub async fn refresh(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReplayQuery {
     /// Include every scan's replay state.
     #[serde(default)]
     pub scans: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReplayStatus {
     #[serde(flatten)]
     pub summary: ReplaySummary,
+    /// Every scan's replay state, with `?scans=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scans: Option<Vec<ScanReplay>>,
 }
 
+/// How far an event's scans are on chain
+///
 /// `GET /api/admin/events/{event}/replay[?scans=true]`: how far the
 /// event's gate scans are on chain, and what they cost.
+#[utoipa::path(
+    get,
+    path = "/api/admin/events/{event}/replay",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id"), ReplayQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The replay figures", body = ReplayStatus),
+        (status = 400, description = "(plain text) the event id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn replay_status(
     _: Admin,
     State(state): State<AppState>,
@@ -217,14 +324,32 @@ pub async fn replay_status(
     Ok(Json(ReplayStatus { summary, scans }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChainInfo {
+    /// `embedded (FILE)` or `rpc (URL)`.
     pub chain: String,
+    /// The key that organizes the events the server creates and pays fees
+    /// (base58).
     pub authority: String,
+    /// The key that signs QR credentials (base58).
     pub issuer: String,
 }
 
+/// Which chain the server uses, with which keys
+///
 /// `GET /api/admin/chain`: which chain this server uses, with which keys.
+#[utoipa::path(
+    get,
+    path = "/api/admin/chain",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The chain and the server's keys for it", body = ChainInfo),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable`: no chain configured", body = ErrorBody),
+    )
+)]
 pub async fn chain_info(
     _: Admin,
     State(state): State<AppState>,

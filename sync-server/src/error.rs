@@ -7,12 +7,27 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::api::auth::AuthError;
 use crate::api::claims::ClaimError;
 use crate::api::payments::{PaymentError, WebhookError};
 use crate::store::{EnrolError, StoreError};
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "not_found", "message": "no event 7"}))]
+pub struct ErrorBody {
+    /// Stable machine code a client can act on (`not_found`,
+    /// `invalid_field`, `rate_limited`, `token_expired`, ...).
+    pub error: &'static str,
+    /// Words for a person; may change between versions.
+    pub message: String,
+    /// With `invalid_field` only: the path of the request body field at
+    /// fault (`tiers[1].name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -164,10 +179,15 @@ impl IntoResponse for ApiError {
             ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
             _ => {}
         }
-        let mut body = json!({ "error": code, "message": self.to_string() });
-        if let ApiError::Validation { field, .. } = &self {
-            body["field"] = json!(field);
-        }
+        let field = match &self {
+            ApiError::Validation { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: code,
+            message: self.to_string(),
+            field,
+        };
         let mut response = (status, Json(body)).into_response();
         if let ApiError::TooManyRequests { retry_after } = &self {
             response.headers_mut().insert(

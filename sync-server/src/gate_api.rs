@@ -19,7 +19,8 @@ use shared::wire::{
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::BinaryBody;
 use crate::store::{Device, NonceUse};
 
 /// Optional header where a gate reports how many journal entries it has not
@@ -33,7 +34,28 @@ fn check_version(v: u16) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /gate/v1/enrol`
+/// Enrol a gate box
+///
+/// `POST /gate/v1/enrol`: a new box registers the key it made for itself,
+/// spending a one-time enrolment token. Answers the device id to sign later
+/// requests with, its gate, and the key the server signs caches with.
+#[utoipa::path(
+    post,
+    path = "/gate/v1/enrol",
+    tag = "gate",
+    request_body = EnrolRequest,
+    responses(
+        (status = 200, description = "Enrolled", body = EnrolResponse),
+        (status = 400, description = "`bad_request`: `device_key` is not an ed25519 key; or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "`unknown_token`, `token_used` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`: the token's gate no longer exists", body = ErrorBody),
+        (status = 409, description = "`key_already_enrolled`: this device key is enrolled already", body = ErrorBody),
+        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
+        (status = 422, description = "(plain text) a field is missing or of the wrong type", body = String, content_type = "text/plain"),
+        (status = 426, description = "`unsupported_version`: the agent's protocol version is too old", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn enrol(
     State(state): State<AppState>,
     Json(request): Json<EnrolRequest>,
@@ -269,7 +291,26 @@ fn signed_bytes(payload: &SignedPayload) -> Response {
         .into_response()
 }
 
+/// The whole ticket cache, signed
+///
 /// `GET /gate/v1/snapshot`: the whole cache for the device's event, signed.
+/// The body is binary: the magic bytes `NFTGATE\x01`, then a postcard
+/// `SignedPayload` of kind `snapshot` (events, tickets, presence, cursor),
+/// signed with the server key the gate received at enrolment.
+#[utoipa::path(
+    get,
+    path = "/gate/v1/snapshot",
+    tag = "gate",
+    params(BacklogHeader),
+    security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
+    responses(
+        (status = 200, description = "The signed snapshot (binary)", body = inline(BinaryBody), content_type = "application/octet-stream"),
+        (status = 400, description = "`bad_request`: the request body could not be read", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: a signature header is missing or malformed, the device is unknown or revoked, the timestamp is outside the window, the signature is wrong, or the nonce was used before", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn snapshot(
     State(state): State<AppState>,
     request: DeviceRequest,
@@ -284,21 +325,53 @@ pub async fn snapshot(
     )))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeltaQuery {
+    /// The cursor of the gate's last snapshot or delta.
     pub cursor: u64,
     /// Seconds to wait for a change before answering with no changes.
     #[serde(default)]
     pub wait: u32,
+    /// Most changes in one answer (default 5000, at most 20000).
     #[serde(default)]
     pub limit: Option<u32>,
 }
 
+/// The optional header a gate reports its upload backlog in.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct BacklogHeader {
+    /// Journal entries the gate has not uploaded yet; shown to organizers
+    /// per gate.
+    #[serde(rename = "x-gate-backlog")]
+    pub backlog: Option<u64>,
+}
+
+/// Changes since a cursor, long-polled, signed
+///
 /// `GET /gate/v1/delta?cursor=N&wait=S`: changes after the cursor, waiting up
 /// to `wait` seconds for one (long poll), signed. Changes made through this
 /// instance wake the poll at once; changes by other instances sharing the
-/// database are seen within a second.
+/// database are seen within a second. The body is binary like the
+/// snapshot's: `NFTGATE\x01`, then a postcard `SignedPayload` of kind
+/// `delta`; when `has_more` is set, ask again from `to_cursor` at once.
+#[utoipa::path(
+    get,
+    path = "/gate/v1/delta",
+    tag = "gate",
+    params(DeltaQuery, BacklogHeader),
+    security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
+    responses(
+        (status = 200, description = "The signed delta (binary); no changes when the wait ran out", body = inline(BinaryBody), content_type = "application/octet-stream"),
+        (status = 400, description = "`bad_request`: the request body could not be read; or (plain text) the query string does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "`unauthorized`: the device signature was refused (see the snapshot)", body = ErrorBody),
+        (status = 410, description = "`cursor_unknown`: the cursor is past anything this server wrote (a restored or replaced database); fetch a new snapshot", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn delta(
     State(state): State<AppState>,
     Query(query): Query<DeltaQuery>,
@@ -341,7 +414,27 @@ pub async fn delta(
     }
 }
 
-/// `POST /gate/v1/journal`: a batch of scans. Idempotent on scan ids.
+/// Upload scans
+///
+/// `POST /gate/v1/journal`: a batch of scans. Idempotent on scan ids. The
+/// request's nonce is recorded in the same transaction as its scans.
+#[utoipa::path(
+    post,
+    path = "/gate/v1/journal",
+    tag = "gate",
+    params(BacklogHeader),
+    request_body = JournalBatch,
+    security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
+    responses(
+        (status = 200, description = "Stored (or stored before: a retried upload)", body = JournalAck),
+        (status = 400, description = "`bad_request`: not a journal batch", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the device signature was refused, or the nonce was used before", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the batch names another device", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: more scans than `gates.max_batch`, or a body over 4 MiB", body = ErrorBody),
+        (status = 426, description = "`unsupported_version`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn journal(
     State(state): State<AppState>,
     request: JournalRequest,

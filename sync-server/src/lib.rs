@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod gate_api;
 pub mod metrics;
+pub mod openapi;
 pub mod organizer;
 pub mod replay;
 pub mod store;
@@ -218,6 +219,8 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api::routes())
         .route("/metrics", get(metrics::render))
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs_page))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -226,35 +229,61 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What `GET /health` reports.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// The database answered.
+    pub database: bool,
+    /// The chain answered a blockhash within 5 s; `null` when the server
+    /// runs without a chain.
+    pub chain: Option<bool>,
+    /// The configured SMTP relay greeted within 5 s; `null` without one.
+    pub smtp: Option<bool>,
+    pub smtp_configured: bool,
+    pub payments_configured: bool,
+}
+
+/// Whether the server can serve
+///
+/// 200 while the database answers and the chain and mail relay (if any)
+/// do; 503 with the
+/// same body otherwise, so a load balancer or a supervisor can tell.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    responses(
+        (status = 200, description = "Database and chain answer", body = Health),
+        (status = 503, description = "The database, the chain or the mail relay does not answer", body = Health),
+    )
+)]
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+) -> (axum::http::StatusCode, axum::Json<Health>) {
     let database = state.store.ping().await.is_ok();
     // The chain answers a blockhash within 5 s, or it counts as down.
     let chain = match &state.chain {
-        None => serde_json::Value::Null,
+        None => None,
         Some(ctx) => {
             let answered = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
                 ctx.chain.latest_blockhash(),
             )
             .await;
-            serde_json::Value::Bool(matches!(answered, Ok(Ok(_))))
+            Some(matches!(answered, Ok(Ok(_))))
         }
     };
     // A configured relay must answer too: confirmations and claim links
     // are mail.
     let smtp = match &state.mailer {
-        None => serde_json::Value::Null,
+        None => None,
         Some(mailer) => {
             let answered =
                 tokio::time::timeout(std::time::Duration::from_secs(5), mailer.check()).await;
-            serde_json::Value::Bool(matches!(answered, Ok(Ok(()))))
+            Some(matches!(answered, Ok(Ok(()))))
         }
     };
-    let healthy = database
-        && chain != serde_json::Value::Bool(false)
-        && smtp != serde_json::Value::Bool(false);
+    let healthy = database && chain != Some(false) && smtp != Some(false);
     let status = if healthy {
         axum::http::StatusCode::OK
     } else {
@@ -262,13 +291,13 @@ async fn health(
     };
     (
         status,
-        axum::Json(serde_json::json!({
-            "database": database,
-            "chain": chain,
-            "smtp": smtp,
-            "smtp_configured": state.mailer.is_some(),
-            "payments_configured": state.payments.is_some(),
-        })),
+        axum::Json(Health {
+            database,
+            chain,
+            smtp,
+            smtp_configured: state.mailer.is_some(),
+            payments_configured: state.payments.is_some(),
+        }),
     )
 }
 

@@ -118,7 +118,21 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics`
+/// Prometheus metrics
+///
+/// `GET /metrics`: the server's metrics in the Prometheus text format
+/// (request latency by route template, scans by gate and outcome, replay
+/// results, chain transactions). Unauthenticated: keep it on the venue's
+/// private network or behind the proxy.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 500, description = "`internal`: the metrics could not be encoded", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn render(State(state): State<AppState>) -> Response {
     match state.metrics.render() {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),

@@ -47,7 +47,7 @@ pub enum OrganizerError {
 }
 
 /// A tier of a new event.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 pub struct NewTier {
     pub name: String,
     /// Price when bought on chain, in lamports.
@@ -56,7 +56,7 @@ pub struct NewTier {
 }
 
 /// What an organizer gives to create an event.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 pub struct NewEvent {
     pub event_id: u64,
     pub name: String,

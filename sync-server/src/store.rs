@@ -88,7 +88,7 @@ pub struct Device {
 }
 
 /// A scan that conflicts with an earlier admission of the same ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conflict {
     pub scan_id: Uuid,
     pub conflicts_with: Uuid,
@@ -101,7 +101,7 @@ pub struct Conflict {
 }
 
 /// Live figures for one gate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateCounts {
     pub gate: u32,
     pub name: String,

@@ -33,7 +33,7 @@ use crate::AppState;
 use crate::admin_api::Admin;
 use crate::api::ApiSettings;
 use crate::api::validation::{ValidJson, Validate, field_error, parse_wallet};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{Store, StoreError};
 
 /// What a wallet signs to log in; the nonce follows.
@@ -53,7 +53,7 @@ pub fn login_message(nonce: &str) -> String {
 }
 
 /// What a wallet may do in the ticketing API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Creates and runs events.
@@ -151,9 +151,11 @@ pub struct Claims {
 }
 
 /// A logged-in session as the client receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
+    /// The session token: send it as `Authorization: Bearer TOKEN`.
     pub token: String,
+    /// Unix seconds.
     pub expires_at: i64,
     pub wallet: PublicKeyBytes,
     pub role: Role,
@@ -261,9 +263,10 @@ impl FromRequestParts<AppState> for AuthUser {
 
 // ----- endpoints -----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NonceRequest {
+    /// The wallet's address (base58).
     pub wallet: String,
 }
 
@@ -273,15 +276,35 @@ impl Validate for NonceRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NonceResponse {
     pub nonce: String,
     /// Sign exactly these bytes (UTF-8) with the wallet's key.
     pub message: String,
+    /// Unix seconds; sign and verify before then.
     pub expires_at: i64,
 }
 
+/// A one-time message for a wallet to sign
+///
 /// `POST /api/auth/nonce`: a fresh one-time message for a wallet to sign.
+/// A wallet keeps at most 5 unspent nonces; older ones are dropped.
+#[utoipa::path(
+    post,
+    path = "/api/auth/nonce",
+    tag = "auth",
+    request_body = NonceRequest,
+    responses(
+        (status = 200, description = "The message to sign", body = NonceResponse),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`: no `api.jwt_secret` configured", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `wallet` is missing or not a base58 public key", body = ErrorBody),
+        (status = 500, description = "`internal`: no source of randomness", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn nonce(
     State(state): State<AppState>,
     ValidJson(request): ValidJson<NonceRequest>,
@@ -304,9 +327,10 @@ pub async fn nonce(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    /// The wallet's address (base58).
     pub wallet: String,
     /// base58 of the 64-byte ed25519 signature over the nonce's message.
     pub signature: String,
@@ -330,8 +354,27 @@ impl Validate for VerifyRequest {
     }
 }
 
+/// Log in with a signed nonce
+///
 /// `POST /api/auth/verify`: spends the nonce the signature is over and
-/// answers a session token.
+/// answers a session token. The request names no nonce: the server tries the
+/// wallet's pending ones.
+#[utoipa::path(
+    post,
+    path = "/api/auth/verify",
+    tag = "auth",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Logged in", body = Session),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`bad_signature` (matches no nonce of the wallet), `nonce_expired` or `nonce_used`: request a new nonce", body = ErrorBody),
+        (status = 403, description = "`login_disabled`: no `api.jwt_secret` configured", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `wallet` or `signature` is missing or malformed", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn verify(
     State(state): State<AppState>,
     ValidJson(request): ValidJson<VerifyRequest>,
@@ -371,13 +414,27 @@ pub async fn verify(
     Ok(Json(session))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WalletRole {
     pub wallet: PublicKeyBytes,
     pub role: Role,
 }
 
+/// Who the session token belongs to
+///
 /// `GET /api/auth/me`: who the token belongs to, with the current role.
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The wallet and its current role", body = WalletRole),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn me(user: AuthUser) -> Json<WalletRole> {
     Json(WalletRole {
         wallet: user.wallet,
@@ -385,7 +442,7 @@ pub async fn me(user: AuthUser) -> Json<WalletRole> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleGrant {
     pub role: Role,
@@ -397,7 +454,28 @@ impl Validate for RoleGrant {
     }
 }
 
+/// Set a wallet's role
+///
 /// `PUT /api/admin/wallets/{wallet}/role`: sets a wallet's role (admin token).
+/// It takes effect at the wallet's next request, not when its token expires.
+#[utoipa::path(
+    put,
+    path = "/api/admin/wallets/{wallet}/role",
+    tag = "admin",
+    params(("wallet" = String, Path, description = "The wallet's address (base58)")),
+    request_body = RoleGrant,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Set", body = WalletRole),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: the wallet is not a base58 public key, or `role` is missing or unknown", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn grant_role(
     _: Admin,
     State(state): State<AppState>,

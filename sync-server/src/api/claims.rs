@@ -25,6 +25,7 @@
 //! is never logged and never part of an answer. Expiry is measured on the
 //! chain's clock, which is the one the program judges claims by.
 
+use crate::error::ErrorBody;
 use std::time::Duration;
 
 use axum::Json;
@@ -153,7 +154,7 @@ pub struct EmailTransfer {
 }
 
 /// What the holder is told about an email transfer. Never the secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EmailTransferView {
     pub to_email: String,
     pub status: &'static str,
@@ -168,7 +169,7 @@ pub struct EmailTransferView {
 
 /// The answer to a submitted transaction: the ticket as it is now, and the
 /// email transfer the transaction opened or cancelled.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubmittedTransfer {
     #[serde(flatten)]
     pub ticket: CachedTicket,
@@ -929,6 +930,25 @@ async fn require_holder(
 /// `POST /api/tickets/{event}/{ticket}/transfer/resend` (the holder): the
 /// claim mail of the ticket's open transfer, when it has not gone out yet.
 /// After it has, the code is no longer kept: cancel and send again.
+#[utoipa::path(
+    post,
+    path = "/api/tickets/{event}/{ticket}/transfer/resend",
+    tag = "tickets",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The email transfer; `mail_sent` says whether the relay took the mail", body = EmailTransferView),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the ticket's holder", body = ErrorBody),
+        (status = 404, description = "`not_found`: no open email transfer", body = ErrorBody),
+        (status = 409, description = "`conflict`: the mail already went out (its code is not kept)", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn resend(
     State(state): State<AppState>,
     user: AuthUser,
@@ -952,6 +972,24 @@ pub async fn resend(
 /// `POST /api/tickets/{event}/{ticket}/transfer/cancel` (the holder): the
 /// unsigned `cancel_email_transfer` of the ticket's open transfer, to sign
 /// and submit like a transfer.
+#[utoipa::path(
+    post,
+    path = "/api/tickets/{event}/{ticket}/transfer/cancel",
+    tag = "tickets",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The unsigned `cancel_email_transfer` to sign and submit", body = crate::api::tickets::TransferRequest),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the wallet that opened the transfer", body = ErrorBody),
+        (status = 404, description = "`not_found`: no open email transfer", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
@@ -995,7 +1033,7 @@ pub async fn cancel(
 // ----- claiming -----
 
 /// `{"code": "<from the claim link>"}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
     pub code: String,
@@ -1017,6 +1055,26 @@ impl Validate for ClaimBody {
 /// code stands for to the caller's wallet. The server signs with the claim
 /// key and its authority (which pays the fee and the new token account), so
 /// the recipient needs no SOL. Answers the ticket with its new QR code.
+#[utoipa::path(
+    post,
+    path = "/api/tickets/claim",
+    tag = "tickets",
+    request_body = ClaimBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The ticket, now the caller's, with its new QR code text", body = crate::api::tickets::TicketView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 404, description = "`claim_not_found`: no transfer for this code", body = ErrorBody),
+        (status = 410, description = "`already_claimed`, `claim_cancelled` or `claim_expired`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` or `chain_refused`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn claim(
     State(state): State<AppState>,
     user: AuthUser,

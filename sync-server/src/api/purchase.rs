@@ -24,6 +24,7 @@
 //! [`run`] also releases the seats of reservations that ran out (and cancels
 //! their PaymentIntents) and retries confirmation mail.
 
+use crate::error::ErrorBody;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -59,7 +60,7 @@ fn chain_err(e: ChainError) -> ApiError {
 }
 
 /// How a buyer pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentMethod {
     /// By card through the payment provider; the server mints.
@@ -77,7 +78,7 @@ impl PaymentMethod {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseBody {
     pub event_id: u64,
@@ -99,7 +100,7 @@ impl Validate for PurchaseBody {
 }
 
 /// The card half of a purchase answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CardPayment {
     pub payment_intent: String,
     /// For the buyer's browser (Stripe.js `confirmCardPayment`).
@@ -107,7 +108,7 @@ pub struct CardPayment {
 }
 
 /// A transaction for the buyer's wallet to sign.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WalletTransaction {
     /// Unsigned legacy transaction, bincode, base64; the buyer pays the fee.
     pub transaction: String,
@@ -117,7 +118,7 @@ pub struct WalletTransaction {
 }
 
 /// A purchase as its buyer sees it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PurchaseView {
     pub purchase_id: String,
     pub event_id: u64,
@@ -321,6 +322,28 @@ async fn view(
 }
 
 /// `POST /api/tickets/purchase`
+#[utoipa::path(
+    post,
+    path = "/api/tickets/purchase",
+    tag = "purchases",
+    request_body = PurchaseBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 201, description = "A seat is held; pay with `card.client_secret` or sign `sol.transaction`", body = PurchaseView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event (here or on chain)", body = ErrorBody),
+        (status = 409, description = "`sold_out`: no seat left in the tier or the event (seats held by paying buyers count); or `conflict`: the event is not on sale", body = ErrorBody),
+        (status = 410, description = "`gone`: the event is over", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: no such tier, the tier has no card price, a bad `email`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the wallet spent its mint budget", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
+        (status = 502, description = "`payment_provider_unavailable`; the seat is released", body = ErrorBody),
+        (status = 503, description = "`payments_disabled` (card, no `[stripe]`), `chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn purchase(
     State(state): State<AppState>,
     user: AuthUser,
@@ -494,6 +517,23 @@ async fn end_without_ticket(
 }
 
 /// `GET /api/purchases/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/purchases/{purchase}",
+    tag = "purchases",
+    params(
+        ("purchase" = String, Path, description = "The purchase id"),
+    ),
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The purchase; `code` once fulfilled; a fresh `sol.transaction` while an SOL purchase is unpaid", body = PurchaseView),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such purchase of this wallet", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn get_purchase(
     State(state): State<AppState>,
     user: AuthUser,
@@ -503,7 +543,7 @@ pub async fn get_purchase(
     Ok(Json(view(&state, &purchase, None).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedPurchaseBody {
     /// The purchase's transaction, signed by the buyer's wallet (base64).
@@ -520,6 +560,29 @@ impl Validate for SignedPurchaseBody {
 /// signed `buy_ticket`, then publishes the ticket. Only a lone `buy_ticket`
 /// of this event and tier by the buyer, at no more than the quoted price, is
 /// accepted.
+#[utoipa::path(
+    post,
+    path = "/api/purchases/{purchase}/submit",
+    tag = "purchases",
+    params(
+        ("purchase" = String, Path, description = "The purchase id"),
+    ),
+    request_body = SignedPurchaseBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "Paid and minted (`fulfilled`), or sent and not yet settled (`minting`)", body = PurchaseView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such purchase of this wallet", body = ErrorBody),
+        (status = 409, description = "`conflict`: a card purchase, a purchase that is over, or a transaction made before another sale (get the purchase for a new one); `sold_out`: the reservation ran out and no seat is left", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: not this purchase's lone `buy_ticket` by the buyer, or not signed by the buyer; `chain_refused`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn submit(
     State(state): State<AppState>,
     user: AuthUser,
@@ -803,6 +866,18 @@ async fn send_confirmation(state: &AppState, purchase: &Purchase) {
 }
 
 /// `POST /api/payments/webhook`: Stripe's signed events.
+#[utoipa::path(
+    post,
+    path = "/api/payments/webhook",
+    tag = "purchases",
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">`")),
+    request_body(content = serde_json::Value, description = "Stripe's event, as Stripe sends it", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Verified and handled (or recognised as already handled)", body = serde_json::Value),
+        (status = 400, description = "`webhook_missing_signature`, `webhook_bad_signature`, `webhook_stale` or `webhook_malformed`: nothing was done", body = ErrorBody),
+        (status = 503, description = "`payments_disabled` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1199,6 +1274,18 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 /// A buyer's purchases, newest first (`GET /api/purchases`).
+#[utoipa::path(
+    get,
+    path = "/api/purchases",
+    tag = "purchases",
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The wallet's last 100 purchases, newest first (no codes or transactions)", body = Vec<PurchaseView>),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn my_purchases(
     State(state): State<AppState>,
     user: AuthUser,

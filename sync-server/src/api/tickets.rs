@@ -30,16 +30,18 @@ use super::validation::{
     parse_wallet,
 };
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::organizer::{self, NewEvent, NewTier};
 use crate::store::StoreError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TierBody {
+    /// 1 to 32 characters.
     pub name: String,
-    /// Price in SOL purchases (lamports), paid on chain.
+    /// Price in SOL purchases, in lamports (>= 0), paid on chain.
     pub price_lamports: i64,
+    /// 1 to 100000 tickets.
     pub supply: u32,
     /// Price in card purchases, in the smallest unit of `[api] currency`
     /// (cents); omit to not sell this tier by card.
@@ -47,22 +49,30 @@ pub struct TierBody {
     pub card_price: Option<i64>,
 }
 
-/// The seed's event rules: name 3-100, capacity 1-100000, ends after it
-/// starts, prices >= 0.
-#[derive(Debug, Deserialize)]
+/// A new event: name 3 to 64 characters, capacity 1 to 100000, ends after
+/// it starts, prices >= 0.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventBody {
+    /// 3 to 64 characters.
     pub name: String,
+    /// At most 1000 characters.
     #[serde(default)]
     pub description: String,
+    /// 1 to 64 characters.
     pub venue: String,
+    /// Unix seconds.
     pub starts_at: i64,
+    /// Unix seconds, after `starts_at`; doors close then.
     pub ends_at: i64,
     /// Doors open this long before the start (default 1 h).
     #[serde(default)]
     pub doors_open_secs_before: Option<u32>,
+    /// 1 to 100000.
     pub capacity: u32,
+    /// 1 to 4 tiers; a ticket names its tier by index.
     pub tiers: Vec<TierBody>,
+    /// Whether holders may transfer tickets (default true).
     #[serde(default)]
     pub transferable: Option<bool>,
 }
@@ -96,7 +106,7 @@ impl Validate for CreateEventBody {
 }
 
 /// An event as buyers see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub event_id: u64,
     pub name: String,
@@ -105,8 +115,11 @@ pub struct EventView {
     pub starts_at: i64,
     pub ends_at: i64,
     pub capacity: u64,
+    /// The organizer's wallet (base58).
     pub organizer: String,
+    /// `active` or `cancelled`.
     pub status: String,
+    /// Tier names, by index.
     pub tiers: Vec<String>,
 }
 
@@ -165,7 +178,30 @@ fn view_from_row(r: &sqlx::any::AnyRow) -> Result<EventView, ApiError> {
     })
 }
 
-/// `POST /api/events`
+/// Create an event
+///
+/// `POST /api/events` (organizer): the event is created on chain with the
+/// calling wallet as its organizer, then published to its gates. The
+/// server picks the event id. Re-entry is forbidden.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    tag = "events",
+    request_body = CreateEventBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 201, description = "Created", body = EventView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required`: the wallet is not an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`), or `chain_refused`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn create_event(
     State(state): State<AppState>,
     user: AuthUser,
@@ -232,11 +268,14 @@ pub async fn create_event(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// From 1 (the default).
     #[serde(default)]
     pub page: Option<u32>,
+    /// Events per page: 1 to 100 (default 20).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Part of the name, any case.
@@ -264,16 +303,31 @@ fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     pub events: Vec<EventView>,
     pub page: u32,
     pub limit: u32,
+    /// Events on all pages.
     pub total: u64,
 }
 
+/// Events not yet ended
+///
 /// `GET /api/events?page=1&limit=20&q=&venue=&starts_after=&starts_before=`:
-/// events not yet ended, soonest first.
+/// active events not yet ended, soonest first. Public.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of events", body = EventPage),
+        (status = 400, description = "(plain text) the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn list_events(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -322,7 +376,22 @@ pub async fn list_events(
     }))
 }
 
-/// `GET /api/events/{id}`
+/// One event
+///
+/// `GET /api/events/{id}`. Public.
+#[utoipa::path(
+    get,
+    path = "/api/events/{event}",
+    tag = "events",
+    params(("event" = u64, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "The event", body = EventView),
+        (status = 400, description = "`bad_request`: the id is too large; or (plain text) it does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn get_event(
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
@@ -334,7 +403,7 @@ pub async fn get_event(
 }
 
 /// What an organizer may change of a live event; absent fields stay.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventBody {
     #[serde(default)]
@@ -381,6 +450,28 @@ impl Validate for UpdateEventBody {
 /// `PUT /api/events/{id}` (the event's organizer): changes it on chain
 /// first (the program keeps capacity at or above what is sold), then here,
 /// then at the gates (name, doors).
+#[utoipa::path(
+    put,
+    path = "/api/events/{event}",
+    tag = "events",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+    ),
+    request_body = UpdateEventBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "Changed on chain, here and at the gates", body = EventView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required`, `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (capacity below what is sold or held, ends before it starts, ...) or `chain_refused`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn update_event(
     State(state): State<AppState>,
     user: AuthUser,
@@ -519,6 +610,24 @@ pub async fn update_event(
 
 /// `GET /api/tickets/{event}/{ticket}` (its holder, with the QR code text;
 /// the event's organizer, also with it).
+#[utoipa::path(
+    get,
+    path = "/api/tickets/{event}/{ticket}",
+    tag = "tickets",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The ticket and its QR code text", body = TicketView),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: neither its holder nor the event's organizer", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such ticket", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn get_ticket(
     State(state): State<AppState>,
     user: AuthUser,
@@ -534,11 +643,13 @@ pub async fn get_ticket(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintBody {
     pub event_id: u64,
+    /// The holder's wallet (base58).
     pub wallet: String,
+    /// The tier's index (default 0).
     #[serde(default)]
     pub tier: u8,
 }
@@ -549,7 +660,7 @@ impl Validate for MintBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     #[serde(flatten)]
     pub ticket: CachedTicket,
@@ -577,7 +688,30 @@ async fn require_organizer_of(
     Ok(())
 }
 
-/// `POST /api/tickets/mint`
+/// Mint one ticket to a wallet
+///
+/// `POST /api/tickets/mint` (the event's organizer): one NFT to a wallet,
+/// paid off chain, published to the gates; answers its QR code text.
+#[utoipa::path(
+    post,
+    path = "/api/tickets/mint",
+    tag = "tickets",
+    request_body = MintBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 201, description = "Minted", body = TicketView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required` (not an organizer), `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event (in the database or on chain)", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`), or `chain_refused` (e.g. the tier is sold out)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the wallet spent its mint budget (`api.rate_limits.mint`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn mint(
     State(state): State<AppState>,
     user: AuthUser,
@@ -619,18 +753,21 @@ pub async fn mint(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRecipient {
+    /// The holder's wallet (base58).
     pub wallet: String,
+    /// The tier's index (default 0).
     #[serde(default)]
     pub tier: u8,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchMintBody {
     pub event_id: u64,
+    /// 1 to 100 recipients.
     pub recipients: Vec<BatchRecipient>,
 }
 
@@ -647,6 +784,8 @@ impl Validate for BatchMintBody {
     }
 }
 
+/// Mint up to 100 tickets, all or nothing
+///
 /// `POST /api/tickets/batch-mint`: up to 100 tickets, all or nothing.
 ///
 /// Inventory is checked against the chain first (event capacity and each
@@ -654,6 +793,26 @@ impl Validate for BatchMintBody {
 /// mint itself takes several transactions; if the chain fails part way,
 /// the tickets this batch already minted are revoked on chain (void at every
 /// gate) and the request fails, so a batch never half-succeeds.
+#[utoipa::path(
+    post,
+    path = "/api/tickets/batch-mint",
+    tag = "tickets",
+    request_body = BatchMintBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 201, description = "All minted", body = Vec<TicketView>),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required` (not an organizer), `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event (in the database or on chain)", body = ErrorBody),
+        (status = 409, description = "`conflict`: sold out, or a tier has fewer tickets left than asked", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`; e.g. `recipients[3].tier`: no such tier), or `chain_refused`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the wallet spent its mint budget (`api.rate_limits.mint`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn batch_mint(
     State(state): State<AppState>,
     user: AuthUser,
@@ -733,7 +892,22 @@ pub async fn batch_mint(
     }
 }
 
-/// `GET /api/tickets/my`
+/// The calling wallet's tickets
+///
+/// `GET /api/tickets/my`: the wallet's tickets (at most 1000) with their QR
+/// code text.
+#[utoipa::path(
+    get,
+    path = "/api/tickets/my",
+    tag = "tickets",
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The wallet's tickets", body = Vec<TicketView>),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable` or `chain_unavailable` (no issuer key)", body = ErrorBody),
+    )
+)]
 pub async fn my_tickets(
     State(state): State<AppState>,
     user: AuthUser,
@@ -756,14 +930,43 @@ pub async fn my_tickets(
     Ok(Json(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct QrQuery {
+    /// `png` (the default) or `svg`.
     #[serde(default)]
     pub format: Option<String>,
 }
 
-/// `GET /api/tickets/{event}/{ticket}/qr?format=png|svg`
+/// A ticket's QR code as an image
+///
+/// `GET /api/tickets/{event}/{ticket}/qr?format=png|svg` (the holder or the
+/// event's organizer): the signed credential as a QR image.
+#[utoipa::path(
+    get,
+    path = "/api/tickets/{event}/{ticket}/qr",
+    tag = "tickets",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+        QrQuery,
+    ),
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The QR code", content(
+            (inline(crate::openapi::BinaryBody) = "image/png"),
+            (String = "image/svg+xml"),
+        )),
+        (status = 400, description = "(plain text) an id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: neither the holder nor the event's organizer; or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `format` is neither `png` nor `svg`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable` or `chain_unavailable` (no issuer key)", body = ErrorBody),
+    )
+)]
 pub async fn qr(
     State(state): State<AppState>,
     user: AuthUser,
@@ -811,9 +1014,40 @@ pub fn wallet_of(text: &str) -> Result<PublicKeyBytes, ApiError> {
     parse_wallet("wallet", text)
 }
 
+/// A ticket NFT's metadata
+///
 /// `GET /m/{event}/{ticket}` (the NFT's metadata URI) and
 /// `GET /api/tickets/{event}/{ticket}/metadata`: the metadata JSON wallets
-/// and marketplaces read. Public; it never contains the QR credential.
+/// and marketplaces read (name, symbol, description, image, external_url,
+/// attributes). Public; it never contains the QR credential.
+#[utoipa::path(
+    get,
+    path = "/m/{event}/{ticket}",
+    tag = "metadata",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    responses(
+        (status = 200, description = "Metaplex-style NFT metadata", body = Object, example = json!({
+            "name": "Summer Festival #7",
+            "symbol": "TIX",
+            "description": "Three days by the lake",
+            "image": "https://tickets.example/m/42/7/image.svg",
+            "external_url": "https://tickets.example/api/events/42",
+            "attributes": [
+                {"trait_type": "Event", "value": "Summer Festival"},
+                {"trait_type": "Tier", "value": "VIP"},
+                {"trait_type": "Ticket", "value": 7},
+                {"trait_type": "Status", "value": "Active"}
+            ]
+        })),
+        (status = 400, description = "`bad_request`: the event id is too large; or (plain text) an id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn metadata(
     State(state): State<AppState>,
     Path((event_id, ticket_id)): Path<(u64, u32)>,
@@ -858,9 +1092,26 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A ticket NFT's picture
+///
 /// `GET /m/{event}/{ticket}/image.svg`: the picture wallets show, a ticket
 /// card with the event, tier and number (not the QR code: that is the
-/// holder's alone).
+/// holder's alone). Public.
+#[utoipa::path(
+    get,
+    path = "/m/{event}/{ticket}/image.svg",
+    tag = "metadata",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    responses(
+        (status = 200, description = "The ticket card", body = String, content_type = "image/svg+xml"),
+        (status = 400, description = "(plain text) an id does not parse", body = String, content_type = "text/plain"),
+        (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn card_image(
     State(state): State<AppState>,
     Path((event_id, ticket_id)): Path<(u64, u32)>,
@@ -888,7 +1139,7 @@ pub async fn card_image(
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
     /// The new owner's wallet (base58): a direct transfer.
@@ -928,21 +1179,47 @@ impl Validate for TransferBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransferRequest {
     /// The unsigned legacy transaction (base64, bincode), fee payer and
     /// signer the current owner: sign it in the wallet and send it back to
     /// `POST /api/tickets/{event}/{ticket}/transfer/submit` (or to any RPC).
     pub transaction: String,
+    /// What the wallet should show its owner.
     pub message: String,
     /// When an email transfer's claim link stops working (chain time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
 }
 
+/// Prepare a transfer for the holder's wallet to sign
+///
 /// `POST /api/tickets/{event}/{ticket}/transfer` (the ticket's holder):
 /// a transfer the holder's wallet signs, in the style of a Solana Pay
 /// transaction request. The server never holds the holder's key.
+#[utoipa::path(
+    post,
+    path = "/api/tickets/{event}/{ticket}/transfer",
+    tag = "tickets",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    request_body = TransferBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The unsigned transaction", body = TransferRequest),
+        (status = 400, description = "`malformed_json`: the body is not JSON; or (plain text) a path id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the ticket's holder; or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such ticket", body = ErrorBody),
+        (status = 409, description = "`conflict`: the ticket already has an open email transfer", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: give exactly one of `to_wallet` and `to_email`; a wallet that is not one or is the holder already; a bad address or `expires_in_secs`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn transfer(
     State(state): State<AppState>,
     user: AuthUser,
@@ -995,7 +1272,7 @@ pub async fn transfer(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedTransferBody {
     /// The transaction from `transfer` or `transfer/cancel`, signed by the
@@ -1009,12 +1286,37 @@ impl Validate for SignedTransferBody {
     }
 }
 
+/// Send the holder-signed transfer
+///
 /// `POST /api/tickets/{event}/{ticket}/transfer/submit` (the holder): sends
 /// the holder-signed transaction, then publishes the ticket as it is on chain
 /// (after a transfer the old owner's code is refused). Only a lone
 /// `transfer_ticket`, `open_email_transfer` or `cancel_email_transfer` of
 /// this very ticket by its holder is accepted; see
 /// [`super::claims::submit_signed`].
+#[utoipa::path(
+    post,
+    path = "/api/tickets/{event}/{ticket}/transfer/submit",
+    tag = "tickets",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("ticket" = u32, Path, description = "The ticket id within the event"),
+    ),
+    request_body = SignedTransferBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "Sent; the ticket as it is now on chain (after a transfer: its new owner and generation) and the email transfer it opened or cancelled", body = super::claims::SubmittedTransfer),
+        (status = 400, description = "`malformed_json`: the body is not JSON; or (plain text) a path id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `transaction` is not base64, not a legacy transaction, not exactly the `transfer_ticket`, `open_email_transfer` or `cancel_email_transfer` of this ticket by the caller, or not signed; or `chain_refused`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn submit_transfer(
     State(state): State<AppState>,
     user: AuthUser,

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::auth::{AuthUser, Role};
 use super::validation::{ValidJson, Validate, check_count, check_text, field_error};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::Device;
 
 /// Online decisions are made one at a time in a server, so two handhelds
@@ -33,11 +33,13 @@ use crate::store::Device;
 /// gates that were offline.)
 static DECIDING: Mutex<()> = Mutex::const_new(());
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateBody {
     pub event_id: u64,
+    /// The gate (by number) the handheld stands at.
     pub gate: u32,
+    /// The QR code's text as scanned.
     pub code: String,
 }
 
@@ -52,11 +54,13 @@ impl Validate for ValidateBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ValidateResponse {
+    /// The scan as recorded in the journal.
     pub scan_id: Uuid,
     /// Stable outcome code (`admitted`, `already_inside`, `revoked`, ...).
     pub outcome: String,
+    /// Let the holder through.
     pub opens: bool,
     /// Words for staff.
     pub text: String,
@@ -104,7 +108,31 @@ async fn policy(state: &AppState, event_id: u64, gate: u32) -> Result<GatePolicy
     })
 }
 
-/// `POST /api/validate`
+/// Validate a ticket now
+///
+/// `POST /api/validate` (validator or organizer): the same admission rules
+/// as the gates, against the server's view of the ticket; the scan is
+/// journalled like a gate's and replayed on chain in the next batch. 5 per
+/// second per validator and gate.
+#[utoipa::path(
+    post,
+    path = "/api/validate",
+    tag = "validation",
+    request_body = ValidateBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "The decision (a refusal is a decision too: see `outcome`)", body = ValidateResponse),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `code` is empty or too long, or the event has no such gate", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the validator spent its budget at this gate (`api.rate_limits.validate`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn validate(
     State(state): State<AppState>,
     user: AuthUser,
@@ -181,7 +209,7 @@ pub async fn validate(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfflineBody {
     pub event_id: u64,
@@ -195,11 +223,12 @@ impl Validate for OfflineBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncBody {
     pub event_id: u64,
     pub gate: u32,
+    /// 1 to 1000 scans, each at this gate.
     pub scans: Vec<ScanRecord>,
 }
 
@@ -242,7 +271,28 @@ async fn store_offline(
     Ok(ack)
 }
 
-/// `POST /api/validate/offline`
+/// Upload one scan a handheld decided offline
+///
+/// `POST /api/validate/offline` (validator or organizer): idempotent by
+/// scan id.
+#[utoipa::path(
+    post,
+    path = "/api/validate/offline",
+    tag = "validation",
+    request_body = OfflineBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "Stored (or stored before)", body = JournalAck),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: the event has no such gate, or the scan names another gate", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn offline(
     State(state): State<AppState>,
     user: AuthUser,
@@ -259,7 +309,28 @@ pub async fn offline(
     Ok(Json(ack))
 }
 
-/// `POST /api/validate/sync`
+/// Upload scans a handheld decided offline
+///
+/// `POST /api/validate/sync` (validator or organizer): up to 1000 scans,
+/// idempotent by scan id.
+#[utoipa::path(
+    post,
+    path = "/api/validate/sync",
+    tag = "validation",
+    request_body = SyncBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "Stored (or stored before)", body = JournalAck),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: no scans or more than 1000, the event has no such gate, or a scan names another gate", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn sync(
     State(state): State<AppState>,
     user: AuthUser,

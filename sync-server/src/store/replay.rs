@@ -60,7 +60,7 @@ pub enum Settlement {
 }
 
 /// An event's replay figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReplaySummary {
     pub waiting: u64,
     pub submitted: u64,
@@ -72,7 +72,7 @@ pub struct ReplaySummary {
 }
 
 /// One scan's replay state, as organizers see it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ScanReplay {
     pub scan_id: String,
     pub ticket_id: Option<u32>,

@@ -1,0 +1,264 @@
+//! The server's OpenAPI 3 document, served at `GET /api/openapi.json`, and
+//! the page made from it at `GET /docs` ([`page`]).
+//!
+//! Each handler describes itself with `#[utoipa::path]` beside its code, and
+//! its request and answer types derive `ToSchema` (the gate wire types in
+//! `shared` behind its `openapi` feature); [`ApiDoc`] lists the handlers.
+//! The `api_openapi` test compares the document with the routes
+//! [`crate::app`] really serves, so a route added without a description
+//! fails there. The page is rendered here from the same document, with no
+//! script or asset from elsewhere: venues may run the server offline.
+
+pub mod page;
+
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use shared::wire::{HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::ApiError;
+
+const DESCRIPTION: &str = "The server gate boxes sync with, and the ticketing API.
+
+Three kinds of caller, each with its own credentials: gate boxes sign every request with the key they enrolled (`/gate/v1`, security `gate_*`); organizers use the server's admin token (`/api/admin`, `admin_token`); wallets log in by signing a one-time message and send the session token they get (`wallet_session`). Events, NFT metadata, health, metrics and this document are public.
+
+Errors answer a JSON body `{\"error\": code, \"message\": text}` (`ErrorBody`), with `field` when one field of the request body is at fault; act on `error`, not on `message`. A path segment or a query string that does not parse, and on the admin and gate endpoints a JSON body that does not fit its type, is refused by the HTTP framework with a plain-text message instead.
+
+Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.";
+
+/// The whole API, as the handlers describe themselves.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "NFT gate sync server", description = DESCRIPTION),
+    paths(
+        crate::health,
+        crate::metrics::render,
+        openapi_json,
+        docs_page,
+        crate::gate_api::enrol,
+        crate::gate_api::snapshot,
+        crate::gate_api::delta,
+        crate::gate_api::journal,
+        crate::admin_api::put_gate,
+        crate::admin_api::gate_status,
+        crate::admin_api::create_enrol_token,
+        crate::admin_api::conflicts,
+        crate::admin_api::revoke_device,
+        crate::chain_admin_api::chain_info,
+        crate::chain_admin_api::create_event,
+        crate::chain_admin_api::mint,
+        crate::chain_admin_api::refresh,
+        crate::chain_admin_api::revoke,
+        crate::chain_admin_api::replay_status,
+        crate::api::auth::grant_role,
+        crate::api::auth::nonce,
+        crate::api::auth::verify,
+        crate::api::auth::me,
+        crate::api::tickets::create_event,
+        crate::api::tickets::list_events,
+        crate::api::tickets::get_event,
+        crate::api::tickets::update_event,
+        crate::api::tickets::get_ticket,
+        crate::api::tickets::mint,
+        crate::api::tickets::batch_mint,
+        crate::api::tickets::my_tickets,
+        crate::api::tickets::qr,
+        crate::api::tickets::transfer,
+        crate::api::tickets::submit_transfer,
+        crate::api::claims::cancel,
+        crate::api::claims::resend,
+        crate::api::claims::claim,
+        crate::api::purchase::purchase,
+        crate::api::purchase::my_purchases,
+        crate::api::purchase::get_purchase,
+        crate::api::purchase::submit,
+        crate::api::purchase::webhook,
+        crate::api::tickets::metadata,
+        crate::api::tickets::card_image,
+        crate::api::validate::validate,
+        crate::api::validate::offline,
+        crate::api::validate::sync,
+    ),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&SecuritySchemes, &MetadataApiPath),
+    tags(
+        (name = "gate", description = "The gate protocol: a box enrols with a one-time token, then signs every request with its own key. Snapshots and deltas are binary and signed by the server."),
+        (name = "admin", description = "Organizer endpoints, with the server's admin token: gates and their boxes, events and tickets on chain, the replay of scans, wallet roles."),
+        (name = "auth", description = "Wallet login: ask for a one-time message, sign it with the wallet, get a session token."),
+        (name = "events", description = "Events as buyers see them; creating one takes an organizer's wallet."),
+        (name = "tickets", description = "Minting (organizers), holders' tickets and QR codes, transfers signed by the holder's wallet, to a wallet or to an email address claimed with the mailed code."),
+        (name = "purchases", description = "Buying a ticket: a seat is held while the buyer pays by card (Stripe, confirmed by its signed webhook) or in SOL (a transaction the buyer's wallet signs); then the ticket is minted to the buyer."),
+        (name = "validation", description = "Handhelds without the gate agent (validator or organizer wallets): validate online, upload scans decided offline."),
+        (name = "metadata", description = "What wallets and marketplaces read about a ticket NFT. Public."),
+        (name = "service", description = "Health, metrics and this documentation. Public."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Bytes with no JSON shape (signed cache files, PNG images).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BinaryBody(pub Vec<u8>);
+
+/// The three ways callers prove who they are.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "wallet_session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A session token from `POST /api/auth/verify` (a JWT, HS256), as \
+                         `Authorization: Bearer TOKEN`. The wallet's role is read from the \
+                         server on every request, so a role granted or taken away counts at once.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The server's configured `admin_token` (`SYNC_ADMIN_TOKEN`), as \
+                         `Authorization: Bearer TOKEN`. With none configured the admin \
+                         endpoints answer 403.",
+                    ))
+                    .build(),
+            ),
+        );
+        // A gate request carries all four headers (one requirement names
+        // them together); the signature binds the other three to the request.
+        let gate_headers = [
+            (
+                "gate_device",
+                HEADER_DEVICE_ID,
+                "The device id the box received at enrolment.".to_owned(),
+            ),
+            (
+                "gate_timestamp",
+                HEADER_TIMESTAMP,
+                "Unix seconds of the box's clock; refused when further than \
+                 `gates.signature_window_secs` (default 120) from the server's."
+                    .to_owned(),
+            ),
+            (
+                "gate_nonce",
+                HEADER_NONCE,
+                "1 to 64 characters, never used before by this device.".to_owned(),
+            ),
+            (
+                "gate_signature",
+                HEADER_SIGNATURE,
+                format!(
+                    "Base58 of the ed25519 signature, by the key the box enrolled with, over \
+                     the bytes `nft-gate/device-request/v1` followed, each after a newline, by \
+                     the method in capitals, the path with its query string, the \
+                     `{HEADER_TIMESTAMP}` value, the `{HEADER_NONCE}` value, and the 32-byte \
+                     SHA-256 of the body (see `shared::wire::device_request_message`)."
+                ),
+            ),
+        ];
+        for (name, header, description) in gate_headers {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    header.to_owned(),
+                    description,
+                ))),
+            );
+        }
+    }
+}
+
+/// The NFT metadata URI (`/m/{event}/{ticket}`, fixed on chain at mint) and
+/// its API path are one handler, so one description serves both.
+struct MetadataApiPath;
+
+const METADATA_URI: &str = "/m/{event}/{ticket}";
+const METADATA_API_PATH: &str = "/api/tickets/{event}/{ticket}/metadata";
+
+impl Modify for MetadataApiPath {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let Some(mut item) = doc.paths.paths.get(METADATA_URI).cloned() else {
+            return;
+        };
+        if let Some(get) = item.get.as_mut() {
+            get.operation_id = Some("metadata_by_api_path".into());
+        }
+        doc.paths.paths.insert(METADATA_API_PATH.into(), item);
+    }
+}
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document's JSON and the page, made once per process.
+static RENDERED: LazyLock<Result<(String, String), String>> = LazyLock::new(|| {
+    let doc = serde_json::to_value(document()).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    Ok((json, page::render(&doc)))
+});
+
+fn rendered() -> Result<&'static (String, String), ApiError> {
+    RENDERED
+        .as_ref()
+        .map_err(|e| ApiError::Internal(format!("the OpenAPI document: {e}")))
+}
+
+/// This document
+///
+/// `GET /api/openapi.json`: the OpenAPI 3.1 document of every route the
+/// server serves.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "service",
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"),
+        (status = 500, description = "`internal`", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn openapi_json() -> Response {
+    match rendered() {
+        Ok((json, _)) => {
+            ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// This documentation as a page
+///
+/// `GET /docs`: every operation grouped by tag, with its parameters, bodies,
+/// answers and security, and every schema. One self-contained HTML page.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "service",
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = 500, description = "`internal`", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn docs_page() -> Response {
+    match rendered() {
+        Ok((_, html)) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html.as_str(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}

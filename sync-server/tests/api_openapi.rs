@@ -1,0 +1,430 @@
+//! The OpenAPI document and the docs page against the real server: the
+//! document describes exactly the routes `app()` serves (read off the
+//! router, so a route added without a description fails here), it reads
+//! back as OpenAPI 3.1 with consistent security and error answers, and
+//! headless Chromium shows every operation on `/docs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+/// The path templates registered in the router, read from its `Debug`
+/// output (axum has no public list of routes; its path table prints as
+/// `RouteId(N): "/path"`, the routes first, then the fallback's).
+fn registered_paths(router: &axum::Router) -> BTreeSet<String> {
+    let text = format!("{router:?}");
+    let routes = text
+        .split_once("path_router:")
+        .and_then(|(_, after)| after.split_once("fallback_router:"))
+        .map(|(routes, _)| routes)
+        .unwrap_or_else(|| panic!("no path_router in the router's Debug output: {text}"));
+    let mut paths = BTreeSet::new();
+    let mut rest = routes;
+    while let Some(at) = rest.find("RouteId(") {
+        rest = &rest[at + "RouteId(".len()..];
+        let Some(after_id) = rest.find(')') else {
+            break;
+        };
+        if let Some(quoted) = rest[after_id..].strip_prefix("): \"")
+            && let Some(end) = quoted.find('"')
+        {
+            let path = &quoted[..end];
+            if !path.contains("__private__axum") {
+                paths.insert(path.to_owned());
+            }
+        }
+        rest = &rest[after_id..];
+    }
+    assert!(
+        paths.contains("/health") && paths.contains("/gate/v1/enrol"),
+        "could not read the routes from the router (has axum's Debug output changed?): {paths:?}"
+    );
+    paths
+}
+
+/// `(METHOD, path)` of every route the server answers: the paths from the
+/// router, the methods from the `Allow` header of the 405 the router gives
+/// a method no route uses.
+async fn served_routes(server: &TestServer) -> BTreeSet<(String, String)> {
+    let router = sync_server::app(server.state.clone());
+    let mut routes = BTreeSet::new();
+    for path in registered_paths(&router) {
+        let concrete = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "1"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let response = server
+            .http
+            .request(reqwest::Method::TRACE, format!("{}{concrete}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::METHOD_NOT_ALLOWED,
+            "TRACE {concrete} (route {path}) should be refused with 405 and an Allow header"
+        );
+        let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+        for method in allow.split(',').map(str::trim) {
+            // axum answers HEAD wherever it answers GET.
+            if method != "HEAD" {
+                routes.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+async fn fetch_document(server: &TestServer) -> (String, Value) {
+    let response = server
+        .http
+        .get(format!("{}/api/openapi.json", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let text = response.text().await.unwrap();
+    let doc = serde_json::from_str(&text).unwrap();
+    (text, doc)
+}
+
+/// `(METHOD, path, operation)` of every operation in the document.
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                out.push((method.to_uppercase(), path.clone(), operation));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_describes_exactly_the_routes_the_router_serves() {
+    let server = start(Db::Sqlite).await;
+    let served = served_routes(&server).await;
+    let (_, doc) = fetch_document(&server).await;
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes served but missing from the OpenAPI document; describe each with \
+         #[utoipa::path] and list it in sync_server::openapi::ApiDoc: {undocumented:?}"
+    );
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        unserved.is_empty(),
+        "the OpenAPI document describes routes the server does not serve: {unserved:?}"
+    );
+    // The probe saw the routes of every part of the surface.
+    for expected in [
+        ("GET", "/health"),
+        ("POST", "/gate/v1/journal"),
+        ("PUT", "/api/admin/events/{event}/gates"),
+        ("GET", "/api/admin/events/{event}/gates"),
+        ("POST", "/api/events"),
+        ("GET", "/api/events"),
+        ("GET", "/m/{event}/{ticket}"),
+        ("GET", "/api/tickets/{event}/{ticket}/metadata"),
+        ("GET", "/metrics"),
+        ("GET", "/api/openapi.json"),
+        ("GET", "/docs"),
+    ] {
+        assert!(
+            served.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} not found among {served:?}"
+        );
+    }
+}
+
+/// Every `"$ref"` string in `value`.
+fn references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => out.push(target),
+                    _ => references(inner, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, out)),
+        _ => {}
+    }
+}
+
+fn security_names(operation: &Value) -> Vec<BTreeSet<String>> {
+    operation
+        .get("security")
+        .and_then(Value::as_array)
+        .map(|alternatives| {
+            alternatives
+                .iter()
+                .map(|r| r.as_object().unwrap().keys().cloned().collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_openapi_3_with_consistent_security_and_error_answers() {
+    let server = start(Db::Sqlite).await;
+    let (text, doc) = fetch_document(&server).await;
+
+    let spec = oas3::from_json(&text).expect("an OpenAPI 3.1 document");
+    assert!(spec.openapi.starts_with("3.1"), "{}", spec.openapi);
+    assert_eq!(spec.info.title, "NFT gate sync server");
+
+    let mut refs = Vec::new();
+    references(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for target in refs {
+        assert!(
+            doc.pointer(target.trim_start_matches('#')).is_some(),
+            "dangling reference {target}"
+        );
+    }
+
+    for name in doc["components"]["schemas"].as_object().unwrap().keys() {
+        assert!(
+            name.starts_with(|c: char| c.is_ascii_uppercase()),
+            "schema {name}: a type alias or primitive became a schema of its own"
+        );
+    }
+    let error_body = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(
+        error_body["required"],
+        serde_json::json!(["error", "message"])
+    );
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["wallet_session"]["scheme"], "bearer");
+    assert_eq!(schemes["wallet_session"]["bearerFormat"], "JWT");
+    assert_eq!(schemes["admin_token"]["scheme"], "bearer");
+    for (scheme, header) in [
+        ("gate_device", shared::wire::HEADER_DEVICE_ID),
+        ("gate_timestamp", shared::wire::HEADER_TIMESTAMP),
+        ("gate_nonce", shared::wire::HEADER_NONCE),
+        ("gate_signature", shared::wire::HEADER_SIGNATURE),
+    ] {
+        assert_eq!(schemes[scheme]["type"], "apiKey");
+        assert_eq!(schemes[scheme]["in"], "header");
+        assert_eq!(schemes[scheme]["name"], header);
+    }
+    let gate_signed: BTreeSet<String> = [
+        "gate_device",
+        "gate_timestamp",
+        "gate_nonce",
+        "gate_signature",
+    ]
+    .map(str::to_owned)
+    .into();
+
+    let mut ids = BTreeSet::new();
+    let operations = operations(&doc);
+    for (method, path, operation) in &operations {
+        let name = format!("{method} {path}");
+        let id = operation["operationId"].as_str().unwrap();
+        assert!(ids.insert(id.to_owned()), "{name}: operationId {id} twice");
+        assert!(
+            operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{name} has no summary"
+        );
+        assert!(
+            operation["tags"].as_array().is_some_and(|t| !t.is_empty()),
+            "{name} has no tag"
+        );
+
+        let security = security_names(operation);
+        if path.starts_with("/api/admin/") {
+            assert_eq!(
+                security,
+                vec![BTreeSet::from(["admin_token".to_owned()])],
+                "{name}"
+            );
+        } else if path.starts_with("/gate/v1/") && path != "/gate/v1/enrol" {
+            assert_eq!(security, vec![gate_signed.clone()], "{name}");
+        }
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|status| status.starts_with('2')),
+            "{name} documents no success"
+        );
+        if security
+            .iter()
+            .any(|r| r.contains("wallet_session") || r.contains("admin_token"))
+        {
+            assert!(responses.contains_key("401"), "{name}: no 401");
+            assert!(responses.contains_key("403"), "{name}: no 403");
+        }
+        // Every JSON error answer is the one error body (but the health
+        // report, which answers 503 with its own body).
+        for (status, response) in responses {
+            let is_health = path == "/health" && status == "503";
+            if (status.starts_with('4') || status.starts_with('5'))
+                && !is_health
+                && let Some(json) = response.pointer("/content/application~1json")
+            {
+                assert_eq!(
+                    json["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                    "{name} {status}"
+                );
+            }
+        }
+    }
+    // The wallet-login routes say so.
+    let by_route = |method: &str, path: &str| {
+        operations
+            .iter()
+            .find(|(m, p, _)| m == method && p == path)
+            .map(|(_, _, op)| *op)
+            .unwrap()
+    };
+    for (method, path) in [
+        ("GET", "/api/auth/me"),
+        ("POST", "/api/events"),
+        ("POST", "/api/tickets/mint"),
+        ("GET", "/api/tickets/my"),
+        ("POST", "/api/validate"),
+    ] {
+        assert_eq!(
+            security_names(by_route(method, path)),
+            vec![BTreeSet::from(["wallet_session".to_owned()])],
+            "{method} {path}"
+        );
+    }
+    let create = by_route("POST", "/api/events");
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CreateEventBody"
+    );
+    assert_eq!(
+        create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/EventView"
+    );
+    let list = by_route("GET", "/api/events");
+    let params: BTreeSet<&str> = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        BTreeSet::from([
+            "page",
+            "limit",
+            "q",
+            "venue",
+            "starts_after",
+            "starts_before"
+        ])
+    );
+    assert!(security_names(list).is_empty(), "listing events is public");
+    let mint = by_route("POST", "/api/tickets/mint");
+    assert!(mint["responses"]["429"]["headers"]["Retry-After"].is_object());
+    let snapshot = by_route("GET", "/gate/v1/snapshot");
+    assert!(snapshot["responses"]["200"]["content"]["application/octet-stream"].is_object());
+    assert_eq!(snapshot["parameters"][0]["in"], "header");
+    assert_eq!(
+        snapshot["parameters"][0]["name"],
+        sync_server::gate_api::HEADER_BACKLOG
+    );
+}
+
+fn chromium() -> String {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if std::process::Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return name.to_owned();
+        }
+    }
+    panic!(
+        "this test needs a headless Chromium (`chromium` on the PATH; Debian/Ubuntu: \
+         apt-get install -y chromium; scripts/test.sh installs it)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_shows_every_operation_in_headless_chromium() {
+    let browser = chromium();
+    let server = start(Db::Sqlite).await;
+    let (_, doc) = fetch_document(&server).await;
+    let profile = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("{}/docs", server.url))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("Chromium finished within 2 minutes")
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dom.contains("</html>"),
+        "Chromium gave no page: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // One article per operation, each showing its method and path.
+    let operations = operations(&doc);
+    assert_eq!(
+        dom.matches("<article class=\"operation\"").count(),
+        operations.len()
+    );
+    for (method, path, _) in &operations {
+        let heading = format!(
+            "<span class=\"method {}\">{method}</span><code class=\"path\">{path}</code>",
+            method.to_lowercase()
+        );
+        assert!(dom.contains(&heading), "no {method} {path} on the page");
+    }
+    for text in [
+        "<code class=\"path\">/api/events</code>",
+        ">POST<",
+        "Create an event",
+        "id=\"schema-ErrorBody\"",
+        "id=\"security-gate_signature\"",
+        "x-gate-signature",
+        "Retry-After",
+    ] {
+        assert!(dom.contains(text), "{text} not on the page");
+    }
+}

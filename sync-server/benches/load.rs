@@ -220,6 +220,8 @@ async fn attack(backend: &str, url: &str) {
         .unwrap()
         .set_default(GooseDefault::NoPrintMetrics, true)
         .unwrap()
+        .set_default(GooseDefault::Quiet, 1)
+        .unwrap()
         .execute()
         .await
         .unwrap();

@@ -102,6 +102,8 @@ pub struct AppState {
     /// Card payments; `None` when `[stripe]` has no secret key (card
     /// purchases are then refused with 503, SOL purchases still work).
     pub payments: Option<Arc<dyn api::payments::PaymentProvider>>,
+    /// Public event reads, reused for a second unless an event changed.
+    pub read_cache: Arc<api::cache::ReadCache>,
 }
 
 impl AppState {
@@ -130,6 +132,7 @@ impl AppState {
         Self {
             mailer,
             payments,
+            read_cache: Arc::default(),
             store,
             config: Arc::new(config),
             server_key: Arc::new(server_key),
@@ -162,6 +165,7 @@ impl AppState {
         self.store
             .upsert_event(event, organizer, self.clock.now())
             .await?;
+        self.read_cache.invalidate();
         self.changes.send_modify(|n| *n += 1);
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! touches the gate sync tables.
 
 pub mod auth;
+pub mod cache;
 pub mod claims;
 pub mod inventory;
 pub mod mail;

@@ -331,7 +331,21 @@ pub struct EventPage {
 pub async fn list_events(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = format!(
+        "list:{:?}:{:?}:{:?}:{:?}:{:?}:{:?}",
+        query.page, query.limit, query.q, query.venue, query.starts_after, query.starts_before
+    );
+    let cache = state.read_cache.clone();
+    cache
+        .json(key, async {
+            let page = list_events_page(&state, &query).await?;
+            serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await
+}
+
+async fn list_events_page(state: &AppState, query: &ListQuery) -> Result<EventPage, ApiError> {
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
     for (field, text) in [("q", &query.q), ("venue", &query.venue)] {
@@ -368,12 +382,12 @@ pub async fn list_events(
     .map_err(store_err)?
     .try_get::<i64, _>("n")
     .map_err(store_err)?;
-    Ok(Json(EventPage {
+    Ok(EventPage {
         events: rows.iter().map(view_from_row).collect::<Result<_, _>>()?,
         page,
         limit,
         total: u64::try_from(total).unwrap_or_default(),
-    }))
+    })
 }
 
 /// One event
@@ -395,11 +409,16 @@ pub async fn list_events(
 pub async fn get_event(
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
-) -> Result<Json<EventView>, ApiError> {
-    event_view(&state, event_id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))
+) -> Result<Response, ApiError> {
+    let cache = state.read_cache.clone();
+    cache
+        .json(format!("event:{event_id}"), async {
+            let view = event_view(&state, event_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
+            serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await
 }
 
 /// What an organizer may change of a live event; absent fields stay.

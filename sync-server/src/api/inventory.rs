@@ -11,7 +11,6 @@
 //! Counters start from the chain: the first time an event is sold through
 //! this server its supply and sold counts are read from the event account.
 
-use solana_sdk::signature::Signer;
 use sqlx::Row;
 
 use crate::AppState;
@@ -51,14 +50,7 @@ pub async fn ensure(state: &AppState, event_id: u64) -> Result<(), ApiError> {
     if known > 0 {
         return Ok(());
     }
-    let ctx = state
-        .chain
-        .as_ref()
-        .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
-    let event = crate::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
-        .await
-        .map_err(crate::organizer::OrganizerError::from)?
-        .ok_or_else(|| ApiError::NotFound(format!("event {event_id} is not on chain")))?;
+    let event = super::event_on_chain(state, event_id).await?;
     let mut rows = vec![(
         EVENT_CAPACITY,
         i64::from(event.capacity),

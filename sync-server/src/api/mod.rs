@@ -35,6 +35,25 @@ use crate::config::ConfigError;
 /// limiter) can be used as trait objects chosen by configuration.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The event account of `event_id` as the chain has it now: 404 when it is
+/// not there, 503 without a chain or when the chain does not answer.
+pub(crate) async fn event_on_chain(
+    state: &AppState,
+    event_id: u64,
+) -> Result<ticketing::client::Event, crate::error::ApiError> {
+    use solana_sdk::signature::Signer;
+    let ctx = state
+        .chain
+        .as_ref()
+        .ok_or_else(|| crate::error::ApiError::ChainUnavailable("no chain configured".into()))?;
+    crate::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+        .await
+        .map_err(crate::organizer::OrganizerError::from)?
+        .ok_or_else(|| {
+            crate::error::ApiError::NotFound(format!("event {event_id} is not on chain"))
+        })
+}
+
 /// The routes of this module; [`crate::app`] merges them.
 pub fn routes() -> Router<AppState> {
     Router::new()

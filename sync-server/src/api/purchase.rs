@@ -249,14 +249,7 @@ async fn sol_transaction(
     purchase: &Purchase,
 ) -> Result<WalletTransaction, ApiError> {
     let ctx = chain_ctx(state)?;
-    let event = crate::chain::ops::event(
-        ctx.chain.as_ref(),
-        &ctx.authority.pubkey(),
-        purchase.event_id,
-    )
-    .await
-    .map_err(chain_err)?
-    .ok_or_else(|| ApiError::NotFound(format!("event {} is not on chain", purchase.event_id)))?;
+    let event = super::event_on_chain(state, purchase.event_id).await?;
     let event_address =
         ticketing::client::event_address(&ctx.authority.pubkey(), purchase.event_id).0;
     let instruction = ticketing::client::buy_ticket(
@@ -379,17 +372,7 @@ pub async fn purchase(
             (price.amount, price.currency)
         }
         PaymentMethod::Sol => {
-            let ctx = chain_ctx(&state)?;
-            let on_chain = crate::chain::ops::event(
-                ctx.chain.as_ref(),
-                &ctx.authority.pubkey(),
-                body.event_id,
-            )
-            .await
-            .map_err(chain_err)?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("event {} is not on chain", body.event_id))
-            })?;
+            let on_chain = super::event_on_chain(&state, body.event_id).await?;
             let price = on_chain
                 .tiers
                 .get(usize::from(body.tier))
@@ -614,15 +597,9 @@ pub async fn submit(
     // The ticket it buys is the event's next one; if another sale took that
     // id since the transaction was built, it would only fail on chain (and
     // cost the buyer a fee), so say so now.
-    let next_id = crate::chain::ops::event(
-        ctx.chain.as_ref(),
-        &ctx.authority.pubkey(),
-        purchase.event_id,
-    )
-    .await
-    .map_err(chain_err)?
-    .ok_or_else(|| ApiError::NotFound(format!("event {} is not on chain", purchase.event_id)))?
-    .minted;
+    let next_id = super::event_on_chain(&state, purchase.event_id)
+        .await?
+        .minted;
     let names_next = transaction
         .message
         .instructions
@@ -1049,16 +1026,7 @@ pub async fn fulfil_card(state: &AppState, purchase_id: &str) -> Result<(), ApiE
             return Ok(());
         }
         // Sign a mint of the next ticket id and record it before sending.
-        let event = crate::chain::ops::event(
-            ctx.chain.as_ref(),
-            &ctx.authority.pubkey(),
-            purchase.event_id,
-        )
-        .await
-        .map_err(chain_err)?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("event {} is not on chain", purchase.event_id))
-        })?;
+        let event = super::event_on_chain(state, purchase.event_id).await?;
         let event_address =
             ticketing::client::event_address(&ctx.authority.pubkey(), purchase.event_id).0;
         let blockhash = ctx.chain.latest_blockhash().await.map_err(chain_err)?;
@@ -1100,20 +1068,12 @@ pub async fn fulfil_card(state: &AppState, purchase_id: &str) -> Result<(), ApiE
             Err(e) => {
                 // Refused or expired: nothing landed. If the event sold out
                 // on chain, no retry helps.
-                let sold_out = crate::chain::ops::event(
-                    ctx.chain.as_ref(),
-                    &ctx.authority.pubkey(),
-                    purchase.event_id,
-                )
-                .await
-                .map_err(chain_err)?
-                .is_some_and(|ev| {
-                    ev.minted >= ev.capacity
-                        || ev
-                            .tiers
-                            .get(usize::from(purchase.tier))
-                            .is_none_or(|t| t.sold >= t.supply)
-                });
+                let ev = super::event_on_chain(state, purchase.event_id).await?;
+                let sold_out = ev.minted >= ev.capacity
+                    || ev
+                        .tiers
+                        .get(usize::from(purchase.tier))
+                        .is_none_or(|t| t.sold >= t.supply);
                 if sold_out {
                     tracing::error!(purchase = %purchase_id, "paid, but the chain has no ticket left; refund it");
                     sqlx::query(

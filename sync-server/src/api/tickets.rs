@@ -504,10 +504,7 @@ pub async fn update_event(
         .chain
         .as_ref()
         .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
-    let current = crate::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
-        .await
-        .map_err(crate::organizer::OrganizerError::from)?
-        .ok_or_else(|| ApiError::NotFound(format!("event {event_id} is not on chain")))?;
+    let current = super::event_on_chain(&state, event_id).await?;
     let starts_at = body.starts_at.unwrap_or(current.starts_at);
     let ends_at = body.ends_at.unwrap_or(current.ends_at);
     if ends_at <= starts_at {
@@ -837,21 +834,10 @@ pub async fn batch_mint(
     user: AuthUser,
     ValidJson(body): ValidJson<BatchMintBody>,
 ) -> Result<(StatusCode, Json<Vec<TicketView>>), ApiError> {
-    use solana_sdk::signature::Signer;
     user.require_role(&[Role::Organizer])?;
     require_organizer_of(&state, &user, body.event_id).await?;
     super::ratelimit::check_mint(&state, &user).await?;
-    let ctx = state
-        .chain
-        .as_ref()
-        .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
-    let on_chain =
-        crate::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), body.event_id)
-            .await
-            .map_err(crate::organizer::OrganizerError::from)?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("event {} is not on chain", body.event_id))
-            })?;
+    let on_chain = super::event_on_chain(&state, body.event_id).await?;
     if let Some(i) = body
         .recipients
         .iter()

@@ -146,6 +146,16 @@ pub fn seats_of(tiers: impl IntoIterator<Item = u8>) -> Vec<(u8, u32)> {
     seats
 }
 
+/// The counters `seats` move, `(tier, n)`: each tier's and, by their total,
+/// the event's capacity.
+fn counters(seats: &[(u8, u32)]) -> impl Iterator<Item = (i64, i64)> + '_ {
+    let total: i64 = seats.iter().map(|(_, n)| i64::from(*n)).sum();
+    seats
+        .iter()
+        .map(|(tier, n)| (i64::from(*tier), i64::from(*n)))
+        .chain(std::iter::once((EVENT_CAPACITY, total)))
+}
+
 /// Takes `count` seats of each `(tier, count)` and their total from the
 /// event's capacity, on `conn` (inside the caller's transaction). `Ok(false)`
 /// when one of them does not fit: the caller must then roll back, since
@@ -155,12 +165,7 @@ pub async fn take(
     event_id: u64,
     seats: &[(u8, u32)],
 ) -> Result<bool, ApiError> {
-    let total: i64 = seats.iter().map(|(_, n)| i64::from(*n)).sum();
-    let counters = seats
-        .iter()
-        .map(|(tier, n)| (i64::from(*tier), i64::from(*n)))
-        .chain(std::iter::once((EVENT_CAPACITY, total)));
-    for (tier, n) in counters {
+    for (tier, n) in counters(seats) {
         let moved = sqlx::query(
             "UPDATE inventory SET taken = taken + $3
              WHERE event_id = $1 AND tier = $2 AND taken + $3 <= supply",
@@ -185,12 +190,7 @@ pub async fn release(
     event_id: u64,
     seats: &[(u8, u32)],
 ) -> Result<(), ApiError> {
-    let total: i64 = seats.iter().map(|(_, n)| i64::from(*n)).sum();
-    let counters = seats
-        .iter()
-        .map(|(tier, n)| (i64::from(*tier), i64::from(*n)))
-        .chain(std::iter::once((EVENT_CAPACITY, total)));
-    for (tier, n) in counters {
+    for (tier, n) in counters(seats) {
         sqlx::query(
             "UPDATE inventory SET taken = CASE WHEN taken >= $3 THEN taken - $3 ELSE 0 END
              WHERE event_id = $1 AND tier = $2",

@@ -278,12 +278,7 @@ async fn card_purchase_is_minted_after_the_signed_webhook_and_the_ticket_then_en
     // On chain: owned by the buyer, not used.
     let ctx = server.state.chain.as_ref().unwrap();
     let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
-    let ticket = sync_server::chain::ops::tickets(ctx.chain.as_ref(), &event_address, &[ticket_id])
-        .await
-        .unwrap()
-        .pop()
-        .flatten()
-        .unwrap();
+    let ticket = server.chain_ticket(event_id, ticket_id).await;
     assert_eq!(ticket.owner.to_bytes(), buyer.verifying_key().to_bytes());
     assert!(!ticket.entered);
     assert_eq!(ticket.entry_count, 0);
@@ -347,12 +342,7 @@ async fn card_purchase_is_minted_after_the_signed_webhook_and_the_ticket_then_en
         .await
         .unwrap();
     assert_eq!(summary.confirmed, 1, "{summary:?}");
-    let ticket = sync_server::chain::ops::tickets(ctx.chain.as_ref(), &event_address, &[ticket_id])
-        .await
-        .unwrap()
-        .pop()
-        .flatten()
-        .unwrap();
+    let ticket = server.chain_ticket(event_id, ticket_id).await;
     assert!(ticket.entered, "entered on chain");
     assert_eq!(ticket.entry_count, 1);
 
@@ -607,12 +597,7 @@ async fn sol_purchase_pays_and_mints_in_one_transaction_the_buyer_signs(db: Db) 
         .await
         .unwrap();
     assert!(before - after >= PRICE, "the buyer paid {}", before - after);
-    let ticket = sync_server::chain::ops::tickets(ctx.chain.as_ref(), &event_address, &[ticket_id])
-        .await
-        .unwrap()
-        .pop()
-        .flatten()
-        .unwrap();
+    let ticket = server.chain_ticket(event_id, ticket_id).await;
     assert_eq!(ticket.owner, buyer.pubkey());
     // The gates know it too.
     let cached = server

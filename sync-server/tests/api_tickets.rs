@@ -216,19 +216,9 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
     assert_eq!(minted["owner"], address(&holder));
     let code = minted["code"].as_str().unwrap().to_owned();
     let ticket_id = minted["ticket_id"].as_u64().unwrap() as u32;
-    {
-        use solana_sdk::signature::Signer as _;
-        let ctx = server.state.chain.as_ref().unwrap();
-        let address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
-        let on_chain = sync_server::chain::ops::tickets(ctx.chain.as_ref(), &address, &[ticket_id])
-            .await
-            .unwrap()
-            .pop()
-            .flatten()
-            .unwrap();
-        assert_eq!(on_chain.owner.to_bytes(), holder.verifying_key().to_bytes());
-        assert!(!on_chain.entered);
-    }
+    let on_chain = server.chain_ticket(event_id, ticket_id).await;
+    assert_eq!(on_chain.owner.to_bytes(), holder.verifying_key().to_bytes());
+    assert!(!on_chain.entered);
 
     // The holder sees it, with the same code, and gets it as a QR image.
     let (status, mine, _) = server

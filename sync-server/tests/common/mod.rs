@@ -282,12 +282,30 @@ impl TestServer {
 
     /// Ticket accounts of the test event as the server's chain has them.
     pub async fn chain_tickets(&self, ids: &[u32]) -> Vec<Option<ticketing::client::Ticket>> {
+        self.chain_tickets_of(EVENT, ids).await
+    }
+
+    /// Ticket accounts of `event_id` as the chain has them.
+    pub async fn chain_tickets_of(
+        &self,
+        event_id: u64,
+        ids: &[u32],
+    ) -> Vec<Option<ticketing::client::Ticket>> {
         use solana_sdk::signature::Signer;
         let ctx = self.state.chain.as_ref().expect("a chained server");
-        let event = ticketing::client::event_address(&ctx.authority.pubkey(), EVENT).0;
+        let event = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
         sync_server::chain::ops::tickets(ctx.chain.as_ref(), &event, ids)
             .await
             .unwrap()
+    }
+
+    /// One ticket account of `event_id`, which must exist.
+    pub async fn chain_ticket(&self, event_id: u64, id: u32) -> ticketing::client::Ticket {
+        self.chain_tickets_of(event_id, &[id])
+            .await
+            .pop()
+            .flatten()
+            .expect("the ticket is on chain")
     }
 
     /// The event created on chain (doors open around T0), `n` tickets minted

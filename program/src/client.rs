@@ -5,7 +5,7 @@
 use anchor_lang::prelude::*;
 use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{InstructionData, system_program};
-use anchor_spl::{associated_token, token_2022};
+use anchor_spl::associated_token;
 
 use crate::constants::{DELEGATION_SEED, EVENT_SEED, MINT_SEED, TICKET_SEED};
 pub use crate::instructions::{EntryKind, EntryRecord};
@@ -13,6 +13,7 @@ pub use crate::nft::ticket_token_address;
 
 pub use crate::state::{
     Delegation, Event, EventParams, EventStatus, Ticket, TicketStatus, Tier, TierParams,
+    TokenStandard,
 };
 use crate::{ID, accounts, instruction};
 
@@ -58,9 +59,9 @@ impl TicketAccounts {
         Self { ticket, mint }
     }
 
-    /// Where `owner` holds this ticket's token.
-    pub fn token_account(&self, owner: &Pubkey) -> Pubkey {
-        ticket_token_address(owner, &self.mint)
+    /// Where `owner` holds this ticket's token, for an event of `standard`.
+    pub fn token_account(&self, owner: &Pubkey, standard: TokenStandard) -> Pubkey {
+        ticket_token_address(owner, &self.mint, &standard.program_id())
     }
 }
 
@@ -149,6 +150,7 @@ pub fn buy_ticket(
     next_ticket_id: u32,
     tier: u8,
     max_price: u64,
+    standard: TokenStandard,
 ) -> Instruction {
     let ticket = TicketAccounts::derive(event, next_ticket_id);
     build(
@@ -157,8 +159,8 @@ pub fn buy_ticket(
             event: *event,
             ticket: ticket.ticket,
             mint: ticket.mint,
-            buyer_token: ticket.token_account(buyer),
-            token_program: token_2022::ID,
+            buyer_token: ticket.token_account(buyer, standard),
+            token_program: standard.program_id(),
             associated_token_program: associated_token::ID,
             system_program: system_program::ID,
         },
@@ -173,11 +175,12 @@ pub fn mint_tickets(
     event: &Pubkey,
     first_ticket_id: u32,
     recipients: &[(Pubkey, u8)],
+    standard: TokenStandard,
 ) -> Instruction {
     let mut metas = accounts::MintTickets {
         minter: *minter,
         event: *event,
-        token_program: token_2022::ID,
+        token_program: standard.program_id(),
         associated_token_program: associated_token::ID,
         system_program: system_program::ID,
     }
@@ -189,7 +192,7 @@ pub fn mint_tickets(
             AccountMeta::new_readonly(*recipient, false),
             AccountMeta::new(ticket.ticket, false),
             AccountMeta::new(ticket.mint, false),
-            AccountMeta::new(ticket.token_account(recipient), false),
+            AccountMeta::new(ticket.token_account(recipient, standard), false),
         ]);
         ticket_id = ticket_id.wrapping_add(1);
     }
@@ -208,6 +211,7 @@ pub fn transfer_ticket(
     recipient: &Pubkey,
     event: &Pubkey,
     ticket_id: u32,
+    standard: TokenStandard,
 ) -> Instruction {
     let ticket = TicketAccounts::derive(event, ticket_id);
     build(
@@ -217,9 +221,9 @@ pub fn transfer_ticket(
             event: *event,
             ticket: ticket.ticket,
             mint: ticket.mint,
-            owner_token: ticket.token_account(owner),
-            recipient_token: ticket.token_account(recipient),
-            token_program: token_2022::ID,
+            owner_token: ticket.token_account(owner, standard),
+            recipient_token: ticket.token_account(recipient, standard),
+            token_program: standard.program_id(),
             associated_token_program: associated_token::ID,
             system_program: system_program::ID,
         },
@@ -235,6 +239,7 @@ pub fn open_email_transfer(
     email_hash: [u8; 32],
     claim_key: &Pubkey,
     expires_at: i64,
+    standard: TokenStandard,
 ) -> Instruction {
     let ticket = TicketAccounts::derive(event, ticket_id);
     build(
@@ -244,8 +249,8 @@ pub fn open_email_transfer(
             ticket: ticket.ticket,
             delegation: delegation_address(&ticket.ticket).0,
             mint: ticket.mint,
-            owner_token: ticket.token_account(owner),
-            token_program: token_2022::ID,
+            owner_token: ticket.token_account(owner, standard),
+            token_program: standard.program_id(),
             system_program: system_program::ID,
         },
         instruction::OpenEmailTransfer {
@@ -264,6 +269,7 @@ pub fn claim_email_transfer(
     owner: &Pubkey,
     event: &Pubkey,
     ticket_id: u32,
+    standard: TokenStandard,
 ) -> Instruction {
     let ticket = TicketAccounts::derive(event, ticket_id);
     build(
@@ -276,9 +282,9 @@ pub fn claim_email_transfer(
             ticket: ticket.ticket,
             delegation: delegation_address(&ticket.ticket).0,
             mint: ticket.mint,
-            owner_token: ticket.token_account(owner),
-            recipient_token: ticket.token_account(recipient),
-            token_program: token_2022::ID,
+            owner_token: ticket.token_account(owner, standard),
+            recipient_token: ticket.token_account(recipient, standard),
+            token_program: standard.program_id(),
             associated_token_program: associated_token::ID,
             system_program: system_program::ID,
         },
@@ -286,7 +292,12 @@ pub fn claim_email_transfer(
     )
 }
 
-pub fn cancel_email_transfer(owner: &Pubkey, event: &Pubkey, ticket_id: u32) -> Instruction {
+pub fn cancel_email_transfer(
+    owner: &Pubkey,
+    event: &Pubkey,
+    ticket_id: u32,
+    standard: TokenStandard,
+) -> Instruction {
     let ticket = TicketAccounts::derive(event, ticket_id);
     build(
         accounts::CancelEmailTransfer {
@@ -295,8 +306,8 @@ pub fn cancel_email_transfer(owner: &Pubkey, event: &Pubkey, ticket_id: u32) -> 
             ticket: ticket.ticket,
             delegation: delegation_address(&ticket.ticket).0,
             mint: ticket.mint,
-            owner_token: ticket.token_account(owner),
-            token_program: token_2022::ID,
+            owner_token: ticket.token_account(owner, standard),
+            token_program: standard.program_id(),
         },
         instruction::CancelEmailTransfer {},
     )

@@ -30,8 +30,11 @@ pub const MAX_ENTRY_RECORDS: usize = 64;
 /// whose clock runs ahead is skipped instead of applied: applied, it would make every later
 /// genuine record of that ticket look stale.
 pub const MAX_SCAN_CLOCK_SKEW: i64 = 300;
-/// Tickets issued by one `mint_tickets` call: what the runtime's 64-entry instruction trace
-/// allows, each ticket taking about 15 entries (account creation, Token-2022 mint and metadata
-/// set-up, the associated token account and its own CPIs, mint, freeze, authority removal).
-/// Six would fit the 1,232-byte packet.
-pub const MAX_MINT_BATCH: usize = 4;
+/// Tickets issued by one `mint_tickets` call on an SPL Token event: what the runtime's 64-entry
+/// instruction trace allows, each ticket taking 11 entries (two account creations, mint
+/// initialization, the associated token account and its own CPIs, mint, freeze, authority
+/// removal). Six would fit the 1,232-byte packet.
+pub const MAX_MINT_BATCH_SPL_TOKEN: usize = 5;
+/// The same for a Token-2022 event: the metadata pointer and token metadata set-up take about
+/// four more entries per ticket.
+pub const MAX_MINT_BATCH_TOKEN_2022: usize = 4;

@@ -74,4 +74,8 @@ pub enum TicketingError {
     TicketsOutstanding,
     #[msg("arithmetic overflow")]
     Overflow,
+    #[msg("the token program is not the one this event's tickets use")]
+    WrongTokenProgram,
+    #[msg("the token standard cannot change once tickets are minted")]
+    TokenStandardLocked,
 }

@@ -1,9 +1,13 @@
-//! The ticket NFT: a Token-2022 mint (0 decimals, supply 1, metadata pointer + token metadata
-//! extensions) whose single token sits frozen in the holder's associated token account. The event
-//! PDA is its freeze authority and metadata update authority, so only this program moves it.
+//! The ticket NFT: a mint with 0 decimals and supply 1 whose single token sits frozen in the
+//! holder's associated token account. The event PDA is its freeze authority (and metadata update
+//! authority), so only this program moves it. The event's [`TokenStandard`] picks the token
+//! program: SPL Token (a plain 82-byte mint), or Token-2022 with the metadata pointer and token
+//! metadata extensions. Every call here goes to the token program passed in, with the
+//! instructions both programs share.
 
 use anchor_lang::prelude::*;
 use anchor_lang::solana_program::program::invoke_signed;
+use anchor_lang::solana_program::program_pack::Pack;
 use anchor_lang::solana_program::system_instruction;
 use anchor_spl::associated_token::{self, Create};
 use anchor_spl::compat::spl_token_metadata_interface::state::TokenMetadata;
@@ -19,6 +23,7 @@ use anchor_spl::token_interface::{
 };
 
 use crate::error::TicketingError;
+use crate::state::TokenStandard;
 
 /// Creates a program-derived account, also when someone has already sent lamports to its
 /// address (ticket and mint addresses are predictable, so a plain `create_account` could be
@@ -101,73 +106,26 @@ pub fn mint_ticket_nft(
 ) -> Result<()> {
     let token_program_id = *accounts.token_program.key;
     let event_key = *accounts.event.key;
-    let mint_key = *accounts.mint.key;
-
-    let base_len =
-        ExtensionType::try_calculate_account_len::<MintState>(&[ExtensionType::MetadataPointer])?;
-    let metadata_len = TokenMetadata {
-        update_authority: Some(event_key).try_into()?,
-        mint: mint_key,
-        name: metadata.name.clone(),
-        symbol: metadata.symbol.clone(),
-        uri: metadata.uri.clone(),
-        additional_metadata: vec![],
-    }
-    .tlv_size_of()?;
-    let total_len = base_len
-        .checked_add(metadata_len)
-        .ok_or(TicketingError::Overflow)?;
-    // Token-2022 grows the mint for the metadata itself; the lamports must already be there.
-    let lamports = Rent::get()?.minimum_balance(total_len);
-    create_pda_account(
-        accounts.payer,
-        accounts.mint,
-        accounts.system_program,
-        base_len,
-        lamports,
-        &token_program_id,
-        mint_seeds,
-    )?;
-
-    metadata_pointer_initialize(
-        CpiContext::new(
-            token_program_id,
-            MetadataPointerInitialize {
-                token_program_id: accounts.token_program.clone(),
-                mint: accounts.mint.clone(),
-            },
-        ),
-        Some(event_key),
-        Some(mint_key),
-    )?;
-    token_2022::initialize_mint2(
-        CpiContext::new(
-            token_program_id,
-            token_2022::InitializeMint2 {
-                mint: accounts.mint.clone(),
-            },
-        ),
-        0,
-        &event_key,
-        Some(&event_key),
-    )?;
     let signer = &[event_seeds];
-    token_metadata_initialize(
-        CpiContext::new_with_signer(
+    if token_program_id == TokenStandard::SplToken.program_id() {
+        create_pda_account(
+            accounts.payer,
+            accounts.mint,
+            accounts.system_program,
+            MintState::LEN,
+            Rent::get()?.minimum_balance(MintState::LEN),
+            &token_program_id,
+            mint_seeds,
+        )?;
+        initialize_mint(accounts, &event_key)?;
+    } else {
+        require_keys_eq!(
             token_program_id,
-            TokenMetadataInitialize {
-                program_id: accounts.token_program.clone(),
-                metadata: accounts.mint.clone(),
-                update_authority: accounts.event.clone(),
-                mint_authority: accounts.event.clone(),
-                mint: accounts.mint.clone(),
-            },
-            signer,
-        ),
-        metadata.name,
-        metadata.symbol,
-        metadata.uri,
-    )?;
+            TokenStandard::Token2022Metadata.program_id(),
+            TicketingError::WrongTokenProgram
+        );
+        create_mint_with_metadata(accounts, mint_seeds, event_seeds, metadata)?;
+    }
     associated_token::create_idempotent(CpiContext::new(
         *accounts.associated_token_program.key,
         Create {
@@ -211,6 +169,85 @@ pub fn mint_ticket_nft(
         None,
     )?;
     Ok(())
+}
+
+fn initialize_mint(accounts: &MintAccounts<'_, '_>, event_key: &Pubkey) -> Result<()> {
+    token_2022::initialize_mint2(
+        CpiContext::new(
+            *accounts.token_program.key,
+            token_2022::InitializeMint2 {
+                mint: accounts.mint.clone(),
+            },
+        ),
+        0,
+        event_key,
+        Some(event_key),
+    )
+}
+
+/// The Token-2022 mint with its metadata inside it (metadata pointer to itself).
+fn create_mint_with_metadata(
+    accounts: &MintAccounts<'_, '_>,
+    mint_seeds: &[&[u8]],
+    event_seeds: &[&[u8]],
+    metadata: TicketMetadata,
+) -> Result<()> {
+    let token_program_id = *accounts.token_program.key;
+    let event_key = *accounts.event.key;
+    let mint_key = *accounts.mint.key;
+    let base_len =
+        ExtensionType::try_calculate_account_len::<MintState>(&[ExtensionType::MetadataPointer])?;
+    let metadata_len = TokenMetadata {
+        update_authority: Some(event_key).try_into()?,
+        mint: mint_key,
+        name: metadata.name.clone(),
+        symbol: metadata.symbol.clone(),
+        uri: metadata.uri.clone(),
+        additional_metadata: vec![],
+    }
+    .tlv_size_of()?;
+    let total_len = base_len
+        .checked_add(metadata_len)
+        .ok_or(TicketingError::Overflow)?;
+    // Token-2022 grows the mint for the metadata itself; the lamports must already be there.
+    let lamports = Rent::get()?.minimum_balance(total_len);
+    create_pda_account(
+        accounts.payer,
+        accounts.mint,
+        accounts.system_program,
+        base_len,
+        lamports,
+        &token_program_id,
+        mint_seeds,
+    )?;
+    metadata_pointer_initialize(
+        CpiContext::new(
+            token_program_id,
+            MetadataPointerInitialize {
+                token_program_id: accounts.token_program.clone(),
+                mint: accounts.mint.clone(),
+            },
+        ),
+        Some(event_key),
+        Some(mint_key),
+    )?;
+    initialize_mint(accounts, &event_key)?;
+    token_metadata_initialize(
+        CpiContext::new_with_signer(
+            token_program_id,
+            TokenMetadataInitialize {
+                program_id: accounts.token_program.clone(),
+                metadata: accounts.mint.clone(),
+                update_authority: accounts.event.clone(),
+                mint_authority: accounts.event.clone(),
+                mint: accounts.mint.clone(),
+            },
+            &[event_seeds],
+        ),
+        metadata.name,
+        metadata.symbol,
+        metadata.uri,
+    )
 }
 
 pub fn freeze<'info>(
@@ -328,11 +365,12 @@ pub fn move_ticket_token(accounts: &MoveAccounts<'_, '_>, event_seeds: &[&[u8]])
     )
 }
 
-/// The associated (Token-2022) token account that holds a ticket's token for `owner`.
-pub fn ticket_token_address(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
+/// The associated token account that holds a ticket's token for `owner`, under the token
+/// program of the event's standard.
+pub fn ticket_token_address(owner: &Pubkey, mint: &Pubkey, token_program: &Pubkey) -> Pubkey {
     anchor_spl::associated_token::get_associated_token_address_with_program_id(
         owner,
         mint,
-        &token_2022::ID,
+        token_program,
     )
 }

@@ -69,6 +69,50 @@ pub struct NewEvent {
     pub tiers: Vec<NewTier>,
     pub reentry: ReentryPolicy,
     pub transferable: bool,
+    /// The NFT each ticket comes with (default `spl_token`).
+    #[serde(default)]
+    pub nft: NftStandard,
+}
+
+/// The NFT standard of an event's tickets. Both are real NFTs (supply 1,
+/// frozen, moved only by the program) in the holder's associated token
+/// account; they differ in cost and in what wallets show.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NftStandard {
+    /// SPL Token: about 0.0049 SOL of rent and fee per ticket; wallets list
+    /// the token without a name.
+    #[default]
+    SplToken,
+    /// Token-2022 with on-chain metadata: wallets show the ticket's name,
+    /// symbol and image; about 0.0070 SOL per ticket.
+    Token2022Metadata,
+}
+
+impl NftStandard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SplToken => "spl_token",
+            Self::Token2022Metadata => "token_2022_metadata",
+        }
+    }
+
+    pub fn on_chain(self) -> ticketing::client::TokenStandard {
+        match self {
+            Self::SplToken => ticketing::client::TokenStandard::SplToken,
+            Self::Token2022Metadata => ticketing::client::TokenStandard::Token2022Metadata,
+        }
+    }
 }
 
 /// A ticket as minted: the gates' view of it and its signed QR credential.
@@ -157,6 +201,7 @@ pub async fn create_event_for(
         minter: organizer,
         transferable: spec.transferable,
         transfer_until: spec.starts_at,
+        token_standard: spec.nft.on_chain(),
     };
     let chain = ctx.chain.as_ref();
     ops::ensure_event(

@@ -446,6 +446,7 @@ async fn an_emailed_ticket_is_claimed_once_by_whoever_has_the_code(db: Db) {
             &keypair(72).pubkey(),
             &Pubkey::new_unique(),
             scene.ticket_id,
+            ticketing::client::TokenStandard::SplToken,
         );
         let mut other = Transaction::new_with_payer(&[instruction], Some(&keypair(70).pubkey()));
         other.message.recent_blockhash = tx.message.recent_blockhash;

@@ -74,8 +74,14 @@ async fn shop(db: Db, reservation_secs: u32) -> Shop {
 }
 
 impl Shop {
-    /// An event starting tomorrow with a card-priced general tier.
+    /// An event starting tomorrow with a card-priced general tier, its
+    /// tickets in the default NFT standard (SPL Token).
     async fn event(&self, capacity: u32, lamports: u64) -> u64 {
+        self.event_in(capacity, lamports, "spl_token").await
+    }
+
+    /// The same, with tickets in the NFT standard `nft`.
+    async fn event_in(&self, capacity: u32, lamports: u64, nft: &str) -> u64 {
         let now = unix_now();
         let (status, created, _) = self
             .server
@@ -89,11 +95,13 @@ impl Shop {
                     "doors_open_secs_before": 2 * 86_400,
                     "capacity": capacity,
                     "tiers": [{ "name": "general", "price_lamports": lamports,
-                                "supply": capacity, "card_price": 2500 }]
+                                "supply": capacity, "card_price": 2500 }],
+                    "nft": nft,
                 })),
             )
             .await;
         assert_eq!(status, 201, "{created}");
+        assert_eq!(created["nft"], nft);
         created["event_id"].as_u64().unwrap()
     }
 
@@ -284,9 +292,10 @@ async fn card_purchase_is_minted_after_the_signed_webhook_and_the_ticket_then_en
     assert_eq!(ticket.entry_count, 0);
     // The NFT sits in the buyer's token account.
     let token_account = ticketing::client::TicketAccounts::derive(&event_address, ticket_id)
-        .token_account(&solana_sdk::pubkey::Pubkey::new_from_array(
-            buyer.verifying_key().to_bytes(),
-        ));
+        .token_account(
+            &solana_sdk::pubkey::Pubkey::new_from_array(buyer.verifying_key().to_bytes()),
+            on_chain.token_standard,
+        );
     let account = ctx
         .chain
         .accounts(&[token_account])
@@ -506,7 +515,8 @@ async fn sol_purchase_pays_and_mints_in_one_transaction_the_buyer_signs(db: Db) 
     const PRICE: u64 = 250_000_000;
     let shop = shop(db, 300).await;
     let server = &shop.server;
-    let event_id = shop.event(10, PRICE).await;
+    // Tickets wallets can name: Token-2022 with metadata pointing here.
+    let event_id = shop.event_in(10, PRICE, "token_2022_metadata").await;
     let buyer_key = wallet(90);
     let buyer = solana_sdk::signature::Keypair::new_from_array(buyer_key.to_bytes());
     let fan = server.login_as(&buyer_key, None).await;
@@ -576,6 +586,7 @@ async fn sol_purchase_pays_and_mints_in_one_transaction_the_buyer_signs(db: Db) 
             &stranger.pubkey(),
             &event_address,
             0,
+            ticketing::client::TokenStandard::SplToken,
         )],
         Some(&buyer.pubkey()),
     );
@@ -599,6 +610,51 @@ async fn sol_purchase_pays_and_mints_in_one_transaction_the_buyer_signs(db: Db) 
     assert!(before - after >= PRICE, "the buyer paid {}", before - after);
     let ticket = server.chain_ticket(event_id, ticket_id).await;
     assert_eq!(ticket.owner, buyer.pubkey());
+    // Its NFT is a Token-2022 mint carrying the metadata URI this server
+    // answers, and the buyer's token account holds it.
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let accounts = ticketing::client::TicketAccounts::derive(&event_address, ticket_id);
+    let standard = ticketing::client::TokenStandard::Token2022Metadata;
+    let [mint, holding] = ctx
+        .chain
+        .accounts(&[
+            accounts.mint,
+            accounts.token_account(&buyer.pubkey(), standard),
+        ])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mint = mint.expect("the mint exists");
+    assert_eq!(mint.owner, standard.program_id());
+    let uri = format!(
+        "{}/m/{event_id}/{ticket_id}",
+        server.state.config.api.public_url.trim_end_matches('/')
+    );
+    assert!(
+        mint.data.windows(uri.len()).any(|w| w == uri.as_bytes()),
+        "the mint's metadata names {uri}"
+    );
+    assert_eq!(
+        holding.expect("the token account").owner,
+        standard.program_id()
+    );
+    let (status, metadata, _) = server
+        .call(
+            reqwest::Method::GET,
+            &format!("/m/{event_id}/{ticket_id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{metadata}");
+    assert!(
+        metadata["name"]
+            .as_str()
+            .unwrap()
+            .contains("Harbour Lights"),
+        "{metadata}"
+    );
     // The gates know it too.
     let cached = server
         .state

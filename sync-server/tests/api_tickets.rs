@@ -694,7 +694,8 @@ async fn a_batch_the_chain_refuses_part_way_leaves_no_valid_ticket_and_frees_its
             Some(json!({
                 "name": "Half Batch", "venue": "Quay", "starts_at": wall + 86_400,
                 "ends_at": wall + 90_000, "capacity": 12,
-                "tiers": [{ "name": "general", "price_lamports": 0, "supply": 12 }]
+                "tiers": [{ "name": "general", "price_lamports": 0, "supply": 12 }],
+                "nft": "token_2022_metadata"
             })),
         )
         .await;
@@ -703,7 +704,8 @@ async fn a_batch_the_chain_refuses_part_way_leaves_no_valid_ticket_and_frees_its
     let recipients: Vec<Value> = (0..10u8)
         .map(|i| json!({ "wallet": address(&wallet(200 + i)) }))
         .collect();
-    // 10 tickets are three transactions (4, 4, 2); the second is refused.
+    // 10 Token-2022 tickets are three transactions (4, 4, 2); the second is
+    // refused.
     refuse.store(2, std::sync::atomic::Ordering::SeqCst);
     let (status, error, _) = server
         .call(

@@ -111,7 +111,7 @@ fn main() {
     println!(
         "mint:    {n} tickets in {mint_secs:.2} s = {:.0} tickets/s ({} per transaction)",
         n as f64 / mint_secs,
-        sync_server::chain::ops::MINT_PER_TX
+        ticketing::client::TokenStandard::SplToken.max_mint_batch()
     );
     println!(
         "gate:    scan to journaled verdict through the running agent p50 {:.1} ms, p99 {:.1} ms",

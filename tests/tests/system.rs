@@ -280,6 +280,7 @@ fn a_transfer_or_a_revocation_reaches_an_online_gate_within_10_s(db: Db) {
                     &new_owner.pubkey(),
                     &event_address,
                     0,
+                    ticketing::client::TokenStandard::SplToken,
                 )],
                 &[],
             )

@@ -8,8 +8,11 @@
 
 use std::error::Error;
 
+use anchor_lang::prelude::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
-use ticketing::client::{self, EntryKind, EntryRecord, EventParams, TicketAccounts, TierParams};
+use ticketing::client::{
+    self, EntryKind, EntryRecord, EventParams, TicketAccounts, TierParams, TokenStandard,
+};
 use ticketing::testing::{Chain, wire_size};
 
 const SOL: u64 = 1_000_000_000;
@@ -30,15 +33,8 @@ struct Row {
     note: String,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let mut chain = Chain::start().await;
-    chain.set_unix_time(NOW).await?;
-    let rent = chain.context.banks_client.get_rent().await?;
-    let organizer = chain.wallet(100 * SOL).await?;
-    let validator = chain.wallet(10 * SOL).await?;
-    let treasury = Keypair::new().pubkey();
-    let params = EventParams {
+fn event_params(organizer: &Pubkey, treasury: Pubkey, standard: TokenStandard) -> EventParams {
+    EventParams {
         name: "Harbour Lights".into(),
         venue: "Pier 4".into(),
         symbol: "HLT".into(),
@@ -62,31 +58,48 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ],
         issuer: Keypair::new().pubkey(),
         treasury,
-        minter: organizer.pubkey(),
+        minter: *organizer,
         transferable: true,
         transfer_until: STARTS_AT,
-    };
+        token_standard: standard,
+    }
+}
+
+/// What one ticket costs under one token standard.
+struct TicketCosts {
+    event: Pubkey,
+    /// Next ticket id of the event.
+    next_ticket: u32,
+    lamports_per_ticket: u64,
+    ticket_rent: u64,
+    mint_rent: u64,
+    mint_len: usize,
+    token_rent: u64,
+    token_len: usize,
+    batch: usize,
+    size_limited_batch: usize,
+    mint_tx_size: usize,
+    batch_per_ticket: u64,
+}
+
+/// Creates an event of `standard`, buys one ticket in SOL and mints the largest batch that
+/// executes, measuring each from balances.
+async fn ticket_costs(
+    chain: &mut Chain,
+    organizer: &Keypair,
+    event_id: u64,
+    standard: TokenStandard,
+) -> Result<TicketCosts, Box<dyn Error>> {
+    let params = event_params(&organizer.pubkey(), Keypair::new().pubkey(), standard);
     chain
         .send_from(
-            &organizer,
-            &[client::create_event(&organizer.pubkey(), 1, params)],
+            organizer,
+            &[client::create_event(&organizer.pubkey(), event_id, params)],
             &[],
         )
         .await?;
-    let event = client::event_address(&organizer.pubkey(), 1).0;
-    chain
-        .send_from(
-            &organizer,
-            &[client::add_validator(
-                &organizer.pubkey(),
-                &event,
-                &validator.pubkey(),
-            )],
-            &[],
-        )
-        .await?;
+    let event = client::event_address(&organizer.pubkey(), event_id).0;
     let mut next_ticket: u32 = 0;
-    let mut rows = Vec::new();
 
     // One ticket bought in SOL: the buyer pays price + rent + fee.
     let buyer = chain.wallet(SOL).await?;
@@ -100,6 +113,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 next_ticket,
                 0,
                 PRICE,
+                standard,
             )],
             &[],
         )
@@ -107,57 +121,42 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let bought = TicketAccounts::derive(&event, next_ticket);
     next_ticket += 1;
     let lamports_per_ticket = before - chain.balance(&buyer.pubkey()).await? - PRICE;
-    let ticket_rent = chain.balance(&bought.ticket).await?;
-    let mint_rent = chain.balance(&bought.mint).await?;
-    let token_rent = chain
-        .balance(&bought.token_account(&buyer.pubkey()))
-        .await?;
-    let mint_len = chain.data(&bought.mint).await?.map_or(0, |d| d.len());
-    rows.push(Row {
-        what: "ticket bought in SOL (rent + fee, price excluded)".into(),
-        lamports: lamports_per_ticket,
-        note: "one transaction, buyer signs".into(),
-    });
-    rows.push(Row {
-        what: "  ticket state account rent (reclaimable)".into(),
-        lamports: ticket_rent,
-        note: format!("{} bytes", ticketing::state::Ticket::SPACE),
-    });
-    rows.push(Row {
-        what: "  Token-2022 mint + metadata rent".into(),
-        lamports: mint_rent,
-        note: format!("{mint_len} bytes"),
-    });
-    rows.push(Row {
-        what: "  holder's token account rent".into(),
-        lamports: token_rent,
-        note: "holder's; closable by the holder once empty".into(),
-    });
+    let token_account = bought.token_account(&buyer.pubkey(), standard);
 
     // Batch mint by the organizer: as many tickets as fit one legacy transaction.
     let mut batch = 1;
     loop {
         let recipients: Vec<_> = (0..=batch).map(|_| (Keypair::new().pubkey(), 0)).collect();
-        let instruction =
-            client::mint_tickets(&organizer.pubkey(), &event, next_ticket, &recipients);
+        let instruction = client::mint_tickets(
+            &organizer.pubkey(),
+            &event,
+            next_ticket,
+            &recipients,
+            standard,
+        );
         let transaction = chain
-            .transaction_from(&organizer, &[instruction], &[])
+            .transaction_from(organizer, &[instruction], &[])
             .await?;
         if wire_size(&transaction) > PACKET {
             break;
         }
         batch += 1;
     }
-    // The packet is not the only limit: each ticket takes about 15 entries of the runtime's
-    // 64-entry instruction trace (its CPIs and theirs), which is why the program caps a batch
-    // at MAX_MINT_BATCH; shrink until the batch executes.
+    // The packet is not the only limit: each ticket takes a dozen or more entries of the
+    // runtime's 64-entry instruction trace (its CPIs and theirs), which is why the program caps
+    // a batch at `TokenStandard::max_mint_batch`; shrink until the batch executes.
     let size_limited_batch = batch;
     let (mint_tx_size, batch_per_ticket) = loop {
         let recipients: Vec<_> = (0..batch).map(|_| (Keypair::new().pubkey(), 0)).collect();
-        let instruction =
-            client::mint_tickets(&organizer.pubkey(), &event, next_ticket, &recipients);
+        let instruction = client::mint_tickets(
+            &organizer.pubkey(),
+            &event,
+            next_ticket,
+            &recipients,
+            standard,
+        );
         let transaction = chain
-            .transaction_from(&organizer, std::slice::from_ref(&instruction), &[])
+            .transaction_from(organizer, std::slice::from_ref(&instruction), &[])
             .await?;
         let size = wire_size(&transaction);
         let simulation = chain
@@ -181,13 +180,84 @@ async fn main() -> Result<(), Box<dyn Error>> {
         );
     };
     next_ticket += u32::try_from(batch)?;
+    Ok(TicketCosts {
+        event,
+        next_ticket,
+        lamports_per_ticket,
+        ticket_rent: chain.balance(&bought.ticket).await?,
+        mint_rent: chain.balance(&bought.mint).await?,
+        mint_len: chain.data(&bought.mint).await?.map_or(0, |d| d.len()),
+        token_rent: chain.balance(&token_account).await?,
+        token_len: chain.data(&token_account).await?.map_or(0, |d| d.len()),
+        batch,
+        size_limited_batch,
+        mint_tx_size,
+        batch_per_ticket,
+    })
+}
+
+fn ticket_rows(rows: &mut Vec<Row>, label: &str, costs: &TicketCosts) {
     rows.push(Row {
-        what: format!("ticket minted in a batch of {batch} (card payment)"),
-        lamports: batch_per_ticket,
+        what: format!("{label}: ticket bought in SOL (rent + fee, price excluded)"),
+        lamports: costs.lamports_per_ticket,
+        note: "one transaction, buyer signs".into(),
+    });
+    rows.push(Row {
+        what: "  ticket state account rent (reclaimable)".into(),
+        lamports: costs.ticket_rent,
+        note: format!("{} bytes", ticketing::state::Ticket::SPACE),
+    });
+    rows.push(Row {
+        what: "  mint rent".into(),
+        lamports: costs.mint_rent,
+        note: format!("{} bytes", costs.mint_len),
+    });
+    rows.push(Row {
+        what: "  holder's token account rent".into(),
+        lamports: costs.token_rent,
         note: format!(
-            "{mint_tx_size} bytes; {size_limited_batch} fit the packet, the instruction trace allows {batch}"
+            "{} bytes; the holder's, closable by the holder once empty",
+            costs.token_len
         ),
     });
+    rows.push(Row {
+        what: format!("{label}: ticket minted in a batch of {}", costs.batch),
+        lamports: costs.batch_per_ticket,
+        note: format!(
+            "{} bytes; {} fit the packet, the program and the instruction trace allow {}",
+            costs.mint_tx_size, costs.size_limited_batch, costs.batch
+        ),
+    });
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let mut chain = Chain::start().await;
+    chain.set_unix_time(NOW).await?;
+    let rent = chain.context.banks_client.get_rent().await?;
+    let organizer = chain.wallet(100 * SOL).await?;
+    let validator = chain.wallet(10 * SOL).await?;
+    let mut rows = Vec::new();
+
+    let rich = ticket_costs(&mut chain, &organizer, 2, TokenStandard::Token2022Metadata).await?;
+    ticket_rows(&mut rows, "Token-2022 + metadata", &rich);
+    let plain = ticket_costs(&mut chain, &organizer, 1, TokenStandard::SplToken).await?;
+    ticket_rows(&mut rows, "SPL Token", &plain);
+    let event = plain.event;
+    let mut next_ticket = plain.next_ticket;
+    let batch = plain.batch;
+    let lamports_per_ticket = plain.lamports_per_ticket;
+    chain
+        .send_from(
+            &organizer,
+            &[client::add_validator(
+                &organizer.pubkey(),
+                &event,
+                &validator.pubkey(),
+            )],
+            &[],
+        )
+        .await?;
 
     // Entries: enough tickets, then batches of 1, 10, 20 and the maximum.
     let max_entries = client::MAX_ENTRIES_PER_LEGACY_TX;
@@ -203,6 +273,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     &event,
                     next_ticket,
                     &recipients,
+                    TokenStandard::SplToken,
                 )],
                 &[],
             )
@@ -268,18 +339,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
     let reclaimed = chain.balance(&organizer.pubkey()).await? + 5_000 - before;
     rows.push(Row {
-        what: "reclaimed per ticket after the event".into(),
+        what: "reclaimed per ticket after the event (both standards)".into(),
         lamports: reclaimed,
         note: format!(
-            "{:.0}% of the ticket's cost before reclaim",
-            100.0 * reclaimed as f64 / lamports_per_ticket as f64
+            "{:.0}% (SPL Token) / {:.0}% (Token-2022) of the ticket's cost before reclaim",
+            100.0 * reclaimed as f64 / lamports_per_ticket as f64,
+            100.0 * reclaimed as f64 / rich.lamports_per_ticket as f64
         ),
     });
 
-    println!("{:<52} {:>12} {:>12}  note", "what", "lamports", "SOL");
+    println!("{:<72} {:>12} {:>12}  note", "what", "lamports", "SOL");
     for row in &rows {
         println!(
-            "{:<52} {:>12} {:>12.6}  {}",
+            "{:<72} {:>12} {:>12.6}  {}",
             row.what,
             row.lamports,
             row.lamports as f64 / SOL as f64,
@@ -294,14 +366,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         seed_per_entry * 1000
     );
     println!(
-        "{{\"lamports_per_entry\":{},\"entries_per_tx\":{},\"lamports_per_ticket\":{},\"reclaimable_per_ticket\":{},\"seed_lamports_per_entry\":{},\"tickets_per_mint_tx\":{},\"lamports_per_batch_minted_ticket\":{}}}",
+        "{{\"lamports_per_entry\":{},\"entries_per_tx\":{},\"lamports_per_ticket\":{},\"reclaimable_per_ticket\":{},\"seed_lamports_per_entry\":{},\"tickets_per_mint_tx\":{},\"lamports_per_batch_minted_ticket\":{},\"lamports_per_ticket_with_metadata\":{},\"tickets_per_mint_tx_with_metadata\":{}}}",
         lamports_per_entry,
         max_entries,
         lamports_per_ticket,
         reclaimed,
         seed_per_entry,
         batch,
-        batch_per_ticket
+        plain.batch_per_ticket,
+        rich.lamports_per_ticket,
+        rich.batch,
     );
     Ok(())
 }

@@ -1,7 +1,7 @@
 use anchor_lang::prelude::*;
 use anchor_lang::system_program::{self, Transfer};
 use anchor_spl::associated_token::AssociatedToken;
-use anchor_spl::token_2022::Token2022;
+use anchor_spl::token_interface::TokenInterface;
 
 use crate::error::TicketingError;
 use crate::instructions::issue::{IssueAccounts, issue_ticket};
@@ -27,7 +27,8 @@ pub struct BuyTicket<'info> {
     /// address when it creates it.
     #[account(mut)]
     pub buyer_token: UncheckedAccount<'info>,
-    pub token_program: Program<'info, Token2022>,
+    #[account(address = event.token_program() @ TicketingError::WrongTokenProgram)]
+    pub token_program: Interface<'info, TokenInterface>,
     pub associated_token_program: Program<'info, AssociatedToken>,
     pub system_program: Program<'info, System>,
 }

@@ -14,7 +14,7 @@ pub struct CloseTicket<'info> {
     #[account(
         mut,
         close = organizer,
-        has_one = event @ TicketingError::WrongEvent,
+        constraint = ticket.belongs_to(&ticket.key(), &event.key()) @ TicketingError::WrongEvent,
         constraint = !ticket.transfer_pending @ TicketingError::TransferPending,
     )]
     pub ticket: Account<'info, Ticket>,

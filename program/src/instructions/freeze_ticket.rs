@@ -9,7 +9,7 @@ pub struct ManageTicket<'info> {
     pub organizer: Signer<'info>,
     #[account(has_one = organizer @ TicketingError::NotOrganizer)]
     pub event: Account<'info, Event>,
-    #[account(mut, has_one = event @ TicketingError::WrongEvent)]
+    #[account(mut, constraint = ticket.belongs_to(&ticket.key(), &event.key()) @ TicketingError::WrongEvent)]
     pub ticket: Account<'info, Ticket>,
 }
 

@@ -52,7 +52,6 @@ pub fn issue_ticket(
         &[TICKET_SEED, event_key.as_ref(), &id_bytes, &[ticket_bump]],
     )?;
     let ticket = Ticket {
-        event: event_key,
         owner: *accounts.recipient.key,
         ticket_id,
         tier,

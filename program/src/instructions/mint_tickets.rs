@@ -1,8 +1,7 @@
 use anchor_lang::prelude::*;
 use anchor_spl::associated_token::AssociatedToken;
-use anchor_spl::token_2022::Token2022;
+use anchor_spl::token_interface::TokenInterface;
 
-use crate::constants::MAX_MINT_BATCH;
 use crate::error::TicketingError;
 use crate::instructions::issue::{IssueAccounts, issue_ticket};
 use crate::state::Event;
@@ -23,7 +22,8 @@ pub struct MintTickets<'info> {
         constraint = !event.is_cancelled() @ TicketingError::EventCancelled,
     )]
     pub event: Account<'info, Event>,
-    pub token_program: Program<'info, Token2022>,
+    #[account(address = event.token_program() @ TicketingError::WrongTokenProgram)]
+    pub token_program: Interface<'info, TokenInterface>,
     pub associated_token_program: Program<'info, AssociatedToken>,
     pub system_program: Program<'info, System>,
 }
@@ -33,7 +33,7 @@ pub(crate) fn handler<'info>(
     tiers: Vec<u8>,
 ) -> Result<()> {
     require!(
-        !tiers.is_empty() && tiers.len() <= MAX_MINT_BATCH,
+        !tiers.is_empty() && tiers.len() <= ctx.accounts.event.token_standard.max_mint_batch(),
         TicketingError::BatchTooLarge
     );
     let expected = tiers

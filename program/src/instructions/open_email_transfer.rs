@@ -1,7 +1,8 @@
 use anchor_lang::prelude::*;
-use anchor_spl::token_2022::{self, Approve, Token2022};
+use anchor_spl::token_2022::{self, Approve};
+use anchor_spl::token_interface::TokenInterface;
 
-use crate::constants::{DELEGATION_SEED, MINT_SEED, TICKET_SEED};
+use crate::constants::{DELEGATION_SEED, MINT_SEED};
 use crate::error::TicketingError;
 use crate::instructions::transfer_ticket::check_transferable;
 use crate::nft::{self, ticket_token_address};
@@ -15,10 +16,8 @@ pub struct OpenEmailTransfer<'info> {
     pub event: Account<'info, Event>,
     #[account(
         mut,
-        has_one = event @ TicketingError::WrongEvent,
+        constraint = ticket.belongs_to(&ticket.key(), &event.key()) @ TicketingError::WrongEvent,
         has_one = owner @ TicketingError::NotTicketOwner,
-        seeds = [TICKET_SEED, event.key().as_ref(), &ticket.ticket_id.to_le_bytes()],
-        bump = ticket.bump,
     )]
     pub ticket: Account<'info, Ticket>,
     #[account(
@@ -35,10 +34,11 @@ pub struct OpenEmailTransfer<'info> {
     /// CHECK: the owner's associated token account for the mint (address constrained).
     #[account(
         mut,
-        address = ticket_token_address(&owner.key(), &mint.key()) @ TicketingError::WrongAccount,
+        address = ticket_token_address(&owner.key(), &mint.key(), &event.token_program()) @ TicketingError::WrongAccount,
     )]
     pub owner_token: UncheckedAccount<'info>,
-    pub token_program: Program<'info, Token2022>,
+    #[account(address = event.token_program() @ TicketingError::WrongTokenProgram)]
+    pub token_program: Interface<'info, TokenInterface>,
     pub system_program: Program<'info, System>,
 }
 

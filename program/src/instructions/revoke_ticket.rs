@@ -10,7 +10,7 @@ pub struct RevokeTicket<'info> {
     pub organizer: Signer<'info>,
     #[account(mut, has_one = organizer @ TicketingError::NotOrganizer)]
     pub event: Account<'info, Event>,
-    #[account(mut, has_one = event @ TicketingError::WrongEvent)]
+    #[account(mut, constraint = ticket.belongs_to(&ticket.key(), &event.key()) @ TicketingError::WrongEvent)]
     pub ticket: Account<'info, Ticket>,
     /// CHECK: the ticket's current holder (address constrained); receives the refund.
     #[account(mut, address = ticket.owner @ TicketingError::WrongAccount)]

@@ -1,8 +1,8 @@
 use anchor_lang::prelude::*;
 use anchor_spl::associated_token::AssociatedToken;
-use anchor_spl::token_2022::Token2022;
+use anchor_spl::token_interface::TokenInterface;
 
-use crate::constants::{MINT_SEED, TICKET_SEED};
+use crate::constants::MINT_SEED;
 use crate::error::TicketingError;
 use crate::nft::{self, MoveAccounts, ticket_token_address};
 use crate::state::{Event, Ticket, TicketStatus};
@@ -18,9 +18,7 @@ pub struct TransferTicket<'info> {
     pub event: Account<'info, Event>,
     #[account(
         mut,
-        has_one = event @ TicketingError::WrongEvent,
-        seeds = [TICKET_SEED, event.key().as_ref(), &ticket.ticket_id.to_le_bytes()],
-        bump = ticket.bump,
+        constraint = ticket.belongs_to(&ticket.key(), &event.key()) @ TicketingError::WrongEvent,
     )]
     pub ticket: Account<'info, Ticket>,
     /// CHECK: the ticket's mint, verified by its PDA seeds.
@@ -29,16 +27,17 @@ pub struct TransferTicket<'info> {
     /// CHECK: the owner's associated token account for the mint (address constrained).
     #[account(
         mut,
-        address = ticket_token_address(&owner.key(), &mint.key()) @ TicketingError::WrongAccount,
+        address = ticket_token_address(&owner.key(), &mint.key(), &event.token_program()) @ TicketingError::WrongAccount,
     )]
     pub owner_token: UncheckedAccount<'info>,
     /// CHECK: the recipient's associated token account (address constrained; created if needed).
     #[account(
         mut,
-        address = ticket_token_address(&recipient.key(), &mint.key()) @ TicketingError::WrongAccount,
+        address = ticket_token_address(&recipient.key(), &mint.key(), &event.token_program()) @ TicketingError::WrongAccount,
     )]
     pub recipient_token: UncheckedAccount<'info>,
-    pub token_program: Program<'info, Token2022>,
+    #[account(address = event.token_program() @ TicketingError::WrongTokenProgram)]
+    pub token_program: Interface<'info, TokenInterface>,
     pub associated_token_program: Program<'info, AssociatedToken>,
     pub system_program: Program<'info, System>,
 }

@@ -70,7 +70,10 @@ pub(crate) fn handler<'info>(
         require_keys_eq!(*account.owner, crate::ID, TicketingError::WrongAccount);
         require!(account.is_writable, TicketingError::WrongAccount);
         let mut ticket = Ticket::try_deserialize(&mut &account.try_borrow_data()?[..])?;
-        require_keys_eq!(ticket.event, event_key, TicketingError::WrongEvent);
+        require!(
+            ticket.belongs_to(account.key, &event_key),
+            TicketingError::WrongEvent
+        );
         if !apply(&mut ticket, record, latest_accepted)? {
             continue;
         }

@@ -49,6 +49,39 @@ pub struct Event {
     pub transfer_until: i64,
     /// Lamports paid for tickets on chain, minus refunds and withdrawals.
     pub proceeds: u64,
+    /// Which token program the tickets' NFTs live in; fixed once a ticket is minted.
+    pub token_standard: TokenStandard,
+}
+
+/// The NFT a ticket comes with. Both are real NFTs (0 decimals, supply 1, frozen, moved only by
+/// the program); they differ in cost and in what a wallet shows.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, InitSpace)]
+pub enum TokenStandard {
+    /// SPL Token: an 82-byte mint. About 4.92 M lamports (0.0049 SOL) per ticket with its
+    /// state account, under the 0.005 SOL goal; wallets list the token without a name
+    /// (there is no on-chain metadata; the server's API and emails show the ticket).
+    SplToken,
+    /// Token-2022 with the metadata pointer and token metadata extensions, so wallets show the
+    /// ticket's name, symbol and URI. About 6.99 M lamports (0.0070 SOL) per ticket.
+    Token2022Metadata,
+}
+
+impl TokenStandard {
+    /// Tickets one `mint_tickets` instruction may issue for an event of this standard.
+    pub fn max_mint_batch(self) -> usize {
+        match self {
+            Self::SplToken => MAX_MINT_BATCH_SPL_TOKEN,
+            Self::Token2022Metadata => MAX_MINT_BATCH_TOKEN_2022,
+        }
+    }
+
+    /// The token program that owns the mints of this standard.
+    pub fn program_id(self) -> Pubkey {
+        match self {
+            Self::SplToken => anchor_spl::token::ID,
+            Self::Token2022Metadata => anchor_spl::token_2022::ID,
+        }
+    }
 }
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, InitSpace)]
@@ -85,6 +118,8 @@ pub struct EventParams {
     pub minter: Pubkey,
     pub transferable: bool,
     pub transfer_until: i64,
+    /// Chosen at creation; may change only while no ticket is minted.
+    pub token_standard: TokenStandard,
 }
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, PartialEq, Eq, Debug)]
@@ -111,6 +146,11 @@ impl Event {
 
     pub fn is_validator(&self, key: &Pubkey) -> bool {
         self.validators.contains(key)
+    }
+
+    /// The token program of this event's ticket NFTs.
+    pub fn token_program(&self) -> Pubkey {
+        self.token_standard.program_id()
     }
 
     pub fn transfers_open(&self, now: i64) -> bool {
@@ -141,6 +181,10 @@ impl Event {
         require!(
             params.capacity > 0 && params.capacity >= self.minted,
             TicketingError::InvalidCapacity
+        );
+        require!(
+            self.minted == 0 || params.token_standard == self.token_standard,
+            TicketingError::TokenStandardLocked
         );
         // Tiers keep their index (tickets refer to it); a tier with sales cannot be removed
         // nor shrunk below what it sold.
@@ -175,6 +219,7 @@ impl Event {
         self.minter = params.minter;
         self.transferable = params.transferable;
         self.transfer_until = params.transfer_until;
+        self.token_standard = params.token_standard;
         Ok(())
     }
 

@@ -1,11 +1,16 @@
 use anchor_lang::prelude::*;
 
+use crate::constants::TICKET_SEED;
+
 /// One ticket: who holds it, whether it may be used, and what the gates recorded.
 /// The NFT mint at `[MINT_SEED, ticket]` is the wallet-visible half.
+///
+/// The account does not store its event: its address, `[TICKET_SEED, event, ticket_id]`,
+/// already binds it to one ([`Ticket::belongs_to`]). That keeps it at 75 bytes, which is part
+/// of what keeps a ticket under 0.005 SOL.
 #[account]
 #[derive(InitSpace, Debug, PartialEq, Eq)]
 pub struct Ticket {
-    pub event: Pubkey,
     pub owner: Pubkey,
     pub ticket_id: u32,
     pub tier: u8,
@@ -42,4 +47,19 @@ pub enum TicketStatus {
 
 impl Ticket {
     pub const SPACE: usize = 8 + Self::INIT_SPACE;
+
+    /// Whether `address` is this ticket's PDA under `event`, that is whether the ticket
+    /// belongs to that event (re-derived from the stored id and bump).
+    pub fn belongs_to(&self, address: &Pubkey, event: &Pubkey) -> bool {
+        Pubkey::create_program_address(
+            &[
+                TICKET_SEED,
+                event.as_ref(),
+                &self.ticket_id.to_le_bytes(),
+                &[self.bump],
+            ],
+            &crate::ID,
+        )
+        .is_ok_and(|derived| derived == *address)
+    }
 }

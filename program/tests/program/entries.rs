@@ -215,6 +215,7 @@ async fn validate_entries_refuses_a_ticket_of_another_event() {
             &other,
             0,
             &[(owner, GENERAL)],
+            fx.standard,
         )],
         &[&organizer],
     )

@@ -210,6 +210,7 @@ async fn a_cancelled_event_refuses_updates_sales_minting_transfers_and_entries()
                 &fx.event,
                 1,
                 &[(buyer.pubkey(), GENERAL)],
+                fx.standard,
             )],
             &[&minter],
         )
@@ -223,6 +224,7 @@ async fn a_cancelled_event_refuses_updates_sales_minting_transfers_and_entries()
                 &buyer.pubkey(),
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&holder],
         )

@@ -1,5 +1,5 @@
 //! The program's tests, in one test binary (each binary links the whole in-process runtime).
-//! Native program-test with the real Token-2022 and associated token programs; every test
+//! Native program-test with the real SPL Token, Token-2022 and associated token programs; every test
 //! asserts account state and token balances.
 #![allow(
     clippy::unwrap_used,
@@ -11,4 +11,5 @@ mod entries;
 mod events;
 mod minting;
 mod organizer;
+mod standards;
 mod transfers;

@@ -24,6 +24,7 @@ async fn transfer_ticket_moves_the_token_and_bumps_the_generation() {
             &friend.pubkey(),
             &fx.event,
             ticket_id,
+            fx.standard,
         )],
         &[&holder],
     )
@@ -48,6 +49,7 @@ async fn transfer_ticket_moves_the_token_and_bumps_the_generation() {
             &holder.pubkey(),
             &fx.event,
             ticket_id,
+            fx.standard,
         )],
         &[&friend],
     )
@@ -77,6 +79,7 @@ async fn transfer_ticket_refuses_anyone_but_the_owner() {
                 &thief.pubkey(),
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&thief],
         )
@@ -103,6 +106,7 @@ async fn transfer_ticket_refuses_when_the_event_forbids_transfers() {
                 &friend,
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&holder],
         )
@@ -127,6 +131,7 @@ async fn transfer_ticket_refuses_after_the_transfer_deadline() {
                 &friend,
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&holder],
         )
@@ -157,6 +162,7 @@ async fn transfer_ticket_refuses_a_frozen_ticket() {
                 &friend,
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&holder],
         )
@@ -193,6 +199,7 @@ async fn transfer_ticket_refuses_a_ticket_used_to_enter() {
                 &friend,
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&holder],
         )
@@ -209,6 +216,7 @@ async fn open(fx: &mut Fixture, holder: &Keypair, ticket_id: u32, claim_key: &Ke
             client::email_hash(EMAIL),
             &claim_key.pubkey(),
             NOW + 3600,
+            fx.standard,
         )],
         &[holder],
     )
@@ -257,6 +265,7 @@ async fn open_email_transfer_records_the_hash_and_claim_key_and_blocks_direct_tr
                 &friend,
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&holder],
         )
@@ -279,6 +288,7 @@ async fn open_email_transfer_refuses_anyone_but_the_owner_and_a_past_expiry() {
                 client::email_hash(EMAIL),
                 &claim_key.pubkey(),
                 NOW + 3600,
+                fx.standard,
             )],
             &[&thief],
         )
@@ -293,6 +303,7 @@ async fn open_email_transfer_refuses_anyone_but_the_owner_and_a_past_expiry() {
                 client::email_hash(EMAIL),
                 &claim_key.pubkey(),
                 NOW,
+                fx.standard,
             )],
             &[&holder],
         )
@@ -318,6 +329,7 @@ async fn claim_email_transfer_with_the_one_time_key_moves_the_ticket_once() {
             &holder.pubkey(),
             &fx.event,
             ticket_id,
+            fx.standard,
         )],
         &[&recipient, &claim_key],
     )
@@ -351,6 +363,7 @@ async fn claim_email_transfer_with_the_one_time_key_moves_the_ticket_once() {
                 &holder.pubkey(),
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&second, &claim_key],
         )
@@ -380,6 +393,7 @@ async fn claim_email_transfer_refuses_a_claim_without_the_one_time_key() {
                 &holder.pubkey(),
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&observer],
         )
@@ -394,6 +408,7 @@ async fn claim_email_transfer_refuses_a_claim_without_the_one_time_key() {
         &holder.pubkey(),
         &fx.event,
         ticket_id,
+        fx.standard,
     );
     instruction.accounts[1].is_signer = false;
     let result = fx.send(&[instruction], &[&observer]).await;
@@ -423,6 +438,7 @@ async fn claim_email_transfer_refuses_after_expiry() {
                 &holder.pubkey(),
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&recipient, &claim_key],
         )
@@ -445,6 +461,7 @@ async fn cancel_email_transfer_returns_the_ticket_to_its_owner() {
                 &thief.pubkey(),
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&thief],
         )
@@ -456,6 +473,7 @@ async fn cancel_email_transfer_returns_the_ticket_to_its_owner() {
             &holder.pubkey(),
             &fx.event,
             ticket_id,
+            fx.standard,
         )],
         &[&holder],
     )
@@ -479,6 +497,7 @@ async fn cancel_email_transfer_returns_the_ticket_to_its_owner() {
                 &holder.pubkey(),
                 &fx.event,
                 ticket_id,
+                fx.standard,
             )],
             &[&recipient, &claim_key],
         )
@@ -490,6 +509,7 @@ async fn cancel_email_transfer_returns_the_ticket_to_its_owner() {
             &recipient.pubkey(),
             &fx.event,
             ticket_id,
+            fx.standard,
         )],
         &[&holder],
     )

@@ -258,6 +258,7 @@ impl HolderInstruction {
         holder: &Pubkey,
         event: &Pubkey,
         ticket_id: u32,
+        standard: ticketing::client::TokenStandard,
     ) -> Result<Self, ApiError> {
         use anchor_lang::{AnchorDeserialize, Discriminator};
         use ticketing::instruction as ix;
@@ -287,7 +288,7 @@ impl HolderInstruction {
             };
             (
                 Self::Transfer { recipient },
-                ticketing::client::transfer_ticket(holder, &recipient, event, ticket_id),
+                ticketing::client::transfer_ticket(holder, &recipient, event, ticket_id, standard),
             )
         } else if data.starts_with(ix::OpenEmailTransfer::DISCRIMINATOR) {
             let mut args = &data[ix::OpenEmailTransfer::DISCRIMINATOR.len()..];
@@ -308,12 +309,13 @@ impl HolderInstruction {
                     open.email_hash,
                     &open.claim_key,
                     open.expires_at,
+                    standard,
                 ),
             )
         } else if data.starts_with(ix::CancelEmailTransfer::DISCRIMINATOR) {
             (
                 Self::CancelEmailTransfer,
-                ticketing::client::cancel_email_transfer(holder, event, ticket_id),
+                ticketing::client::cancel_email_transfer(holder, event, ticket_id, standard),
             )
         } else {
             return refuse(
@@ -648,6 +650,7 @@ pub async fn prepare_email_transfer(
         transfer.email_hash,
         &transfer.claim_key,
         expires_at,
+        on_chain.token_standard,
     );
     let transaction = unsigned_transaction(ctx, &holder, instruction).await?;
     state
@@ -685,11 +688,13 @@ pub async fn submit_signed(
     let transaction: Transaction = bincode::deserialize(&bytes)
         .map_err(|_| field_error("transaction", "not a legacy transaction"))?;
     let holder = pubkey_of(&user.wallet);
+    let standard = super::event_on_chain(state, event_id).await?.token_standard;
     let kind = HolderInstruction::read(
         &transaction,
         &holder,
         &event_address(ctx, event_id),
         ticket_id,
+        standard,
     )?;
     if transaction.verify().is_err() {
         return Err(field_error("transaction", "not signed by the holder"));
@@ -1022,7 +1027,11 @@ pub async fn cancel(
         }
         Some(_) => {}
     }
-    let instruction = ticketing::client::cancel_email_transfer(&holder, &event, ticket_id);
+    let standard = super::event_on_chain(&state, event_id)
+        .await?
+        .token_standard;
+    let instruction =
+        ticketing::client::cancel_email_transfer(&holder, &event, ticket_id, standard);
     Ok(Json(TransferRequest {
         transaction: unsigned_transaction(ctx, &holder, instruction).await?,
         message: format!("Take back ticket #{ticket_id} from its email transfer"),
@@ -1105,6 +1114,9 @@ pub async fn claim(
         return Err(ClaimError::Expired.into());
     }
     let event = event_address(ctx, transfer.event_id);
+    let standard = super::event_on_chain(&state, transfer.event_id)
+        .await?
+        .token_standard;
     let instruction = ticketing::client::claim_email_transfer(
         &ctx.authority.pubkey(),
         &claim_key.pubkey(),
@@ -1112,6 +1124,7 @@ pub async fn claim(
         &transfer.sender,
         &event,
         transfer.ticket_id,
+        standard,
     );
     let sent = ops::send(
         ctx.chain.as_ref(),

@@ -258,6 +258,7 @@ async fn sol_transaction(
         event.minted,
         purchase.tier,
         purchase.amount,
+        event.token_standard,
     );
     let blockhash = ctx.chain.latest_blockhash().await.map_err(chain_err)?;
     let mut transaction = Transaction::new_with_payer(&[instruction], Some(&purchase.buyer));
@@ -1036,6 +1037,7 @@ pub async fn fulfil_card(state: &AppState, purchase_id: &str) -> Result<(), ApiE
                 &event_address,
                 event.minted,
                 &[(purchase.buyer, purchase.tier)],
+                event.token_standard,
             )],
             Some(&ctx.authority.pubkey()),
             &[&ctx.authority],

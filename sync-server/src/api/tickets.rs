@@ -75,6 +75,10 @@ pub struct CreateEventBody {
     /// Whether holders may transfer tickets (default true).
     #[serde(default)]
     pub transferable: Option<bool>,
+    /// The NFT each ticket comes with (default `spl_token`); fixed once a
+    /// ticket is sold.
+    #[serde(default)]
+    pub nft: crate::organizer::NftStandard,
 }
 
 impl Validate for CreateEventBody {
@@ -121,6 +125,8 @@ pub struct EventView {
     pub status: String,
     /// Tier names, by index.
     pub tiers: Vec<String>,
+    /// `spl_token` or `token_2022_metadata`: the NFT each ticket comes with.
+    pub nft: String,
 }
 
 fn store_err(e: sqlx::Error) -> ApiError {
@@ -133,7 +139,7 @@ fn i64_of(v: u64) -> Result<i64, ApiError> {
 
 /// The columns of an [`EventView`]; callers add the WHERE clause.
 const EVENT_VIEW: &str = "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers,
-        d.description, d.venue, d.starts_at, d.ends_at, d.capacity
+        d.description, d.venue, d.starts_at, d.ends_at, d.capacity, d.nft
      FROM events e JOIN event_details d ON d.event_id = e.event_id";
 
 /// The ticket, or 404 naming it.
@@ -175,6 +181,7 @@ fn view_from_row(r: &sqlx::any::AnyRow) -> Result<EventView, ApiError> {
         organizer: r.try_get("organizer").map_err(store_err)?,
         status: r.try_get("status").map_err(store_err)?,
         tiers: tiers.into_iter().map(|t| t.name).collect(),
+        nft: r.try_get("nft").map_err(store_err)?,
     })
 }
 
@@ -233,12 +240,13 @@ pub async fn create_event(
             .collect(),
         reentry: ReentryPolicy::Forbidden,
         transferable: body.transferable.unwrap_or(true),
+        nft: body.nft,
     };
     // Details first (invisible until the event row exists), then chain, then
     // the event itself with the requesting wallet as its organizer.
     sqlx::query(
-        "INSERT INTO event_details (event_id, description, venue, starts_at, ends_at, capacity, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO event_details (event_id, description, venue, starts_at, ends_at, capacity, created_at, nft)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(i64_of(event_id)?)
     .bind(body.description.clone())
@@ -247,6 +255,7 @@ pub async fn create_event(
     .bind(spec.ends_at)
     .bind(i64::from(spec.capacity))
     .bind(now)
+    .bind(body.nft.as_str())
     .execute(state.store.pool())
     .await
     .map_err(store_err)?;
@@ -557,6 +566,7 @@ pub async fn update_event(
         } else {
             current.transfer_until
         },
+        token_standard: current.token_standard,
     };
     // The database's seat counter must allow the new capacity too (seats
     // held by paying buyers count).
@@ -1263,12 +1273,16 @@ pub async fn transfer(
         .as_ref()
         .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
     let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let standard = super::event_on_chain(&state, event_id)
+        .await?
+        .token_standard;
     let owner = Pubkey::new_from_array(user.wallet.0);
     let instruction = ticketing::client::transfer_ticket(
         &owner,
         &Pubkey::new_from_array(to.0),
         &event_address,
         ticket_id,
+        standard,
     );
     Ok(Json(TransferRequest {
         transaction: super::claims::unsigned_transaction(ctx, &owner, instruction).await?,

@@ -248,11 +248,10 @@ pub async fn ensure_event(
         .ok_or_else(|| ChainError::Refused(format!("event {address} disappeared")))
 }
 
-/// Tickets one `mint_tickets` transaction may hold.
-pub const MINT_PER_TX: usize = 4;
-
 /// Mints one ticket per `(recipient, tier)` to the event of `organizer`, in
-/// transactions of [`MINT_PER_TX`]; returns the new ticket ids in order.
+/// transactions of as many as the event's NFT standard allows
+/// (`TokenStandard::max_mint_batch`: 5 for SPL Token, 4 for Token-2022);
+/// returns the new ticket ids in order.
 /// `progress` hears the ids each transaction minted, as it lands.
 pub async fn mint(
     chain: &dyn Chain,
@@ -263,11 +262,16 @@ pub async fn mint(
 ) -> Result<Vec<u32>, ChainError> {
     let event_address = program::event_address(&organizer.pubkey(), event_id).0;
     let mut ids = Vec::with_capacity(recipients.len());
-    for chunk in recipients.chunks(MINT_PER_TX) {
-        let first = event(chain, &organizer.pubkey(), event_id)
+    let per_tx = event(chain, &organizer.pubkey(), event_id)
+        .await?
+        .ok_or_else(|| ChainError::Refused(format!("no event {event_address}")))?
+        .token_standard
+        .max_mint_batch();
+    for chunk in recipients.chunks(per_tx) {
+        let on_chain = event(chain, &organizer.pubkey(), event_id)
             .await?
-            .ok_or_else(|| ChainError::Refused(format!("no event {event_address}")))?
-            .minted;
+            .ok_or_else(|| ChainError::Refused(format!("no event {event_address}")))?;
+        let first = on_chain.minted;
         send(
             chain,
             organizer,
@@ -276,6 +280,7 @@ pub async fn mint(
                 &event_address,
                 first,
                 chunk,
+                on_chain.token_standard,
             )],
             &[],
         )

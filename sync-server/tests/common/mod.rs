@@ -331,6 +331,7 @@ impl TestServer {
                 }],
                 reentry: ReentryPolicy::Forbidden,
                 transferable: true,
+                nft: sync_server::organizer::NftStandard::SplToken,
             },
         )
         .await

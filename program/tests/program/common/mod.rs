@@ -11,7 +11,9 @@ use solana_program_test::BanksClientError;
 use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::TransactionError;
-use ticketing::client::{self, Event, EventParams, Ticket, TicketAccounts, TierParams};
+use ticketing::client::{
+    self, Event, EventParams, Ticket, TicketAccounts, TierParams, TokenStandard,
+};
 use ticketing::error::TicketingError;
 use ticketing::testing::Chain;
 
@@ -54,7 +56,22 @@ pub fn event_params(treasury: &Pubkey, issuer: &Pubkey, minter: &Pubkey) -> Even
         minter: *minter,
         transferable: true,
         transfer_until: STARTS_AT,
+        token_standard: TokenStandard::SplToken,
     }
+}
+
+/// A ticket's mint, read back from the chain.
+#[derive(Debug)]
+pub struct MintView {
+    /// The token program that owns it.
+    pub program: Pubkey,
+    pub supply: u64,
+    pub decimals: u8,
+    pub has_mint_authority: bool,
+    pub freeze_authority: Option<Pubkey>,
+    /// The token metadata extension (Token-2022 standard only).
+    pub metadata: Option<TokenMetadata>,
+    pub size: usize,
 }
 
 pub struct Fixture {
@@ -65,6 +82,8 @@ pub struct Fixture {
     pub treasury: Pubkey,
     pub issuer: Pubkey,
     pub event: Pubkey,
+    /// The event's NFT standard (SPL Token unless a test picks Token-2022 with metadata).
+    pub standard: TokenStandard,
 }
 
 impl Fixture {
@@ -85,6 +104,7 @@ impl Fixture {
         let event_id = 7;
         let mut params = event_params(&treasury, &issuer, &minter.pubkey());
         adjust(&mut params);
+        let standard = params.token_standard;
         chain
             .send(
                 &[client::create_event(&organizer.pubkey(), event_id, params)],
@@ -112,6 +132,7 @@ impl Fixture {
             treasury,
             issuer,
             event,
+            standard,
         }
     }
 
@@ -153,6 +174,7 @@ impl Fixture {
                     next,
                     tier,
                     u64::MAX,
+                    self.standard,
                 )],
                 &[buyer],
             )
@@ -170,6 +192,7 @@ impl Fixture {
                 &self.event,
                 next,
                 &[(*owner, GENERAL)],
+                self.standard,
             )],
             &[&minter],
         )
@@ -183,30 +206,34 @@ impl Fixture {
         let accounts = TicketAccounts::derive(&self.event, ticket_id);
         let data = self
             .chain
-            .data(&accounts.token_account(owner))
+            .data(&accounts.token_account(owner, self.standard))
             .await
             .unwrap()?;
         let state = StateWithExtensions::<TokenAccount>::unpack(&data).unwrap();
         Some((state.base.amount, state.base.state == AccountState::Frozen))
     }
 
-    /// The mint's (supply, decimals, has mint authority, metadata).
-    pub async fn mint_state(&mut self, ticket_id: u32) -> (u64, u8, bool, TokenMetadata) {
+    /// The ticket's mint as its token program left it.
+    pub async fn mint_state(&mut self, ticket_id: u32) -> MintView {
         let accounts = TicketAccounts::derive(&self.event, ticket_id);
-        let data = self
+        let account = self
             .chain
-            .data(&accounts.mint)
+            .context
+            .banks_client
+            .get_account(accounts.mint)
             .await
             .unwrap()
             .expect("mint");
-        let state = StateWithExtensions::<Mint>::unpack(&data).unwrap();
-        let metadata = state.get_variable_len_extension::<TokenMetadata>().unwrap();
-        (
-            state.base.supply,
-            state.base.decimals,
-            state.base.mint_authority.is_some(),
-            metadata,
-        )
+        let state = StateWithExtensions::<Mint>::unpack(&account.data).unwrap();
+        MintView {
+            program: account.owner,
+            supply: state.base.supply,
+            decimals: state.base.decimals,
+            has_mint_authority: state.base.mint_authority.is_some(),
+            freeze_authority: Option::<Pubkey>::from(state.base.freeze_authority),
+            metadata: state.get_variable_len_extension::<TokenMetadata>().ok(),
+            size: account.data.len(),
+        }
     }
 
     pub async fn set_time(&mut self, unix_timestamp: i64) {

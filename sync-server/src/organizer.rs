@@ -96,6 +96,7 @@ pub enum NftStandard {
     SplToken,
     /// Token-2022 with on-chain metadata: wallets show the ticket's name,
     /// symbol and image; about 0.0070 SOL per ticket.
+    #[serde(rename = "token_2022_metadata")]
     Token2022Metadata,
 }
 

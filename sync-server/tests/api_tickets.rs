@@ -55,6 +55,7 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
         ),
         ("name", json!({ "name": "x" })),
         ("surprise", json!({ "surprise": true })),
+        ("nft", json!({ "nft": "metaplex" })),
     ] {
         let mut body = event.clone();
         for (k, v) in broken.as_object().unwrap() {
@@ -73,6 +74,12 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
     assert_eq!(status, 201, "{created}");
     let event_id = created["event_id"].as_u64().unwrap();
     assert_eq!(created["organizer"], address(&organizer));
+    // The cheaper NFT standard unless the organizer asks for metadata.
+    assert_eq!(created["nft"], "spl_token");
+    assert_eq!(
+        server.chain_event(event_id).await.token_standard,
+        ticketing::client::TokenStandard::SplToken
+    );
     let (status, page, _) = server
         .call(get.clone(), "/api/events?page=1&limit=10", None, None)
         .await;

@@ -299,6 +299,16 @@ impl TestServer {
             .unwrap()
     }
 
+    /// The event account of `event_id`, which must exist.
+    pub async fn chain_event(&self, event_id: u64) -> ticketing::client::Event {
+        use solana_sdk::signature::Signer;
+        let ctx = self.state.chain.as_ref().expect("a chained server");
+        sync_server::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+            .await
+            .unwrap()
+            .expect("the event is on chain")
+    }
+
     /// One ticket account of `event_id`, which must exist.
     pub async fn chain_ticket(&self, event_id: u64, id: u32) -> ticketing::client::Ticket {
         self.chain_tickets_of(event_id, &[id])

@@ -168,6 +168,21 @@ pub fn buy_ticket(
     )
 }
 
+/// Compute units a full `mint_tickets` batch is allowed. The default of 200,000 per transaction
+/// is not enough: the token and associated token programs alone use about 36,000 per SPL Token
+/// ticket (more for Token-2022), varying with the bump searches of the recipients' addresses,
+/// and this program's own work comes on top on a real cluster. Requesting the maximum costs
+/// nothing without a compute unit price.
+pub const MINT_COMPUTE_UNITS: u32 = 1_400_000;
+
+/// The instruction to put before a `mint_tickets` of more than one ticket (see
+/// [`MINT_COMPUTE_UNITS`]).
+pub fn mint_compute_budget() -> Instruction {
+    solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(
+        MINT_COMPUTE_UNITS,
+    )
+}
+
 /// Mints consecutive tickets starting at `first_ticket_id` (the event's `minted` counter),
 /// one per `(recipient, tier)`, paid off chain.
 pub fn mint_tickets(

@@ -135,7 +135,11 @@ async fn ticket_costs(
             standard,
         );
         let transaction = chain
-            .transaction_from(organizer, &[instruction], &[])
+            .transaction_from(
+                organizer,
+                &[client::mint_compute_budget(), instruction],
+                &[],
+            )
             .await?;
         if wire_size(&transaction) > PACKET {
             break;
@@ -156,7 +160,11 @@ async fn ticket_costs(
             standard,
         );
         let transaction = chain
-            .transaction_from(organizer, std::slice::from_ref(&instruction), &[])
+            .transaction_from(
+                organizer,
+                &[client::mint_compute_budget(), instruction.clone()],
+                &[],
+            )
             .await?;
         let size = wire_size(&transaction);
         let simulation = chain
@@ -268,13 +276,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         chain
             .send_from(
                 &organizer,
-                &[client::mint_tickets(
-                    &organizer.pubkey(),
-                    &event,
-                    next_ticket,
-                    &recipients,
-                    TokenStandard::SplToken,
-                )],
+                &[
+                    client::mint_compute_budget(),
+                    client::mint_tickets(
+                        &organizer.pubkey(),
+                        &event,
+                        next_ticket,
+                        &recipients,
+                        TokenStandard::SplToken,
+                    ),
+                ],
                 &[],
             )
             .await?;

@@ -275,13 +275,16 @@ pub async fn mint(
         send(
             chain,
             organizer,
-            &[program::mint_tickets(
-                &organizer.pubkey(),
-                &event_address,
-                first,
-                chunk,
-                on_chain.token_standard,
-            )],
+            &[
+                program::mint_compute_budget(),
+                program::mint_tickets(
+                    &organizer.pubkey(),
+                    &event_address,
+                    first,
+                    chunk,
+                    on_chain.token_standard,
+                ),
+            ],
             &[],
         )
         .await?;

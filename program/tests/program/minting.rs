@@ -186,42 +186,44 @@ async fn buy_ticket_still_works_when_someone_prefunded_the_next_ticket_address()
 
 #[tokio::test]
 async fn mint_tickets_issues_a_batch_paid_off_chain() {
-    let mut fx = Fixture::new().await;
-    let minter = fx.minter.insecure_clone();
-    let recipients: Vec<_> = (0..4).map(|_| Keypair::new().pubkey()).collect();
-    let batch: Vec<_> = vec![
-        (recipients[0], GENERAL),
-        (recipients[1], GENERAL),
-        (recipients[2], VIP),
-        (recipients[3], GENERAL),
-    ];
-    let event_before = fx.chain.balance(&fx.event).await.unwrap();
-    fx.send(
-        &[client::mint_tickets(
-            &minter.pubkey(),
-            &fx.event,
-            0,
-            &batch,
-            fx.standard,
-        )],
-        &[&minter],
-    )
-    .await
-    .unwrap();
-    for (ticket_id, (recipient, tier)) in (0u32..).zip(&batch) {
-        let ticket = fx.ticket_state(ticket_id).await;
-        assert_eq!(
-            (ticket.owner, ticket.tier, ticket.paid),
-            (*recipient, *tier, 0)
-        );
-        assert_eq!(fx.holding(ticket_id, recipient).await, Some((1, true)));
+    for standard in STANDARDS {
+        let mut fx = Fixture::of(standard).await;
+        let minter = fx.minter.insecure_clone();
+        let recipients: Vec<_> = (0..4).map(|_| Keypair::new().pubkey()).collect();
+        let batch: Vec<_> = vec![
+            (recipients[0], GENERAL),
+            (recipients[1], GENERAL),
+            (recipients[2], VIP),
+            (recipients[3], GENERAL),
+        ];
+        let event_before = fx.chain.balance(&fx.event).await.unwrap();
+        fx.send(
+            &[client::mint_tickets(
+                &minter.pubkey(),
+                &fx.event,
+                0,
+                &batch,
+                fx.standard,
+            )],
+            &[&minter],
+        )
+        .await
+        .unwrap();
+        for (ticket_id, (recipient, tier)) in (0u32..).zip(&batch) {
+            let ticket = fx.ticket_state(ticket_id).await;
+            assert_eq!(
+                (ticket.owner, ticket.tier, ticket.paid),
+                (*recipient, *tier, 0)
+            );
+            assert_eq!(fx.holding(ticket_id, recipient).await, Some((1, true)));
+        }
+        let event = fx.event_state().await;
+        assert_eq!(event.minted, 4);
+        assert_eq!(event.tiers[0].sold, 3);
+        assert_eq!(event.tiers[1].sold, 1);
+        assert_eq!(event.proceeds, 0);
+        assert_eq!(fx.chain.balance(&fx.event).await.unwrap(), event_before);
     }
-    let event = fx.event_state().await;
-    assert_eq!(event.minted, 4);
-    assert_eq!(event.tiers[0].sold, 3);
-    assert_eq!(event.tiers[1].sold, 1);
-    assert_eq!(event.proceeds, 0);
-    assert_eq!(fx.chain.balance(&fx.event).await.unwrap(), event_before);
 }
 
 #[tokio::test]

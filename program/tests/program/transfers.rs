@@ -15,56 +15,58 @@ async fn holder_with_ticket(fx: &mut Fixture) -> (Keypair, u32) {
 
 #[tokio::test]
 async fn transfer_ticket_moves_the_token_and_bumps_the_generation() {
-    let mut fx = Fixture::new().await;
-    let (holder, ticket_id) = holder_with_ticket(&mut fx).await;
-    let friend = fx.chain.wallet(SOL).await.unwrap();
-    fx.send(
-        &[client::transfer_ticket(
-            &holder.pubkey(),
-            &friend.pubkey(),
-            &fx.event,
-            ticket_id,
-            fx.standard,
-        )],
-        &[&holder],
-    )
-    .await
-    .unwrap();
-    let ticket = fx.ticket_state(ticket_id).await;
-    assert_eq!(ticket.owner, friend.pubkey());
-    assert_eq!(ticket.generation, 1);
-    assert_eq!(
-        fx.holding(ticket_id, &friend.pubkey()).await,
-        Some((1, true))
-    );
-    assert_eq!(
-        fx.holding(ticket_id, &holder.pubkey()).await,
-        Some((0, false))
-    );
+    for standard in STANDARDS {
+        let mut fx = Fixture::of(standard).await;
+        let (holder, ticket_id) = holder_with_ticket(&mut fx).await;
+        let friend = fx.chain.wallet(SOL).await.unwrap();
+        fx.send(
+            &[client::transfer_ticket(
+                &holder.pubkey(),
+                &friend.pubkey(),
+                &fx.event,
+                ticket_id,
+                fx.standard,
+            )],
+            &[&holder],
+        )
+        .await
+        .unwrap();
+        let ticket = fx.ticket_state(ticket_id).await;
+        assert_eq!(ticket.owner, friend.pubkey());
+        assert_eq!(ticket.generation, 1);
+        assert_eq!(
+            fx.holding(ticket_id, &friend.pubkey()).await,
+            Some((1, true))
+        );
+        assert_eq!(
+            fx.holding(ticket_id, &holder.pubkey()).await,
+            Some((0, false))
+        );
 
-    // And back: the old owner's emptied account receives it and is frozen again.
-    fx.send(
-        &[client::transfer_ticket(
-            &friend.pubkey(),
-            &holder.pubkey(),
-            &fx.event,
-            ticket_id,
-            fx.standard,
-        )],
-        &[&friend],
-    )
-    .await
-    .unwrap();
-    let ticket = fx.ticket_state(ticket_id).await;
-    assert_eq!((ticket.owner, ticket.generation), (holder.pubkey(), 2));
-    assert_eq!(
-        fx.holding(ticket_id, &holder.pubkey()).await,
-        Some((1, true))
-    );
-    assert_eq!(
-        fx.holding(ticket_id, &friend.pubkey()).await,
-        Some((0, false))
-    );
+        // And back: the old owner's emptied account receives it and is frozen again.
+        fx.send(
+            &[client::transfer_ticket(
+                &friend.pubkey(),
+                &holder.pubkey(),
+                &fx.event,
+                ticket_id,
+                fx.standard,
+            )],
+            &[&friend],
+        )
+        .await
+        .unwrap();
+        let ticket = fx.ticket_state(ticket_id).await;
+        assert_eq!((ticket.owner, ticket.generation), (holder.pubkey(), 2));
+        assert_eq!(
+            fx.holding(ticket_id, &holder.pubkey()).await,
+            Some((1, true))
+        );
+        assert_eq!(
+            fx.holding(ticket_id, &friend.pubkey()).await,
+            Some((0, false))
+        );
+    }
 }
 
 #[tokio::test]
@@ -314,65 +316,67 @@ async fn open_email_transfer_refuses_anyone_but_the_owner_and_a_past_expiry() {
 
 #[tokio::test]
 async fn claim_email_transfer_with_the_one_time_key_moves_the_ticket_once() {
-    let mut fx = Fixture::new().await;
-    let (holder, ticket_id) = holder_with_ticket(&mut fx).await;
-    let claim_key = Keypair::new();
-    open(&mut fx, &holder, ticket_id, &claim_key).await;
-    let holder_before = fx.chain.balance(&holder.pubkey()).await.unwrap();
+    for standard in STANDARDS {
+        let mut fx = Fixture::of(standard).await;
+        let (holder, ticket_id) = holder_with_ticket(&mut fx).await;
+        let claim_key = Keypair::new();
+        open(&mut fx, &holder, ticket_id, &claim_key).await;
+        let holder_before = fx.chain.balance(&holder.pubkey()).await.unwrap();
 
-    let recipient = fx.chain.wallet(SOL).await.unwrap();
-    fx.send(
-        &[client::claim_email_transfer(
-            &recipient.pubkey(),
-            &claim_key.pubkey(),
-            &recipient.pubkey(),
-            &holder.pubkey(),
-            &fx.event,
-            ticket_id,
-            fx.standard,
-        )],
-        &[&recipient, &claim_key],
-    )
-    .await
-    .unwrap();
-
-    let ticket = fx.ticket_state(ticket_id).await;
-    assert_eq!(ticket.owner, recipient.pubkey());
-    assert_eq!(ticket.generation, 1);
-    assert!(!ticket.transfer_pending);
-    assert_eq!(
-        fx.holding(ticket_id, &recipient.pubkey()).await,
-        Some((1, true))
-    );
-    assert_eq!(
-        fx.holding(ticket_id, &holder.pubkey()).await,
-        Some((0, false))
-    );
-    // The delegation is closed and its rent went back to the holder who opened it.
-    assert!(!fx.exists(&delegation_of(&fx, ticket_id)).await);
-    assert!(fx.chain.balance(&holder.pubkey()).await.unwrap() > holder_before);
-
-    // A second claim with the same key finds nothing to claim.
-    let second = fx.chain.wallet(SOL).await.unwrap();
-    let result = fx
-        .send(
+        let recipient = fx.chain.wallet(SOL).await.unwrap();
+        fx.send(
             &[client::claim_email_transfer(
-                &second.pubkey(),
+                &recipient.pubkey(),
                 &claim_key.pubkey(),
-                &second.pubkey(),
+                &recipient.pubkey(),
                 &holder.pubkey(),
                 &fx.event,
                 ticket_id,
                 fx.standard,
             )],
-            &[&second, &claim_key],
+            &[&recipient, &claim_key],
         )
-        .await;
-    assert_anchor_refused(result, anchor_lang::error::ErrorCode::AccountNotInitialized);
-    assert_eq!(
-        fx.holding(ticket_id, &recipient.pubkey()).await,
-        Some((1, true))
-    );
+        .await
+        .unwrap();
+
+        let ticket = fx.ticket_state(ticket_id).await;
+        assert_eq!(ticket.owner, recipient.pubkey());
+        assert_eq!(ticket.generation, 1);
+        assert!(!ticket.transfer_pending);
+        assert_eq!(
+            fx.holding(ticket_id, &recipient.pubkey()).await,
+            Some((1, true))
+        );
+        assert_eq!(
+            fx.holding(ticket_id, &holder.pubkey()).await,
+            Some((0, false))
+        );
+        // The delegation is closed and its rent went back to the holder who opened it.
+        assert!(!fx.exists(&delegation_of(&fx, ticket_id)).await);
+        assert!(fx.chain.balance(&holder.pubkey()).await.unwrap() > holder_before);
+
+        // A second claim with the same key finds nothing to claim.
+        let second = fx.chain.wallet(SOL).await.unwrap();
+        let result = fx
+            .send(
+                &[client::claim_email_transfer(
+                    &second.pubkey(),
+                    &claim_key.pubkey(),
+                    &second.pubkey(),
+                    &holder.pubkey(),
+                    &fx.event,
+                    ticket_id,
+                    fx.standard,
+                )],
+                &[&second, &claim_key],
+            )
+            .await;
+        assert_anchor_refused(result, anchor_lang::error::ErrorCode::AccountNotInitialized);
+        assert_eq!(
+            fx.holding(ticket_id, &recipient.pubkey()).await,
+            Some((1, true))
+        );
+    }
 }
 
 #[tokio::test]
@@ -449,76 +453,78 @@ async fn claim_email_transfer_refuses_after_expiry() {
 
 #[tokio::test]
 async fn cancel_email_transfer_returns_the_ticket_to_its_owner() {
-    let mut fx = Fixture::new().await;
-    let (holder, ticket_id) = holder_with_ticket(&mut fx).await;
-    let claim_key = Keypair::new();
-    open(&mut fx, &holder, ticket_id, &claim_key).await;
+    for standard in STANDARDS {
+        let mut fx = Fixture::of(standard).await;
+        let (holder, ticket_id) = holder_with_ticket(&mut fx).await;
+        let claim_key = Keypair::new();
+        open(&mut fx, &holder, ticket_id, &claim_key).await;
 
-    let thief = fx.buyer().await;
-    let result = fx
-        .send(
+        let thief = fx.buyer().await;
+        let result = fx
+            .send(
+                &[client::cancel_email_transfer(
+                    &thief.pubkey(),
+                    &fx.event,
+                    ticket_id,
+                    fx.standard,
+                )],
+                &[&thief],
+            )
+            .await;
+        assert_refused(result, TicketingError::NotTicketOwner);
+
+        fx.send(
             &[client::cancel_email_transfer(
-                &thief.pubkey(),
-                &fx.event,
-                ticket_id,
-                fx.standard,
-            )],
-            &[&thief],
-        )
-        .await;
-    assert_refused(result, TicketingError::NotTicketOwner);
-
-    fx.send(
-        &[client::cancel_email_transfer(
-            &holder.pubkey(),
-            &fx.event,
-            ticket_id,
-            fx.standard,
-        )],
-        &[&holder],
-    )
-    .await
-    .unwrap();
-    assert!(!fx.exists(&delegation_of(&fx, ticket_id)).await);
-    assert!(!fx.ticket_state(ticket_id).await.transfer_pending);
-    assert_eq!(
-        fx.holding(ticket_id, &holder.pubkey()).await,
-        Some((1, true))
-    );
-
-    // The cancelled claim link is dead; the owner can transfer directly again.
-    let recipient = fx.chain.wallet(SOL).await.unwrap();
-    let result = fx
-        .send(
-            &[client::claim_email_transfer(
-                &recipient.pubkey(),
-                &claim_key.pubkey(),
-                &recipient.pubkey(),
                 &holder.pubkey(),
                 &fx.event,
                 ticket_id,
                 fx.standard,
             )],
-            &[&recipient, &claim_key],
+            &[&holder],
         )
-        .await;
-    assert_anchor_refused(result, anchor_lang::error::ErrorCode::AccountNotInitialized);
-    fx.send(
-        &[client::transfer_ticket(
-            &holder.pubkey(),
-            &recipient.pubkey(),
-            &fx.event,
-            ticket_id,
-            fx.standard,
-        )],
-        &[&holder],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        fx.holding(ticket_id, &recipient.pubkey()).await,
-        Some((1, true))
-    );
+        .await
+        .unwrap();
+        assert!(!fx.exists(&delegation_of(&fx, ticket_id)).await);
+        assert!(!fx.ticket_state(ticket_id).await.transfer_pending);
+        assert_eq!(
+            fx.holding(ticket_id, &holder.pubkey()).await,
+            Some((1, true))
+        );
+
+        // The cancelled claim link is dead; the owner can transfer directly again.
+        let recipient = fx.chain.wallet(SOL).await.unwrap();
+        let result = fx
+            .send(
+                &[client::claim_email_transfer(
+                    &recipient.pubkey(),
+                    &claim_key.pubkey(),
+                    &recipient.pubkey(),
+                    &holder.pubkey(),
+                    &fx.event,
+                    ticket_id,
+                    fx.standard,
+                )],
+                &[&recipient, &claim_key],
+            )
+            .await;
+        assert_anchor_refused(result, anchor_lang::error::ErrorCode::AccountNotInitialized);
+        fx.send(
+            &[client::transfer_ticket(
+                &holder.pubkey(),
+                &recipient.pubkey(),
+                &fx.event,
+                ticket_id,
+                fx.standard,
+            )],
+            &[&holder],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            fx.holding(ticket_id, &recipient.pubkey()).await,
+            Some((1, true))
+        );
+    }
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ pub const NOW: i64 = 1_800_000_000;
 pub const DAY: i64 = 86_400;
 pub const STARTS_AT: i64 = NOW + DAY;
 pub const ENDS_AT: i64 = NOW + DAY + 6 * 3600;
+/// Both NFT standards, for the tests that run each flow in both.
+pub const STANDARDS: [TokenStandard; 2] =
+    [TokenStandard::SplToken, TokenStandard::Token2022Metadata];
 pub const GENERAL: u8 = 0;
 pub const VIP: u8 = 1;
 pub const GENERAL_PRICE: u64 = SOL / 10;
@@ -91,6 +94,11 @@ impl Fixture {
     /// 0.5 SOL), an authorized validator and a minter.
     pub async fn new() -> Self {
         Self::with(|_| {}).await
+    }
+
+    /// The same event with its tickets in `standard`.
+    pub async fn of(standard: TokenStandard) -> Self {
+        Self::with(|params| params.token_standard = standard).await
     }
 
     pub async fn with(adjust: impl FnOnce(&mut EventParams)) -> Self {

@@ -715,6 +715,93 @@ async fn sol_purchase_pays_and_mints_in_one_transaction_the_buyer_signs(db: Db) 
     assert_eq!(shop.chain_event(event_id).await.minted, 3);
 }
 
+/// A buyer whose payment lands after the reservation ran out and the seat
+/// was sold to someone else gets no ticket and is refunded, once, by the
+/// purchase worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
+    let shop = shop(Db::Sqlite, 300).await;
+    let server = &shop.server;
+    let event_id = shop.event(1, 0).await;
+    let late = server.login_as(&wallet(84), None).await;
+    let prompt = server.login_as(&wallet(85), None).await;
+    let (status, held) = shop.buy(&late, event_id, "card", None).await;
+    assert_eq!(status, 201, "{held}");
+    let late_id = held["purchase_id"].as_str().unwrap().to_owned();
+    let late_intent = held["card"]["payment_intent"].as_str().unwrap().to_owned();
+
+    // The hold runs out; the seat goes to another buyer, who pays.
+    server
+        .clock
+        .0
+        .fetch_add(301, std::sync::atomic::Ordering::SeqCst);
+    sync_server::api::purchase::round(&server.state)
+        .await
+        .unwrap();
+    // Back to the wall clock: the provider signs webhooks with real time.
+    server
+        .clock
+        .0
+        .store(unix_now(), std::sync::atomic::Ordering::SeqCst);
+    let (status, bought) = shop.buy(&prompt, event_id, "card", None).await;
+    assert_eq!(status, 201, "{bought}");
+    let prompt_id = bought["purchase_id"].as_str().unwrap().to_owned();
+    let (_, delivered) = shop
+        .stripe
+        .succeed(bought["card"]["payment_intent"].as_str().unwrap())
+        .await;
+    assert_eq!(delivered, 200);
+    assert_eq!(
+        shop.settled(&prompt, &prompt_id).await["status"],
+        "fulfilled"
+    );
+
+    // The first buyer's payment had gone through just before the cancel
+    // reached the provider: no seat is left for it.
+    let (late_event, delivered) = shop.stripe.succeed(&late_intent).await;
+    assert_eq!(delivered, 200);
+    assert_eq!(shop.purchase(&late, &late_id).await["status"], "refund_due");
+    assert!(shop.stripe.refunds_of(&late_intent).is_empty());
+
+    let report = sync_server::api::purchase::round(&server.state)
+        .await
+        .unwrap();
+    assert_eq!(report.refunded, 1);
+    let view = shop.purchase(&late, &late_id).await;
+    assert_eq!(view["status"], "refunded", "{view}");
+    assert!(view["ticket_id"].is_null(), "{view}");
+    let refunds = shop.stripe.refunds_of(&late_intent);
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0]["amount"], 2500, "the whole price");
+    let request = shop
+        .stripe
+        .seen()
+        .into_iter()
+        .rfind(|r| {
+            r.form
+                .iter()
+                .any(|(k, v)| k == "payment_intent" && *v == late_intent)
+        })
+        .unwrap();
+    assert_eq!(
+        request.idempotency_key.as_deref(),
+        Some(format!("refund-{late_id}").as_str())
+    );
+
+    // Later rounds and a redelivered webhook refund nothing more, and the
+    // event still has exactly one ticket.
+    assert_eq!(shop.stripe.redeliver(&late_event).await, 200);
+    for _ in 0..2 {
+        let report = sync_server::api::purchase::round(&server.state)
+            .await
+            .unwrap();
+        assert_eq!(report.refunded, 0);
+    }
+    assert_eq!(shop.stripe.refunds_of(&late_intent).len(), 1);
+    assert_eq!(shop.purchase(&late, &late_id).await["status"], "refunded");
+    assert_eq!(shop.chain_event(event_id).await.minted, 1);
+}
+
 /// `/health` says when the configured mail relay is down, and answers 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_while_the_configured_mail_relay_is_down() {

@@ -214,6 +214,16 @@ pub struct PaymentIntent {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// A refund as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub amount: u64,
+    /// `pending` or `succeeded` (card refunds can take days to settle),
+    /// `failed` or `canceled`.
+    pub status: String,
+}
+
 /// A verified webhook event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEvent {
@@ -249,6 +259,14 @@ pub trait PaymentProvider: Send + Sync + 'static {
         &'a self,
         intent_id: &'a str,
     ) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>>;
+
+    /// Refunds a succeeded payment in full. `idempotency_key` makes a
+    /// retried call return the first refund instead of making a second.
+    fn refund_payment_intent<'a>(
+        &'a self,
+        intent_id: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Refund, PaymentError>>;
 
     /// Checks a webhook delivery's signature header and body at `now`
     /// (Unix seconds) and reads the event.
@@ -299,15 +317,16 @@ impl StripeProvider {
                 .iter()
                 .map(|(k, v)| (format!("metadata[{k}]"), v.clone())),
         );
-        let intent = self
+        let intent: PaymentIntent = self
             .post_form("/v1/payment_intents", &form, Some(&request.idempotency_key))
             .await?;
         tracing::info!(intent = %intent.id, amount = intent.amount, currency = %intent.currency, "payment intent created");
         Ok(intent)
     }
 
-    async fn cancel(&self, intent_id: &str) -> Result<PaymentIntent, PaymentError> {
-        // Ids are Stripe's `pi_...`; anything else must not reach the path.
+    /// Ids are Stripe's `pi_...`; anything else must not reach a path or a
+    /// form.
+    fn check_intent_id(intent_id: &str) -> Result<(), PaymentError> {
         if intent_id.is_empty()
             || intent_id.len() > 255
             || !intent_id
@@ -318,7 +337,25 @@ impl StripeProvider {
                 "{intent_id:?} is not a payment intent id"
             )));
         }
-        let intent = self
+        Ok(())
+    }
+
+    async fn refund(&self, intent_id: &str, idempotency_key: &str) -> Result<Refund, PaymentError> {
+        Self::check_intent_id(intent_id)?;
+        let refund: Refund = self
+            .post_form(
+                "/v1/refunds",
+                &[("payment_intent".to_owned(), intent_id.to_owned())],
+                Some(idempotency_key),
+            )
+            .await?;
+        tracing::info!(intent = %intent_id, refund = %refund.id, amount = refund.amount, status = %refund.status, "payment refunded");
+        Ok(refund)
+    }
+
+    async fn cancel(&self, intent_id: &str) -> Result<PaymentIntent, PaymentError> {
+        Self::check_intent_id(intent_id)?;
+        let intent: PaymentIntent = self
             .post_form(
                 &format!("/v1/payment_intents/{intent_id}/cancel"),
                 &[],
@@ -329,14 +366,14 @@ impl StripeProvider {
         Ok(intent)
     }
 
-    /// One form-encoded POST answered with a PaymentIntent or Stripe's
+    /// One form-encoded POST answered with a Stripe object (`T`) or Stripe's
     /// error envelope.
-    async fn post_form(
+    async fn post_form<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         form: &[(String, String)],
         idempotency_key: Option<&str>,
-    ) -> Result<PaymentIntent, PaymentError> {
+    ) -> Result<T, PaymentError> {
         let mut request = self
             .http
             .post(format!("{}{path}", self.api_base))
@@ -356,7 +393,7 @@ impl StripeProvider {
             .map_err(|e| PaymentError::Unavailable(e.without_url().to_string()))?;
         if status.is_success() {
             return serde_json::from_slice(&body)
-                .map_err(|e| PaymentError::Protocol(format!("payment intent: {e}")));
+                .map_err(|e| PaymentError::Protocol(format!("{path}: {e}")));
         }
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(PaymentError::Unavailable(format!("HTTP {status}")));
@@ -399,6 +436,14 @@ impl PaymentProvider for StripeProvider {
         intent_id: &'a str,
     ) -> BoxFuture<'a, Result<PaymentIntent, PaymentError>> {
         Box::pin(self.cancel(intent_id))
+    }
+
+    fn refund_payment_intent<'a>(
+        &'a self,
+        intent_id: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Refund, PaymentError>> {
+        Box::pin(self.refund(intent_id, idempotency_key))
     }
 
     fn verify_webhook(

@@ -124,7 +124,9 @@ pub struct PurchaseView {
     pub event_id: u64,
     pub tier: u8,
     pub method: PaymentMethod,
-    /// pending, paid, minting, fulfilled, expired, failed or refund_due.
+    /// pending, paid, minting, fulfilled, expired, failed, refund_due (paid
+    /// but no ticket could be had: the server refunds it), refunded, or
+    /// refund_failed (the provider refused the refund; support must act).
     pub status: String,
     /// Until when the seat is held for payment (Unix seconds).
     pub expires_at: i64,
@@ -1156,6 +1158,8 @@ pub struct RoundReport {
     pub settled: usize,
     /// Confirmation mails retried.
     pub mailed: usize,
+    /// Card payments refunded because no ticket could be had for them.
+    pub refunded: usize,
 }
 
 /// One round of the purchase worker: expire reservations, mint or settle
@@ -1213,7 +1217,78 @@ pub async fn round(state: &AppState) -> Result<RoundReport, ApiError> {
         send_confirmation(state, &purchase).await;
         report.mailed += 1;
     }
+    report.refunded = refund_due(state).await?;
     Ok(report)
+}
+
+/// Refunds card purchases that were paid but could not get a ticket (paid
+/// after their seat was sold again, or for another amount). The idempotency
+/// key is the purchase's, so a crash between the provider's answer and the
+/// update below, or two servers doing this at once, refund once.
+async fn refund_due(state: &AppState) -> Result<usize, ApiError> {
+    let Some(provider) = &state.payments else {
+        return Ok(0);
+    };
+    let due = sqlx::query(
+        "SELECT * FROM purchases WHERE status = 'refund_due' AND method = 'card'
+             AND payment_intent IS NOT NULL
+         ORDER BY updated_at LIMIT 20",
+    )
+    .fetch_all(state.store.pool())
+    .await
+    .map_err(db)?;
+    let mut refunded = 0;
+    for row in &due {
+        let purchase = purchase_of_row(row)?;
+        let Some(intent) = purchase.payment_intent.as_deref() else {
+            continue;
+        };
+        let key = format!("refund-{}", purchase.id);
+        let (status, refund_id, note) = match provider.refund_payment_intent(intent, &key).await {
+            Ok(refund) if matches!(refund.status.as_str(), "failed" | "canceled") => (
+                "refund_failed",
+                Some(refund.id),
+                format!("the refund {}", refund.status),
+            ),
+            Ok(refund) => ("refunded", Some(refund.id), String::new()),
+            Err(PaymentError::Rejected { code, message, .. })
+                if code.as_deref() == Some("charge_already_refunded") =>
+            {
+                ("refunded", None, format!("already refunded: {message}"))
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(purchase = %purchase.id, error = %e, "refund not made this round");
+                continue;
+            }
+            Err(e) => ("refund_failed", None, e.to_string()),
+        };
+        if status == "refund_failed" {
+            tracing::error!(purchase = %purchase.id, intent, reason = %note, "refund refused; the buyer must be refunded by hand");
+        }
+        let updated = sqlx::query(
+            "UPDATE purchases SET status = $2, refund_id = $3, error = $4, updated_at = $5
+             WHERE purchase_id = $1 AND status = 'refund_due'",
+        )
+        .bind(&purchase.id)
+        .bind(status)
+        .bind(refund_id)
+        .bind(if note.is_empty() {
+            purchase.error.clone().unwrap_or_default()
+        } else {
+            note
+        })
+        .bind(state.clock.now())
+        .execute(state.store.pool())
+        .await
+        .map_err(db)?;
+        if updated.rows_affected() == 1 {
+            state.metrics.purchase("card", status);
+            if status == "refunded" {
+                refunded += 1;
+            }
+        }
+    }
+    Ok(refunded)
 }
 
 /// How often the purchase worker looks for work.

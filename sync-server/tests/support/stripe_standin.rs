@@ -36,6 +36,10 @@ pub struct SeenRequest {
 struct Books {
     intents: HashMap<String, Value>,
     by_idempotency_key: HashMap<String, String>,
+    /// Refunds made, by id.
+    refunds: HashMap<String, Value>,
+    /// Refund ids by idempotency key.
+    refunds_by_key: HashMap<String, String>,
     /// Every event sent, by id: (type, body as sent).
     events: HashMap<String, Vec<u8>>,
     seen: Vec<SeenRequest>,
@@ -97,6 +101,7 @@ impl StripeStandin {
             .route("/v1/payment_intents", post(create_intent))
             .route("/v1/payment_intents/{id}", get(read_intent))
             .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
+            .route("/v1/refunds", post(create_refund))
             .with_state(standin);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -118,6 +123,18 @@ impl StripeStandin {
 
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.books.lock().unwrap().seen.clone()
+    }
+
+    /// Refunds made for `intent_id`.
+    pub fn refunds_of(&self, intent_id: &str) -> Vec<Value> {
+        self.books
+            .lock()
+            .unwrap()
+            .refunds
+            .values()
+            .filter(|r| r["payment_intent"] == intent_id)
+            .cloned()
+            .collect()
     }
 
     pub fn intent(&self, id: &str) -> Value {
@@ -353,4 +370,99 @@ async fn cancel_intent(
     }
     intent["status"] = json!("canceled");
     Json(intent.clone()).into_response()
+}
+
+/// `POST /v1/refunds` with `payment_intent`: refunds a succeeded intent in
+/// full. The same idempotency key answers the first refund again; a second
+/// refund of a refunded intent is 400 `charge_already_refunded`, as Stripe
+/// answers.
+async fn create_refund(
+    State(standin): State<Standin>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorised(&standin, &headers) {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "api_key_invalid",
+            "Invalid API Key provided",
+        );
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut books = standin.books.lock().unwrap();
+    books.seen.push(SeenRequest {
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        content_type: headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        idempotency_key: key.clone(),
+        form: form.clone(),
+    });
+    if let Some(id) = key.as_ref().and_then(|k| books.refunds_by_key.get(k)) {
+        return Json(books.refunds[id].clone()).into_response();
+    }
+    let Some(intent_id) = form
+        .iter()
+        .find(|(k, _)| k == "payment_intent")
+        .map(|(_, v)| v.clone())
+    else {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "parameter_missing",
+            "Missing required param: payment_intent.",
+        );
+    };
+    let Some(intent) = books.intents.get(&intent_id).cloned() else {
+        return stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "resource_missing",
+            "No such payment_intent",
+        );
+    };
+    if intent["status"] != "succeeded" {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "payment_intent_unexpected_state",
+            "This PaymentIntent does not have a successful charge to refund.",
+        );
+    }
+    if books
+        .refunds
+        .values()
+        .any(|r| r["payment_intent"] == intent_id.as_str())
+    {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "charge_already_refunded",
+            "This charge has already been refunded.",
+        );
+    }
+    let id = random_id("re");
+    let refund = json!({
+        "id": id,
+        "object": "refund",
+        "amount": intent["amount"],
+        "currency": intent["currency"],
+        "payment_intent": intent_id,
+        "status": "succeeded",
+        "created": unix_now(),
+    });
+    books.refunds.insert(id.clone(), refund.clone());
+    if let Some(key) = key {
+        books.refunds_by_key.insert(key, id);
+    }
+    Json(refund).into_response()
 }

@@ -32,6 +32,24 @@ pub struct SeenRequest {
     pub form: Vec<(String, String)>,
 }
 
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+impl SeenRequest {
+    fn of(headers: &HeaderMap, form: &[(String, String)]) -> Self {
+        Self {
+            authorization: header(headers, "authorization"),
+            content_type: header(headers, "content-type"),
+            idempotency_key: header(headers, "idempotency-key"),
+            form: form.to_vec(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Books {
     intents: HashMap<String, Value>,
@@ -237,20 +255,9 @@ async fn create_intent(
             );
         }
     };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let idempotency_key = header("idempotency-key");
+    let idempotency_key = header(&headers, "idempotency-key");
     let mut books = standin.books.lock().unwrap();
-    books.seen.push(SeenRequest {
-        authorization: header("authorization"),
-        content_type: header("content-type"),
-        idempotency_key: idempotency_key.clone(),
-        form: form.clone(),
-    });
+    books.seen.push(SeenRequest::of(&headers, &form));
     if !authorised(&standin, &headers) {
         return stripe_error(
             StatusCode::UNAUTHORIZED,
@@ -390,23 +397,9 @@ async fn create_refund(
         );
     }
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let key = header(&headers, "idempotency-key");
     let mut books = standin.books.lock().unwrap();
-    books.seen.push(SeenRequest {
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        content_type: headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        idempotency_key: key.clone(),
-        form: form.clone(),
-    });
+    books.seen.push(SeenRequest::of(&headers, &form));
     if let Some(id) = key.as_ref().and_then(|k| books.refunds_by_key.get(k)) {
         return Json(books.refunds[id].clone()).into_response();
     }

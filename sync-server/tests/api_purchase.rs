@@ -762,11 +762,60 @@ async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
     assert_eq!(delivered, 200);
     assert_eq!(shop.purchase(&late, &late_id).await["status"], "refund_due");
     assert!(shop.stripe.refunds_of(&late_intent).is_empty());
+    // Support sees it, with the admin token only.
+    let support = |query: &'static str| async move {
+        let (status, body, _) = server
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/admin/purchases{query}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().unwrap().clone()
+    };
+    let waiting = support("").await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        (
+            waiting[0]["purchase_id"].as_str(),
+            waiting[0]["status"].as_str()
+        ),
+        (Some(late_id.as_str()), Some("refund_due"))
+    );
+    assert_eq!(waiting[0]["payment_intent"], late_intent.as_str());
+    for (token, query, expected) in [
+        (None, "", 401),
+        (Some(late.as_str()), "", 401),
+        (Some(ADMIN), "?status=paid", 422),
+        (Some(ADMIN), "?limit=5", 400),
+    ] {
+        let (status, body, _) = server
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/admin/purchases{query}"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(status, expected, "{query}: {body}");
+    }
 
     let report = sync_server::api::purchase::round(&server.state)
         .await
         .unwrap();
     assert_eq!(report.refunded, 1);
+    assert!(support("").await.is_empty(), "nothing waits any more");
+    let refunded = support("?status=refunded").await;
+    assert_eq!(refunded.len(), 1);
+    assert!(
+        refunded[0]["refund_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("re_"),
+        "{refunded:?}"
+    );
     let view = shop.purchase(&late, &late_id).await;
     assert_eq!(view["status"], "refunded", "{view}");
     assert!(view["ticket_id"].is_null(), "{view}");

@@ -61,6 +61,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/auth/verify", post(auth::verify))
         .route("/api/auth/me", get(auth::me))
         .route("/api/admin/wallets/{wallet}/role", put(auth::grant_role))
+        .route("/api/admin/purchases", get(purchase::needing_support))
         .route(
             "/api/events",
             post(tickets::create_event).get(tickets::list_events),

@@ -1357,3 +1357,105 @@ pub async fn my_purchases(
     }
     Ok(Json(out))
 }
+
+/// Which purchases [`needing_support`] lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SupportQuery {
+    /// `refund_due`, `refund_failed` or `refunded`; without it, `refund_due`
+    /// and `refund_failed` (paid, no ticket, not refunded yet).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// A purchase as support sees it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SupportPurchaseView {
+    pub purchase_id: String,
+    pub event_id: u64,
+    pub tier: u8,
+    /// The buyer's wallet (base58).
+    pub buyer: String,
+    pub email: Option<String>,
+    pub status: String,
+    /// In the currency's smallest unit.
+    pub amount: u64,
+    pub currency: String,
+    /// Stripe's PaymentIntent id.
+    pub payment_intent: Option<String>,
+    /// Stripe's refund id, once refunded.
+    pub refund_id: Option<String>,
+    /// Why it ended here (the provider's words for a refused refund).
+    pub error: Option<String>,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}
+
+/// Purchases that need support
+///
+/// `GET /api/admin/purchases` (admin token): card purchases that were paid
+/// but got no ticket, newest change first (at most 500): those waiting for
+/// their automatic refund, those whose refund the provider refused (refund
+/// them by hand), or with `status=refunded` those refunded.
+#[utoipa::path(
+    get,
+    path = "/api/admin/purchases",
+    tag = "admin",
+    params(SupportQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The purchases, newest change first", body = Vec<SupportPurchaseView>),
+        (status = 400, description = "`bad_request`: an unknown query parameter", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (`status`): not one of the statuses listed", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn needing_support(
+    _: crate::admin_api::Admin,
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<SupportQuery>,
+) -> Result<Json<Vec<SupportPurchaseView>>, ApiError> {
+    let statuses: &[&str] = match query.status.as_deref() {
+        None => &["refund_due", "refund_failed"],
+        Some("refund_due") => &["refund_due"],
+        Some("refund_failed") => &["refund_failed"],
+        Some("refunded") => &["refunded"],
+        Some(_) => {
+            return Err(field_error(
+                "status",
+                "must be refund_due, refund_failed or refunded",
+            ));
+        }
+    };
+    let rows = sqlx::query(
+        "SELECT * FROM purchases WHERE status IN ($1, $2)
+         ORDER BY updated_at DESC, purchase_id DESC LIMIT 500",
+    )
+    .bind(statuses[0])
+    .bind(statuses[statuses.len() - 1])
+    .fetch_all(state.store.pool())
+    .await
+    .map_err(db)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let purchase = purchase_of_row(row)?;
+        out.push(SupportPurchaseView {
+            purchase_id: purchase.id,
+            event_id: purchase.event_id,
+            tier: purchase.tier,
+            buyer: purchase.buyer.to_string(),
+            email: purchase.email,
+            status: purchase.status,
+            amount: purchase.amount,
+            currency: purchase.currency,
+            payment_intent: purchase.payment_intent,
+            refund_id: row.try_get("refund_id").map_err(db)?,
+            error: purchase.error,
+            updated_at: row.try_get("updated_at").map_err(db)?,
+        });
+    }
+    Ok(Json(out))
+}

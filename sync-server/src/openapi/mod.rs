@@ -73,6 +73,7 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::api::claims::claim,
         crate::api::purchase::purchase,
         crate::api::purchase::my_purchases,
+        crate::api::purchase::needing_support,
         crate::api::purchase::get_purchase,
         crate::api::purchase::submit,
         crate::api::purchase::webhook,

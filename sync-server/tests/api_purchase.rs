@@ -720,12 +720,14 @@ async fn sol_purchase_pays_and_mints_in_one_transaction_the_buyer_signs(db: Db) 
 /// purchase worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
-    let shop = shop(Db::Sqlite, 300).await;
+    let mut shop = shop(Db::Sqlite, 300).await;
     let server = &shop.server;
     let event_id = shop.event(1, 0).await;
     let late = server.login_as(&wallet(84), None).await;
     let prompt = server.login_as(&wallet(85), None).await;
-    let (status, held) = shop.buy(&late, event_id, "card", None).await;
+    let (status, held) = shop
+        .buy(&late, event_id, "card", Some("late@example.org"))
+        .await;
     assert_eq!(status, 201, "{held}");
     let late_id = held["purchase_id"].as_str().unwrap().to_owned();
     let late_intent = held["card"]["payment_intent"].as_str().unwrap().to_owned();
@@ -818,6 +820,13 @@ async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
     );
     let view = shop.purchase(&late, &late_id).await;
     assert_eq!(view["status"], "refunded", "{view}");
+    // The buyer is told, by mail, of the whole amount.
+    let delivery = shop.sink.next().await;
+    assert_eq!(delivery.rcpt_to, ["late@example.org"]);
+    let message = MessageParser::default().parse(&delivery.data).unwrap();
+    assert_eq!(message.subject(), Some("Refund for Harbour Lights"));
+    let text = message.body_text(0).unwrap();
+    assert!(text.contains("refunded the full 25.00 USD"), "{text}");
     assert!(view["ticket_id"].is_null(), "{view}");
     let refunds = shop.stripe.refunds_of(&late_intent);
     assert_eq!(refunds.len(), 1);
@@ -848,6 +857,7 @@ async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
     }
     assert_eq!(shop.stripe.refunds_of(&late_intent).len(), 1);
     assert_eq!(shop.purchase(&late, &late_id).await["status"], "refunded");
+    assert!(shop.sink.is_empty(), "one refund mail");
     assert_eq!(shop.chain_event(event_id).await.minted, 1);
 }
 

@@ -144,6 +144,32 @@ pub struct TicketConfirmation {
     pub qr_png: Vec<u8>,
 }
 
+/// A payment that got no ticket and was refunded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundNotice {
+    pub to: String,
+    pub event_name: String,
+    /// In the currency's smallest unit, as charged.
+    pub amount_minor: u64,
+    /// ISO 4217, lowercase as Stripe writes it.
+    pub currency: String,
+}
+
+/// `25.00 USD`; `2500 JPY` for currencies without a minor unit.
+pub fn format_amount(amount_minor: u64, currency: &str) -> String {
+    // Stripe's zero-decimal currencies.
+    const ZERO_DECIMAL: [&str; 16] = [
+        "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+        "xaf", "xof", "xpf",
+    ];
+    let code = currency.to_uppercase();
+    if ZERO_DECIMAL.contains(&currency.to_lowercase().as_str()) {
+        format!("{amount_minor} {code}")
+    } else {
+        format!("{}.{:02} {code}", amount_minor / 100, amount_minor % 100)
+    }
+}
+
 /// The one-time secret that claims an emailed ticket.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClaimSecret(String);
@@ -261,6 +287,27 @@ pub fn ticket_confirmation(
         )?)
 }
 
+/// The refund mail: the payment arrived after the last seat was sold.
+pub fn refund_notice(from: &Mailbox, mail: &RefundNotice) -> Result<Message, MailError> {
+    let text = format!(
+        "Hello,\n\
+         \n\
+         your payment of {amount} for a ticket to {event} arrived after the\n\
+         last seat had been sold, so no ticket could be issued for it.\n\
+         \n\
+         We have refunded the full {amount} to your card. Depending on your\n\
+         bank it shows on your statement within 5 to 10 business days.\n",
+        amount = format_amount(mail.amount_minor, &mail.currency),
+        event = mail.event_name,
+    );
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(mailbox("to", &mail.to)?)
+        .subject(format!("Refund for {}", mail.event_name))
+        .message_id(Some(message_id(from)))
+        .singlepart(SinglePart::plain(text))?)
+}
+
 /// The claim mail of an email transfer. The secret is only in the link.
 pub fn transfer_claim(
     from: &Mailbox,
@@ -305,6 +352,11 @@ pub trait Mailer: Send + Sync + 'static {
     fn send_transfer_claim<'a>(
         &'a self,
         mail: &'a TransferClaim,
+    ) -> BoxFuture<'a, Result<(), MailError>>;
+
+    fn send_refund_notice<'a>(
+        &'a self,
+        mail: &'a RefundNotice,
     ) -> BoxFuture<'a, Result<(), MailError>>;
 
     /// Whether the relay answers (connects and greets); for `/health`.
@@ -383,6 +435,16 @@ impl Mailer for SmtpMailer {
         })
     }
 
+    fn send_refund_notice<'a>(
+        &'a self,
+        mail: &'a RefundNotice,
+    ) -> BoxFuture<'a, Result<(), MailError>> {
+        Box::pin(async move {
+            let message = refund_notice(&self.from, mail)?;
+            self.send(message, "refund_notice").await
+        })
+    }
+
     fn check(&self) -> BoxFuture<'_, Result<(), MailError>> {
         Box::pin(async move {
             match self.transport.test_connection().await {
@@ -407,6 +469,13 @@ mod tests {
             secret: ClaimSecret::new("s3cr3t-claim-code_0123456789").unwrap(),
             expires_at: 1_764_075_600,
         }
+    }
+
+    #[test]
+    fn amounts_are_written_in_the_currencys_units() {
+        assert_eq!(format_amount(2500, "usd"), "25.00 USD");
+        assert_eq!(format_amount(5, "eur"), "0.05 EUR");
+        assert_eq!(format_amount(2500, "jpy"), "2500 JPY");
     }
 
     #[test]

@@ -784,20 +784,43 @@ async fn complete(state: &AppState, purchase_id: &str) -> Result<Purchase, ApiEr
     let purchase = load(state, purchase_id)
         .await?
         .ok_or_else(|| ApiError::Internal("purchase vanished".into()))?;
-    send_confirmation(state, &purchase).await;
+    send_purchase_mail(state, &purchase).await;
     Ok(purchase)
 }
 
-async fn send_confirmation(state: &AppState, purchase: &Purchase) {
+/// Sends a purchase's pending mail: the confirmation with the QR code, or
+/// for a refunded purchase the refund notice. Retried by [`round`] until sent
+/// or refused for good.
+async fn send_purchase_mail(state: &AppState, purchase: &Purchase) {
     if purchase.mail_status != "pending" {
         return;
     }
-    let (Some(mailer), Some(to), Some(ticket_id)) =
-        (&state.mailer, &purchase.email, purchase.ticket_id)
-    else {
+    let (Some(mailer), Some(to)) = (&state.mailer, &purchase.email) else {
         return;
     };
+    let refunded = purchase.status == "refunded";
     let outcome = async {
+        if refunded {
+            let event = state
+                .store
+                .event(purchase.event_id)
+                .await?
+                .ok_or_else(|| ApiError::Internal("event vanished".into()))?;
+            let mail = super::mail::RefundNotice {
+                to: to.clone(),
+                event_name: event.name.clone(),
+                amount_minor: purchase.amount,
+                currency: purchase.currency.clone(),
+            };
+            return match mailer.send_refund_notice(&mail).await {
+                Ok(()) => Ok(None),
+                Err(e) if e.is_permanent() => Ok(Some(e.to_string())),
+                Err(e) => Err(ApiError::Internal(e.to_string())),
+            };
+        }
+        let ticket_id = purchase
+            .ticket_id
+            .ok_or_else(|| ApiError::Internal("a fulfilled purchase without its ticket".into()))?;
         let ticket = state
             .store
             .ticket(purchase.event_id, ticket_id)
@@ -1206,7 +1229,7 @@ pub async fn round(state: &AppState) -> Result<RoundReport, ApiError> {
         }
     }
     let unmailed = sqlx::query(
-        "SELECT * FROM purchases WHERE status = 'fulfilled' AND mail_status = 'pending'
+        "SELECT * FROM purchases WHERE status IN ('fulfilled', 'refunded') AND mail_status = 'pending'
          ORDER BY updated_at LIMIT 50",
     )
     .fetch_all(state.store.pool())
@@ -1214,7 +1237,7 @@ pub async fn round(state: &AppState) -> Result<RoundReport, ApiError> {
     .map_err(db)?;
     for row in &unmailed {
         let purchase = purchase_of_row(row)?;
-        send_confirmation(state, &purchase).await;
+        send_purchase_mail(state, &purchase).await;
         report.mailed += 1;
     }
     report.refunded = refund_due(state).await?;
@@ -1265,8 +1288,12 @@ async fn refund_due(state: &AppState) -> Result<usize, ApiError> {
         if status == "refund_failed" {
             tracing::error!(purchase = %purchase.id, intent, reason = %note, "refund refused; the buyer must be refunded by hand");
         }
+        // A refunded buyer is told by mail (sent below and retried like a
+        // confirmation).
         let updated = sqlx::query(
-            "UPDATE purchases SET status = $2, refund_id = $3, error = $4, updated_at = $5
+            "UPDATE purchases SET status = $2, refund_id = $3, error = $4, updated_at = $5,
+                 mail_status = CASE WHEN $2 = 'refunded' AND email IS NOT NULL
+                                    THEN 'pending' ELSE mail_status END
              WHERE purchase_id = $1 AND status = 'refund_due'",
         )
         .bind(&purchase.id)
@@ -1285,6 +1312,9 @@ async fn refund_due(state: &AppState) -> Result<usize, ApiError> {
             state.metrics.purchase("card", status);
             if status == "refunded" {
                 refunded += 1;
+                if let Some(purchase) = load(state, &purchase.id).await? {
+                    send_purchase_mail(state, &purchase).await;
+                }
             }
         }
     }

@@ -798,25 +798,21 @@ async fn send_purchase_mail(state: &AppState, purchase: &Purchase) {
     let (Some(mailer), Some(to)) = (&state.mailer, &purchase.email) else {
         return;
     };
-    let refunded = purchase.status == "refunded";
-    let outcome = async {
-        if refunded {
-            let event = state
-                .store
-                .event(purchase.event_id)
-                .await?
-                .ok_or_else(|| ApiError::Internal("event vanished".into()))?;
+    // Ok(Ok(())) sent, Ok(Err) the relay's answer, Err: could not build it.
+    let sent = async {
+        let event = state
+            .store
+            .event(purchase.event_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("event vanished".into()))?;
+        if purchase.status == "refunded" {
             let mail = super::mail::RefundNotice {
                 to: to.clone(),
                 event_name: event.name.clone(),
                 amount_minor: purchase.amount,
                 currency: purchase.currency.clone(),
             };
-            return match mailer.send_refund_notice(&mail).await {
-                Ok(()) => Ok(None),
-                Err(e) if e.is_permanent() => Ok(Some(e.to_string())),
-                Err(e) => Err(ApiError::Internal(e.to_string())),
-            };
+            return Ok(mailer.send_refund_notice(&mail).await);
         }
         let ticket_id = purchase
             .ticket_id
@@ -826,11 +822,6 @@ async fn send_purchase_mail(state: &AppState, purchase: &Purchase) {
             .ticket(purchase.event_id, ticket_id)
             .await?
             .ok_or_else(|| ApiError::Internal("sold ticket not published".into()))?;
-        let event = state
-            .store
-            .event(purchase.event_id)
-            .await?
-            .ok_or_else(|| ApiError::Internal("event vanished".into()))?;
         let code = crate::organizer::credential_for(state, &ticket)?.encode();
         let mail = TicketConfirmation {
             to: to.clone(),
@@ -843,21 +834,23 @@ async fn send_purchase_mail(state: &AppState, purchase: &Purchase) {
                 .map_or_else(String::new, |t| t.name.clone()),
             qr_png: super::tickets::qr_png(&code)?,
         };
-        match mailer.send_ticket_confirmation(&mail).await {
-            Ok(()) => Ok(None),
-            Err(e) if e.is_permanent() => Ok(Some(e.to_string())),
-            Err(e) => Err(ApiError::Internal(e.to_string())),
-        }
+        Ok::<_, ApiError>(mailer.send_ticket_confirmation(&mail).await)
     }
     .await;
+    let outcome = match sent {
+        Ok(Ok(())) => Ok(None),
+        Ok(Err(e)) if e.is_permanent() => Ok(Some(e.to_string())),
+        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(e),
+    };
     let status = match &outcome {
         Ok(None) => "sent",
         Ok(Some(e)) => {
-            tracing::warn!(purchase = %purchase.id, error = %e, "confirmation mail refused for good");
+            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail refused for good");
             "failed"
         }
         Err(e) => {
-            tracing::warn!(purchase = %purchase.id, error = %e, "confirmation mail not sent; will retry");
+            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
             return;
         }
     };

@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let config = load(cli.config.as_deref())?;
             let state = sync_server::open_state(config).await?;
-            let token = sync_server::admin_api::issue_enrol_token(&state, event, &gate, ttl_secs)
+            let token = sync_server::http::admin::issue_enrol_token(&state, event, &gate, ttl_secs)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", token.token);

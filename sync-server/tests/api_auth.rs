@@ -13,8 +13,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use shared::PublicKeyBytes;
 use std::sync::atomic::Ordering;
-use sync_server::api::auth::{AuthUser, Role};
-use sync_server::error::ApiError;
+use sync_server::http::api::auth::{AuthUser, Role};
+use sync_server::http::error::ApiError;
 
 on_both_backends!(
     a_wallet_logs_in_by_signing_the_nonce_message,

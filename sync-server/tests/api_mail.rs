@@ -11,10 +11,10 @@ use std::io::Cursor;
 use image::{ImageFormat, Luma};
 use mail_parser::{MessageParser, MimeHeaders};
 use smtp_sink::{SinkRules, SmtpSink};
-use sync_server::api::mail::{
-    ClaimSecret, MailError, Mailer, SmtpMailer, SmtpSettings, SmtpTls, TicketConfirmation,
-    TransferClaim,
+use sync_server::adapters::mail::{
+    ClaimSecret, MailError, Mailer, SmtpMailer, TicketConfirmation, TransferClaim,
 };
+use sync_server::config::{SmtpSettings, SmtpTls};
 
 fn settings(sink: &SmtpSink) -> SmtpSettings {
     SmtpSettings {

@@ -133,7 +133,7 @@ async fn the_document_describes_exactly_the_routes_the_router_serves() {
     assert!(
         undocumented.is_empty(),
         "routes served but missing from the OpenAPI document; describe each with \
-         #[utoipa::path] and list it in sync_server::openapi::ApiDoc: {undocumented:?}"
+         #[utoipa::path] and list it in sync_server::http::openapi::ApiDoc: {undocumented:?}"
     );
     let unserved: Vec<_> = documented.difference(&served).collect();
     assert!(
@@ -351,7 +351,7 @@ async fn the_document_is_openapi_3_with_consistent_security_and_error_answers() 
     assert_eq!(snapshot["parameters"][0]["in"], "header");
     assert_eq!(
         snapshot["parameters"][0]["name"],
-        sync_server::gate_api::HEADER_BACKLOG
+        sync_server::http::gate::HEADER_BACKLOG
     );
 }
 

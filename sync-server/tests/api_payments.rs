@@ -20,11 +20,12 @@ use common::*;
 use serde_json::{Value, json};
 use sqlx::Row;
 use stripe_standin::{StripeStandin, stripe_signature, unix_now};
-use sync_server::api::payments::{
-    IntentStatus, NewPaymentIntent, PaymentError, PaymentProvider, StripeProvider, StripeSettings,
-    WebhookEvent, WebhookKind,
+use sync_server::adapters::payments::{
+    IntentStatus, NewPaymentIntent, PaymentError, PaymentProvider, StripeProvider, WebhookEvent,
+    WebhookKind,
 };
-use sync_server::error::ApiError;
+use sync_server::config::StripeSettings;
+use sync_server::http::error::ApiError;
 use tokio::sync::mpsc;
 
 const SECRET_KEY: &str = "sk_test_standin_0123456789";

@@ -558,10 +558,13 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
     );
 
     // Both admissions are recorded on chain by the batched replay.
-    let summary =
-        sync_server::replay::drain(&server.state, event_id, std::time::Duration::from_secs(60))
-            .await
-            .unwrap();
+    let summary = sync_server::services::replay::drain(
+        &server.state,
+        event_id,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.confirmed, 2, "{summary:?}");
     {
         use solana_sdk::signature::Signer as _;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use sync_server::chain::rpc_service::Faults;
-use sync_server::replay;
+use sync_server::services::replay;
 
 on_both_backends!(
     two_servers_on_one_database_share_the_replay_without_doubling,
@@ -217,7 +217,7 @@ async fn two_servers_on_one_database_share_the_replay_without_doubling(db: Db) {
         ed25519_dalek::SigningKey::from_bytes(&[42; 32]),
         server.clock.clone(),
     )
-    .with_chain(sync_server::organizer::ChainContext {
+    .with_chain(sync_server::services::organizer::ChainContext {
         chain: ctx.chain.clone(),
         authority: ctx.authority.insecure_clone(),
         issuer: ctx.issuer.clone(),

@@ -430,7 +430,7 @@ async fn oversized_batches_are_refused(db: Db) {
     let scans: Vec<_> = (0..501).map(|i| gate.scan(1, T0 * 1000 + i)).collect();
     let r = gate.upload(scans).await;
     assert_eq!(r.status(), 413);
-    let body = vec![b' '; sync_server::MAX_BODY_BYTES + 1];
+    let body = vec![b' '; sync_server::http::MAX_BODY_BYTES + 1];
     let r = gate.request("POST", "/gate/v1/journal", body).await;
     assert_eq!(r.status(), 413);
     let r = gate

@@ -156,7 +156,7 @@ impl Server {
 
     /// Runs the replay worker until `event`'s scans are all settled.
     pub fn drain_replay(&self, event: u64) -> anyhow::Result<sync_server::store::ReplaySummary> {
-        Ok(self.rt.block_on(sync_server::replay::drain(
+        Ok(self.rt.block_on(sync_server::services::replay::drain(
             &self.state,
             event,
             Duration::from_secs(120),

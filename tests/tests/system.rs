@@ -313,7 +313,7 @@ fn a_transfer_or_a_revocation_reaches_an_online_gate_within_10_s(db: Db) {
         .block_on(v.server.state.store.ticket(v.event, 0))
         .unwrap()
         .unwrap();
-    let code = sync_server::organizer::credential_for(&v.server.state, &ticket)
+    let code = sync_server::services::organizer::credential_for(&v.server.state, &ticket)
         .unwrap()
         .encode();
     assert!(north.scan(&code).unwrap().record.opened);

@@ -174,7 +174,7 @@ async fn start_full(
     configure(&mut config);
     let store = Store::connect(&config.database_url).await.unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
-    let rate_limiter = sync_server::api::ratelimit::limiter_for(&config.api)
+    let rate_limiter = sync_server::adapters::ratelimit::limiter_for(&config.api)
         .await
         .unwrap();
     let mut state = AppState::new(
@@ -198,7 +198,7 @@ async fn start_full(
         )
         .await
         .unwrap();
-        state = state.with_chain(sync_server::organizer::ChainContext {
+        state = state.with_chain(sync_server::services::organizer::ChainContext {
             chain,
             authority,
             issuer,
@@ -321,8 +321,11 @@ impl TestServer {
     /// The event created on chain (doors open around T0), `n` tickets minted
     /// to the wallets `wallet(1..=n)` (ticket ids 0..n), and the three gates
     /// of [`TestServer::seed`]. Returns the minted tickets.
-    pub async fn seed_on_chain(&self, n: u32) -> Vec<sync_server::organizer::IssuedTicket> {
-        use sync_server::organizer::{NewEvent, NewTier, create_event, mint_tickets};
+    pub async fn seed_on_chain(
+        &self,
+        n: u32,
+    ) -> Vec<sync_server::services::organizer::IssuedTicket> {
+        use sync_server::services::organizer::{NewEvent, NewTier, create_event, mint_tickets};
         create_event(
             &self.state,
             &NewEvent {
@@ -341,7 +344,7 @@ impl TestServer {
                 }],
                 reentry: ReentryPolicy::Forbidden,
                 transferable: true,
-                nft: sync_server::organizer::NftStandard::SplToken,
+                nft: sync_server::services::organizer::NftStandard::SplToken,
             },
         )
         .await

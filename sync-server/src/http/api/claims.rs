@@ -25,7 +25,7 @@
 //! is never logged and never part of an answer. Expiry is measured on the
 //! chain's clock, which is the one the program judges claims by.
 
-use crate::error::ErrorBody;
+use crate::http::error::ErrorBody;
 use std::time::Duration;
 
 use axum::Json;
@@ -44,13 +44,14 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::auth::AuthUser;
-use super::mail::{ClaimSecret, TransferClaim};
 use super::tickets::{TicketView, TransferRequest};
-use super::validation::{ValidJson, Validate, check_email, check_text, field_error};
-use crate::AppState;
+use crate::adapters::mail::{ClaimSecret, TransferClaim};
 use crate::chain::{ChainError, ops};
-use crate::error::ApiError;
-use crate::organizer::{self, ChainContext, OrganizerError};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::http::validation::{ValidJson, Validate, check_email, check_text, field_error};
+use crate::services::Services;
+use crate::services::organizer::{self, ChainContext, OrganizerError};
 use crate::store::{Store, StoreError};
 
 /// How long a claim link works when the holder does not say.
@@ -177,7 +178,7 @@ pub struct SubmittedTransfer {
     pub email_transfer: Option<EmailTransferView>,
 }
 
-fn chain_of(state: &AppState) -> Result<&ChainContext, ApiError> {
+fn chain_of(state: &Services) -> Result<&ChainContext, ApiError> {
     state
         .chain
         .as_deref()
@@ -566,7 +567,7 @@ impl Store {
 /// keeps a prepared transfer with a new claim key and returns the unsigned
 /// `open_email_transfer` for the holder's wallet.
 pub async fn prepare_email_transfer(
-    state: &AppState,
+    state: &Services,
     user: &AuthUser,
     event_id: u64,
     ticket_id: u32,
@@ -675,7 +676,7 @@ pub async fn prepare_email_transfer(
 /// publishes the ticket as it is on chain. An open email transfer then mails
 /// its claim link; submitting the same open again only retries that mail.
 pub async fn submit_signed(
-    state: &AppState,
+    state: &Services,
     user: &AuthUser,
     event_id: u64,
     ticket_id: u32,
@@ -688,7 +689,9 @@ pub async fn submit_signed(
     let transaction: Transaction = bincode::deserialize(&bytes)
         .map_err(|_| field_error("transaction", "not a legacy transaction"))?;
     let holder = pubkey_of(&user.wallet);
-    let standard = super::event_on_chain(state, event_id).await?.token_standard;
+    let standard = crate::services::organizer::event_on_chain(state, event_id)
+        .await?
+        .token_standard;
     let kind = HolderInstruction::read(
         &transaction,
         &holder,
@@ -831,7 +834,7 @@ fn short_wallet(key: &Pubkey) -> String {
 /// Mails the claim link of an open transfer whose secret is still kept,
 /// and forgets the secret once the relay took the mail. A failure is
 /// reported in the view and the secret kept for a resend.
-async fn deliver_claim(state: &AppState, transfer: &EmailTransfer) -> EmailTransferView {
+async fn deliver_claim(state: &Services, transfer: &EmailTransfer) -> EmailTransferView {
     let Some(secret) = &transfer.claim_secret else {
         return view(transfer, None);
     };
@@ -916,7 +919,7 @@ async fn deliver_claim(state: &AppState, transfer: &EmailTransfer) -> EmailTrans
 
 /// The ticket's holder, or 403 (404 for no such ticket).
 async fn require_holder(
-    state: &AppState,
+    state: &Services,
     user: &AuthUser,
     event_id: u64,
     ticket_id: u32,
@@ -987,7 +990,7 @@ pub async fn resend(
     ),
     security(("wallet_session" = [])),
     responses(
-        (status = 200, description = "The unsigned `cancel_email_transfer` to sign and submit", body = crate::api::tickets::TransferRequest),
+        (status = 200, description = "The unsigned `cancel_email_transfer` to sign and submit", body = crate::http::api::tickets::TransferRequest),
         (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not the wallet that opened the transfer", body = ErrorBody),
         (status = 404, description = "`not_found`: no open email transfer", body = ErrorBody),
@@ -1027,7 +1030,7 @@ pub async fn cancel(
         }
         Some(_) => {}
     }
-    let standard = super::event_on_chain(&state, event_id)
+    let standard = crate::services::organizer::event_on_chain(&state, event_id)
         .await?
         .token_standard;
     let instruction =
@@ -1071,7 +1074,7 @@ impl Validate for ClaimBody {
     request_body = ClaimBody,
     security(("wallet_session" = [])),
     responses(
-        (status = 200, description = "The ticket, now the caller's, with its new QR code text", body = crate::api::tickets::TicketView),
+        (status = 200, description = "The ticket, now the caller's, with its new QR code text", body = crate::http::api::tickets::TicketView),
         (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
@@ -1114,7 +1117,7 @@ pub async fn claim(
         return Err(ClaimError::Expired.into());
     }
     let event = event_address(ctx, transfer.event_id);
-    let standard = super::event_on_chain(&state, transfer.event_id)
+    let standard = crate::services::organizer::event_on_chain(&state, transfer.event_id)
         .await?
         .token_standard;
     let instruction = ticketing::client::claim_email_transfer(
@@ -1246,7 +1249,7 @@ const SWEEP_BATCH: i64 = 100;
 /// the server's authority) for every open transfer whose expiry passed on
 /// the chain's clock, marks it expired and republishes its ticket; drops
 /// prepared transfers that can no longer be opened, with their secrets.
-pub async fn sweep_expired(state: &AppState) -> Result<SweepSummary, OrganizerError> {
+pub async fn sweep_expired(state: &Services) -> Result<SweepSummary, OrganizerError> {
     let ctx = state.chain.as_deref().ok_or(OrganizerError::NoChain)?;
     let chain_now = ctx.chain.unix_time().await?;
     let now = state.clock.now();
@@ -1306,7 +1309,7 @@ pub async fn sweep_expired(state: &AppState) -> Result<SweepSummary, OrganizerEr
 }
 
 /// Sweeps every [`SWEEP_INTERVAL`] until `shutdown` turns true.
-pub async fn run_sweeper(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_sweeper(state: Services, mut shutdown: watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             break;

@@ -5,7 +5,7 @@
 //! its request and answer types derive `ToSchema` (the gate wire types in
 //! `shared` behind its `openapi` feature); [`ApiDoc`] lists the handlers.
 //! The `api_openapi` test compares the document with the routes
-//! [`crate::app`] really serves, so a route added without a description
+//! [`crate::http::app`] really serves, so a route added without a description
 //! fails there. The page is rendered here from the same document, with no
 //! script or asset from elsewhere: venues may run the server offline.
 
@@ -19,7 +19,7 @@ use shared::wire::{HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 const DESCRIPTION: &str = "The server gate boxes sync with, and the ticketing API.
 
@@ -34,56 +34,56 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
 #[openapi(
     info(title = "NFT gate sync server", description = DESCRIPTION),
     paths(
-        crate::health,
-        crate::metrics::render,
+        crate::http::health,
+        crate::http::metrics::render,
         openapi_json,
         docs_page,
-        crate::gate_api::enrol,
-        crate::gate_api::snapshot,
-        crate::gate_api::delta,
-        crate::gate_api::journal,
-        crate::admin_api::put_gate,
-        crate::admin_api::gate_status,
-        crate::admin_api::create_enrol_token,
-        crate::admin_api::conflicts,
-        crate::admin_api::revoke_device,
-        crate::chain_admin_api::chain_info,
-        crate::chain_admin_api::create_event,
-        crate::chain_admin_api::mint,
-        crate::chain_admin_api::refresh,
-        crate::chain_admin_api::revoke,
-        crate::chain_admin_api::replay_status,
-        crate::api::auth::grant_role,
-        crate::api::auth::nonce,
-        crate::api::auth::verify,
-        crate::api::auth::me,
-        crate::api::tickets::create_event,
-        crate::api::tickets::list_events,
-        crate::api::tickets::get_event,
-        crate::api::tickets::update_event,
-        crate::api::tickets::get_ticket,
-        crate::api::tickets::mint,
-        crate::api::tickets::batch_mint,
-        crate::api::tickets::my_tickets,
-        crate::api::tickets::qr,
-        crate::api::tickets::transfer,
-        crate::api::tickets::submit_transfer,
-        crate::api::claims::cancel,
-        crate::api::claims::resend,
-        crate::api::claims::claim,
-        crate::api::purchase::purchase,
-        crate::api::purchase::my_purchases,
-        crate::api::purchase::needing_support,
-        crate::api::purchase::get_purchase,
-        crate::api::purchase::submit,
-        crate::api::purchase::webhook,
-        crate::api::tickets::metadata,
-        crate::api::tickets::card_image,
-        crate::api::validate::validate,
-        crate::api::validate::offline,
-        crate::api::validate::sync,
+        crate::http::gate::enrol,
+        crate::http::gate::snapshot,
+        crate::http::gate::delta,
+        crate::http::gate::journal,
+        crate::http::admin::put_gate,
+        crate::http::admin::gate_status,
+        crate::http::admin::create_enrol_token,
+        crate::http::admin::conflicts,
+        crate::http::admin::revoke_device,
+        crate::http::chain_admin::chain_info,
+        crate::http::chain_admin::create_event,
+        crate::http::chain_admin::mint,
+        crate::http::chain_admin::refresh,
+        crate::http::chain_admin::revoke,
+        crate::http::chain_admin::replay_status,
+        crate::http::api::auth::grant_role,
+        crate::http::api::auth::nonce,
+        crate::http::api::auth::verify,
+        crate::http::api::auth::me,
+        crate::http::api::tickets::create_event,
+        crate::http::api::tickets::list_events,
+        crate::http::api::tickets::get_event,
+        crate::http::api::tickets::update_event,
+        crate::http::api::tickets::get_ticket,
+        crate::http::api::tickets::mint,
+        crate::http::api::tickets::batch_mint,
+        crate::http::api::tickets::my_tickets,
+        crate::http::api::tickets::qr,
+        crate::http::api::tickets::transfer,
+        crate::http::api::tickets::submit_transfer,
+        crate::http::api::claims::cancel,
+        crate::http::api::claims::resend,
+        crate::http::api::claims::claim,
+        crate::http::api::purchase::purchase,
+        crate::http::api::purchase::my_purchases,
+        crate::http::api::purchase::needing_support,
+        crate::http::api::purchase::get_purchase,
+        crate::http::api::purchase::submit,
+        crate::http::api::purchase::webhook,
+        crate::http::api::tickets::metadata,
+        crate::http::api::tickets::card_image,
+        crate::http::api::validate::validate,
+        crate::http::api::validate::offline,
+        crate::http::api::validate::sync,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(crate::http::error::ErrorBody)),
     modifiers(&SecuritySchemes, &MetadataApiPath),
     tags(
         (name = "gate", description = "The gate protocol: a box enrols with a one-time token, then signs every request with its own key. Snapshots and deltas are binary and signed by the server."),
@@ -228,7 +228,7 @@ fn rendered() -> Result<&'static (String, String), ApiError> {
     tag = "service",
     responses(
         (status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"),
-        (status = 500, description = "`internal`", body = crate::error::ErrorBody),
+        (status = 500, description = "`internal`", body = crate::http::error::ErrorBody),
     )
 )]
 pub async fn openapi_json() -> Response {
@@ -250,7 +250,7 @@ pub async fn openapi_json() -> Response {
     tag = "service",
     responses(
         (status = 200, description = "The page", body = String, content_type = "text/html"),
-        (status = 500, description = "`internal`", body = crate::error::ErrorBody),
+        (status = 500, description = "`internal`", body = crate::http::error::ErrorBody),
     )
 )]
 pub async fn docs_page() -> Response {

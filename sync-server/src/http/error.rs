@@ -9,9 +9,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::api::auth::AuthError;
-use crate::api::claims::ClaimError;
-use crate::api::payments::{PaymentError, WebhookError};
+use crate::adapters::payments::{PaymentError, WebhookError};
+use crate::http::api::auth::AuthError;
+use crate::http::api::claims::ClaimError;
+use crate::services::ServiceError;
 use crate::store::{EnrolError, StoreError};
 
 /// The JSON body of every error answer.
@@ -88,24 +89,27 @@ pub enum ApiError {
     Internal(String),
 }
 
-impl From<crate::organizer::OrganizerError> for ApiError {
-    fn from(e: crate::organizer::OrganizerError) -> Self {
-        use crate::chain::ChainError;
-        use crate::organizer::OrganizerError;
+impl From<crate::services::organizer::OrganizerError> for ApiError {
+    fn from(e: crate::services::organizer::OrganizerError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            OrganizerError::NoChain => Self::ChainUnavailable(e.to_string()),
-            OrganizerError::Chain(ChainError::Refused(m)) => {
-                Self::ChainRefused(format!("the chain refused: {m}"))
-            }
-            OrganizerError::Chain(other) => {
-                tracing::warn!(error = %other, "chain operation failed");
-                Self::ChainUnavailable(format!("the chain is unavailable: {other}"))
-            }
-            OrganizerError::Store(s) => Self::Store(s),
-            OrganizerError::UnknownEvent(id) => {
-                Self::NotFound(format!("event {id} is not on chain (create it first)"))
-            }
-            OrganizerError::Invalid(m) => Self::BadRequest(m),
+            ServiceError::BadRequest(m) => Self::BadRequest(m),
+            ServiceError::Forbidden(m) => Self::Forbidden(m),
+            ServiceError::NotFound(m) => Self::NotFound(m),
+            ServiceError::Conflict(m) => Self::Conflict(m),
+            ServiceError::SoldOut(m) => Self::SoldOut(m),
+            ServiceError::Gone(m) => Self::Gone(m),
+            ServiceError::Invalid { field, message } => Self::Validation { field, message },
+            ServiceError::Payment(e) => Self::Payment(e),
+            ServiceError::Store(e) => Self::Store(e),
+            ServiceError::ChainUnavailable(m) => Self::ChainUnavailable(m),
+            ServiceError::ChainRefused(m) => Self::ChainRefused(m),
+            ServiceError::Internal(m) => Self::Internal(m),
         }
     }
 }

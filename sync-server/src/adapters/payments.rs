@@ -8,7 +8,7 @@
 //! the tolerance of now: unsigned, tampered and replayed-late deliveries are
 //! refused before anything is parsed. Stripe delivers an event at least
 //! once, so the handler records each event id in `processed_webhooks` in
-//! the same transaction as its effect ([`record_webhook_event`]), and a
+//! the same transaction as its effect (`Store::record_webhook_event`), and a
 //! second delivery changes nothing.
 
 use std::collections::BTreeMap;
@@ -18,56 +18,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::api::BoxFuture;
-use crate::config::ConfigError;
-use crate::store::{Store, StoreError};
-
-/// `[stripe]`: card payments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StripeSettings {
-    /// `sk_live_...` / `sk_test_...`; empty disables card payments. Prefer
-    /// `SYNC_STRIPE__SECRET_KEY`.
-    pub secret_key: String,
-    /// `whsec_...` of the webhook endpoint. Prefer `SYNC_STRIPE__WEBHOOK_SECRET`.
-    pub webhook_secret: String,
-    /// Where the API is; a stand-in's address in tests and demos.
-    pub api_base: String,
-    /// Oldest (or furthest ahead) webhook signature time accepted.
-    pub webhook_tolerance_secs: u32,
-    /// Longest wait for an API answer.
-    pub timeout_secs: u32,
-}
-
-impl Default for StripeSettings {
-    fn default() -> Self {
-        Self {
-            secret_key: String::new(),
-            webhook_secret: String::new(),
-            api_base: "https://api.stripe.com".into(),
-            webhook_tolerance_secs: 300,
-            timeout_secs: 30,
-        }
-    }
-}
-
-impl StripeSettings {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.api_base.starts_with("https://") || self.api_base.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                key: "stripe.api_base",
-                message: "use an https:// URL".into(),
-            });
-        }
-        if self.webhook_tolerance_secs == 0 || self.timeout_secs == 0 {
-            return Err(ConfigError::Invalid {
-                key: "stripe.webhook_tolerance_secs",
-                message: "webhook_tolerance_secs and timeout_secs must be at least 1".into(),
-            });
-        }
-        Ok(())
-    }
-}
+use crate::adapters::BoxFuture;
+use crate::config::StripeSettings;
 
 /// Why a payment could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -564,44 +516,6 @@ pub fn parse_event(payload: &[u8]) -> Result<WebhookEvent, WebhookError> {
         created: event.created,
         kind,
     })
-}
-
-/// Records that webhook event `event_id` is being handled, on `connection`
-/// (inside the transaction that applies its effect). `false` if it was
-/// handled before: then the caller applies nothing and answers 200, so the
-/// provider stops redelivering.
-pub async fn record_webhook_event(
-    connection: &mut sqlx::AnyConnection,
-    event_id: &str,
-    event_type: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO processed_webhooks (event_id, event_type, processed_at) VALUES ($1, $2, $3)
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(event_id)
-    .bind(event_type)
-    .bind(now)
-    .execute(&mut *connection)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
-}
-
-impl Store {
-    /// [`record_webhook_event`] in a transaction of its own, for events
-    /// whose handling writes nothing else.
-    pub async fn record_webhook_event(
-        &self,
-        event_id: &str,
-        event_type: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let first = record_webhook_event(&mut tx, event_id, event_type, now).await?;
-        tx.commit().await?;
-        Ok(first)
-    }
 }
 
 #[cfg(test)]

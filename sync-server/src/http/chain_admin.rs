@@ -10,10 +10,10 @@ use shared::wire::{CachedEvent, CachedTicket};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 
-use crate::AppState;
-use crate::admin_api::Admin;
-use crate::error::{ApiError, ErrorBody};
-use crate::organizer::{self, NewEvent};
+use crate::http::admin::Admin;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::AppState;
+use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
 
 /// Most tickets one mint request may ask for.
@@ -161,8 +161,8 @@ pub async fn mint(
     }
     // Organizer mints take seats like purchases do, so a buyer who is
     // paying keeps the seat they hold.
-    let seats = crate::api::inventory::seats_of(recipients.iter().map(|(_, tier)| *tier));
-    crate::api::inventory::take_now(&state, event_id, &seats).await?;
+    let seats = crate::services::inventory::seats_of(recipients.iter().map(|(_, tier)| *tier));
+    crate::services::inventory::take_now(&state, event_id, &seats).await?;
     let mut landed = 0;
     let issued =
         match organizer::mint_tickets(&state, event_id, &recipients, |ids| landed += ids.len())
@@ -170,11 +170,11 @@ pub async fn mint(
         {
             Ok(issued) => issued,
             Err(e) => {
-                let unminted = crate::api::inventory::seats_of(
+                let unminted = crate::services::inventory::seats_of(
                     recipients.iter().skip(landed).map(|(_, t)| *t),
                 );
                 if !unminted.is_empty() {
-                    crate::api::inventory::release_now(&state, event_id, &unminted).await;
+                    crate::services::inventory::release_now(&state, event_id, &unminted).await;
                 }
                 return Err(e.into());
             }

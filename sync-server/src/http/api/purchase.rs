@@ -2,7 +2,7 @@
 //! deliver.
 //!
 //! - `POST /api/tickets/purchase` (any logged-in wallet): holds a seat of
-//!   the tier for [`ApiSettings::reservation_secs`](super::ApiSettings) and
+//!   the tier for [`ApiSettings::reservation_secs`](crate::config::ApiSettings) and
 //!   starts the payment. By card: a Stripe PaymentIntent whose
 //!   `client_secret` the buyer's browser confirms. In SOL: an unsigned
 //!   `buy_ticket` transaction (the Solana Pay transaction-request style) that
@@ -24,7 +24,7 @@
 //! [`run`] also releases the seats of reservations that ran out (and cancels
 //! their PaymentIntents) and retries confirmation mail.
 
-use crate::error::ErrorBody;
+use crate::http::error::ErrorBody;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -41,14 +41,15 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::auth::AuthUser;
-use super::inventory;
-use super::mail::TicketConfirmation;
-use super::payments::{NewPaymentIntent, PaymentError, WebhookKind};
-use super::validation::{ValidJson, Validate, check_email, check_text, field_error};
-use crate::AppState;
+use crate::adapters::mail::TicketConfirmation;
+use crate::adapters::payments::{NewPaymentIntent, PaymentError, WebhookKind};
 use crate::chain::ChainError;
-use crate::error::ApiError;
-use crate::organizer::OrganizerError;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::http::validation::{ValidJson, Validate, check_email, check_text, field_error};
+use crate::services::Services;
+use crate::services::inventory;
+use crate::services::organizer::OrganizerError;
 use crate::store::StoreError;
 
 fn db(e: sqlx::Error) -> ApiError {
@@ -201,7 +202,7 @@ fn purchase_of_row(r: &sqlx::any::AnyRow) -> Result<Purchase, ApiError> {
     })
 }
 
-async fn load(state: &AppState, purchase_id: &str) -> Result<Option<Purchase>, ApiError> {
+async fn load(state: &Services, purchase_id: &str) -> Result<Option<Purchase>, ApiError> {
     sqlx::query("SELECT * FROM purchases WHERE purchase_id = $1")
         .bind(purchase_id)
         .fetch_optional(state.store.pool())
@@ -215,7 +216,7 @@ async fn load(state: &AppState, purchase_id: &str) -> Result<Option<Purchase>, A
 /// The purchase, if `user` bought it (404 for anyone else: ids are not
 /// secrets, but other buyers' purchases are none of a caller's business).
 async fn load_own(
-    state: &AppState,
+    state: &Services,
     user: &AuthUser,
     purchase_id: &str,
 ) -> Result<Purchase, ApiError> {
@@ -225,7 +226,7 @@ async fn load_own(
         .ok_or_else(|| ApiError::NotFound(format!("no purchase {purchase_id}")))
 }
 
-fn chain_ctx(state: &AppState) -> Result<&crate::organizer::ChainContext, ApiError> {
+fn chain_ctx(state: &Services) -> Result<&crate::services::organizer::ChainContext, ApiError> {
     state
         .chain
         .as_deref()
@@ -247,11 +248,11 @@ fn decode_tx(text: &str) -> Option<Transaction> {
 /// The unsigned `buy_ticket` for `purchase`: the next ticket id as the chain
 /// has it now, at most the price quoted.
 async fn sol_transaction(
-    state: &AppState,
+    state: &Services,
     purchase: &Purchase,
 ) -> Result<WalletTransaction, ApiError> {
     let ctx = chain_ctx(state)?;
-    let event = super::event_on_chain(state, purchase.event_id).await?;
+    let event = crate::services::organizer::event_on_chain(state, purchase.event_id).await?;
     let event_address =
         ticketing::client::event_address(&ctx.authority.pubkey(), purchase.event_id).0;
     let instruction = ticketing::client::buy_ticket(
@@ -277,7 +278,7 @@ async fn sol_transaction(
 }
 
 async fn view(
-    state: &AppState,
+    state: &Services,
     purchase: &Purchase,
     card: Option<CardPayment>,
 ) -> Result<PurchaseView, ApiError> {
@@ -285,7 +286,7 @@ async fn view(
         ("fulfilled", Some(ticket_id)) => {
             match state.store.ticket(purchase.event_id, ticket_id).await? {
                 Some(ticket) if ticket.owner.0 == purchase.buyer.to_bytes() => {
-                    Some(crate::organizer::credential_for(state, &ticket)?.encode())
+                    Some(crate::services::organizer::credential_for(state, &ticket)?.encode())
                 }
                 _ => None,
             }
@@ -345,7 +346,7 @@ pub async fn purchase(
     user: AuthUser,
     ValidJson(body): ValidJson<PurchaseBody>,
 ) -> Result<(StatusCode, Json<PurchaseView>), ApiError> {
-    super::ratelimit::check_mint(&state, &user).await?;
+    crate::http::limits::check_mint(&state, &user).await?;
     let now = state.clock.now();
     let event = state
         .store
@@ -375,7 +376,8 @@ pub async fn purchase(
             (price.amount, price.currency)
         }
         PaymentMethod::Sol => {
-            let on_chain = super::event_on_chain(&state, body.event_id).await?;
+            let on_chain =
+                crate::services::organizer::event_on_chain(&state, body.event_id).await?;
             let price = on_chain
                 .tiers
                 .get(usize::from(body.tier))
@@ -388,9 +390,9 @@ pub async fn purchase(
     let purchase_id = uuid::Uuid::now_v7().to_string();
     let expires_at = now + i64::from(state.config.api.reservation_secs);
     let mut tx = state.store.pool().begin().await.map_err(db)?;
-    if !inventory::take(&mut tx, body.event_id, &[(body.tier, 1)]).await? {
+    if !crate::store::take_in(&mut tx, body.event_id, &[(body.tier, 1)]).await? {
         drop(tx);
-        return Err(inventory::sold_out(&state, body.event_id).await);
+        return Err(inventory::sold_out(&state, body.event_id).await.into());
     }
     sqlx::query(
         "INSERT INTO purchases (purchase_id, event_id, tier, buyer, email, method, status,
@@ -434,7 +436,7 @@ pub async fn purchase(
 }
 
 async fn start_card_payment(
-    state: &AppState,
+    state: &Services,
     purchase: &Purchase,
     event_name: &str,
 ) -> Result<CardPayment, ApiError> {
@@ -473,7 +475,7 @@ async fn start_card_payment(
 
 /// Ends a purchase that will not get a ticket and gives its seat back.
 async fn end_without_ticket(
-    state: &AppState,
+    state: &Services,
     purchase: &Purchase,
     status: &str,
     error: &str,
@@ -493,7 +495,7 @@ async fn end_without_ticket(
     .rows_affected()
         == 1;
     if ended && purchase.holds_seat {
-        inventory::release(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await?;
+        crate::store::release_in(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await?;
     }
     tx.commit().await.map_err(db)?;
     if ended {
@@ -600,7 +602,7 @@ pub async fn submit(
     // The ticket it buys is the event's next one; if another sale took that
     // id since the transaction was built, it would only fail on chain (and
     // cost the buyer a fee), so say so now.
-    let next_id = super::event_on_chain(&state, purchase.event_id)
+    let next_id = crate::services::organizer::event_on_chain(&state, purchase.event_id)
         .await?
         .minted;
     let names_next = transaction
@@ -643,11 +645,11 @@ pub async fn submit(
             "another transaction of this purchase is being sent".into(),
         ));
     }
-    crate::failpoint("purchase.sol_recorded");
+    crate::failpoint::failpoint("purchase.sol_recorded");
     let deadline = Instant::now() + Duration::from_secs(60);
     match crate::chain::ops::wait_for(ctx.chain.as_ref(), &transaction, deadline).await {
         Ok(()) => {
-            crate::failpoint("purchase.after_chain");
+            crate::failpoint::failpoint("purchase.after_chain");
             let purchase = complete(&state, &purchase.id).await?;
             Ok(Json(view(&state, &purchase, None).await?))
         }
@@ -714,13 +716,13 @@ fn check_buy_ticket(
     Ok(())
 }
 
-async fn retake_seat(state: &AppState, purchase: &Purchase) -> Result<(), ApiError> {
+async fn retake_seat(state: &Services, purchase: &Purchase) -> Result<(), ApiError> {
     let mut tx = state.store.pool().begin().await.map_err(db)?;
     if !purchase.holds_seat
-        && !inventory::take(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await?
+        && !crate::store::take_in(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await?
     {
         drop(tx);
-        return Err(inventory::sold_out(state, purchase.event_id).await);
+        return Err(inventory::sold_out(state, purchase.event_id).await.into());
     }
     sqlx::query(
         "UPDATE purchases SET status = 'pending', holds_seat = 1, expires_at = $2, error = NULL,
@@ -739,7 +741,7 @@ async fn retake_seat(state: &AppState, purchase: &Purchase) -> Result<(), ApiErr
 
 /// A SOL purchase whose transaction did not land goes back to `pending`;
 /// a card purchase back to `paid` (the worker mints it anew).
-async fn reopen(state: &AppState, purchase_id: &str, error: &str) -> Result<(), ApiError> {
+async fn reopen(state: &Services, purchase_id: &str, error: &str) -> Result<(), ApiError> {
     sqlx::query(
         "UPDATE purchases SET
              status = CASE WHEN method = 'sol' THEN 'pending' ELSE 'paid' END,
@@ -758,14 +760,14 @@ async fn reopen(state: &AppState, purchase_id: &str, error: &str) -> Result<(), 
 
 /// The purchase's transaction landed: publish the ticket (gates learn it),
 /// mark the purchase fulfilled, send the confirmation.
-async fn complete(state: &AppState, purchase_id: &str) -> Result<Purchase, ApiError> {
+async fn complete(state: &Services, purchase_id: &str) -> Result<Purchase, ApiError> {
     let purchase = load(state, purchase_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no purchase {purchase_id}")))?;
     let ticket_id = purchase
         .ticket_id
         .ok_or_else(|| ApiError::Internal("a landed purchase without its ticket id".into()))?;
-    crate::organizer::refresh_tickets(state, purchase.event_id, &[ticket_id]).await?;
+    crate::services::organizer::refresh_tickets(state, purchase.event_id, &[ticket_id]).await?;
     sqlx::query(
         "UPDATE purchases SET status = 'fulfilled', ticket_id = $2, error = NULL,
              mail_status = CASE WHEN email IS NULL THEN 'none' ELSE 'pending' END, updated_at = $3
@@ -791,7 +793,7 @@ async fn complete(state: &AppState, purchase_id: &str) -> Result<Purchase, ApiEr
 /// Sends a purchase's pending mail: the confirmation with the QR code, or
 /// for a refunded purchase the refund notice. Retried by [`round`] until sent
 /// or refused for good.
-async fn send_purchase_mail(state: &AppState, purchase: &Purchase) {
+async fn send_purchase_mail(state: &Services, purchase: &Purchase) {
     if purchase.mail_status != "pending" {
         return;
     }
@@ -806,7 +808,7 @@ async fn send_purchase_mail(state: &AppState, purchase: &Purchase) {
             .await?
             .ok_or_else(|| ApiError::Internal("event vanished".into()))?;
         if purchase.status == "refunded" {
-            let mail = super::mail::RefundNotice {
+            let mail = crate::adapters::mail::RefundNotice {
                 to: to.clone(),
                 event_name: event.name.clone(),
                 amount_minor: purchase.amount,
@@ -822,7 +824,7 @@ async fn send_purchase_mail(state: &AppState, purchase: &Purchase) {
             .ticket(purchase.event_id, ticket_id)
             .await?
             .ok_or_else(|| ApiError::Internal("sold ticket not published".into()))?;
-        let code = crate::organizer::credential_for(state, &ticket)?.encode();
+        let code = crate::services::organizer::credential_for(state, &ticket)?.encode();
         let mail = TicketConfirmation {
             to: to.clone(),
             event_name: event.name.clone(),
@@ -886,7 +888,7 @@ pub async fn webhook(
     let event = provider.verify_webhook(signature, &body, state.clock.now())?;
     let now = state.clock.now();
     let mut tx = state.store.pool().begin().await.map_err(db)?;
-    if !super::payments::record_webhook_event(&mut tx, &event.id, &event.event_type, now).await? {
+    if !crate::store::record_webhook_event(&mut tx, &event.id, &event.event_type, now).await? {
         return Ok(Json(
             serde_json::json!({ "received": true, "duplicate": true }),
         ));
@@ -928,7 +930,7 @@ pub async fn webhook(
             fulfil = true;
         } else if matches!(purchase.status.as_str(), "expired" | "failed") {
             // Paid after its seat was released: sell it one if any is left.
-            if inventory::take(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await? {
+            if crate::store::take_in(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await? {
                 sqlx::query("UPDATE purchases SET holds_seat = 1 WHERE purchase_id = $1")
                     .bind(&purchase.id)
                     .execute(&mut *tx)
@@ -957,7 +959,7 @@ pub async fn webhook(
             .await
             .map_err(db)?;
         if purchase.holds_seat {
-            inventory::release(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await?;
+            crate::store::release_in(&mut tx, purchase.event_id, &[(purchase.tier, 1)]).await?;
         }
     }
     tx.commit().await.map_err(db)?;
@@ -1002,7 +1004,7 @@ const MINT_ATTEMPTS: usize = 5;
 /// Mints the ticket of a paid card purchase, once. Whoever claims the
 /// purchase's lease does it; a recorded transaction is settled by its
 /// signature before anything new is signed.
-pub async fn fulfil_card(state: &AppState, purchase_id: &str) -> Result<(), ApiError> {
+pub async fn fulfil_card(state: &Services, purchase_id: &str) -> Result<(), ApiError> {
     let now = state.clock.now();
     let claimed = sqlx::query(
         "UPDATE purchases SET status = 'minting', lease_until = $2, attempts = attempts + 1,
@@ -1045,7 +1047,7 @@ pub async fn fulfil_card(state: &AppState, purchase_id: &str) -> Result<(), ApiE
             return Ok(());
         }
         // Sign a mint of the next ticket id and record it before sending.
-        let event = super::event_on_chain(state, purchase.event_id).await?;
+        let event = crate::services::organizer::event_on_chain(state, purchase.event_id).await?;
         let event_address =
             ticketing::client::event_address(&ctx.authority.pubkey(), purchase.event_id).0;
         let blockhash = ctx.chain.latest_blockhash().await.map_err(chain_err)?;
@@ -1073,11 +1075,11 @@ pub async fn fulfil_card(state: &AppState, purchase_id: &str) -> Result<(), ApiE
         .execute(state.store.pool())
         .await
         .map_err(db)?;
-        crate::failpoint("purchase.mint_recorded");
+        crate::failpoint::failpoint("purchase.mint_recorded");
         let deadline = Instant::now() + Duration::from_secs(60);
         match crate::chain::ops::wait_for(ctx.chain.as_ref(), &transaction, deadline).await {
             Ok(()) => {
-                crate::failpoint("purchase.after_chain");
+                crate::failpoint::failpoint("purchase.after_chain");
                 complete(state, purchase_id).await?;
                 return Ok(());
             }
@@ -1088,7 +1090,8 @@ pub async fn fulfil_card(state: &AppState, purchase_id: &str) -> Result<(), ApiE
             Err(e) => {
                 // Refused or expired: nothing landed. If the event sold out
                 // on chain, no retry helps.
-                let ev = super::event_on_chain(state, purchase.event_id).await?;
+                let ev =
+                    crate::services::organizer::event_on_chain(state, purchase.event_id).await?;
                 let sold_out = ev.minted >= ev.capacity
                     || ev
                         .tiers
@@ -1133,7 +1136,7 @@ enum Settled {
     Gone(String),
 }
 
-async fn settle_recorded(state: &AppState, transaction: &Transaction) -> Result<Settled, ApiError> {
+async fn settle_recorded(state: &Services, transaction: &Transaction) -> Result<Settled, ApiError> {
     let ctx = chain_ctx(state)?;
     let signature: Signature = transaction.signatures[0];
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1150,7 +1153,7 @@ async fn settle_recorded(state: &AppState, transaction: &Transaction) -> Result<
     }
 }
 
-async fn clear_mint(state: &AppState, purchase_id: &str, error: &str) -> Result<(), ApiError> {
+async fn clear_mint(state: &Services, purchase_id: &str, error: &str) -> Result<(), ApiError> {
     sqlx::query(
         "UPDATE purchases SET mint_tx = NULL, mint_signature = NULL, ticket_id = NULL, error = $2,
              updated_at = $3
@@ -1180,7 +1183,7 @@ pub struct RoundReport {
 
 /// One round of the purchase worker: expire reservations, mint or settle
 /// paid purchases whose lease is free, retry confirmation mail.
-pub async fn round(state: &AppState) -> Result<RoundReport, ApiError> {
+pub async fn round(state: &Services) -> Result<RoundReport, ApiError> {
     let now = state.clock.now();
     let mut report = RoundReport::default();
     let expired = sqlx::query(
@@ -1241,7 +1244,7 @@ pub async fn round(state: &AppState) -> Result<RoundReport, ApiError> {
 /// after their seat was sold again, or for another amount). The idempotency
 /// key is the purchase's, so a crash between the provider's answer and the
 /// update below, or two servers doing this at once, refund once.
-async fn refund_due(state: &AppState) -> Result<usize, ApiError> {
+async fn refund_due(state: &Services) -> Result<usize, ApiError> {
     let Some(provider) = &state.payments else {
         return Ok(0);
     };
@@ -1318,7 +1321,7 @@ async fn refund_due(state: &AppState) -> Result<usize, ApiError> {
 pub const ROUND_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The purchase worker: [`round`] every [`ROUND_INTERVAL`] until `stop`.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = round(&state).await {
             tracing::warn!(error = %e, "purchase round failed");
@@ -1437,7 +1440,7 @@ pub struct SupportPurchaseView {
     )
 )]
 pub async fn needing_support(
-    _: crate::admin_api::Admin,
+    _: crate::http::admin::Admin,
     State(state): State<AppState>,
     axum::extract::Query(query): axum::extract::Query<SupportQuery>,
 ) -> Result<Json<Vec<SupportPurchaseView>>, ApiError> {

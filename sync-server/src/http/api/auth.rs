@@ -29,11 +29,11 @@ use serde::{Deserialize, Serialize};
 use shared::PublicKeyBytes;
 use sqlx::Row;
 
-use crate::AppState;
-use crate::admin_api::Admin;
-use crate::api::ApiSettings;
-use crate::api::validation::{ValidJson, Validate, field_error, parse_wallet};
-use crate::error::{ApiError, ErrorBody};
+use crate::config::ApiSettings;
+use crate::http::admin::Admin;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::AppState;
+use crate::http::validation::{ValidJson, Validate, field_error, parse_wallet};
 use crate::store::{Store, StoreError};
 
 /// What a wallet signs to log in; the nonce follows.

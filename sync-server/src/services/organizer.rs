@@ -19,8 +19,8 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use ticketing::client::{EventParams, TierParams};
 
-use crate::AppState;
 use crate::chain::{ChainError, SharedChain, ops};
+use crate::services::Services;
 use crate::store::{EventChain, StoreError};
 
 /// The server's handle on a chain and the keys it holds for it.
@@ -123,7 +123,7 @@ pub struct IssuedTicket {
     pub credential: Credential,
 }
 
-fn chain_of(state: &AppState) -> Result<&Arc<ChainContext>, OrganizerError> {
+fn chain_of(state: &Services) -> Result<&Arc<ChainContext>, OrganizerError> {
     state.chain.as_ref().ok_or(OrganizerError::NoChain)
 }
 
@@ -140,7 +140,7 @@ fn pubkey_bytes(key: &Pubkey) -> PublicKeyBytes {
 /// validator key of its own, funded for fees) and publishes it to its gates.
 /// Calling it again for the same event repairs whatever a crash left undone.
 pub async fn create_event(
-    state: &AppState,
+    state: &Services,
     spec: &NewEvent,
 ) -> Result<CachedEvent, OrganizerError> {
     create_event_for(state, spec, None).await
@@ -150,7 +150,7 @@ pub async fn create_event(
 /// server authority's on chain (it signs and pays), and the wallet is
 /// recorded as its organizer for the API's ownership checks.
 pub async fn create_event_for(
-    state: &AppState,
+    state: &Services,
     spec: &NewEvent,
     organizer_wallet: Option<PublicKeyBytes>,
 ) -> Result<CachedEvent, OrganizerError> {
@@ -251,7 +251,7 @@ pub async fn create_event_for(
 
 /// The credential the server issues for `ticket`.
 pub fn credential_for(
-    state: &AppState,
+    state: &Services,
     ticket: &CachedTicket,
 ) -> Result<Credential, OrganizerError> {
     let ctx = chain_of(state)?;
@@ -271,7 +271,7 @@ pub fn credential_for(
 /// gates and returns them with their QR credentials. `progress` hears the
 /// ids of each transaction's tickets as they land.
 pub async fn mint_tickets(
-    state: &AppState,
+    state: &Services,
     event_id: u64,
     recipients: &[(Pubkey, u8)],
     progress: impl FnMut(&[u32]),
@@ -305,7 +305,7 @@ pub async fn mint_tickets(
 /// Revokes a ticket on chain (refunding an on-chain price to its holder)
 /// and tells the gates, which refuse it from then on.
 pub async fn revoke_ticket(
-    state: &AppState,
+    state: &Services,
     event_id: u64,
     ticket_id: u32,
 ) -> Result<CachedTicket, OrganizerError> {
@@ -349,7 +349,7 @@ pub async fn revoke_ticket(
 /// generation; gates then refuse the old owner's code). Returns the tickets
 /// as they are now.
 pub async fn refresh_tickets(
-    state: &AppState,
+    state: &Services,
     event_id: u64,
     ticket_ids: &[u32],
 ) -> Result<Vec<CachedTicket>, OrganizerError> {
@@ -364,7 +364,7 @@ pub async fn refresh_tickets(
 
 /// Reads tickets from chain and publishes them as they are there.
 async fn read_and_publish(
-    state: &AppState,
+    state: &Services,
     ctx: &ChainContext,
     event_id: u64,
     ids: &[u32],
@@ -401,7 +401,7 @@ async fn read_and_publish(
 /// Repairs the database from the chain for every event this server created:
 /// tickets minted on chain but never published (a crash between the two) are
 /// published now. Returns how many were repaired.
-pub async fn reconcile(state: &AppState) -> Result<usize, OrganizerError> {
+pub async fn reconcile(state: &Services) -> Result<usize, OrganizerError> {
     let ctx = chain_of(state)?;
     let mut repaired = 0;
     for row in state.store.event_chains().await? {
@@ -425,4 +425,21 @@ pub async fn reconcile(state: &AppState) -> Result<usize, OrganizerError> {
         }
     }
     Ok(repaired)
+}
+
+/// The event account of `event_id` as the chain has it now: not found when
+/// it is not there, unavailable without a chain or when the chain does not
+/// answer.
+pub async fn event_on_chain(
+    services: &Services,
+    event_id: u64,
+) -> Result<ticketing::client::Event, super::ServiceError> {
+    let ctx = services
+        .chain
+        .as_ref()
+        .ok_or_else(|| super::ServiceError::ChainUnavailable("no chain configured".into()))?;
+    ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+        .await
+        .map_err(OrganizerError::from)?
+        .ok_or_else(|| super::ServiceError::NotFound(format!("event {event_id} is not on chain")))
 }

@@ -22,9 +22,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::auth::{AuthUser, Role};
-use super::validation::{ValidJson, Validate, check_count, check_text, field_error};
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::AppState;
+use crate::http::validation::{ValidJson, Validate, check_count, check_text, field_error};
+use crate::services::Services;
 use crate::store::Device;
 
 /// Online decisions are made one at a time in a server, so two handhelds
@@ -84,7 +85,7 @@ fn handheld(user: &AuthUser, event_id: u64, gate: u32) -> Device {
     }
 }
 
-async fn policy(state: &AppState, event_id: u64, gate: u32) -> Result<GatePolicy, ApiError> {
+async fn policy(state: &Services, event_id: u64, gate: u32) -> Result<GatePolicy, ApiError> {
     let event = state
         .store
         .event(event_id)
@@ -139,7 +140,7 @@ pub async fn validate(
     ValidJson(body): ValidJson<ValidateBody>,
 ) -> Result<Json<ValidateResponse>, ApiError> {
     user.require_role(&[Role::Validator, Role::Organizer])?;
-    super::ratelimit::check_validate(&state, &user, body.event_id, body.gate).await?;
+    crate::http::limits::check_validate(&state, &user, body.event_id, body.gate).await?;
     let policy = policy(&state, body.event_id, body.gate).await?;
     let event = state
         .store
@@ -239,7 +240,7 @@ impl Validate for SyncBody {
 }
 
 async fn store_offline(
-    state: &AppState,
+    state: &Services,
     user: &AuthUser,
     event_id: u64,
     gate: u32,

@@ -18,9 +18,10 @@ use shared::wire::{
 };
 use uuid::Uuid;
 
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
-use crate::openapi::BinaryBody;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::openapi::BinaryBody;
+use crate::http::state::AppState;
+use crate::services::Services;
 use crate::store::{Device, NonceUse};
 
 /// Optional header where a gate reports how many journal entries it has not
@@ -165,7 +166,7 @@ async fn read_signed(req: Request, state: &AppState) -> Result<SignedParts, Resp
 }
 
 async fn authenticate(
-    state: &AppState,
+    state: &Services,
     method: &str,
     path: &str,
     headers: &HeaderMap,
@@ -193,7 +194,7 @@ async fn authenticate(
 /// Every check of a device request except recording its nonce, which the
 /// caller does (alone, or in the transaction of the request's effect).
 async fn verify(
-    state: &AppState,
+    state: &Services,
     method: &str,
     path: &str,
     headers: &HeaderMap,
@@ -387,7 +388,7 @@ pub async fn delta(
     if query.cursor > state.store.cursor(event_id).await? {
         return Err(ApiError::CursorUnknown(query.cursor));
     }
-    let mut changes = state.changes.subscribe();
+    let mut changes = state.watch_changes();
     loop {
         let delta = state
             .store

@@ -4,7 +4,7 @@
 //! and a JSON encoding.
 //!
 //! An answer is reused for at most [`FRESH_FOR`] and only while no event
-//! changed through this server: [`crate::AppState::publish_event`] bumps the
+//! changed through this server: [`crate::services::Services::publish_event`] bumps the
 //! generation, so an organizer's edit shows at once here. Another server
 //! instance sharing the database shows it within [`FRESH_FOR`]; so does an
 //! event that ended (the list hides ended events).

@@ -19,7 +19,12 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
+mod inventory;
+mod payments;
 mod replay;
+pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
+pub(crate) use inventory::{release_in, take_in};
+pub use payments::record_webhook_event;
 pub use replay::{EventChain, PendingScan, ReplaySummary, ScanReplay, Settlement};
 
 /// Scans per multi-row INSERT: 14 values each stays far below both
@@ -29,24 +34,7 @@ const INGEST_ROWS_PER_STATEMENT: usize = 100;
 /// Presence rows per statement (6 values each).
 const PRESENCE_ROWS_PER_STATEMENT: usize = 200;
 
-/// Which database a URL points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Self::Postgres)
-        } else {
-            Err(StoreError::UnsupportedUrl(url.to_owned()))
-        }
-    }
-}
+pub use crate::config::Backend;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -164,7 +152,7 @@ fn replay_state_of(scan: &ScanRecord) -> &'static str {
     }
 }
 
-fn i64_of(v: u64) -> Result<i64, StoreError> {
+pub(crate) fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| corrupt(format!("{v} does not fit a 64-bit signed column")))
 }
 
@@ -198,7 +186,8 @@ impl Store {
     /// created if missing and runs in WAL mode with `synchronous=FULL`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = Backend::from_url(url)?;
+        let backend =
+            Backend::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
         let (url, max) = match backend {
             Backend::Sqlite => {
                 let sep = if url.contains('?') { '&' } else { '?' };

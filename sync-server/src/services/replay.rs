@@ -33,9 +33,9 @@ use ticketing::client::{EntryKind, EntryRecord};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::AppState;
 use crate::chain::{ChainError, TxStatus, ops};
-use crate::organizer::{ChainContext, validator_keypair};
+use crate::services::Services;
+use crate::services::organizer::{ChainContext, validator_keypair};
 use crate::store::{EventChain, PendingScan, Settlement, StoreError};
 
 /// The fee of a transaction with one signature, in lamports (the validator
@@ -84,7 +84,7 @@ impl RoundReport {
 
 /// Runs rounds until `shutdown` turns true. Ingest wakes it through
 /// `state.replay_wakeup`; otherwise it looks again every `idle_ms`.
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(state: Services, mut shutdown: watch::Receiver<bool>) {
     let holder = format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple());
     let idle = Duration::from_millis(u64::from(state.config.replay.idle_ms));
     tracing::info!(%holder, "replay worker started");
@@ -119,7 +119,7 @@ fn hostname() -> String {
 
 /// One round: one event's worth of settling and sending. Public so tests and
 /// the demo can drive the worker step by step.
-pub async fn round(state: &AppState, holder: &str) -> Result<RoundReport, ReplayError> {
+pub async fn round(state: &Services, holder: &str) -> Result<RoundReport, ReplayError> {
     let Some(ctx) = state.chain.clone() else {
         return Ok(RoundReport::default());
     };
@@ -177,7 +177,7 @@ fn record_of(scan: &PendingScan) -> EntryRecord {
 }
 
 async fn replay_event(
-    state: &AppState,
+    state: &Services,
     ctx: &Arc<ChainContext>,
     event: &EventChain,
 ) -> Result<RoundReport, ReplayError> {
@@ -476,7 +476,7 @@ fn count(report: &mut RoundReport, settlement: &Settlement, entries: usize) {
 /// Runs rounds until no scan of `event_id` waits or is in flight, or until
 /// `timeout`. For the demo and tests.
 pub async fn drain(
-    state: &AppState,
+    state: &Services,
     event_id: u64,
     timeout: Duration,
 ) -> Result<crate::store::ReplaySummary, ReplayError> {

@@ -8,6 +8,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod api;
+mod smtp;
+mod stripe;
+
+pub use api::{ApiSettings, MIN_JWT_SECRET_BYTES, Quota, REDIS_KEY_PREFIX, RateLimitSettings};
+pub use smtp::{SmtpSettings, SmtpTls};
+pub use stripe::StripeSettings;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -25,9 +33,29 @@ pub struct Config {
     pub gates: GateSettings,
     pub chain: ChainSettings,
     pub replay: ReplaySettings,
-    pub api: crate::api::ApiSettings,
-    pub smtp: crate::api::mail::SmtpSettings,
-    pub stripe: crate::api::payments::StripeSettings,
+    pub api: ApiSettings,
+    pub smtp: SmtpSettings,
+    pub stripe: StripeSettings,
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `None` for a URL that is neither `sqlite:` nor `postgres:`.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
 }
 
 /// Which chain the server uses, and the keys it holds for it.
@@ -209,10 +237,15 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        crate::store::Backend::from_url(&self.database_url).map_err(|e| ConfigError::Invalid {
-            key: "database_url",
-            message: e.to_string(),
-        })?;
+        if Backend::from_url(&self.database_url).is_none() {
+            return Err(ConfigError::Invalid {
+                key: "database_url",
+                message: format!(
+                    "database URL {:?} is neither sqlite: nor postgres:",
+                    self.database_url
+                ),
+            });
+        }
         if self.gates.max_batch == 0 {
             return Err(ConfigError::Invalid {
                 key: "gates.max_batch",

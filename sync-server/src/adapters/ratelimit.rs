@@ -10,8 +10,8 @@
 //! - [`RedisLimiter`]: the same rule as one Lua script, atomic in Redis, on
 //!   Redis's clock, so several server instances share one budget.
 //!
-//! A handler calls [`check_mint`] or [`check_validate`] (or [`enforce`]); a
-//! spent budget becomes 429 with `Retry-After`.
+//! Handlers spend budgets through `crate::http::limits`; a spent budget
+//! becomes 429 with `Retry-After`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,14 +19,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::AppState;
-use crate::api::auth::AuthUser;
-use crate::api::{ApiSettings, BoxFuture, Quota};
-use crate::error::ApiError;
+use crate::adapters::BoxFuture;
+use crate::config::{ApiSettings, Quota};
 
-/// Keys in Redis start with this, so the budgets can share a Redis with
-/// other data.
-pub const REDIS_KEY_PREFIX: &str = "nft-gate:ratelimit:";
+pub use crate::config::REDIS_KEY_PREFIX;
 
 /// Whether a request fits its budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,57 +249,6 @@ pub async fn limiter_for(settings: &ApiSettings) -> Result<Arc<dyn RateLimiter>,
     Ok(Arc::new(limiter))
 }
 
-/// Spends one request of `key`'s budget, or answers 429 with `Retry-After`.
-///
-/// When the store fails (Redis down) the request is let through and the
-/// failure logged: these limits curb abuse, and a Redis outage must not
-/// stop the doors of a venue.
-pub async fn enforce(limiter: &dyn RateLimiter, key: &str, quota: Quota) -> Result<(), ApiError> {
-    match limiter.acquire(key, quota).await {
-        Ok(Budget::Allowed) => Ok(()),
-        Ok(Budget::Exhausted { retry_after }) => {
-            tracing::debug!(key, ?retry_after, "rate limited");
-            Err(ApiError::TooManyRequests { retry_after })
-        }
-        Err(e) => {
-            tracing::error!(error = %e, key, "rate limit store failed; letting the request through");
-            Ok(())
-        }
-    }
-}
-
-/// Budget key of a wallet's ticket mints.
-pub fn mint_key(user: &AuthUser) -> String {
-    format!("mint:{}", user.wallet)
-}
-
-/// Budget key of a validator's online validations at one gate.
-pub fn validate_key(user: &AuthUser, event_id: u64, gate: u32) -> String {
-    format!("validate:{}:{event_id}:{gate}", user.wallet)
-}
-
-/// `[api.rate_limits] mint`, per wallet.
-pub async fn check_mint(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
-    let quota = state.config.api.rate_limits.mint;
-    enforce(state.rate_limiter.as_ref(), &mint_key(user), quota).await
-}
-
-/// `[api.rate_limits] validate`, per validator wallet and gate.
-pub async fn check_validate(
-    state: &AppState,
-    user: &AuthUser,
-    event_id: u64,
-    gate: u32,
-) -> Result<(), ApiError> {
-    let quota = state.config.api.rate_limits.validate;
-    enforce(
-        state.rate_limiter.as_ref(),
-        &validate_key(user, event_id, gate),
-        quota,
-    )
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,23 +355,5 @@ mod tests {
         let keys = limiter.keys.lock().unwrap();
         assert_eq!(keys.tats.len(), 1, "only the live key is left");
         assert_eq!(keys.prune_at, MIN_PRUNE_AT);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn enforce_answers_429_with_the_wait() {
-        let limiter = InProcessLimiter::new();
-        let quota = Quota {
-            requests: 5,
-            period_secs: 1,
-        };
-        for _ in 0..5 {
-            enforce(&limiter, "validate:x", quota).await.unwrap();
-        }
-        match enforce(&limiter, "validate:x", quota).await {
-            Err(ApiError::TooManyRequests { retry_after }) => {
-                assert_eq!(retry_after, Duration::from_millis(200));
-            }
-            other => panic!("{other:?}"),
-        }
     }
 }

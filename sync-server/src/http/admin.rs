@@ -11,8 +11,9 @@ use shared::Direction;
 use shared::wire::GateInfo;
 use uuid::Uuid;
 
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::AppState;
+use crate::services::Services;
 use crate::store::{Conflict, GateCounts};
 
 /// Proof that the caller presented the admin token.
@@ -168,7 +169,7 @@ pub async fn create_enrol_token(
 
 /// Shared by the API and the CLI.
 pub async fn issue_enrol_token(
-    state: &AppState,
+    state: &Services,
     event_id: u64,
     gate_name: &str,
     ttl_secs: Option<u32>,

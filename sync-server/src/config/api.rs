@@ -1,112 +1,13 @@
-//! The ticketing API's foundation, the parts that need no chain: wallet
-//! login and roles ([`auth`]), request body validation ([`validation`]),
-//! rate limits shared between server instances ([`ratelimit`]), mail
-//! ([`mail`]) and card payments ([`payments`]).
-//!
-//! The endpoints that mint, transfer and validate tickets build on these and
-//! arrive with the chain layer; [`claims`] holds holder-signed transfers and
-//! tickets sent by email. This module owns its own tables (login nonces,
-//! wallet roles, processed payment webhooks, email transfers) and never
-//! touches the gate sync tables.
+//! `[api]`: the ticketing API's login, rate limits, purchases and the
+//! address buyers reach.
 
-pub mod auth;
-pub mod cache;
-pub mod claims;
-pub mod inventory;
-pub mod mail;
-pub mod payments;
-pub mod purchase;
-pub mod ratelimit;
-pub mod tickets;
-pub mod validate;
-pub mod validation;
-
-use std::future::Future;
-use std::pin::Pin;
-
-use axum::Router;
-use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
-use crate::config::ConfigError;
+use super::ConfigError;
 
-/// A boxed future, so the API's traits (mailer, payment provider, rate
-/// limiter) can be used as trait objects chosen by configuration.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The event account of `event_id` as the chain has it now: 404 when it is
-/// not there, 503 without a chain or when the chain does not answer.
-pub(crate) async fn event_on_chain(
-    state: &AppState,
-    event_id: u64,
-) -> Result<ticketing::client::Event, crate::error::ApiError> {
-    use solana_sdk::signature::Signer;
-    let ctx = state
-        .chain
-        .as_ref()
-        .ok_or_else(|| crate::error::ApiError::ChainUnavailable("no chain configured".into()))?;
-    crate::chain::ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
-        .await
-        .map_err(crate::organizer::OrganizerError::from)?
-        .ok_or_else(|| {
-            crate::error::ApiError::NotFound(format!("event {event_id} is not on chain"))
-        })
-}
-
-/// The routes of this module; [`crate::app`] merges them.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/nonce", post(auth::nonce))
-        .route("/api/auth/verify", post(auth::verify))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/admin/wallets/{wallet}/role", put(auth::grant_role))
-        .route("/api/admin/purchases", get(purchase::needing_support))
-        .route(
-            "/api/events",
-            post(tickets::create_event).get(tickets::list_events),
-        )
-        .route(
-            "/api/events/{event}",
-            get(tickets::get_event).put(tickets::update_event),
-        )
-        .route("/api/tickets/mint", post(tickets::mint))
-        .route("/api/tickets/batch-mint", post(tickets::batch_mint))
-        .route("/api/tickets/my", get(tickets::my_tickets))
-        .route("/api/tickets/{event}/{ticket}", get(tickets::get_ticket))
-        .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
-        .route(
-            "/api/tickets/{event}/{ticket}/transfer",
-            post(tickets::transfer),
-        )
-        .route(
-            "/api/tickets/{event}/{ticket}/transfer/submit",
-            post(tickets::submit_transfer),
-        )
-        .route(
-            "/api/tickets/{event}/{ticket}/transfer/cancel",
-            post(claims::cancel),
-        )
-        .route(
-            "/api/tickets/{event}/{ticket}/transfer/resend",
-            post(claims::resend),
-        )
-        .route("/api/tickets/claim", post(claims::claim))
-        .route("/m/{event}/{ticket}", get(tickets::metadata))
-        .route(
-            "/api/tickets/{event}/{ticket}/metadata",
-            get(tickets::metadata),
-        )
-        .route("/m/{event}/{ticket}/image.svg", get(tickets::card_image))
-        .route("/api/tickets/purchase", post(purchase::purchase))
-        .route("/api/purchases", get(purchase::my_purchases))
-        .route("/api/purchases/{purchase}", get(purchase::get_purchase))
-        .route("/api/purchases/{purchase}/submit", post(purchase::submit))
-        .route("/api/payments/webhook", post(purchase::webhook))
-        .route("/api/validate", post(validate::validate))
-        .route("/api/validate/offline", post(validate::offline))
-        .route("/api/validate/sync", post(validate::sync))
-}
+/// Keys in Redis start with this, so the budgets can share a Redis with
+/// other data.
+pub const REDIS_KEY_PREFIX: &str = "nft-gate:ratelimit:";
 
 /// `[api]`: wallet login and rate limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,7 +67,7 @@ impl Default for ApiSettings {
             token_ttl_secs: 24 * 3600,
             nonce_ttl_secs: 5 * 60,
             redis_url: String::new(),
-            redis_key_prefix: ratelimit::REDIS_KEY_PREFIX.to_owned(),
+            redis_key_prefix: REDIS_KEY_PREFIX.to_owned(),
             rate_limits: RateLimitSettings::default(),
             public_url: "http://127.0.0.1:8080".into(),
             reservation_secs: 300,

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use shared::PublicKeyBytes;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A JSON body that parsed without unknown fields and passed its rules.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! Events and tickets for organizers and holders (`/api/events`,
-//! `/api/tickets`), on the chain through [`crate::organizer`]:
+//! `/api/tickets`), on the chain through [`crate::services::organizer`]:
 //!
 //! - `POST /api/events` (organizer): created on chain, then published.
 //! - `GET /api/events` (public): active and upcoming, paginated;
@@ -25,13 +25,14 @@ use solana_sdk::pubkey::Pubkey;
 use sqlx::Row;
 
 use super::auth::{AuthUser, Role};
-use super::validation::{
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::AppState;
+use crate::http::validation::{
     ValidJson, Validate, check_count, check_email, check_range, check_text, field_error,
     parse_wallet,
 };
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
-use crate::organizer::{self, NewEvent, NewTier};
+use crate::services::Services;
+use crate::services::organizer::{self, NewEvent, NewTier};
 use crate::store::StoreError;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -78,7 +79,7 @@ pub struct CreateEventBody {
     /// The NFT each ticket comes with (default `spl_token`); fixed once a
     /// ticket is sold.
     #[serde(default)]
-    pub nft: crate::organizer::NftStandard,
+    pub nft: crate::services::organizer::NftStandard,
 }
 
 impl Validate for CreateEventBody {
@@ -144,7 +145,7 @@ const EVENT_VIEW: &str = "SELECT e.event_id, e.name, e.organizer, e.status, e.ti
 
 /// The ticket, or 404 naming it.
 async fn ticket_or_404(
-    state: &AppState,
+    state: &Services,
     event_id: u64,
     ticket_id: u32,
 ) -> Result<CachedTicket, ApiError> {
@@ -155,7 +156,7 @@ async fn ticket_or_404(
         .ok_or_else(|| ApiError::NotFound(format!("no ticket {ticket_id} in event {event_id}")))
 }
 
-async fn event_view(state: &AppState, event_id: u64) -> Result<Option<EventView>, ApiError> {
+async fn event_view(state: &Services, event_id: u64) -> Result<Option<EventView>, ApiError> {
     let sql = format!("{EVENT_VIEW} WHERE e.event_id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(i64_of(event_id)?)
@@ -260,17 +261,18 @@ pub async fn create_event(
     .await
     .map_err(store_err)?;
     organizer::create_event_for(&state, &spec, Some(user.wallet)).await?;
-    let prices: Vec<Option<super::inventory::CardPrice>> = body
+    let prices: Vec<Option<crate::services::inventory::CardPrice>> = body
         .tiers
         .iter()
         .map(|t| {
-            t.card_price.map(|amount| super::inventory::CardPrice {
-                amount: u64::try_from(amount).unwrap_or_default(),
-                currency: state.config.api.currency.clone(),
-            })
+            t.card_price
+                .map(|amount| crate::services::inventory::CardPrice {
+                    amount: u64::try_from(amount).unwrap_or_default(),
+                    currency: state.config.api.currency.clone(),
+                })
         })
         .collect();
-    super::inventory::set_card_prices(&state, event_id, &prices).await?;
+    crate::services::inventory::set_card_prices(&state, event_id, &prices).await?;
     let view = event_view(&state, event_id)
         .await?
         .ok_or_else(|| ApiError::Internal("event vanished after creation".into()))?;
@@ -354,7 +356,7 @@ pub async fn list_events(
         .await
 }
 
-async fn list_events_page(state: &AppState, query: &ListQuery) -> Result<EventPage, ApiError> {
+async fn list_events_page(state: &Services, query: &ListQuery) -> Result<EventPage, ApiError> {
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
     for (field, text) in [("q", &query.q), ("venue", &query.venue)] {
@@ -513,7 +515,7 @@ pub async fn update_event(
         .chain
         .as_ref()
         .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
-    let current = super::event_on_chain(&state, event_id).await?;
+    let current = crate::services::organizer::event_on_chain(&state, event_id).await?;
     let starts_at = body.starts_at.unwrap_or(current.starts_at);
     let ends_at = body.ends_at.unwrap_or(current.ends_at);
     if ends_at <= starts_at {
@@ -570,7 +572,7 @@ pub async fn update_event(
     };
     // The database's seat counter must allow the new capacity too (seats
     // held by paying buyers count).
-    super::inventory::ensure(&state, event_id).await?;
+    crate::services::inventory::ensure(&state, event_id).await?;
     let moved = sqlx::query(
         "UPDATE inventory SET supply = $2 WHERE event_id = $1 AND tier = -1 AND taken <= $2",
     )
@@ -604,7 +606,7 @@ pub async fn update_event(
             .bind(i64::from(current.capacity))
             .execute(state.store.pool())
             .await;
-        return Err(crate::organizer::OrganizerError::from(e).into());
+        return Err(crate::services::organizer::OrganizerError::from(e).into());
     }
     sqlx::query(
         "UPDATE event_details SET description = COALESCE($2, description), venue = $3,
@@ -695,7 +697,7 @@ pub struct TicketView {
 }
 
 async fn require_organizer_of(
-    state: &AppState,
+    state: &Services,
     user: &AuthUser,
     event_id: u64,
 ) -> Result<(), ApiError> {
@@ -745,10 +747,10 @@ pub async fn mint(
 ) -> Result<(StatusCode, Json<TicketView>), ApiError> {
     user.require_role(&[Role::Organizer])?;
     require_organizer_of(&state, &user, body.event_id).await?;
-    super::ratelimit::check_mint(&state, &user).await?;
+    crate::http::limits::check_mint(&state, &user).await?;
     let wallet = parse_wallet("wallet", &body.wallet)?;
     let seats = [(body.tier, 1)];
-    super::inventory::take_now(&state, body.event_id, &seats).await?;
+    crate::services::inventory::take_now(&state, body.event_id, &seats).await?;
     let mut landed = false;
     let issued = match organizer::mint_tickets(
         &state,
@@ -761,7 +763,7 @@ pub async fn mint(
         Ok(issued) => issued,
         Err(e) => {
             if !landed {
-                super::inventory::release_now(&state, body.event_id, &seats).await;
+                crate::services::inventory::release_now(&state, body.event_id, &seats).await;
             }
             return Err(e.into());
         }
@@ -846,8 +848,8 @@ pub async fn batch_mint(
 ) -> Result<(StatusCode, Json<Vec<TicketView>>), ApiError> {
     user.require_role(&[Role::Organizer])?;
     require_organizer_of(&state, &user, body.event_id).await?;
-    super::ratelimit::check_mint(&state, &user).await?;
-    let on_chain = super::event_on_chain(&state, body.event_id).await?;
+    crate::http::limits::check_mint(&state, &user).await?;
+    let on_chain = crate::services::organizer::event_on_chain(&state, body.event_id).await?;
     if let Some(i) = body
         .recipients
         .iter()
@@ -857,8 +859,8 @@ pub async fn batch_mint(
     }
     // Seats are taken for the whole batch at once, or none (409 sold_out),
     // counting buyers who are paying right now as well as what is minted.
-    let seats = super::inventory::seats_of(body.recipients.iter().map(|r| r.tier));
-    super::inventory::take_now(&state, body.event_id, &seats).await?;
+    let seats = crate::services::inventory::seats_of(body.recipients.iter().map(|r| r.tier));
+    crate::services::inventory::take_now(&state, body.event_id, &seats).await?;
     let recipients: Vec<(Pubkey, u8)> = body
         .recipients
         .iter()
@@ -889,11 +891,11 @@ pub async fn batch_mint(
             // Seats of tickets never minted go back on sale; the voided
             // ones stay sold (the chain counts them).
             // Tickets land in the recipients' order.
-            let unminted = super::inventory::seats_of(
+            let unminted = crate::services::inventory::seats_of(
                 body.recipients.iter().skip(landed.len()).map(|r| r.tier),
             );
             if !unminted.is_empty() {
-                super::inventory::release_now(&state, body.event_id, &unminted).await;
+                crate::services::inventory::release_now(&state, body.event_id, &unminted).await;
             }
             // Void exactly what this batch minted before the failure.
             for &ticket_id in &landed {
@@ -970,7 +972,7 @@ pub struct QrQuery {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The QR code", content(
-            (inline(crate::openapi::BinaryBody) = "image/png"),
+            (inline(crate::http::openapi::BinaryBody) = "image/png"),
             (String = "image/svg+xml"),
         )),
         (status = 400, description = "(plain text) an id or the query string does not parse", body = String, content_type = "text/plain"),
@@ -1273,7 +1275,7 @@ pub async fn transfer(
         .as_ref()
         .ok_or_else(|| ApiError::ChainUnavailable("no chain configured".into()))?;
     let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
-    let standard = super::event_on_chain(&state, event_id)
+    let standard = crate::services::organizer::event_on_chain(&state, event_id)
         .await?
         .token_standard;
     let owner = Pubkey::new_from_array(user.wallet.0);

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod rejections;
 pub mod state;
 pub mod validation;
 
@@ -68,6 +69,7 @@ pub fn app(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(rejections::as_json))
         .with_state(state)
 }
 

@@ -10,6 +10,7 @@
 //! script or asset from elsewhere: venues may run the server offline.
 
 pub mod page;
+pub mod responses;
 
 use std::sync::LazyLock;
 
@@ -25,7 +26,7 @@ const DESCRIPTION: &str = "The server gate boxes sync with, and the ticketing AP
 
 Three kinds of caller, each with its own credentials: gate boxes sign every request with the key they enrolled (`/gate/v1`, security `gate_*`); organizers use the server's admin token (`/api/admin`, `admin_token`); wallets log in by signing a one-time message and send the session token they get (`wallet_session`). Events, NFT metadata, health, metrics and this document are public.
 
-Errors answer a JSON body `{\"error\": code, \"message\": text}` (`ErrorBody`), with `field` when one field of the request body is at fault; act on `error`, not on `message`. A path segment or a query string that does not parse, and on the admin and gate endpoints a JSON body that does not fit its type, is refused by the HTTP framework with a plain-text message instead.
+Errors answer a JSON body `{\"error\": code, \"message\": text}` (`ErrorBody`), with `field` when one field of the request body is at fault; act on `error`, not on `message`. Every refusal has this shape, including a path segment or query string that does not parse, a body too large or of the wrong type, and an unknown route or method (`not_found`, `method_not_allowed`).
 
 Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.";
 
@@ -228,7 +229,7 @@ fn rendered() -> Result<&'static (String, String), ApiError> {
     tag = "service",
     responses(
         (status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"),
-        (status = 500, description = "`internal`", body = crate::http::error::ErrorBody),
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn openapi_json() -> Response {
@@ -250,7 +251,7 @@ pub async fn openapi_json() -> Response {
     tag = "service",
     responses(
         (status = 200, description = "The page", body = String, content_type = "text/html"),
-        (status = 500, description = "`internal`", body = crate::http::error::ErrorBody),
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn docs_page() -> Response {

@@ -34,7 +34,7 @@ impl Store {
         event_type: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool.begin().await?;
         let first = record_webhook_event(&mut tx, event_id, event_type, now).await?;
         tx.commit().await?;
         Ok(first)

@@ -10,10 +10,71 @@
 //! transaction is sent, so after any crash the worker can ask the chain what
 //! became of it instead of guessing.
 
+use std::str::FromStr;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, Store, StoreError, corrupt, i64_of, param_list};
+
+/// Where a scan is on its way to the chain; stored by name in
+/// `scans.replay_state`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayState {
+    /// Stays here: not an admission of a known ticket.
+    None,
+    /// Waiting to be sent.
+    Ingested,
+    /// Named on a transaction that may still land.
+    Submitted,
+    Confirmed,
+    /// The chain already holds a later scan of its ticket.
+    Superseded,
+    Failed,
+}
+
+impl ReplayState {
+    pub const ALL: [Self; 6] = [
+        Self::None,
+        Self::Ingested,
+        Self::Submitted,
+        Self::Confirmed,
+        Self::Superseded,
+        Self::Failed,
+    ];
+
+    /// The name stored in the database and shown to organizers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Ingested => "ingested",
+            Self::Submitted => "submitted",
+            Self::Confirmed => "confirmed",
+            Self::Superseded => "superseded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ReplayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReplayState {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| corrupt(format!("{text:?} is not a replay state")))
+    }
+}
 
 /// An event the server created on chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +96,8 @@ pub struct PendingScan {
     pub gate: u32,
     pub exit: bool,
     pub scanned_at_ms: i64,
-    /// `ingested` or `submitted`.
-    pub state: String,
+    /// [`ReplayState::Ingested`] or [`ReplayState::Submitted`].
+    pub state: ReplayState,
     pub signature: Option<String>,
     pub blockhash: Option<String>,
     pub attempts: u32,
@@ -76,7 +137,8 @@ pub struct ReplaySummary {
 pub struct ScanReplay {
     pub scan_id: String,
     pub ticket_id: Option<u32>,
-    pub state: String,
+    #[schema(inline)]
+    pub state: ReplayState,
     pub signature: Option<String>,
     pub error: Option<String>,
 }
@@ -224,7 +286,7 @@ impl Store {
                     gate: u32::try_from(r.try_get::<i64, _>("gate")?).map_err(corrupt)?,
                     exit: r.try_get::<String, _>("direction")? == "exit",
                     scanned_at_ms: r.try_get("scanned_at_ms")?,
-                    state: r.try_get("replay_state")?,
+                    state: r.try_get::<String, _>("replay_state")?.parse()?,
                     signature: r.try_get("replay_signature")?,
                     blockhash: r.try_get("replay_blockhash")?,
                     attempts: u32::try_from(r.try_get::<i64, _>("replay_attempts")?)
@@ -351,12 +413,12 @@ impl Store {
         Ok(())
     }
 
-    /// Sets scans that will not go on chain as they are: `superseded` or
-    /// `failed`, with the reason.
+    /// Sets scans that will not go on chain as they are:
+    /// [`ReplayState::Superseded`] or [`ReplayState::Failed`], with the reason.
     pub async fn mark_unreplayable(
         &self,
         scan_ids: &[String],
-        state: &str,
+        state: ReplayState,
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -367,7 +429,7 @@ impl Store {
                 param_list(4, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(state.to_owned())
+                .bind(state.as_str())
                 .bind(reason.to_owned())
                 .bind(now);
             for id in chunk {
@@ -389,13 +451,20 @@ impl Store {
         let mut summary = ReplaySummary::default();
         for r in rows {
             let n = u64::try_from(r.try_get::<i64, _>("n")?).map_err(corrupt)?;
-            match r.try_get::<String, _>("replay_state")?.as_str() {
-                "ingested" => summary.waiting = n,
-                "submitted" => summary.submitted = n,
-                "confirmed" => summary.confirmed = n,
-                "superseded" => summary.superseded = n,
-                "failed" => summary.failed = n,
-                _ => {}
+            // A name this build does not know counts nowhere, as before.
+            let Ok(state) = r
+                .try_get::<String, _>("replay_state")?
+                .parse::<ReplayState>()
+            else {
+                continue;
+            };
+            match state {
+                ReplayState::Ingested => summary.waiting = n,
+                ReplayState::Submitted => summary.submitted = n,
+                ReplayState::Confirmed => summary.confirmed = n,
+                ReplayState::Superseded => summary.superseded = n,
+                ReplayState::Failed => summary.failed = n,
+                ReplayState::None => {}
             }
         }
         let row = sqlx::query(
@@ -429,7 +498,7 @@ impl Store {
                         .map(u32::try_from)
                         .transpose()
                         .map_err(corrupt)?,
-                    state: r.try_get("replay_state")?,
+                    state: r.try_get::<String, _>("replay_state")?.parse()?,
                     signature: r.try_get("replay_signature")?,
                     error: r.try_get("replay_error")?,
                 })

@@ -17,6 +17,9 @@
 //!    its scans in the database, and only then sends it, several at once
 //!    (their tickets are disjoint, so their order does not matter).
 //!
+//! The judging of step 2 and the packing of step 3 are [`plan_round`], a
+//! pure function; this module does the reading and writing around it.
+//!
 //! The program skips a record not newer than its ticket's last one, so a
 //! transaction sent twice changes nothing; the worker additionally never
 //! sends a scan whose transaction might still land.
@@ -29,14 +32,16 @@ use solana_sdk::hash::Hash;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Signature, Signer};
 use solana_sdk::transaction::Transaction;
-use ticketing::client::{EntryKind, EntryRecord};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::chain::{ChainError, TxStatus, ops};
 use crate::services::Services;
 use crate::services::organizer::{ChainContext, validator_keypair};
-use crate::store::{EventChain, PendingScan, Settlement, StoreError};
+use crate::store::{EventChain, PendingScan, ReplayState, Settlement, StoreError};
+
+mod plan;
+pub use plan::{ReplayBatch, RoundPlan, plan_round, record_of};
 
 /// The fee of a transaction with one signature, in lamports (the validator
 /// signs and pays alone; no priority fee).
@@ -164,18 +169,6 @@ pub async fn round(state: &Services, holder: &str) -> Result<RoundReport, Replay
     result
 }
 
-fn record_of(scan: &PendingScan) -> EntryRecord {
-    EntryRecord {
-        at: scan.scanned_at_ms.div_euclid(1000),
-        gate: u16::try_from(scan.gate).unwrap_or(u16::MAX),
-        kind: if scan.exit {
-            EntryKind::Exit
-        } else {
-            EntryKind::Entry
-        },
-    }
-}
-
 async fn replay_event(
     state: &Services,
     ctx: &Arc<ChainContext>,
@@ -196,7 +189,7 @@ async fn replay_event(
 
     // 1. Settle what was sent before.
     let mut in_flight: BTreeMap<String, (Option<String>, Vec<u32>)> = BTreeMap::new();
-    for scan in pending.iter().filter(|s| s.state == "submitted") {
+    for scan in pending.iter().filter(|s| s.state == ReplayState::Submitted) {
         let Some(signature) = &scan.signature else {
             continue;
         };
@@ -266,7 +259,7 @@ async fn replay_event(
     // 2. Judge the waiting scans against the chain.
     let waiting: Vec<&PendingScan> = pending
         .iter()
-        .filter(|s| s.state == "ingested" && !busy.contains(&s.ticket_id))
+        .filter(|s| s.state == ReplayState::Ingested && !busy.contains(&s.ticket_id))
         .collect();
     if waiting.is_empty() {
         return Ok(report);
@@ -290,58 +283,12 @@ async fn replay_event(
         .map(|(id, t)| (*id, t.map(|t| t.last_scan_at)))
         .collect();
     let latest_allowed = state.clock.now() + MAX_AHEAD_SECS;
-    let mut superseded = Vec::new();
-    let mut missing = Vec::new();
-    // Per ticket, in order: the records that will be applied.
-    let mut groups: Vec<Vec<(&PendingScan, EntryRecord)>> = Vec::new();
-    let mut current: Option<(u32, i64, bool)> = None; // ticket, last time, stopped
-    for scan in waiting {
-        let record = record_of(scan);
-        if current.is_none_or(|(ticket, _, _)| ticket != scan.ticket_id) {
-            match last_on_chain.get(&scan.ticket_id).copied().flatten() {
-                None => {
-                    missing.push(scan.scan_id.clone());
-                    current = Some((scan.ticket_id, i64::MAX, true));
-                    continue;
-                }
-                Some(last) => current = Some((scan.ticket_id, last, false)),
-            }
-            groups.push(Vec::new());
-        }
-        let Some((ticket, last, stopped)) = current.as_mut() else {
-            continue;
-        };
-        if *last == i64::MAX {
-            missing.push(scan.scan_id.clone());
-            continue;
-        }
-        if *stopped {
-            continue;
-        }
-        if record.at <= *last {
-            superseded.push(scan.scan_id.clone());
-            continue;
-        }
-        if record.at > latest_allowed {
-            // Its gate's clock runs ahead; later scans of this ticket wait too.
-            *stopped = true;
-            continue;
-        }
-        let group = groups.last_mut().ok_or_else(|| ReplayError::Event {
-            event: event.event_id,
-            message: format!("no group for ticket {ticket}"),
-        })?;
-        // A scan whose transaction failed before goes alone, and first.
-        if scan.error.is_some() && !group.is_empty() {
-            *stopped = true;
-            continue;
-        }
-        group.push((scan, record));
-        if scan.error.is_some() {
-            *stopped = true;
-        }
-        *last = record.at;
-    }
+    let RoundPlan {
+        superseded,
+        missing,
+        held_back: _,
+        batches,
+    } = plan_round(&waiting, &last_on_chain, latest_allowed, batch_max);
     let now = state.clock.now();
     if !superseded.is_empty() {
         report.superseded += superseded.len();
@@ -349,7 +296,7 @@ async fn replay_event(
             .store
             .mark_unreplayable(
                 &superseded,
-                "superseded",
+                ReplayState::Superseded,
                 "the chain already holds a later scan of this ticket",
                 now,
             )
@@ -361,38 +308,22 @@ async fn replay_event(
             .store
             .mark_unreplayable(
                 &missing,
-                "failed",
+                ReplayState::Failed,
                 "the ticket does not exist on chain",
                 now,
             )
             .await?;
     }
 
-    // 3. Pack whole tickets into transactions and send them.
-    let mut batches: Vec<Vec<(&PendingScan, EntryRecord)>> = Vec::new();
-    let mut batch: Vec<(&PendingScan, EntryRecord)> = Vec::new();
-    for mut group in groups.into_iter().filter(|g| !g.is_empty()) {
-        group.truncate(batch_max);
-        let alone = group.iter().any(|(s, _)| s.error.is_some());
-        if alone {
-            batches.push(group);
-            continue;
-        }
-        if batch.len() + group.len() > batch_max {
-            batches.push(std::mem::take(&mut batch));
-        }
-        batch.extend(group);
-    }
-    if !batch.is_empty() {
-        batches.push(batch);
-    }
+    // 3. Send the planned transactions.
     let mut tasks = JoinSet::new();
     for batch in batches.into_iter().take(IN_FLIGHT) {
-        let records: Vec<(u32, EntryRecord)> =
-            batch.iter().map(|(s, r)| (s.ticket_id, *r)).collect();
-        let scan_ids: Vec<String> = batch.iter().map(|(s, _)| s.scan_id.clone()).collect();
-        let instruction =
-            ticketing::client::validate_entries(&validator.pubkey(), &event_address, &records);
+        let scan_ids = batch.scan_ids();
+        let instruction = ticketing::client::validate_entries(
+            &validator.pubkey(),
+            &event_address,
+            &batch.records(),
+        );
         let blockhash = chain.latest_blockhash().await?;
         let transaction = Transaction::new_signed_with_payer(
             &[instruction],

@@ -4,6 +4,7 @@
 
 use crate::adapters::payments::PaymentError;
 use crate::chain::ChainError;
+use crate::services::auth::AuthError;
 use crate::services::organizer::OrganizerError;
 use crate::store::StoreError;
 
@@ -32,6 +33,9 @@ pub enum ServiceError {
     Invalid { field: String, message: String },
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// A login or session token was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// The chain could not be reached (or none is configured); try again.

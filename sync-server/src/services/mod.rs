@@ -6,6 +6,7 @@
 //! Nothing here names axum, a handler or `AppState`: services sit below the
 //! HTTP layer and above storage, chain and the adapters.
 
+pub mod auth;
 mod error;
 pub mod inventory;
 pub mod organizer;

@@ -19,6 +19,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
+pub mod auth;
 mod inventory;
 mod payments;
 mod replay;

@@ -13,6 +13,7 @@ use crate::adapters::payments::{PaymentError, WebhookError};
 use crate::http::api::claims::ClaimError;
 use crate::services::ServiceError;
 use crate::services::auth::AuthError;
+use crate::services::gates::GateError;
 use crate::store::{EnrolError, StoreError};
 
 /// The JSON body of every error answer.
@@ -111,6 +112,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::ChainRefused(m) => Self::ChainRefused(m),
             ServiceError::Internal(m) => Self::Internal(m),
             ServiceError::Auth(e) => Self::Auth(e),
+            ServiceError::Gate(GateError::Unauthorized(m)) => Self::Unauthorized(m),
+            ServiceError::Gate(GateError::CursorUnknown(c)) => Self::CursorUnknown(c),
+            ServiceError::Gate(GateError::UnsupportedVersion(v)) => Self::UnsupportedVersion(v),
+            ServiceError::Gate(GateError::BatchTooLarge(m)) => Self::PayloadTooLarge(m),
+            ServiceError::Gate(GateError::Enrol(e)) => Self::Enrol(e),
         }
     }
 }

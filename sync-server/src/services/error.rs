@@ -5,6 +5,7 @@
 use crate::adapters::payments::PaymentError;
 use crate::chain::ChainError;
 use crate::services::auth::AuthError;
+use crate::services::gates::GateError;
 use crate::services::organizer::OrganizerError;
 use crate::store::StoreError;
 
@@ -36,6 +37,9 @@ pub enum ServiceError {
     /// A login or session token was refused.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A gate's request was refused (signature, protocol, cursor, size).
+    #[error(transparent)]
+    Gate(#[from] GateError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// The chain could not be reached (or none is configured); try again.

@@ -8,9 +8,11 @@
 
 pub mod auth;
 mod error;
+pub mod gates;
 pub mod inventory;
 pub mod organizer;
 pub mod replay;
+pub mod validation;
 pub mod workers;
 
 use std::sync::Arc;

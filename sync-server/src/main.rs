@@ -135,9 +135,10 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let config = load(cli.config.as_deref())?;
             let state = sync_server::open_state(config).await?;
-            let token = sync_server::http::admin::issue_enrol_token(&state, event, &gate, ttl_secs)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token =
+                sync_server::services::gates::issue_enrol_token(&state, event, &gate, ttl_secs)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", token.token);
             eprintln!(
                 "valid for gate {} of event {} until {} (Unix time)",

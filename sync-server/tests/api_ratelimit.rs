@@ -17,9 +17,10 @@ use shared::PublicKeyBytes;
 use sync_server::AppState;
 use sync_server::adapters::ratelimit::{Budget, RateLimiter, RedisLimiter};
 use sync_server::config::Quota;
-use sync_server::http::api::auth::{AuthUser, Role, issue_token};
+use sync_server::http::api::auth::AuthUser;
 use sync_server::http::error::ApiError;
 use sync_server::http::limits::{check_mint, check_validate};
+use sync_server::services::auth::{Role, issue_token};
 use uuid::Uuid;
 
 /// A Redis that answers, or `None` after saying why the test is skipped.

@@ -1,6 +1,7 @@
 //! Organizer endpoints for gates (`/api/admin`): define gates, issue
 //! one-time enrolment tokens, revoke devices, watch per-gate figures and
-//! conflicts. Guarded by the configured admin bearer token.
+//! conflicts. Guarded by the configured admin bearer token ([`Admin`]); the
+//! work is `crate::services::gates`.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -13,8 +14,10 @@ use uuid::Uuid;
 
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::services::Services;
+use crate::services::gates;
 use crate::store::{Conflict, GateCounts};
+
+pub use crate::services::gates::EnrolToken;
 
 /// Proof that the caller presented the admin token.
 pub struct Admin;
@@ -86,20 +89,13 @@ pub async fn put_gate(
     Path(event_id): Path<u64>,
     Json(gate): Json<NewGate>,
 ) -> Result<StatusCode, ApiError> {
-    let name = gate.name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(ApiError::BadRequest("name: 1 to 64 characters".into()));
-    }
-    if state.store.event(event_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no event {event_id}")));
-    }
     let info = GateInfo {
         number: gate.number,
-        name: name.to_owned(),
+        name: gate.name,
         direction: gate.direction,
         allowed_tiers: gate.allowed_tiers,
     };
-    state.store.create_gate(event_id, &info).await?;
+    gates::define_gate(&state, event_id, info).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,28 +107,6 @@ pub struct NewEnrolToken {
     /// Lifetime of the token (default `gates.enrol_token_ttl_secs`).
     #[serde(default)]
     pub ttl_secs: Option<u32>,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct EnrolToken {
-    /// The one-time token (`enr_...`); only its hash is stored, so this is
-    /// the one chance to read it.
-    pub token: String,
-    pub event_id: u64,
-    /// The gate's number.
-    pub gate: u32,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
-
-/// Makes a random one-time token. Only its hash is stored.
-pub fn new_token() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        tracing::error!(error = %e, "no randomness");
-        ApiError::Conflict("the server has no source of randomness".into())
-    })?;
-    Ok(format!("enr_{}", bs58::encode(bytes).into_string()))
 }
 
 /// Issue a one-time enrolment token for a gate
@@ -163,37 +137,8 @@ pub async fn create_enrol_token(
     Path(event_id): Path<u64>,
     Json(request): Json<NewEnrolToken>,
 ) -> Result<(StatusCode, Json<EnrolToken>), ApiError> {
-    let token = issue_enrol_token(&state, event_id, &request.gate, request.ttl_secs).await?;
+    let token = gates::issue_enrol_token(&state, event_id, &request.gate, request.ttl_secs).await?;
     Ok((StatusCode::CREATED, Json(token)))
-}
-
-/// Shared by the API and the CLI.
-pub async fn issue_enrol_token(
-    state: &Services,
-    event_id: u64,
-    gate_name: &str,
-    ttl_secs: Option<u32>,
-) -> Result<EnrolToken, ApiError> {
-    let gate = state
-        .store
-        .gate_by_name(event_id, gate_name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("event {event_id} has no gate named {gate_name:?}"))
-        })?;
-    let now = state.clock.now();
-    let expires_at = now + i64::from(ttl_secs.unwrap_or(state.config.gates.enrol_token_ttl_secs));
-    let token = new_token()?;
-    state
-        .store
-        .create_enrol_token(&token, event_id, gate.number, now, expires_at)
-        .await?;
-    Ok(EnrolToken {
-        token,
-        event_id,
-        gate: gate.number,
-        expires_at,
-    })
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -226,16 +171,11 @@ pub async fn gate_status(
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
 ) -> Result<Json<Vec<GateStatus>>, ApiError> {
-    let now = state.clock.now();
-    let within = i64::from(state.config.gates.online_within_secs);
-    let counts = state.store.gate_counts(event_id).await?;
+    let counts = gates::gate_counts(&state, event_id).await?;
     Ok(Json(
         counts
             .into_iter()
-            .map(|counts| GateStatus {
-                online: counts.last_seen_at.is_some_and(|t| now - t <= within),
-                counts,
-            })
+            .map(|(counts, online)| GateStatus { counts, online })
             .collect(),
     ))
 }
@@ -273,7 +213,7 @@ pub async fn conflicts(
     Path(event_id): Path<u64>,
     Query(query): Query<ConflictQuery>,
 ) -> Result<Json<Vec<Conflict>>, ApiError> {
-    Ok(Json(state.store.conflicts(event_id, query.gate).await?))
+    Ok(Json(gates::conflicts(&state, event_id, query.gate).await?))
 }
 
 /// Revoke a gate box
@@ -300,13 +240,6 @@ pub async fn revoke_device(
     State(state): State<AppState>,
     Path(device_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if state
-        .store
-        .revoke_device(device_id, state.clock.now())
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("no active device {device_id}")))
-    }
+    gates::revoke_device(&state, device_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

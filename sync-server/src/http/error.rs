@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::adapters::payments::{PaymentError, WebhookError};
-use crate::http::api::auth::AuthError;
 use crate::http::api::claims::ClaimError;
 use crate::services::ServiceError;
+use crate::services::auth::AuthError;
+use crate::services::gates::GateError;
 use crate::store::{EnrolError, StoreError};
 
 /// The JSON body of every error answer.
@@ -110,6 +111,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::ChainUnavailable(m) => Self::ChainUnavailable(m),
             ServiceError::ChainRefused(m) => Self::ChainRefused(m),
             ServiceError::Internal(m) => Self::Internal(m),
+            ServiceError::Auth(e) => Self::Auth(e),
+            ServiceError::Gate(GateError::Unauthorized(m)) => Self::Unauthorized(m),
+            ServiceError::Gate(GateError::CursorUnknown(c)) => Self::CursorUnknown(c),
+            ServiceError::Gate(GateError::UnsupportedVersion(v)) => Self::UnsupportedVersion(v),
+            ServiceError::Gate(GateError::BatchTooLarge(m)) => Self::PayloadTooLarge(m),
+            ServiceError::Gate(GateError::Enrol(e)) => Self::Enrol(e),
         }
     }
 }
@@ -145,7 +152,7 @@ impl ApiError {
             ApiError::Enrol(EnrolError::TokenExpired) => {
                 (StatusCode::UNAUTHORIZED, "token_expired")
             }
-            ApiError::Auth(e) => (e.status(), e.code()),
+            ApiError::Auth(e) => auth_status_and_code(e),
             ApiError::Claim(e) => (e.status(), e.code()),
             ApiError::Webhook(e) => (StatusCode::BAD_REQUEST, e.code()),
             ApiError::Payment(PaymentError::Disabled) => {
@@ -165,6 +172,21 @@ impl ApiError {
             ApiError::ChainRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "chain_refused"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+/// Refused logins and session tokens: 403 when no wallet could ever pass
+/// (login disabled, role missing), 401 when the client should log in anew.
+fn auth_status_and_code(e: &AuthError) -> (StatusCode, &'static str) {
+    match e {
+        AuthError::Disabled => (StatusCode::FORBIDDEN, "login_disabled"),
+        AuthError::RoleRequired { .. } => (StatusCode::FORBIDDEN, "role_required"),
+        AuthError::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
+        AuthError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        AuthError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+        AuthError::BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
+        AuthError::NonceExpired => (StatusCode::UNAUTHORIZED, "nonce_expired"),
+        AuthError::NonceUsed => (StatusCode::UNAUTHORIZED, "nonce_used"),
     }
 }
 

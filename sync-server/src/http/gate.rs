@@ -1,39 +1,27 @@
-//! The gate protocol (`/gate/v1`): enrolment, signed device requests, the
-//! cache snapshot, long-polled deltas, and journal ingest.
-
-use std::time::Duration;
+//! The gate protocol over HTTP (`/gate/v1`): enrolment, the extractors that
+//! authenticate signed device requests, the cache snapshot, long-polled
+//! deltas, and journal ingest. The work is `crate::services::gates`.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ed25519_dalek::Signature;
 use serde::Deserialize;
-use shared::PublicKeyBytes;
 use shared::wire::{
     EnrolRequest, EnrolResponse, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP, JournalAck, JournalBatch, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
-    SignedPayload, device_request_message,
+    HEADER_TIMESTAMP, JournalAck, JournalBatch, SignedPayload,
 };
-use uuid::Uuid;
 
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::openapi::BinaryBody;
 use crate::http::state::AppState;
-use crate::services::Services;
+use crate::services::gates::{self, SignedRequest};
 use crate::store::{Device, NonceUse};
 
 /// Optional header where a gate reports how many journal entries it has not
 /// uploaded yet; shown to organizers per gate.
 pub const HEADER_BACKLOG: &str = "x-gate-backlog";
-
-fn check_version(v: u16) -> Result<(), ApiError> {
-    if v < MIN_PROTOCOL_VERSION {
-        return Err(ApiError::UnsupportedVersion(v));
-    }
-    Ok(())
-}
 
 /// Enrol a gate box
 ///
@@ -61,36 +49,7 @@ pub async fn enrol(
     State(state): State<AppState>,
     Json(request): Json<EnrolRequest>,
 ) -> Result<Json<EnrolResponse>, ApiError> {
-    check_version(request.v)?;
-    if request.device_key.verifying_key().is_none() {
-        return Err(ApiError::BadRequest(
-            "device_key is not a valid ed25519 public key".into(),
-        ));
-    }
-    let now = state.clock.now();
-    let device = state
-        .store
-        .enrol(
-            &request.token,
-            &request.device_key,
-            &request.agent_version,
-            request.hostname.as_deref(),
-            now,
-        )
-        .await??;
-    let gate = state
-        .store
-        .gate(device.event_id, device.gate_number)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("the token's gate no longer exists".into()))?;
-    tracing::info!(device = %device.device_id, event = device.event_id, gate = gate.number, "gate enrolled");
-    Ok(Json(EnrolResponse {
-        v: PROTOCOL_VERSION.min(request.v),
-        device_id: device.device_id,
-        event_id: device.event_id,
-        gate,
-        server_key: PublicKeyBytes::from(&state.server_key.verifying_key()),
-    }))
+    Ok(Json(gates::enrol(&state, &request).await?))
 }
 
 /// A request signed by an enrolled, unrevoked device, with its body.
@@ -104,33 +63,19 @@ pub struct DeviceRequest {
     pub body: Bytes,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthorized(
-            "missing or unreadable device signature headers",
-        ))
-}
-
 impl FromRequest<AppState> for DeviceRequest {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let parts = read_signed(req, state).await?;
-        authenticate(
-            state,
-            &parts.method,
-            &parts.path,
-            &parts.headers,
-            &parts.body,
-        )
-        .await
-        .map(|device| DeviceRequest {
-            device,
-            body: parts.body,
-        })
-        .map_err(IntoResponse::into_response)
+        gates::authenticate(state, &parts.signed())
+            .await
+            .map_err(ApiError::from)
+            .map(|device| DeviceRequest {
+                device,
+                body: parts.body,
+            })
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -165,93 +110,21 @@ async fn read_signed(req: Request, state: &AppState) -> Result<SignedParts, Resp
     })
 }
 
-async fn authenticate(
-    state: &Services,
-    method: &str,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Device, ApiError> {
-    let (device, nonce) = verify(state, method, path, headers, body).await?;
-    if !state
-        .store
-        .accept_request(
-            nonce.device_id,
-            &nonce.nonce,
-            nonce.now,
-            nonce.forget_before,
-            nonce.backlog,
-        )
-        .await?
-    {
-        return Err(ApiError::Unauthorized(
-            "replayed request (nonce already used)",
-        ));
+impl SignedParts {
+    /// The request as the device check reads it.
+    fn signed(&self) -> SignedRequest<'_> {
+        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
+        SignedRequest {
+            method: &self.method,
+            path: &self.path,
+            device_id: header(HEADER_DEVICE_ID),
+            timestamp: header(HEADER_TIMESTAMP),
+            nonce: header(HEADER_NONCE),
+            signature: header(HEADER_SIGNATURE),
+            backlog: header(HEADER_BACKLOG),
+            body: &self.body,
+        }
     }
-    Ok(device)
-}
-
-/// Every check of a device request except recording its nonce, which the
-/// caller does (alone, or in the transaction of the request's effect).
-async fn verify(
-    state: &Services,
-    method: &str,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Device, NonceUse), ApiError> {
-    let unauthorized = ApiError::Unauthorized;
-    let device_id = Uuid::parse_str(header(headers, HEADER_DEVICE_ID)?)
-        .map_err(|_| unauthorized("malformed device id"))?;
-    let timestamp: i64 = header(headers, HEADER_TIMESTAMP)?
-        .parse()
-        .map_err(|_| unauthorized("malformed timestamp"))?;
-    let nonce = header(headers, HEADER_NONCE)?;
-    if nonce.is_empty() || nonce.len() > 64 {
-        return Err(unauthorized("nonce must be 1 to 64 characters"));
-    }
-    let signature = bs58::decode(header(headers, HEADER_SIGNATURE)?)
-        .into_vec()
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .ok_or(unauthorized("malformed signature"))?;
-
-    let device = state
-        .store
-        .device(device_id)
-        .await?
-        .ok_or(unauthorized("unknown device"))?;
-    if device.revoked {
-        return Err(unauthorized("device revoked"));
-    }
-    let now = state.clock.now();
-    let window = i64::from(state.config.gates.signature_window_secs);
-    if (now - timestamp).abs() > window {
-        return Err(unauthorized(
-            "request timestamp outside the allowed window; check the gate's clock",
-        ));
-    }
-    let key = device
-        .public_key
-        .verifying_key()
-        .ok_or(unauthorized("device key is invalid"))?;
-    let message = device_request_message(method, path, timestamp, nonce, body);
-    key.verify_strict(&message, &Signature::from_bytes(&signature))
-        .map_err(|_| unauthorized("bad device signature"))?;
-    let backlog = headers
-        .get(HEADER_BACKLOG)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    Ok((
-        device,
-        NonceUse {
-            device_id,
-            nonce: nonce.to_owned(),
-            now,
-            forget_before: now - 2 * window,
-            backlog,
-        },
-    ))
 }
 
 /// A journal upload: a device request whose nonce is recorded in the same
@@ -267,20 +140,15 @@ impl FromRequest<AppState> for JournalRequest {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let parts = read_signed(req, state).await?;
-        verify(
-            state,
-            &parts.method,
-            &parts.path,
-            &parts.headers,
-            &parts.body,
-        )
-        .await
-        .map(|(device, nonce)| JournalRequest {
-            device,
-            nonce,
-            body: parts.body,
-        })
-        .map_err(IntoResponse::into_response)
+        gates::verify(state, &parts.signed())
+            .await
+            .map_err(ApiError::from)
+            .map(|(device, nonce)| JournalRequest {
+                device,
+                nonce,
+                body: parts.body,
+            })
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -316,14 +184,8 @@ pub async fn snapshot(
     State(state): State<AppState>,
     request: DeviceRequest,
 ) -> Result<Response, ApiError> {
-    let snapshot = state
-        .store
-        .snapshot(request.device.event_id, state.clock.now())
-        .await?;
-    Ok(signed_bytes(&SignedPayload::sign(
-        &snapshot,
-        &state.server_key,
-    )))
+    let payload = gates::snapshot(&state, &request.device).await?;
+    Ok(signed_bytes(&payload))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -378,41 +240,15 @@ pub async fn delta(
     Query(query): Query<DeltaQuery>,
     request: DeviceRequest,
 ) -> Result<Response, ApiError> {
-    let event_id = request.device.event_id;
-    let limit = query.limit.unwrap_or(5000).clamp(1, 20_000);
-    let wait = Duration::from_secs(u64::from(query.wait.min(state.config.gates.max_wait_secs)));
-    let deadline = tokio::time::Instant::now() + wait;
-    // A cursor past anything this server has written means the server's
-    // database is not the one the gate synced with (restored from a backup,
-    // replaced): the gate must start over from a snapshot.
-    if query.cursor > state.store.cursor(event_id).await? {
-        return Err(ApiError::CursorUnknown(query.cursor));
-    }
-    let mut changes = state.watch_changes();
-    loop {
-        let delta = state
-            .store
-            .delta(event_id, query.cursor, limit, state.clock.now())
-            .await?;
-        if !delta.changes.is_empty()
-            || delta.to_cursor != query.cursor
-            || tokio::time::Instant::now() >= deadline
-        {
-            state
-                .store
-                .touch_device(request.device.device_id, state.clock.now(), None)
-                .await?;
-            return Ok(signed_bytes(&SignedPayload::sign(
-                &delta,
-                &state.server_key,
-            )));
-        }
-        tokio::select! {
-            _ = changes.changed() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+    let payload = gates::delta(
+        &state,
+        &request.device,
+        query.cursor,
+        query.wait,
+        query.limit,
+    )
+    .await?;
+    Ok(signed_bytes(&payload))
 }
 
 /// Upload scans
@@ -440,43 +276,6 @@ pub async fn journal(
     State(state): State<AppState>,
     request: JournalRequest,
 ) -> Result<Json<JournalAck>, ApiError> {
-    let batch: JournalBatch = serde_json::from_slice(&request.body)
-        .map_err(|e| ApiError::BadRequest(format!("not a journal batch: {e}")))?;
-    check_version(batch.v)?;
-    if batch.device_id != request.device.device_id {
-        return Err(ApiError::Forbidden("the batch names another device"));
-    }
-    if batch.scans.len() > state.config.gates.max_batch as usize {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{} scans in one batch; the limit is {}",
-            batch.scans.len(),
-            state.config.gates.max_batch
-        )));
-    }
-    let ack = state
-        .store
-        .ingest_request(
-            &request.device,
-            &batch.scans,
-            state.clock.now(),
-            &request.nonce,
-        )
-        .await?
-        .ok_or(ApiError::Unauthorized(
-            "replayed request (nonce already used)",
-        ))?;
-    let (mut ack, new_outcomes) = ack;
-    state.metrics.count_scans(
-        new_outcomes
-            .iter()
-            .map(|outcome| (request.device.gate_number, outcome.as_str())),
-    );
-    ack.v = PROTOCOL_VERSION.min(batch.v);
-    if ack.stored > 0 {
-        state.replay_wakeup.notify_one();
-    }
-    if state.store.take_presence_changed() {
-        state.notify_gates();
-    }
+    let ack = gates::ingest_journal(&state, &request.device, &request.nonce, &request.body).await?;
     Ok(Json(ack))
 }

@@ -4,6 +4,8 @@
 
 use crate::adapters::payments::PaymentError;
 use crate::chain::ChainError;
+use crate::services::auth::AuthError;
+use crate::services::gates::GateError;
 use crate::services::organizer::OrganizerError;
 use crate::store::StoreError;
 
@@ -32,6 +34,12 @@ pub enum ServiceError {
     Invalid { field: String, message: String },
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// A login or session token was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A gate's request was refused (signature, protocol, cursor, size).
+    #[error(transparent)]
+    Gate(#[from] GateError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// The chain could not be reached (or none is configured); try again.

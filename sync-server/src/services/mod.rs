@@ -6,10 +6,13 @@
 //! Nothing here names axum, a handler or `AppState`: services sit below the
 //! HTTP layer and above storage, chain and the adapters.
 
+pub mod auth;
 mod error;
+pub mod gates;
 pub mod inventory;
 pub mod organizer;
 pub mod replay;
+pub mod validation;
 pub mod workers;
 
 use std::sync::Arc;

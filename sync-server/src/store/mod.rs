@@ -17,6 +17,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub mod auth;
 mod feed;
 mod gates;
 mod inventory;

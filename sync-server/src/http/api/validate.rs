@@ -1,10 +1,6 @@
 //! Validation for handheld clients without the gate agent (`/api/validate`,
-//! validator role). The same `shared::decide` as the gates, against the
-//! server's view of each ticket (the organizer's fields plus where the holder
-//! is by every gate's scans). Every scan goes into the same journal table as
-//! the gates' uploads, so conflicts, per-gate counts and the batched replay on
-//! chain treat them alike: an admission here is recorded on chain in the next
-//! `validate_entries` batch, not one transaction per scan.
+//! validator or organizer role): bodies and handlers. The decisions and the
+//! journal are `crate::services::validation`.
 //!
 //! - `POST /api/validate` `{event_id, gate, code}`: decide now (5 per second
 //!   per validator and gate).
@@ -15,24 +11,17 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use shared::wire::{JournalAck, ScanRecord};
-use shared::{Credential, GatePolicy, PublicKeyBytes};
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::auth::{AuthUser, Role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::http::validation::{ValidJson, Validate, check_count, check_text, field_error};
-use crate::services::Services;
-use crate::store::Device;
+use crate::http::validation::{ValidJson, Validate, check_count, check_text};
+use crate::services::validation::{self, OnlineDecision};
 
-/// Online decisions are made one at a time in a server, so two handhelds
-/// cannot both admit one ticket between a read and a write. (Across several
-/// servers, the second admission is kept and flagged as a conflict, as for
-/// gates that were offline.)
-static DECIDING: Mutex<()> = Mutex::const_new(());
+/// Who may validate tickets.
+const VALIDATORS: &[Role] = &[Role::Validator, Role::Organizer];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,43 +59,17 @@ pub struct ValidateResponse {
     pub conflict: bool,
 }
 
-/// A stable pseudo-device per validator wallet, so its scans are filed like
-/// a gate's.
-fn handheld(user: &AuthUser, event_id: u64, gate: u32) -> Device {
-    let digest = Sha256::digest([b"handheld:".as_slice(), &user.wallet.0].concat());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Device {
-        device_id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
-        public_key: user.wallet,
-        event_id,
-        gate_number: gate,
-        revoked: false,
+impl From<OnlineDecision> for ValidateResponse {
+    fn from(d: OnlineDecision) -> Self {
+        Self {
+            scan_id: d.scan_id,
+            outcome: d.outcome,
+            opens: d.opens,
+            text: d.text,
+            ticket_id: d.ticket_id,
+            conflict: d.conflict,
+        }
     }
-}
-
-async fn policy(state: &Services, event_id: u64, gate: u32) -> Result<GatePolicy, ApiError> {
-    let event = state
-        .store
-        .event(event_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
-    let info = state
-        .store
-        .gate(event_id, gate)
-        .await?
-        .ok_or_else(|| field_error("gate", format!("event {event_id} has no gate {gate}")))?;
-    Ok(GatePolicy {
-        event_id,
-        gate,
-        direction: info.direction,
-        event_status: event.status,
-        doors: event.doors,
-        allowed_tiers: info.allowed_tiers,
-        reentry: event.reentry,
-        unknown_tickets: event.unknown_tickets,
-        holder_proof: event.holder_proof,
-    })
 }
 
 /// Validate a ticket now
@@ -139,75 +102,12 @@ pub async fn validate(
     user: AuthUser,
     ValidJson(body): ValidJson<ValidateBody>,
 ) -> Result<Json<ValidateResponse>, ApiError> {
-    user.require_role(&[Role::Validator, Role::Organizer])?;
+    user.require_role(VALIDATORS)?;
     crate::http::limits::check_validate(&state, &user, body.event_id, body.gate).await?;
-    let policy = policy(&state, body.event_id, body.gate).await?;
-    let event = state
-        .store
-        .event(body.event_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no event {}", body.event_id)))?;
-    let keys = |event_id: u64| -> Vec<PublicKeyBytes> {
-        if event_id == event.event_id {
-            event.issuer_keys.clone()
-        } else {
-            Vec::new()
-        }
-    };
-    let _one_at_a_time = DECIDING.lock().await;
-    // The ticket's state is read before deciding (decide itself is pure).
-    let prior = match Credential::decode(&body.code) {
-        Ok(c) => {
-            state
-                .store
-                .ticket_state(c.body.event_id, c.body.ticket_id)
-                .await?
-        }
-        Err(_) => None,
-    };
-    let now = state.clock.now();
-    let evaluation = shared::evaluate(&body.code, &keys, |_, _| prior, &policy, now);
-    let body_of = evaluation.credential.as_ref().map(|c| *c.body());
-    let decision = &evaluation.decision;
-    let scan = ScanRecord {
-        scan_id: Uuid::now_v7(),
-        gate: body.gate,
-        direction: policy.direction,
-        scanned_at_ms: now.saturating_mul(1000),
-        source: format!("api:{}", user.wallet.to_base58()),
-        event_id: body_of.map(|b| b.event_id),
-        ticket_id: body_of.map(|b| b.ticket_id),
-        generation: body_of.map(|b| b.generation),
-        tier: body_of.map(|b| b.tier),
-        outcome: decision.code().to_owned(),
-        opened: decision.opens_gate(),
-    };
-    let ack = state
-        .store
-        .ingest(
-            &handheld(&user, body.event_id, body.gate),
-            std::slice::from_ref(&scan),
-            now,
-        )
-        .await?;
-    drop(_one_at_a_time);
-    if ack.stored > 0 {
-        state
-            .metrics
-            .count_scans([(body.gate, scan.outcome.as_str())]);
-    }
-    state.replay_wakeup.notify_one();
-    if state.store.take_presence_changed() {
-        state.notify_gates();
-    }
-    Ok(Json(ValidateResponse {
-        scan_id: scan.scan_id,
-        outcome: scan.outcome.clone(),
-        opens: scan.opened,
-        text: decision.staff_text(now),
-        ticket_id: scan.ticket_id,
-        conflict: ack.conflicts.contains(&scan.scan_id),
-    }))
+    let decision =
+        validation::validate_online(&state, &user.wallet, body.event_id, body.gate, &body.code)
+            .await?;
+    Ok(Json(decision.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -240,36 +140,14 @@ impl Validate for SyncBody {
 }
 
 async fn store_offline(
-    state: &Services,
+    state: &AppState,
     user: &AuthUser,
     event_id: u64,
     gate: u32,
     scans: &[ScanRecord],
 ) -> Result<JournalAck, ApiError> {
-    user.require_role(&[Role::Validator, Role::Organizer])?;
-    policy(state, event_id, gate).await?;
-    for (i, scan) in scans.iter().enumerate() {
-        if scan.gate != gate {
-            return Err(field_error(
-                format!("scans[{i}].gate"),
-                "must be the gate of the request",
-            ));
-        }
-    }
-    let (ack, new_outcomes) = state
-        .store
-        .ingest_counted(&handheld(user, event_id, gate), scans, state.clock.now())
-        .await?;
-    state
-        .metrics
-        .count_scans(new_outcomes.iter().map(|o| (gate, o.as_str())));
-    if ack.stored > 0 {
-        state.replay_wakeup.notify_one();
-    }
-    if state.store.take_presence_changed() {
-        state.notify_gates();
-    }
-    Ok(ack)
+    user.require_role(VALIDATORS)?;
+    Ok(validation::ingest_offline(state, &user.wallet, event_id, gate, scans).await?)
 }
 
 /// Upload one scan a handheld decided offline

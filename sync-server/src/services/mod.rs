@@ -7,9 +7,12 @@
 //! HTTP layer and above storage, chain and the adapters.
 
 mod error;
+pub mod events;
 pub mod inventory;
+pub mod minting;
 pub mod organizer;
 pub mod replay;
+pub mod tickets;
 pub mod workers;
 
 use std::sync::Arc;

@@ -19,9 +19,11 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
+mod events;
 mod inventory;
 mod payments;
 mod replay;
+pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
 pub(crate) use inventory::{release_in, take_in};
 pub use payments::record_webhook_event;

@@ -13,6 +13,7 @@ use solana_sdk::signature::Signer;
 use crate::http::admin::Admin;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
+use crate::services::minting;
 use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
 
@@ -121,7 +122,9 @@ pub struct MintResponse {
 /// Mint tickets to wallets
 ///
 /// `POST /api/admin/events/{event}/tickets`: mint tickets to wallets (paid
-/// off chain), publish them to the gates, return their QR credentials.
+/// off chain), publish them to the gates, return their QR credentials. All
+/// or nothing: if the chain fails part way, the tickets already minted are
+/// revoked and the request fails.
 #[utoipa::path(
     post,
     path = "/api/admin/events/{event}/tickets",
@@ -160,25 +163,8 @@ pub async fn mint(
         recipients.push((wallet, r.tier));
     }
     // Organizer mints take seats like purchases do, so a buyer who is
-    // paying keeps the seat they hold.
-    let seats = crate::services::inventory::seats_of(recipients.iter().map(|(_, tier)| *tier));
-    crate::services::inventory::take_now(&state, event_id, &seats).await?;
-    let mut landed = 0;
-    let issued =
-        match organizer::mint_tickets(&state, event_id, &recipients, |ids| landed += ids.len())
-            .await
-        {
-            Ok(issued) => issued,
-            Err(e) => {
-                let unminted = crate::services::inventory::seats_of(
-                    recipients.iter().skip(landed).map(|(_, t)| *t),
-                );
-                if !unminted.is_empty() {
-                    crate::services::inventory::release_now(&state, event_id, &unminted).await;
-                }
-                return Err(e.into());
-            }
-        };
+    // paying keeps the seat they hold; a failure part way mints nothing.
+    let issued = minting::mint(&state, event_id, &recipients).await?;
     Ok((
         StatusCode::CREATED,
         Json(MintResponse {

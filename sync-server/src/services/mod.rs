@@ -9,10 +9,13 @@
 pub mod auth;
 mod error;
 pub mod gates;
+pub mod events;
 pub mod inventory;
+pub mod minting;
 pub mod organizer;
 pub mod replay;
 pub mod validation;
+pub mod tickets;
 pub mod workers;
 
 use std::sync::Arc;

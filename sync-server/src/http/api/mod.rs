@@ -1,11 +1,13 @@
 //! The ticketing API (`/api`, `/m`): wallet login and roles ([`auth`]),
-//! events, minting and tickets ([`tickets`]), transfers by wallet and by
-//! email ([`claims`]), purchases ([`purchase`]) and online validation for
-//! handhelds ([`validate`]). Handlers parse, authorize, call a service and
-//! map its result.
+//! events ([`events`]), minting and tickets ([`tickets`]), NFT metadata
+//! ([`nft`]), transfers by wallet and by email ([`claims`]), purchases
+//! ([`purchase`]) and online validation for handhelds ([`validate`]).
+//! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
 pub mod claims;
+pub mod events;
+pub mod nft;
 pub mod purchase;
 pub mod tickets;
 pub mod validate;
@@ -25,11 +27,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/purchases", get(purchase::needing_support))
         .route(
             "/api/events",
-            post(tickets::create_event).get(tickets::list_events),
+            post(events::create_event).get(events::list_events),
         )
         .route(
             "/api/events/{event}",
-            get(tickets::get_event).put(tickets::update_event),
+            get(events::get_event).put(events::update_event),
         )
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))
@@ -53,12 +55,9 @@ pub fn routes() -> Router<AppState> {
             post(claims::resend),
         )
         .route("/api/tickets/claim", post(claims::claim))
-        .route("/m/{event}/{ticket}", get(tickets::metadata))
-        .route(
-            "/api/tickets/{event}/{ticket}/metadata",
-            get(tickets::metadata),
-        )
-        .route("/m/{event}/{ticket}/image.svg", get(tickets::card_image))
+        .route("/m/{event}/{ticket}", get(nft::metadata))
+        .route("/api/tickets/{event}/{ticket}/metadata", get(nft::metadata))
+        .route("/m/{event}/{ticket}/image.svg", get(nft::card_image))
         .route("/api/tickets/purchase", post(purchase::purchase))
         .route("/api/purchases", get(purchase::my_purchases))
         .route("/api/purchases/{purchase}", get(purchase::get_purchase))

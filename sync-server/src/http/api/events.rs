@@ -1,0 +1,411 @@
+//! Events for organizers and buyers (`/api/events`), through
+//! [`crate::services::events`]:
+//!
+//! - `POST /api/events` (organizer): created on chain, then published.
+//! - `GET /api/events` (public): active and upcoming, paginated, filtered;
+//!   `GET /api/events/{id}`.
+//! - `PUT /api/events/{id}` (the event's organizer): changed on chain, then
+//!   here, then at the gates.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{AuthUser, Role};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::state::AppState;
+use crate::http::validation::{
+    ValidJson, Validate, check_count, check_range, check_text, field_error,
+};
+use crate::services::events::{self, EventChanges, EventDraft};
+use crate::services::organizer::NewTier;
+use crate::store::{EventFilter, EventRecord};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierBody {
+    /// 1 to 32 characters.
+    pub name: String,
+    /// Price in SOL purchases, in lamports (>= 0), paid on chain.
+    pub price_lamports: i64,
+    /// 1 to 100000 tickets.
+    pub supply: u32,
+    /// Price in card purchases, in the smallest unit of `[api] currency`
+    /// (cents); omit to not sell this tier by card.
+    #[serde(default)]
+    pub card_price: Option<i64>,
+}
+
+/// A new event: name 3 to 64 characters, capacity 1 to 100000, ends after
+/// it starts, prices >= 0.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventBody {
+    /// 3 to 64 characters.
+    pub name: String,
+    /// At most 1000 characters.
+    #[serde(default)]
+    pub description: String,
+    /// 1 to 64 characters.
+    pub venue: String,
+    /// Unix seconds.
+    pub starts_at: i64,
+    /// Unix seconds, after `starts_at`; doors close then.
+    pub ends_at: i64,
+    /// Doors open this long before the start (default 1 h).
+    #[serde(default)]
+    pub doors_open_secs_before: Option<u32>,
+    /// 1 to 100000.
+    pub capacity: u32,
+    /// 1 to 4 tiers; a ticket names its tier by index.
+    pub tiers: Vec<TierBody>,
+    /// Whether holders may transfer tickets (default true).
+    #[serde(default)]
+    pub transferable: Option<bool>,
+    /// The NFT each ticket comes with (default `spl_token`); fixed once a
+    /// ticket is sold.
+    #[serde(default)]
+    pub nft: crate::services::organizer::NftStandard,
+}
+
+impl Validate for CreateEventBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_text("name", &self.name, 3..=64, false)?;
+        check_text("venue", &self.venue, 1..=64, false)?;
+        check_text("description", &self.description, 0..=1000, true)?;
+        check_range("capacity", self.capacity, 1..=100_000)?;
+        if self.ends_at <= self.starts_at {
+            return Err(field_error("ends_at", "must be after starts_at"));
+        }
+        check_count("tiers", self.tiers.len(), 1..=4)?;
+        for (i, tier) in self.tiers.iter().enumerate() {
+            check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
+            if tier.price_lamports < 0 {
+                return Err(field_error(
+                    format!("tiers[{i}].price_lamports"),
+                    "must be >= 0",
+                ));
+            }
+            check_range(&format!("tiers[{i}].supply"), tier.supply, 1..=100_000)?;
+            if let Some(price) = tier.card_price {
+                // Stripe's smallest charge is 50 cents; its largest 99,999,999.
+                check_range(&format!("tiers[{i}].card_price"), price, 50..=99_999_999)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An event as buyers see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    pub event_id: u64,
+    pub name: String,
+    pub description: String,
+    pub venue: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub capacity: u64,
+    /// The organizer's wallet (base58).
+    pub organizer: String,
+    /// `active` or `cancelled`.
+    pub status: String,
+    /// Tier names, by index.
+    pub tiers: Vec<String>,
+    /// `spl_token` or `token_2022_metadata`: the NFT each ticket comes with.
+    pub nft: String,
+}
+
+impl From<EventRecord> for EventView {
+    fn from(r: EventRecord) -> Self {
+        Self {
+            event_id: r.event_id,
+            name: r.name,
+            description: r.description,
+            venue: r.venue,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            capacity: r.capacity,
+            organizer: r.organizer,
+            status: match r.status {
+                shared::EventStatus::Active => "active",
+                shared::EventStatus::Cancelled => "cancelled",
+            }
+            .to_owned(),
+            tiers: r.tiers.into_iter().map(|t| t.name).collect(),
+            nft: r.nft,
+        }
+    }
+}
+
+/// Create an event
+///
+/// `POST /api/events` (organizer): the event is created on chain with the
+/// calling wallet as its organizer, then published to its gates. The
+/// server picks the event id. Re-entry is forbidden.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    tag = "events",
+    request_body = CreateEventBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 201, description = "Created", body = EventView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required`: the wallet is not an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`), or `chain_refused`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn create_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ValidJson(body): ValidJson<CreateEventBody>,
+) -> Result<(StatusCode, Json<EventView>), ApiError> {
+    user.require_role(&[Role::Organizer])?;
+    let draft = EventDraft {
+        name: body.name,
+        description: body.description,
+        venue: body.venue,
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        doors_open_secs_before: body.doors_open_secs_before,
+        capacity: body.capacity,
+        tiers: body
+            .tiers
+            .iter()
+            .map(|t| NewTier {
+                name: t.name.clone(),
+                price_lamports: u64::try_from(t.price_lamports).unwrap_or_default(),
+                supply: t.supply,
+            })
+            .collect(),
+        card_prices: body
+            .tiers
+            .iter()
+            .map(|t| t.card_price.map(|p| u64::try_from(p).unwrap_or_default()))
+            .collect(),
+        transferable: body.transferable.unwrap_or(true),
+        nft: body.nft,
+    };
+    let event = events::create(&state, user.wallet, &draft).await?;
+    Ok((StatusCode::CREATED, Json(event.into())))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// From 1 (the default).
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Events per page: 1 to 100 (default 20).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Part of the name, any case.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// Part of the venue, any case.
+    #[serde(default)]
+    pub venue: Option<String>,
+    /// Only events starting at or after this time (Unix seconds).
+    #[serde(default)]
+    pub starts_after: Option<i64>,
+    /// Only events starting before this time (Unix seconds).
+    #[serde(default)]
+    pub starts_before: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    pub page: u32,
+    pub limit: u32,
+    /// Events on all pages.
+    pub total: u64,
+}
+
+/// Events not yet ended
+///
+/// `GET /api/events?page=1&limit=20&q=&venue=&starts_after=&starts_before=`:
+/// active events not yet ended, soonest first. Public.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of events", body = EventPage),
+        (status = 400, description = "(plain text) the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn list_events(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let key = format!(
+        "list:{:?}:{:?}:{:?}:{:?}:{:?}:{:?}",
+        query.page, query.limit, query.q, query.venue, query.starts_after, query.starts_before
+    );
+    let cache = state.read_cache.clone();
+    cache
+        .json(key, async {
+            let page = list_events_page(&state, &query).await?;
+            serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await
+}
+
+async fn list_events_page(state: &AppState, query: &ListQuery) -> Result<EventPage, ApiError> {
+    let page = query.page.unwrap_or(1).max(1);
+    let limit = query.limit.unwrap_or(20).clamp(1, 100);
+    for (field, text) in [("q", &query.q), ("venue", &query.venue)] {
+        if let Some(text) = text {
+            check_text(field, text, 1..=64, false)?;
+        }
+    }
+    let filter = EventFilter {
+        name: query.q.clone(),
+        venue: query.venue.clone(),
+        starts_after: query.starts_after,
+        starts_before: query.starts_before,
+        ..EventFilter::default()
+    };
+    let list = events::list(state, filter, page, limit).await?;
+    Ok(EventPage {
+        events: list.events.into_iter().map(EventView::from).collect(),
+        page,
+        limit,
+        total: list.total,
+    })
+}
+
+/// One event
+///
+/// `GET /api/events/{id}`. Public.
+#[utoipa::path(
+    get,
+    path = "/api/events/{event}",
+    tag = "events",
+    params(("event" = u64, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "The event", body = EventView),
+        (status = 400, description = "`bad_request`: the id is too large; or (plain text) it does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn get_event(
+    State(state): State<AppState>,
+    Path(event_id): Path<u64>,
+) -> Result<Response, ApiError> {
+    let cache = state.read_cache.clone();
+    cache
+        .json(format!("event:{event_id}"), async {
+            let view = EventView::from(events::record(&state, event_id).await?);
+            serde_json::to_vec(&view).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await
+}
+
+/// What an organizer may change of a live event; absent fields stay.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEventBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub venue: Option<String>,
+    #[serde(default)]
+    pub starts_at: Option<i64>,
+    #[serde(default)]
+    pub ends_at: Option<i64>,
+    #[serde(default)]
+    pub doors_open_secs_before: Option<u32>,
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    #[serde(default)]
+    pub transferable: Option<bool>,
+}
+
+impl Validate for UpdateEventBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(name) = &self.name {
+            check_text("name", name, 3..=64, false)?;
+        }
+        if let Some(venue) = &self.venue {
+            check_text("venue", venue, 1..=64, false)?;
+        }
+        if let Some(description) = &self.description {
+            check_text("description", description, 0..=1000, true)?;
+        }
+        if let Some(capacity) = self.capacity {
+            check_range("capacity", capacity, 1..=100_000)?;
+        }
+        if let (Some(starts), Some(ends)) = (self.starts_at, self.ends_at)
+            && ends <= starts
+        {
+            return Err(field_error("ends_at", "must be after starts_at"));
+        }
+        Ok(())
+    }
+}
+
+/// `PUT /api/events/{id}` (the event's organizer): changes it on chain
+/// first (the program keeps capacity at or above what is sold), then here,
+/// then at the gates (name, doors).
+#[utoipa::path(
+    put,
+    path = "/api/events/{event}",
+    tag = "events",
+    params(
+        ("event" = u64, Path, description = "The event id"),
+    ),
+    request_body = UpdateEventBody,
+    security(("wallet_session" = [])),
+    responses(
+        (status = 200, description = "Changed on chain, here and at the gates", body = EventView),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`role_required`, `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (capacity below what is sold or held, ends before it starts, ...) or `chain_refused`", body = ErrorBody),
+        (status = 500, description = "`internal`", body = ErrorBody),
+        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn update_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(event_id): Path<u64>,
+    ValidJson(body): ValidJson<UpdateEventBody>,
+) -> Result<Json<EventView>, ApiError> {
+    user.require_role(&[Role::Organizer])?;
+    events::require_organizer(&state, &user.wallet, event_id).await?;
+    let changes = EventChanges {
+        name: body.name,
+        description: body.description,
+        venue: body.venue,
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        doors_open_secs_before: body.doors_open_secs_before,
+        capacity: body.capacity,
+        transferable: body.transferable,
+    };
+    let event = events::update(&state, &user.wallet, event_id, &changes).await?;
+    Ok(Json(event.into()))
+}

@@ -5,6 +5,7 @@
 use crate::adapters::payments::PaymentError;
 use crate::chain::ChainError;
 use crate::services::organizer::OrganizerError;
+use crate::services::transfers::ClaimError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,9 @@ pub enum ServiceError {
     Invalid { field: String, message: String },
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// A claim of an emailed ticket was refused.
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// The chain could not be reached (or none is configured); try again.

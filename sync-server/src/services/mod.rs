@@ -10,6 +10,7 @@ mod error;
 pub mod inventory;
 pub mod organizer;
 pub mod replay;
+pub mod transfers;
 pub mod workers;
 
 use std::sync::Arc;

@@ -22,10 +22,12 @@ use uuid::Uuid;
 mod inventory;
 mod payments;
 mod replay;
+mod transfers;
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
 pub(crate) use inventory::{release_in, take_in};
 pub use payments::record_webhook_event;
 pub use replay::{EventChain, PendingScan, ReplaySummary, ScanReplay, Settlement};
+pub use transfers::{EmailTransfer, TransferStatus};
 
 /// Scans per multi-row INSERT: 14 values each stays far below both
 /// backends' limits on bound parameters.

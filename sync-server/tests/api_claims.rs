@@ -234,7 +234,7 @@ impl Scene {
         )
         .bind(self.event_id as i64)
         .bind(i64::from(self.ticket_id))
-        .fetch_all(self.server.state.store.pool())
+        .fetch_all(&raw_pool(&self.server.state).await)
         .await
         .unwrap()
         .iter()
@@ -280,7 +280,7 @@ impl Scene {
 /// each table's name first.
 async fn database_text(server: &TestServer) -> String {
     use sqlx::Row;
-    let pool = server.state.store.pool();
+    let pool = &raw_pool(&server.state).await;
     let postgres = server.state.store.backend() == sync_server::store::Backend::Postgres;
     let tables: Vec<String> = sqlx::query(if postgres {
         "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = 'public'"
@@ -602,7 +602,7 @@ async fn an_unclaimed_ticket_expires_on_chain_and_the_sweep_returns_it(db: Db) {
     let code = code_of(&sink.next().await);
 
     // Not due yet: the sweep leaves it alone.
-    let swept = sync_server::http::api::claims::sweep_expired(&scene.server.state)
+    let swept = sync_server::services::transfers::sweep_expired(&scene.server.state)
         .await
         .unwrap();
     assert_eq!(swept.expired, 0);
@@ -623,7 +623,7 @@ async fn an_unclaimed_ticket_expires_on_chain_and_the_sweep_returns_it(db: Db) {
         (410, Some("claim_expired")),
         "{error}"
     );
-    let swept = sync_server::http::api::claims::sweep_expired(&scene.server.state)
+    let swept = sync_server::services::transfers::sweep_expired(&scene.server.state)
         .await
         .unwrap();
     assert_eq!(swept.expired, 1, "{swept:?}");
@@ -632,7 +632,7 @@ async fn an_unclaimed_ticket_expires_on_chain_and_the_sweep_returns_it(db: Db) {
     assert!(!ticket.transfer_pending);
     assert_eq!(ticket.owner, keypair(70).pubkey());
     assert_eq!(scene.stored().await, [("expired".to_owned(), None)]);
-    let again = sync_server::http::api::claims::sweep_expired(&scene.server.state)
+    let again = sync_server::services::transfers::sweep_expired(&scene.server.state)
         .await
         .unwrap();
     assert_eq!(again, Default::default(), "nothing left to sweep");
@@ -665,15 +665,15 @@ async fn an_unclaimed_ticket_expires_on_chain_and_the_sweep_returns_it(db: Db) {
     let prepared = scene.stored().await;
     assert_eq!(prepared[1].0, "prepared");
     assert!(prepared[1].1.is_some());
-    let swept = sync_server::http::api::claims::sweep_expired(&scene.server.state)
+    let swept = sync_server::services::transfers::sweep_expired(&scene.server.state)
         .await
         .unwrap();
     assert_eq!(swept.dropped, 0, "not yet");
     scene.server.clock.0.fetch_add(
-        sync_server::http::api::claims::PREPARED_TTL_SECS + 1,
+        sync_server::services::transfers::PREPARED_TTL_SECS + 1,
         Ordering::SeqCst,
     );
-    let swept = sync_server::http::api::claims::sweep_expired(&scene.server.state)
+    let swept = sync_server::services::transfers::sweep_expired(&scene.server.state)
         .await
         .unwrap();
     assert_eq!(swept.dropped, 1, "{swept:?}");

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::adapters::payments::{PaymentError, WebhookError};
-use crate::http::api::claims::ClaimError;
 use crate::services::ServiceError;
 use crate::services::auth::AuthError;
 use crate::services::gates::GateError;
+use crate::services::transfers::ClaimError;
 use crate::store::{EnrolError, StoreError};
 
 /// The JSON body of every error answer.
@@ -107,6 +107,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Gone(m) => Self::Gone(m),
             ServiceError::Invalid { field, message } => Self::Validation { field, message },
             ServiceError::Payment(e) => Self::Payment(e),
+            ServiceError::Claim(e) => Self::Claim(e),
             ServiceError::Store(e) => Self::Store(e),
             ServiceError::ChainUnavailable(m) => Self::ChainUnavailable(m),
             ServiceError::ChainRefused(m) => Self::ChainRefused(m),
@@ -153,7 +154,10 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "token_expired")
             }
             ApiError::Auth(e) => auth_status_and_code(e),
-            ApiError::Claim(e) => (e.status(), e.code()),
+            ApiError::Claim(ClaimError::NotFound) => (StatusCode::NOT_FOUND, "claim_not_found"),
+            ApiError::Claim(ClaimError::AlreadyClaimed) => (StatusCode::GONE, "already_claimed"),
+            ApiError::Claim(ClaimError::Cancelled) => (StatusCode::GONE, "claim_cancelled"),
+            ApiError::Claim(ClaimError::Expired) => (StatusCode::GONE, "claim_expired"),
             ApiError::Webhook(e) => (StatusCode::BAD_REQUEST, e.code()),
             ApiError::Payment(PaymentError::Disabled) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "payments_disabled")

@@ -7,6 +7,7 @@ use crate::chain::ChainError;
 use crate::services::auth::AuthError;
 use crate::services::gates::GateError;
 use crate::services::organizer::OrganizerError;
+use crate::services::transfers::ClaimError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,9 @@ pub enum ServiceError {
     /// A gate's request was refused (signature, protocol, cursor, size).
     #[error(transparent)]
     Gate(#[from] GateError),
+    /// A claim of an emailed ticket was refused.
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     /// The chain could not be reached (or none is configured); try again.

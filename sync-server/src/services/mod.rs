@@ -8,14 +8,15 @@
 
 pub mod auth;
 mod error;
-pub mod gates;
 pub mod events;
+pub mod gates;
 pub mod inventory;
 pub mod minting;
 pub mod organizer;
 pub mod replay;
-pub mod validation;
 pub mod tickets;
+pub mod transfers;
+pub mod validation;
 pub mod workers;
 
 use std::sync::Arc;

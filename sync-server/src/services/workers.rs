@@ -30,7 +30,7 @@ impl Workers {
                 services.clone(),
                 stopped.clone(),
             )));
-            tasks.push(tokio::spawn(crate::http::api::claims::run_sweeper(
+            tasks.push(tokio::spawn(super::transfers::sweeper::run(
                 services.clone(),
                 stopped,
             )));

@@ -258,7 +258,7 @@ pub fn ticket_of_row(r: &AnyRow) -> Result<CachedTicket, StoreError> {
     ticket_from_row(r)
 }
 
-fn ticket_from_row(r: &AnyRow) -> Result<CachedTicket, StoreError> {
+pub(crate) fn ticket_from_row(r: &AnyRow) -> Result<CachedTicket, StoreError> {
     Ok(CachedTicket {
         event_id: u64::try_from(r.try_get::<i64, _>("event_id")?).map_err(corrupt)?,
         ticket_id: u32::try_from(r.try_get::<i64, _>("ticket_id")?).map_err(corrupt)?,

@@ -18,22 +18,25 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
 pub mod auth;
+mod events;
 mod feed;
 mod gates;
-mod events;
 mod inventory;
 mod payments;
 mod presence;
 mod replay;
 mod scans;
+mod transfers;
+pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
+pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;
 pub use gates::{Device, EnrolError, NonceUse, token_hash};
-pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
 pub(crate) use inventory::{release_in, take_in};
 pub use payments::record_webhook_event;
 pub use replay::{EventChain, PendingScan, ReplayState, ReplaySummary, ScanReplay, Settlement};
 pub use scans::{Conflict, GateCounts};
+pub use transfers::{EmailTransfer, TransferStatus};
 
 pub use crate::config::Backend;
 

@@ -668,6 +668,17 @@ impl TestServer {
     }
 }
 
+/// A connection of the test's own to the server's database, for asserting
+/// what is stored (the store keeps its pool to itself).
+pub async fn raw_pool(state: &AppState) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&state.config.database_url)
+        .await
+        .unwrap()
+}
+
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

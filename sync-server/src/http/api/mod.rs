@@ -1,15 +1,15 @@
 //! The ticketing API (`/api`, `/m`): wallet login and roles ([`auth`]),
 //! events ([`events`]), minting and tickets ([`tickets`]), NFT metadata
-//! ([`nft`]), transfers by wallet and by email ([`claims`]), purchases
+//! ([`nft`]), transfers by wallet and by email ([`transfers`]), purchases
 //! ([`purchase`]) and online validation for handhelds ([`validate`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
-pub mod claims;
 pub mod events;
 pub mod nft;
 pub mod purchase;
 pub mod tickets;
+pub mod transfers;
 pub mod validate;
 
 use axum::Router;
@@ -40,21 +40,21 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
         .route(
             "/api/tickets/{event}/{ticket}/transfer",
-            post(tickets::transfer),
+            post(transfers::transfer),
         )
         .route(
             "/api/tickets/{event}/{ticket}/transfer/submit",
-            post(tickets::submit_transfer),
+            post(transfers::submit_transfer),
         )
         .route(
             "/api/tickets/{event}/{ticket}/transfer/cancel",
-            post(claims::cancel),
+            post(transfers::cancel),
         )
         .route(
             "/api/tickets/{event}/{ticket}/transfer/resend",
-            post(claims::resend),
+            post(transfers::resend),
         )
-        .route("/api/tickets/claim", post(claims::claim))
+        .route("/api/tickets/claim", post(transfers::claim))
         .route("/m/{event}/{ticket}", get(nft::metadata))
         .route("/api/tickets/{event}/{ticket}/metadata", get(nft::metadata))
         .route("/m/{event}/{ticket}/image.svg", get(nft::card_image))

@@ -478,8 +478,12 @@ api_base = "{}"
     let mut events = Vec::new();
     let mut authority = None;
     for failpoint in ["purchase.after_chain", "purchase.mint_recorded"] {
-        let mut server =
-            start_with_env(&config, port, &[(sync_server::failpoint::FAILPOINT_ENV, failpoint)]).await;
+        let mut server = start_with_env(
+            &config,
+            port,
+            &[(sync_server::failpoint::FAILPOINT_ENV, failpoint)],
+        )
+        .await;
         let organizer = login(&url, &SigningKey::from_bytes(&[31; 32]), Some("organizer")).await;
         let buyer_key = SigningKey::from_bytes(&[32; 32]);
         let buyer = login(&url, &buyer_key, None).await;

@@ -9,6 +9,7 @@
 mod error;
 pub mod inventory;
 pub mod organizer;
+pub mod purchases;
 pub mod replay;
 pub mod workers;
 

@@ -21,10 +21,13 @@ use uuid::Uuid;
 
 mod inventory;
 mod payments;
+mod purchases;
 mod replay;
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
-pub(crate) use inventory::{release_in, take_in};
 pub use payments::record_webhook_event;
+pub use purchases::{
+    MailStatus, NewPurchase, PaymentMethod, PaymentOutcome, Purchase, PurchaseStatus, WebhookEffect,
+};
 pub use replay::{EventChain, PendingScan, ReplaySummary, ScanReplay, Settlement};
 
 /// Scans per multi-row INSERT: 14 values each stays far below both

@@ -1010,20 +1010,9 @@ pub async fn qr(
     }
 }
 
-/// `code` as a QR code PNG, the way gates' cameras read it best (error
-/// correction M, 6 pixels a module, a quiet zone).
+/// `code` as a QR code PNG (rendered as the confirmation mail does).
 pub fn qr_png(code: &str) -> Result<Vec<u8>, ApiError> {
-    let qr = qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|e| ApiError::Internal(format!("QR: {e}")))?;
-    let image: image::GrayImage = qr
-        .render::<image::Luma<u8>>()
-        .module_dimensions(6, 6)
-        .build();
-    let mut png = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| ApiError::Internal(format!("PNG: {e}")))?;
-    Ok(png)
+    crate::adapters::mail::qr_png(code).map_err(ApiError::Internal)
 }
 
 /// Parses a wallet the way the API does everywhere.

@@ -180,7 +180,7 @@ async fn server_with_receiver(db: Db) -> (TestServer, mpsc::UnboundedReceiver<We
 
 async fn processed_webhooks(server: &TestServer) -> i64 {
     sqlx::query("SELECT COUNT(*) AS n FROM processed_webhooks")
-        .fetch_one(server.state.store.pool())
+        .fetch_one(&raw_pool(&server.state).await)
         .await
         .unwrap()
         .get("n")

@@ -153,7 +153,7 @@ impl Shop {
             ) {
                 return body;
             }
-            sync_server::http::api::purchase::round(&self.server.state)
+            sync_server::services::purchases::round(&self.server.state)
                 .await
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -277,7 +277,7 @@ async fn card_purchase_is_minted_after_the_signed_webhook_and_the_ticket_then_en
 
     // Stripe delivers at least once: a redelivery mints nothing more.
     assert_eq!(shop.stripe.redeliver(&event_one).await, 200);
-    sync_server::http::api::purchase::round(&server.state)
+    sync_server::services::purchases::round(&server.state)
         .await
         .unwrap();
     let on_chain = shop.chain_event(event_id).await;
@@ -495,7 +495,7 @@ async fn an_unpaid_reservation_runs_out_and_its_seat_is_sold_again() {
         .clock
         .0
         .fetch_add(301, std::sync::atomic::Ordering::SeqCst);
-    let report = sync_server::http::api::purchase::round(&server.state)
+    let report = sync_server::services::purchases::round(&server.state)
         .await
         .unwrap();
     assert_eq!(report.expired, 1);
@@ -738,7 +738,7 @@ async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
         .clock
         .0
         .fetch_add(301, std::sync::atomic::Ordering::SeqCst);
-    sync_server::http::api::purchase::round(&server.state)
+    sync_server::services::purchases::round(&server.state)
         .await
         .unwrap();
     // Back to the wall clock: the provider signs webhooks with real time.
@@ -805,7 +805,7 @@ async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
         assert_eq!(status, expected, "{query}: {body}");
     }
 
-    let report = sync_server::http::api::purchase::round(&server.state)
+    let report = sync_server::services::purchases::round(&server.state)
         .await
         .unwrap();
     assert_eq!(report.refunded, 1);
@@ -851,7 +851,7 @@ async fn a_payment_that_comes_too_late_for_a_seat_is_refunded_once() {
     // event still has exactly one ticket.
     assert_eq!(shop.stripe.redeliver(&late_event).await, 200);
     for _ in 0..2 {
-        let report = sync_server::http::api::purchase::round(&server.state)
+        let report = sync_server::services::purchases::round(&server.state)
             .await
             .unwrap();
         assert_eq!(report.refunded, 0);

@@ -62,6 +62,23 @@ pub struct TicketConfirmation {
     pub qr_png: Vec<u8>,
 }
 
+/// `code` as a QR code PNG, the way gates' cameras read it best (error
+/// correction M, 6 pixels a module, a quiet zone): for the confirmation mail
+/// and the API's QR download alike.
+pub fn qr_png(code: &str) -> Result<Vec<u8>, String> {
+    let qr = qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| format!("QR: {e}"))?;
+    let image: image::GrayImage = qr
+        .render::<image::Luma<u8>>()
+        .module_dimensions(6, 6)
+        .build();
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| format!("PNG: {e}"))?;
+    Ok(png)
+}
+
 /// A payment that got no ticket and was refunded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundNotice {

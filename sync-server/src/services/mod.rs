@@ -13,6 +13,7 @@ pub mod gates;
 pub mod inventory;
 pub mod minting;
 pub mod organizer;
+pub mod purchases;
 pub mod replay;
 pub mod tickets;
 pub mod transfers;

@@ -26,7 +26,7 @@ impl Workers {
             )));
         }
         if services.chain.is_some() {
-            tasks.push(tokio::spawn(crate::http::api::purchase::run(
+            tasks.push(tokio::spawn(super::purchases::run(
                 services.clone(),
                 stopped.clone(),
             )));

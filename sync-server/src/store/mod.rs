@@ -24,6 +24,7 @@ mod gates;
 mod inventory;
 mod payments;
 mod presence;
+mod purchases;
 mod replay;
 mod scans;
 mod transfers;
@@ -32,8 +33,10 @@ pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;
 pub use gates::{Device, EnrolError, NonceUse, token_hash};
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
-pub(crate) use inventory::{release_in, take_in};
 pub use payments::record_webhook_event;
+pub use purchases::{
+    MailStatus, NewPurchase, PaymentMethod, PaymentOutcome, Purchase, PurchaseStatus, WebhookEffect,
+};
 pub use replay::{EventChain, PendingScan, ReplayState, ReplaySummary, ScanReplay, Settlement};
 pub use scans::{Conflict, GateCounts};
 pub use transfers::{EmailTransfer, TransferStatus};

@@ -53,6 +53,17 @@ impl Drop for TestServer {
     }
 }
 
+/// A connection of the test's own to the server's database, for looking at
+/// rows no API shows (the server's pool is private to its store).
+pub async fn raw_pool(state: &AppState) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&state.config.database_url)
+        .await
+        .unwrap()
+}
+
 /// A fresh PostgreSQL database for one test, on the server named by
 /// TEST_POSTGRES_URL (default: the local server, user postgres).
 pub async fn postgres_database() -> String {
@@ -666,17 +677,6 @@ impl TestServer {
     pub async fn login_as(&self, key: &SigningKey, role: Option<&str>) -> String {
         login(&self.url, key, role).await
     }
-}
-
-/// A connection of the test's own to the server's database, for asserting
-/// what is stored (the store keeps its pool to itself).
-pub async fn raw_pool(state: &AppState) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&state.config.database_url)
-        .await
-        .unwrap()
 }
 
 #[macro_export]

@@ -1,13 +1,13 @@
 //! The ticketing API (`/api`, `/m`): wallet login and roles ([`auth`]),
 //! events ([`events`]), minting and tickets ([`tickets`]), NFT metadata
 //! ([`nft`]), transfers by wallet and by email ([`transfers`]), purchases
-//! ([`purchase`]) and online validation for handhelds ([`validate`]).
+//! ([`purchases`]) and online validation for handhelds ([`validate`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
 pub mod events;
 pub mod nft;
-pub mod purchase;
+pub mod purchases;
 pub mod tickets;
 pub mod transfers;
 pub mod validate;
@@ -24,7 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/auth/verify", post(auth::verify))
         .route("/api/auth/me", get(auth::me))
         .route("/api/admin/wallets/{wallet}/role", put(auth::grant_role))
-        .route("/api/admin/purchases", get(purchase::needing_support))
+        .route("/api/admin/purchases", get(purchases::needing_support))
         .route(
             "/api/events",
             post(events::create_event).get(events::list_events),
@@ -58,11 +58,11 @@ pub fn routes() -> Router<AppState> {
         .route("/m/{event}/{ticket}", get(nft::metadata))
         .route("/api/tickets/{event}/{ticket}/metadata", get(nft::metadata))
         .route("/m/{event}/{ticket}/image.svg", get(nft::card_image))
-        .route("/api/tickets/purchase", post(purchase::purchase))
-        .route("/api/purchases", get(purchase::my_purchases))
-        .route("/api/purchases/{purchase}", get(purchase::get_purchase))
-        .route("/api/purchases/{purchase}/submit", post(purchase::submit))
-        .route("/api/payments/webhook", post(purchase::webhook))
+        .route("/api/tickets/purchase", post(purchases::purchase))
+        .route("/api/purchases", get(purchases::my_purchases))
+        .route("/api/purchases/{purchase}", get(purchases::get_purchase))
+        .route("/api/purchases/{purchase}/submit", post(purchases::submit))
+        .route("/api/payments/webhook", post(purchases::webhook))
         .route("/api/validate", post(validate::validate))
         .route("/api/validate/offline", post(validate::offline))
         .route("/api/validate/sync", post(validate::sync))

@@ -1,0 +1,84 @@
+//! A purchase's mail: the confirmation with the ticket's QR code once
+//! fulfilled, or the refund notice once refunded. Sent when the purchase
+//! gets there and retried by the purchase worker until sent or refused for
+//! good.
+
+use super::{MailStatus, Purchase, PurchaseStatus};
+use crate::adapters::mail::{MailError, RefundNotice, TicketConfirmation, qr_png};
+use crate::services::organizer::credential_for;
+use crate::services::{ServiceError, Services};
+
+/// Sends `purchase`'s owed mail, if any, and records the outcome; a mail
+/// that could not be sent now stays owed.
+pub(super) async fn send(services: &Services, purchase: &Purchase) {
+    if purchase.mail_status != MailStatus::Pending {
+        return;
+    }
+    let (Some(_), Some(_)) = (&services.mailer, &purchase.email) else {
+        return;
+    };
+    let status = match compose_and_send(services, purchase).await {
+        Ok(Ok(())) => MailStatus::Sent,
+        Ok(Err(e)) if e.is_permanent() => {
+            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail refused for good");
+            MailStatus::Failed
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
+            return;
+        }
+    };
+    let _ = services
+        .store
+        .set_purchase_mail_status(&purchase.id, status)
+        .await;
+}
+
+/// `Ok(relay's answer)`, or `Err` when the mail could not be built.
+async fn compose_and_send(
+    services: &Services,
+    purchase: &Purchase,
+) -> Result<Result<(), MailError>, ServiceError> {
+    let (Some(mailer), Some(to)) = (&services.mailer, &purchase.email) else {
+        return Ok(Ok(()));
+    };
+    let event = services
+        .store
+        .event(purchase.event_id)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("event vanished".into()))?;
+    if purchase.status == PurchaseStatus::Refunded {
+        let mail = RefundNotice {
+            to: to.clone(),
+            event_name: event.name.clone(),
+            amount_minor: purchase.amount,
+            currency: purchase.currency.clone(),
+        };
+        return Ok(mailer.send_refund_notice(&mail).await);
+    }
+    let ticket_id = purchase
+        .ticket_id
+        .ok_or_else(|| ServiceError::Internal("a fulfilled purchase without its ticket".into()))?;
+    let ticket = services
+        .store
+        .ticket(purchase.event_id, ticket_id)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("sold ticket not published".into()))?;
+    let code = credential_for(services, &ticket)?.encode();
+    let mail = TicketConfirmation {
+        to: to.clone(),
+        event_name: event.name.clone(),
+        ticket_id,
+        tier_name: event
+            .tiers
+            .iter()
+            .find(|t| t.index == ticket.tier)
+            .map_or_else(String::new, |t| t.name.clone()),
+        qr_png: qr_png(&code).map_err(ServiceError::Internal)?,
+    };
+    Ok(mailer.send_ticket_confirmation(&mail).await)
+}

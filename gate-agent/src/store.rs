@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use shared::wire::{
     CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PresenceUpdate, ScanRecord,
 };
-use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus};
+use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus, presence};
 use uuid::Uuid;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -234,7 +234,7 @@ impl Store {
                     kept += 1;
                 }
                 if let Some(update) = server_view.get(&(ticket.event_id, ticket.ticket_id)) {
-                    merge_presence(&mut state, update);
+                    presence::merge(&mut state, update);
                 }
                 write_state(&mut ins, &state)?;
             }
@@ -481,7 +481,7 @@ impl Store {
                 }
                 CacheChange::Presence(update) => {
                     if let Some(mut state) = read_state(&tx, update.event_id, update.ticket_id)?
-                        && merge_presence(&mut state, update)
+                        && presence::merge(&mut state, update)
                     {
                         let mut stmt = tx.prepare_cached(
                             "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
@@ -675,25 +675,6 @@ pub struct ScanOutcome {
 pub struct RecordedScan {
     pub seq: i64,
     pub outcome: ScanOutcome,
-}
-
-/// Takes the server's view of where a holder is when it is newer than this
-/// gate's own; returns whether anything changed. The entry count only grows.
-pub fn merge_presence(state: &mut TicketState, update: &PresenceUpdate) -> bool {
-    let since = |p: &Presence| match p {
-        Presence::NeverEntered => i64::MIN,
-        Presence::Inside { since, .. } | Presence::Outside { since, .. } => *since,
-    };
-    let mut changed = false;
-    if since(&update.presence) > since(&state.presence) {
-        state.presence = update.presence;
-        changed = true;
-    }
-    if update.entries > state.entries {
-        state.entries = update.entries;
-        changed = true;
-    }
-    changed
 }
 
 fn fresh_state(t: &CachedTicket) -> TicketState {

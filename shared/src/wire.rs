@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::UnixSeconds;
 use crate::admission::{
-    Direction, DoorsWindow, EventStatus, HolderProofPolicy, Presence, ReentryPolicy, TicketStatus,
-    UnknownTicketPolicy,
+    Direction, DoorsWindow, Evaluation, EventStatus, HolderProofPolicy, Presence, ReentryPolicy,
+    TicketStatus, UnknownTicketPolicy,
 };
 use crate::keys::{PublicKeyBytes, signature_serde};
 
@@ -222,6 +222,45 @@ pub struct ScanRecord {
     pub outcome: String,
     /// Whether the turnstile opened.
     pub opened: bool,
+}
+
+/// Where and when a scan was made: what a [`ScanRecord`] carries besides the
+/// verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanContext {
+    pub scan_id: Uuid,
+    pub gate: u32,
+    pub direction: Direction,
+    /// When the verdict was made, in Unix milliseconds.
+    pub scanned_at_ms: i64,
+    /// The input the code came from (`serial:/dev/ttyACM0`, `api:<wallet>`, ...).
+    pub source: String,
+}
+
+impl ScanRecord {
+    /// The journal record of one evaluated scan, the same wherever the scan
+    /// was decided (a gate offline, the server online).
+    ///
+    /// The ids come from the credential when the code was readable and well
+    /// signed, and are all `None` otherwise. The tier is the one the decision
+    /// went by (the cache's word, or a newer code's), else the code's own.
+    pub fn from_evaluation(evaluation: &Evaluation, context: ScanContext) -> Self {
+        let body = evaluation.credential.as_ref().map(|c| *c.body());
+        let decision = &evaluation.decision;
+        Self {
+            scan_id: context.scan_id,
+            gate: context.gate,
+            direction: context.direction,
+            scanned_at_ms: context.scanned_at_ms,
+            source: context.source,
+            event_id: body.map(|b| b.event_id),
+            ticket_id: body.map(|b| b.ticket_id),
+            generation: body.map(|b| b.generation),
+            tier: decision.tier().or(body.map(|b| b.tier)),
+            outcome: decision.code().to_owned(),
+            opened: decision.opens_gate(),
+        }
+    }
 }
 
 /// `POST /gate/v1/journal`: scans since the last acknowledged upload.

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use ed25519_dalek::{Signer, SigningKey};
 use shared::wire::{
-    CacheDelta, CacheSnapshot, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-    JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload, device_request_message,
+    CacheDelta, CacheSnapshot, HEADER_BACKLOG, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP, JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload,
+    device_request_message,
 };
 use uuid::Uuid;
 
@@ -29,9 +30,6 @@ use crate::enrolment::{Enrolment, error_body};
 use crate::gate::Clock;
 use crate::status::StatusBoard;
 use crate::store::{Store, StoreError};
-
-/// Header with the number of journal rows not uploaded yet.
-pub const HEADER_BACKLOG: &str = "x-gate-backlog";
 
 /// How often an idle uploader looks for new journal rows.
 const UPLOAD_IDLE: Duration = Duration::from_millis(500);

@@ -13,6 +13,8 @@
 //! Binary formats are not self-describing, so a change to them is a version
 //! bump; the fixtures under `tests/fixtures/` make such a change deliberate.
 
+use std::borrow::Cow;
+
 use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -35,6 +37,9 @@ pub const HEADER_DEVICE_ID: &str = "x-gate-device";
 pub const HEADER_TIMESTAMP: &str = "x-gate-timestamp";
 pub const HEADER_NONCE: &str = "x-gate-nonce";
 pub const HEADER_SIGNATURE: &str = "x-gate-signature";
+/// Header a gate adds to every request: how many journal rows it has not
+/// uploaded yet, which organizers see per gate.
+pub const HEADER_BACKLOG: &str = "x-gate-backlog";
 
 const DEVICE_REQUEST_DOMAIN: &[u8] = b"nft-gate/device-request/v1";
 const SIGNED_PAYLOAD_DOMAIN: &[u8] = b"nft-gate/signed-payload/v1";
@@ -292,6 +297,25 @@ pub struct JournalAck {
     pub server_time: UnixSeconds,
 }
 
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({"error": "not_found", "message": "no event 7"}))
+)]
+pub struct ErrorBody {
+    /// Stable machine code a client can act on (`not_found`,
+    /// `invalid_field`, `rate_limited`, `token_expired`, ...).
+    pub error: Cow<'static, str>,
+    /// Words for a person; may change between versions.
+    pub message: String,
+    /// With `invalid_field` only: the path of the request body field at
+    /// fault (`tiers[1].name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 /// Errors reading a signed binary payload (cache snapshot or delta).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
@@ -489,6 +513,35 @@ mod tests {
             SignedPayload::from_file_bytes(&truncated),
             Err(PayloadError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn error_body_names_a_field_only_when_one_is_at_fault() {
+        let plain = ErrorBody {
+            error: "not_found".into(),
+            message: "no event 7".to_owned(),
+            field: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"error":"not_found","message":"no event 7"}"#
+        );
+        let field = ErrorBody {
+            error: "invalid_field".into(),
+            message: "tiers[1].name: 1 to 64 characters".to_owned(),
+            field: Some("tiers[1].name".to_owned()),
+        };
+        let text = serde_json::to_string(&field).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":"invalid_field","message":"tiers[1].name: 1 to 64 characters","field":"tiers[1].name"}"#
+        );
+        assert_eq!(serde_json::from_str::<ErrorBody>(&text).unwrap(), field);
+        assert_eq!(
+            serde_json::from_str::<ErrorBody>(r#"{"error":"not_found","message":"no event 7"}"#)
+                .unwrap(),
+            plain
+        );
     }
 
     #[test]

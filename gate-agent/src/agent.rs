@@ -16,26 +16,12 @@ use crate::gate::{Clock, Gate, Scan, SystemClock, Verdict};
 use crate::outputs::{Actuation, Outputs};
 use crate::status::{StatusBoard, StatusView};
 use crate::store::{Counts, Store};
+// Inputs written against `agent::Stop` keep working.
+pub use crate::stop::Stop;
 
 /// Scans waiting for a verdict; inputs block (and drop stale camera frames)
 /// rather than queue without bound.
 pub const SCAN_QUEUE: usize = 64;
-
-/// A stop signal shared by every thread of the agent.
-#[derive(Debug, Clone, Default)]
-pub struct Stop(Arc<AtomicBool>);
-
-impl Stop {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn trigger(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_triggered(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// What an input thread gets.
 #[derive(Clone)]

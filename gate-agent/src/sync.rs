@@ -24,11 +24,11 @@ use shared::wire::{
 };
 use uuid::Uuid;
 
-use crate::agent::Stop;
 use crate::config::{Config, SyncConfig};
 use crate::enrolment::{Enrolment, error_body};
 use crate::gate::Clock;
 use crate::status::StatusBoard;
+use crate::stop::Stop;
 use crate::store::{Store, StoreError};
 
 /// How often an idle uploader looks for new journal rows.

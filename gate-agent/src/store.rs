@@ -123,6 +123,16 @@ pub struct Counts {
     pub unsent: u64,
 }
 
+/// The journal's backlog as counted at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Rows not acknowledged by the server.
+    pub unsent: u64,
+    /// The journal's last row (`seq`) when counted: rows after it are not in
+    /// `unsent` yet, whoever reads the count later.
+    pub through_seq: i64,
+}
+
 /// One journal row as exported: the wire record plus the staff-facing detail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -436,6 +446,21 @@ impl Store {
         }
         tx.commit()?;
         Ok(changed)
+    }
+
+    /// Journal rows the server has not acknowledged yet, and the last row
+    /// there was when they were counted (one read, so the two agree).
+    pub fn backlog(&self) -> Result<Backlog, StoreError> {
+        let (unsent, through_seq) = self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM journal WHERE uploaded = 0), \
+                    (SELECT COALESCE(MAX(seq), 0) FROM journal)",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        Ok(Backlog {
+            unsent: unsent.max(0) as u64,
+            through_seq,
+        })
     }
 
     /// Journal rows the server has not acknowledged yet.
@@ -911,6 +936,14 @@ mod tests {
             .collect();
         assert_eq!(unsent, [ids[0], ids[2]]);
         assert_eq!(store.unsent_count().unwrap(), 2);
+        let last = store.journal(None).unwrap().last().unwrap().seq;
+        assert_eq!(
+            store.backlog().unwrap(),
+            Backlog {
+                unsent: 2,
+                through_seq: last
+            }
+        );
     }
 
     #[test]

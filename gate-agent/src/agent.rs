@@ -1,11 +1,14 @@
 //! The running agent: input threads feed one decision loop through a bounded
 //! channel; the loop decides, commits the journal transaction, then fires the
-//! outputs and updates the status page. The loop also feeds the systemd
-//! watchdog, so a stuck loop gets the service restarted.
+//! outputs and updates the status page. The sync task reports to the same loop
+//! on a second bounded channel ([`SyncEvent`]) and never touches the status
+//! board: the loop applies what it says between scans, so what the page shows
+//! of scans, cache and sync comes from one place. The loop also feeds the
+//! systemd watchdog, so a stuck loop gets the service restarted.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,27 +18,14 @@ use crate::config::{Config, JournalFailurePolicy};
 use crate::gate::{Clock, Gate, Scan, SystemClock, Verdict};
 use crate::outputs::{Actuation, Outputs};
 use crate::status::{StatusBoard, StatusView};
-use crate::store::{Counts, Store};
+use crate::store::{Backlog, Counts, Store};
+use crate::sync::{SYNC_EVENTS, SyncEvent};
+// Inputs written against `agent::Stop` keep working.
+pub use crate::stop::Stop;
 
 /// Scans waiting for a verdict; inputs block (and drop stale camera frames)
 /// rather than queue without bound.
 pub const SCAN_QUEUE: usize = 64;
-
-/// A stop signal shared by every thread of the agent.
-#[derive(Debug, Clone, Default)]
-pub struct Stop(Arc<AtomicBool>);
-
-impl Stop {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn trigger(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_triggered(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// What an input thread gets.
 #[derive(Clone)]
@@ -161,15 +151,16 @@ pub async fn run_with(
     };
 
     let (tx, rx) = mpsc::sync_channel::<Scan>(SCAN_QUEUE);
+    // Without a sync task the sender is dropped and the loop hears nothing.
+    let (sync_tx, sync_rx) = mpsc::sync_channel::<SyncEvent>(SYNC_EVENTS);
     let mut threads = Vec::new();
-    let cache_changed = Arc::new(AtomicBool::new(false));
     let loop_ctx = DecisionLoop {
         config: config.clone(),
         outputs,
         board: Arc::clone(&board),
         clock: Arc::clone(&options.clock),
         stop: stop.clone(),
-        cache_changed: Arc::clone(&cache_changed),
+        sync_events: sync_rx,
     };
     threads.push(
         std::thread::Builder::new()
@@ -206,10 +197,9 @@ pub async fn run_with(
                     &config,
                     enrolment.clone(),
                     key,
-                    Arc::clone(&board),
+                    sync_tx,
                     Arc::clone(&options.clock),
                     stop.clone(),
-                    cache_changed,
                 ) {
                     Ok(handle) => threads.push(handle),
                     Err(e) => tracing::error!(error = %e, "sync task did not start"),
@@ -252,21 +242,28 @@ struct DecisionLoop {
     board: Arc<StatusBoard>,
     clock: Arc<dyn Clock>,
     stop: Stop,
-    /// Set by the sync task after it changed the cache: reload at the next tick
-    /// instead of at the next periodic check.
-    cache_changed: Arc<AtomicBool>,
+    /// What the sync task reports; taken between scans, never waited for.
+    sync_events: Receiver<SyncEvent>,
 }
 
 /// How often the loop wakes when idle (watchdog, cache reload, store retry).
 const TICK: Duration = Duration::from_millis(200);
 const RETRY_STORE: Duration = Duration::from_secs(5);
 const CHECK_CACHE: Duration = Duration::from_secs(2);
+/// Enough for the scans of one upload round trip many times over.
+const MAX_UNCOUNTED: usize = 4096;
 
 struct LoopState {
     store: Option<Store>,
     gate: Gate,
     imported_at: Option<String>,
+    /// What the page shows; `unsent` is the store's last count (from the
+    /// sync task) plus the rows written since, in `uncounted`.
     counts: Counts,
+    /// Journal rows (`seq`) this loop wrote that the sync task's last count
+    /// may not include, oldest first. Kept short: a count drops every row up
+    /// to the journal's end at that moment.
+    uncounted: VecDeque<i64>,
     inside_dirty: bool,
     /// Why the store could not be opened, while it cannot.
     open_error: Option<String>,
@@ -285,11 +282,19 @@ impl DecisionLoop {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         let mut last_store_try = Instant::now();
         let mut last_cache_check = Instant::now();
+        // With no input left (none configured, or all ended) the loop keeps
+        // going until the agent stops: it still applies what the sync task
+        // reports, reloads the cache and feeds the watchdog.
+        let mut inputs_open = true;
         loop {
-            match rx.recv_timeout(tick) {
-                Ok(scan) => self.handle(&mut state, &scan),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            if inputs_open {
+                match rx.recv_timeout(tick) {
+                    Ok(scan) => self.handle(&mut state, &scan),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => inputs_open = false,
+                }
+            } else {
+                std::thread::sleep(tick);
             }
             if self.stop.is_triggered() {
                 // Scans already read are decided and recorded before exit.
@@ -308,9 +313,9 @@ impl DecisionLoop {
                     state = fresh;
                 }
             }
-            if last_cache_check.elapsed() >= CHECK_CACHE
-                || self.cache_changed.swap(false, Ordering::SeqCst)
-            {
+            // A cache the sync task wrote is picked up now rather than at
+            // the next periodic check.
+            if self.take_sync_events(&mut state) || last_cache_check.elapsed() >= CHECK_CACHE {
                 last_cache_check = Instant::now();
                 self.reload_cache_if_changed(&mut state);
             }
@@ -321,13 +326,7 @@ impl DecisionLoop {
                 {
                     state.counts.inside = c.inside;
                     let counts = state.counts;
-                    // The sync task keeps `unsent` current on the board.
-                    self.board.update(|v| {
-                        v.counts = Counts {
-                            unsent: v.counts.unsent,
-                            ..counts
-                        }
-                    });
+                    self.board.update(|v| v.counts = counts);
                 }
             }
         }
@@ -359,6 +358,7 @@ impl DecisionLoop {
                     gate,
                     imported_at,
                     counts,
+                    uncounted: VecDeque::new(),
                     inside_dirty: false,
                     open_error: None,
                 }
@@ -374,11 +374,50 @@ impl DecisionLoop {
                     gate: Gate::new(&self.config.gate, &[]),
                     imported_at: None,
                     counts: Counts::default(),
+                    uncounted: VecDeque::new(),
                     inside_dirty: false,
                     open_error: Some(message),
                 }
             }
         }
+    }
+
+    /// Applies what the sync task reported since the last call, without
+    /// waiting; returns whether it synced the cache (so the policy may need a
+    /// reload). Takes at most a channel's worth, so a chatty task cannot hold
+    /// up the next scan.
+    fn take_sync_events(&self, state: &mut LoopState) -> bool {
+        let events: Vec<SyncEvent> = self.sync_events.try_iter().take(SYNC_EVENTS).collect();
+        if events.is_empty() {
+            return false;
+        }
+        let mut cache_synced = false;
+        for event in &events {
+            match event {
+                SyncEvent::Failed { times, .. } => {
+                    self.board.count("gate_sync_failures_total", *times);
+                }
+                SyncEvent::CacheSynced { changes, .. } => {
+                    cache_synced = true;
+                    if *changes > 0 {
+                        self.board.count("gate_cache_changes_total", *changes);
+                    }
+                }
+                SyncEvent::Uploaded(n) => self.board.count("gate_journal_uploaded_total", *n),
+                SyncEvent::Backlog(backlog) => {
+                    state.counts.unsent = unsent_after(&mut state.uncounted, backlog);
+                }
+                SyncEvent::Started | SyncEvent::Answered { .. } => {}
+            }
+        }
+        let unsent = state.counts.unsent;
+        self.board.update(|v| {
+            for event in events {
+                show_sync_event(v, event);
+            }
+            v.counts.unsent = unsent;
+        });
+        cache_synced
     }
 
     /// Picks up a cache imported by `gate-agent cache import` while running.
@@ -427,6 +466,12 @@ impl DecisionLoop {
                 if recorded.outcome.next_state.is_some() {
                     state.inside_dirty = true;
                 }
+                if state.uncounted.len() >= MAX_UNCOUNTED {
+                    // Reached only with no sync task counting, or after a
+                    // long outage; any later count includes the oldest rows.
+                    state.uncounted.pop_front();
+                }
+                state.uncounted.push_back(recorded.seq);
                 if self.board.view().journal_error.is_some() {
                     self.board.update(|v| v.journal_error = None);
                 }
@@ -475,15 +520,74 @@ impl DecisionLoop {
         } else {
             state.counts.rejected += 1;
         }
-        let added = u64::from(verdict.journaled);
+        // Until the sync task's next count, each journaled scan adds one.
+        state.counts.unsent += u64::from(verdict.journaled);
         let counts = state.counts;
-        // `unsent` lives on the board: this loop adds, the sync task recounts.
         self.board.update(|v| {
             v.last = Some(verdict);
-            v.counts = Counts {
-                unsent: v.counts.unsent + added,
-                ..counts
-            };
+            v.counts = counts;
         });
+    }
+}
+
+/// The backlog to show after the store counted `backlog`: its count, plus
+/// the rows this loop wrote after the count (which `uncounted` keeps; the
+/// ones the count covers are dropped from it).
+fn unsent_after(uncounted: &mut VecDeque<i64>, backlog: &Backlog) -> u64 {
+    while uncounted
+        .front()
+        .is_some_and(|&seq| seq <= backlog.through_seq)
+    {
+        uncounted.pop_front();
+    }
+    backlog.unsent + uncounted.len() as u64
+}
+
+/// What a sync event changes on the status page.
+fn show_sync_event(v: &mut StatusView, event: SyncEvent) {
+    match event {
+        SyncEvent::Started => v.sync_enabled = true,
+        SyncEvent::Answered { at } => {
+            v.online = true;
+            v.last_sync_at = Some(at);
+            v.sync_error = None;
+        }
+        SyncEvent::Failed {
+            server_answered,
+            error,
+            ..
+        } => {
+            v.online = server_answered;
+            v.sync_error = Some(error);
+        }
+        SyncEvent::CacheSynced { generated_at, .. } => v.cache_generated_at = Some(generated_at),
+        // The loop's own count, corrected by the store's (see `LoopState`).
+        SyncEvent::Backlog(_) | SyncEvent::Uploaded(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_written_after_the_stores_count_still_show_as_unsent() {
+        // This loop wrote rows 7, 8 and 9; the sync task counted 2 unsent
+        // when the journal ended at row 8, and the loop took the count after
+        // writing row 9.
+        let mut uncounted = VecDeque::from([7, 8, 9]);
+        let counted = Backlog {
+            unsent: 2,
+            through_seq: 8,
+        };
+        assert_eq!(unsent_after(&mut uncounted, &counted), 3);
+        assert_eq!(uncounted, [9]);
+        // The next count includes row 9 (uploaded or not).
+        let all_sent = Backlog {
+            unsent: 0,
+            through_seq: 9,
+        };
+        assert_eq!(unsent_after(&mut uncounted, &all_sent), 0);
+        assert!(uncounted.is_empty());
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use shared::PublicKeyBytes;
-use shared::wire::{EnrolRequest, EnrolResponse, GateInfo, PROTOCOL_VERSION};
+use shared::wire::{EnrolRequest, EnrolResponse, ErrorBody, GateInfo, PROTOCOL_VERSION};
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -273,16 +273,37 @@ pub async fn enrol(config: &Config, server: &str, token: &str) -> Result<Enrolme
     Ok(enrolment)
 }
 
-/// The server's `{error, message}` body, or the raw text.
+/// The code and message of a server's error answer ([`ErrorBody`]); for
+/// anything else (a proxy's page, a cut-off body) `unknown` and the start of
+/// the raw text, so the operator still sees what came back.
 pub(crate) fn error_body(body: &[u8]) -> (String, String) {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => (
-            v["error"].as_str().unwrap_or("unknown").to_owned(),
-            v["message"].as_str().unwrap_or_default().to_owned(),
-        ),
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => (e.error.into_owned(), e.message),
         Err(_) => (
             "unknown".to_owned(),
             String::from_utf8_lossy(body).chars().take(200).collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_error_gives_its_code_and_message_and_anything_else_its_text() {
+        assert_eq!(
+            error_body(br#"{"error":"unknown_token","message":"no such token","field":null}"#),
+            ("unknown_token".to_owned(), "no such token".to_owned())
+        );
+        assert_eq!(
+            error_body(b"<html>502 Bad Gateway</html>"),
+            (
+                "unknown".to_owned(),
+                "<html>502 Bad Gateway</html>".to_owned()
+            )
+        );
+        let long = "x".repeat(500);
+        assert_eq!(error_body(long.as_bytes()).1.len(), 200);
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use shared::wire::{CachedEvent, ScanRecord};
+use shared::admission::Evaluation;
+use shared::wire::{CachedEvent, ScanContext, ScanRecord};
 use shared::{Decision, GatePolicy, PublicKeyBytes, Rejection, TicketState, UnixSeconds};
 use uuid::Uuid;
 
@@ -124,35 +125,33 @@ impl Gate {
         scan_id: Uuid,
     ) -> ScanOutcome {
         let now: UnixSeconds = now_ms.div_euclid(1000);
-        let (decision, credential, next_state) = match &self.policy {
-            Ok(policy) => {
-                let e = shared::evaluate(&scan.text, &self.keys, lookup, policy, now);
-                (e.decision, e.credential, e.next_state)
-            }
-            Err(_) => (Decision::Rejected(Rejection::IssuerKeyMissing), None, None),
+        let evaluation = match &self.policy {
+            Ok(policy) => shared::evaluate(&scan.text, &self.keys, lookup, policy, now),
+            Err(_) => Evaluation {
+                credential: None,
+                decision: Decision::Rejected(Rejection::IssuerKeyMissing),
+                next_state: None,
+            },
         };
-        let body = credential.as_ref().map(|c| *c.body());
-        let mut detail = decision.staff_text(now);
+        let mut detail = evaluation.decision.staff_text(now);
         if let Decision::Rejected(Rejection::UnreadableCode(e) | Rejection::BadSignature(e)) =
-            &decision
+            &evaluation.decision
         {
             detail = format!("{detail} ({e})");
         }
-        ScanOutcome {
-            record: ScanRecord {
+        let record = ScanRecord::from_evaluation(
+            &evaluation,
+            ScanContext {
                 scan_id,
                 gate: self.number,
                 direction: self.direction,
                 scanned_at_ms: now_ms,
                 source: scan.source.to_string(),
-                event_id: body.map(|b| b.event_id),
-                ticket_id: body.map(|b| b.ticket_id),
-                generation: body.map(|b| b.generation),
-                tier: decision.tier().or(body.map(|b| b.tier)),
-                outcome: decision.code().to_owned(),
-                opened: decision.opens_gate(),
             },
-            next_state,
+        );
+        ScanOutcome {
+            record,
+            next_state: evaluation.next_state,
             detail,
         }
     }

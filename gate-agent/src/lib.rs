@@ -28,14 +28,16 @@ pub mod profiles;
 pub mod qr;
 pub mod serial;
 pub mod status;
+pub mod stop;
 pub mod store;
 pub mod sync;
 pub mod wedge;
 
-pub use agent::{Input, InputContext, RunOptions, Stop, run, run_with};
+pub use agent::{Input, InputContext, RunOptions, run, run_with};
 pub use config::Config;
 pub use gate::{Clock, Gate, ManualClock, Scan, SystemClock, Verdict};
 pub use outputs::{Actuation, Outputs, RecordingOutputs};
+pub use stop::Stop;
 
 use std::time::Duration;
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use shared::wire::{
     CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PresenceUpdate, ScanRecord,
 };
-use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus};
+use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus, presence};
 use uuid::Uuid;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -121,6 +121,16 @@ pub struct Counts {
     pub exits: u64,
     pub inside: u64,
     pub unsent: u64,
+}
+
+/// The journal's backlog as counted at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Rows not acknowledged by the server.
+    pub unsent: u64,
+    /// The journal's last row (`seq`) when counted: rows after it are not in
+    /// `unsent` yet, whoever reads the count later.
+    pub through_seq: i64,
 }
 
 /// One journal row as exported: the wire record plus the staff-facing detail.
@@ -234,7 +244,7 @@ impl Store {
                     kept += 1;
                 }
                 if let Some(update) = server_view.get(&(ticket.event_id, ticket.ticket_id)) {
-                    merge_presence(&mut state, update);
+                    presence::merge(&mut state, update);
                 }
                 write_state(&mut ins, &state)?;
             }
@@ -438,6 +448,21 @@ impl Store {
         Ok(changed)
     }
 
+    /// Journal rows the server has not acknowledged yet, and the last row
+    /// there was when they were counted (one read, so the two agree).
+    pub fn backlog(&self) -> Result<Backlog, StoreError> {
+        let (unsent, through_seq) = self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM journal WHERE uploaded = 0), \
+                    (SELECT COALESCE(MAX(seq), 0) FROM journal)",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        Ok(Backlog {
+            unsent: unsent.max(0) as u64,
+            through_seq,
+        })
+    }
+
     /// Journal rows the server has not acknowledged yet.
     pub fn unsent_count(&self) -> Result<u64, StoreError> {
         let n: i64 =
@@ -481,7 +506,7 @@ impl Store {
                 }
                 CacheChange::Presence(update) => {
                     if let Some(mut state) = read_state(&tx, update.event_id, update.ticket_id)?
-                        && merge_presence(&mut state, update)
+                        && presence::merge(&mut state, update)
                     {
                         let mut stmt = tx.prepare_cached(
                             "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
@@ -675,25 +700,6 @@ pub struct ScanOutcome {
 pub struct RecordedScan {
     pub seq: i64,
     pub outcome: ScanOutcome,
-}
-
-/// Takes the server's view of where a holder is when it is newer than this
-/// gate's own; returns whether anything changed. The entry count only grows.
-pub fn merge_presence(state: &mut TicketState, update: &PresenceUpdate) -> bool {
-    let since = |p: &Presence| match p {
-        Presence::NeverEntered => i64::MIN,
-        Presence::Inside { since, .. } | Presence::Outside { since, .. } => *since,
-    };
-    let mut changed = false;
-    if since(&update.presence) > since(&state.presence) {
-        state.presence = update.presence;
-        changed = true;
-    }
-    if update.entries > state.entries {
-        state.entries = update.entries;
-        changed = true;
-    }
-    changed
 }
 
 fn fresh_state(t: &CachedTicket) -> TicketState {
@@ -930,6 +936,14 @@ mod tests {
             .collect();
         assert_eq!(unsent, [ids[0], ids[2]]);
         assert_eq!(store.unsent_count().unwrap(), 2);
+        let last = store.journal(None).unwrap().last().unwrap().seq;
+        assert_eq!(
+            store.backlog().unwrap(),
+            Backlog {
+                unsent: 2,
+                through_seq: last
+            }
+        );
     }
 
     #[test]

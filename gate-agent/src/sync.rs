@@ -10,28 +10,163 @@
 //!   marked uploaded. Failures back off exponentially with jitter.
 //! - Status: the gate is online while the server answers and offline when a
 //!   request fails or times out; the backlog travels in `x-gate-backlog`.
+//!
+//! The task shares no state with the decision loop: it tells the loop what
+//! happened with [`SyncEvent`]s on a bounded channel, and the loop (which owns
+//! what the status page shows and the gate policy) applies them. Sending never
+//! blocks: events the loop has no room for yet wait here, merged.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer, SigningKey};
+use shared::UnixSeconds;
 use shared::wire::{
-    CacheDelta, CacheSnapshot, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-    JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload, device_request_message,
+    CacheDelta, CacheSnapshot, HEADER_BACKLOG, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP, JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload,
+    device_request_message,
 };
 use uuid::Uuid;
 
-use crate::agent::Stop;
 use crate::config::{Config, SyncConfig};
 use crate::enrolment::{Enrolment, error_body};
 use crate::gate::Clock;
-use crate::status::StatusBoard;
-use crate::store::{Store, StoreError};
+use crate::stop::Stop;
+use crate::store::{Backlog, Store, StoreError};
 
-/// Header with the number of journal rows not uploaded yet.
-pub const HEADER_BACKLOG: &str = "x-gate-backlog";
+/// Room for events the decision loop has not taken yet. The loop takes them
+/// every tick and the task sends a few a second, so this fills only while the
+/// loop is stuck on one scan.
+pub const SYNC_EVENTS: usize = 64;
+
+/// What the sync task tells the decision loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncEvent {
+    /// The task runs: the gate is enrolled and sync is enabled.
+    Started,
+    /// The server answered a request, at `at` (the agent's clock).
+    Answered { at: UnixSeconds },
+    /// Requests failed `times` times since the last event said so; `error`
+    /// is the latest reason. A server that answered (a refusal, an unreadable
+    /// payload) still counts as online.
+    Failed {
+        server_answered: bool,
+        error: String,
+        times: u64,
+    },
+    /// The ticket cache now holds the server's as of `generated_at`, after a
+    /// snapshot or a delta; `changes` is how many changes deltas brought (a
+    /// snapshot counts none: it replaces the cache whole). The loop reloads
+    /// its gate policy if the store's cache changed.
+    CacheSynced {
+        generated_at: UnixSeconds,
+        changes: u64,
+    },
+    /// Journal rows not uploaded yet, as the store counted them (rows written
+    /// after the count are not in it).
+    Backlog(Backlog),
+    /// Journal rows the server acknowledged and the store marked uploaded.
+    Uploaded(u64),
+}
+
+impl SyncEvent {
+    /// `later` folded into `self`, for one event of the same kind that says
+    /// both: state is the later one's, counts add up.
+    fn absorb(self, later: SyncEvent) -> SyncEvent {
+        use SyncEvent as E;
+        match (self, later) {
+            (
+                E::Failed { times: before, .. },
+                E::Failed {
+                    server_answered,
+                    error,
+                    times,
+                },
+            ) => E::Failed {
+                server_answered,
+                error,
+                times: before.saturating_add(times),
+            },
+            (
+                E::CacheSynced {
+                    changes: before, ..
+                },
+                E::CacheSynced {
+                    generated_at,
+                    changes,
+                },
+            ) => E::CacheSynced {
+                generated_at,
+                changes: before.saturating_add(changes),
+            },
+            (E::Uploaded(before), E::Uploaded(n)) => E::Uploaded(before.saturating_add(n)),
+            (_, later) => later,
+        }
+    }
+}
+
+/// Adds `event` to the events waiting for room: one per kind, merged with a
+/// waiting one of its kind and moved behind the others, so whichever of
+/// `Answered` and `Failed` happened last is applied last.
+fn hold(held: &mut Vec<SyncEvent>, event: SyncEvent) {
+    let kind = std::mem::discriminant(&event);
+    let event = match held.iter().position(|e| std::mem::discriminant(e) == kind) {
+        Some(i) => held.remove(i).absorb(event),
+        None => event,
+    };
+    held.push(event);
+}
+
+/// The task's end of the channel to the decision loop.
+struct Reports {
+    events: SyncSender<SyncEvent>,
+    /// Events the channel had no room for, oldest first.
+    held: RefCell<Vec<SyncEvent>>,
+}
+
+impl Reports {
+    /// Sends `event` now if there is room; otherwise it waits, merged, for
+    /// [`Reports::flush`]. Never blocks: the task must not stall on a busy loop.
+    fn send(&self, event: SyncEvent) {
+        hold(&mut self.held.borrow_mut(), event);
+        self.flush();
+    }
+
+    /// Sends what is waiting, oldest first, as far as there is room.
+    fn flush(&self) {
+        let mut held = self.held.borrow_mut();
+        while !held.is_empty() {
+            let event = held.remove(0);
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    held.insert(0, event);
+                    return;
+                }
+                // The decision loop has stopped; nobody will read these.
+                Err(TrySendError::Disconnected(_)) => {
+                    held.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Flushes now and then until the agent stops, so a held event reaches
+    /// the loop soon after it made room even if nothing new happens.
+    async fn run(&self, stop: &Stop) {
+        while !stop.is_triggered() {
+            if !self.held.borrow().is_empty() {
+                self.flush();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
 
 /// How often an idle uploader looks for new journal rows.
 const UPLOAD_IDLE: Duration = Duration::from_millis(500);
@@ -63,15 +198,15 @@ impl SyncError {
     }
 }
 
-/// Starts the sync thread. It returns when `stop` is triggered.
+/// Starts the sync thread; it reports to the decision loop on `events`. It
+/// returns when `stop` is triggered.
 pub fn start(
     config: &Config,
     enrolment: Enrolment,
     key: SigningKey,
-    board: Arc<StatusBoard>,
+    events: SyncSender<SyncEvent>,
     clock: Arc<dyn Clock>,
     stop: Stop,
-    cache_changed: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let settings = config.sync.clone();
     let db = config.store.path.clone();
@@ -102,36 +237,46 @@ pub fn start(
                     return;
                 }
             };
-            let link = Arc::new(Link {
+            // The first requests may go out before the uploader's first
+            // count; they report the backlog as it is, not as zero.
+            let backlog = Store::open(&db)
+                .and_then(|s| s.unsent_count())
+                .unwrap_or_default();
+            let link = Rc::new(Link {
                 client,
                 server,
                 device_id: enrolment.device_id,
                 key,
                 timeout: Duration::from_secs(settings.request_timeout_secs),
-                backlog: AtomicU64::new(board.view().counts.unsent),
+                backlog: Cell::new(backlog),
             });
-            board.update(|v| v.sync_enabled = true);
+            let reports = Rc::new(Reports {
+                events,
+                held: RefCell::default(),
+            });
+            reports.send(SyncEvent::Started);
             tracing::info!(server = %link.server, device = %enrolment.device_id, "sync task started");
+            // Both halves run on this one thread, so they share the link and
+            // the reports without locks.
             runtime.block_on(async {
                 let puller = CachePuller {
-                    link: Arc::clone(&link),
+                    link: Rc::clone(&link),
                     settings: settings.clone(),
                     db: db.clone(),
                     server_key: enrolment.server_key,
-                    board: Arc::clone(&board),
+                    reports: Rc::clone(&reports),
                     clock: Arc::clone(&clock),
                     stop: stop.clone(),
-                    cache_changed,
                 };
                 let uploader = JournalUploader {
                     link,
                     settings,
                     db,
-                    board: Arc::clone(&board),
+                    reports: Rc::clone(&reports),
                     clock,
                     stop: stop.clone(),
                 };
-                tokio::join!(puller.run(), uploader.run());
+                tokio::join!(puller.run(), uploader.run(), reports.run(&stop));
             });
         })
 }
@@ -144,7 +289,7 @@ struct Link {
     key: SigningKey,
     timeout: Duration,
     /// Unsent journal rows, reported to the server with every request.
-    backlog: AtomicU64,
+    backlog: Cell<u64>,
 }
 
 impl Link {
@@ -173,10 +318,7 @@ impl Link {
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_NONCE, nonce)
             .header(HEADER_SIGNATURE, signature);
-        request = request.header(
-            HEADER_BACKLOG,
-            self.backlog.load(Ordering::Relaxed).to_string(),
-        );
+        request = request.header(HEADER_BACKLOG, self.backlog.get().to_string());
         if !body.is_empty() {
             request = request
                 .header("content-type", "application/json")
@@ -259,39 +401,28 @@ fn now_secs(clock: &dyn Clock) -> i64 {
     clock.now_ms().div_euclid(1000)
 }
 
-/// Records the outcome of a request on the status board.
-fn report(board: &StatusBoard, clock: &dyn Clock, result: Result<(), &SyncError>) {
-    match result {
-        Ok(()) => {
-            let now = now_secs(clock);
-            board.update(|v| {
-                v.online = true;
-                v.last_sync_at = Some(now);
-                v.sync_error = None;
-            });
-        }
-        Err(e) => {
-            board.count("gate_sync_failures_total", 1);
-            let online = e.server_answered();
-            let text = e.to_string();
-            board.update(|v| {
-                v.online = online;
-                v.sync_error = Some(text);
-            });
-        }
-    }
+/// Tells the decision loop how a request went.
+fn report(reports: &Reports, clock: &dyn Clock, result: Result<(), &SyncError>) {
+    reports.send(match result {
+        Ok(()) => SyncEvent::Answered {
+            at: now_secs(clock),
+        },
+        Err(e) => SyncEvent::Failed {
+            server_answered: e.server_answered(),
+            error: e.to_string(),
+            times: 1,
+        },
+    });
 }
 
 struct CachePuller {
-    link: Arc<Link>,
+    link: Rc<Link>,
     settings: SyncConfig,
     db: std::path::PathBuf,
     server_key: shared::PublicKeyBytes,
-    board: Arc<StatusBoard>,
+    reports: Rc<Reports>,
     clock: Arc<dyn Clock>,
     stop: Stop,
-    /// Tells the decision loop to reload its gate policy now.
-    cache_changed: Arc<AtomicBool>,
 }
 
 impl CachePuller {
@@ -339,7 +470,7 @@ impl CachePuller {
             Err(e @ SyncError::Store(_)) => {
                 tracing::error!(error = %e, "cannot write the ticket cache");
             }
-            other => report(&self.board, &*self.clock, other.as_ref().map(|_| ())),
+            other => report(&self.reports, &*self.clock, other.as_ref().map(|_| ())),
         }
         Some(result)
     }
@@ -375,10 +506,10 @@ impl CachePuller {
             tickets = summary.tickets,
             "ticket cache loaded from the server"
         );
-        self.cache_changed.store(true, Ordering::SeqCst);
-        let generated = snapshot.generated_at;
-        self.board
-            .update(|v| v.cache_generated_at = Some(generated));
+        self.reports.send(SyncEvent::CacheSynced {
+            generated_at: snapshot.generated_at,
+            changes: 0,
+        });
         Ok(())
     }
 
@@ -423,13 +554,11 @@ impl CachePuller {
                 cursor = delta.to_cursor,
                 "ticket cache updated"
             );
-            self.board
-                .count("gate_cache_changes_total", delta.changes.len() as u64);
-            self.cache_changed.store(true, Ordering::SeqCst);
         }
-        let generated = delta.generated_at;
-        self.board
-            .update(|v| v.cache_generated_at = Some(generated));
+        self.reports.send(SyncEvent::CacheSynced {
+            generated_at: delta.generated_at,
+            changes: delta.changes.len() as u64,
+        });
         Ok(())
     }
 
@@ -440,10 +569,10 @@ impl CachePuller {
 }
 
 struct JournalUploader {
-    link: Arc<Link>,
+    link: Rc<Link>,
     settings: SyncConfig,
     db: std::path::PathBuf,
-    board: Arc<StatusBoard>,
+    reports: Rc<Reports>,
     clock: Arc<dyn Clock>,
     stop: Stop,
 }
@@ -478,7 +607,7 @@ impl JournalUploader {
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "journal upload failed");
                     if !matches!(e, SyncError::Store(_)) {
-                        report(&self.board, &*self.clock, Err(&e));
+                        report(&self.reports, &*self.clock, Err(&e));
                     }
                     if !pause(&self.stop, backoff.pause()).await {
                         break;
@@ -514,7 +643,7 @@ impl JournalUploader {
                 Duration::ZERO,
             )
             .await?;
-        report(&self.board, &*self.clock, Ok(()));
+        report(&self.reports, &*self.clock, Ok(()));
         let ack: JournalAck =
             serde_json::from_slice(&answer).map_err(|e| SyncError::BadPayload {
                 what: "journal acknowledgement",
@@ -539,16 +668,15 @@ impl JournalUploader {
             stored = ack.stored,
             "journal uploaded"
         );
-        self.board
-            .count("gate_journal_uploaded_total", marked as u64);
+        self.reports.send(SyncEvent::Uploaded(marked as u64));
         self.recount(store)?;
         Ok(acked.len())
     }
 
     fn recount(&self, store: &Store) -> Result<(), SyncError> {
-        let backlog = store.unsent_count()?;
-        self.link.backlog.store(backlog, Ordering::Relaxed);
-        self.board.update(|v| v.counts.unsent = backlog);
+        let backlog = store.backlog()?;
+        self.link.backlog.set(backlog.unsent);
+        self.reports.send(SyncEvent::Backlog(backlog));
         Ok(())
     }
 }
@@ -556,6 +684,100 @@ impl JournalUploader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_without_room_wait_merged_and_the_latest_state_wins() {
+        use SyncEvent as E;
+        let failed = |error: &str| E::Failed {
+            server_answered: false,
+            error: error.to_owned(),
+            times: 1,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let reports = Reports {
+            events: tx,
+            held: RefCell::default(),
+        };
+        // The loop takes nothing meanwhile; none of these may block.
+        for event in [
+            E::Started,
+            failed("first"),
+            E::Backlog(Backlog {
+                unsent: 3,
+                through_seq: 3,
+            }),
+            E::Answered { at: 10 },
+            failed("second"),
+            E::Uploaded(2),
+            E::Uploaded(5),
+            E::Backlog(Backlog {
+                unsent: 1,
+                through_seq: 4,
+            }),
+        ] {
+            reports.send(event);
+        }
+        let mut received = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            received.push(event);
+            reports.flush();
+        }
+        assert_eq!(
+            received,
+            [
+                E::Started,
+                E::Answered { at: 10 },
+                E::Failed {
+                    server_answered: false,
+                    error: "second".to_owned(),
+                    times: 2,
+                },
+                E::Uploaded(7),
+                E::Backlog(Backlog {
+                    unsent: 1,
+                    through_seq: 4,
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn cache_syncs_merged_keep_the_latest_time_and_every_change() {
+        let mut held = Vec::new();
+        hold(
+            &mut held,
+            SyncEvent::CacheSynced {
+                generated_at: 5,
+                changes: 2,
+            },
+        );
+        hold(
+            &mut held,
+            SyncEvent::CacheSynced {
+                generated_at: 9,
+                changes: 0,
+            },
+        );
+        assert_eq!(
+            held,
+            [SyncEvent::CacheSynced {
+                generated_at: 9,
+                changes: 2,
+            }]
+        );
+    }
+
+    #[test]
+    fn events_for_a_stopped_loop_are_dropped_not_kept() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        drop(rx);
+        let reports = Reports {
+            events: tx,
+            held: RefCell::default(),
+        };
+        reports.send(SyncEvent::Uploaded(4));
+        assert!(reports.held.borrow().is_empty());
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {

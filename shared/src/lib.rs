@@ -1,11 +1,13 @@
 //! The protocol crate of the gate system: what every other crate agrees on.
 //!
-//! It owns three things:
+//! It owns four things:
 //! - [`credential`]: the ticket credential a QR code carries, its compact binary
 //!   layout, its keyboard-safe text form, and its ed25519 signatures (issuer and
 //!   optional rotating holder proof);
 //! - [`admission`]: the admission rules as one pure function, [`admission::decide`],
 //!   used by the gate offline and by the server online so they never disagree;
+//! - [`presence`]: where a holder is, folded from every gate's scans of a
+//!   ticket (with the conflicts), and how a gate merges the server's view;
 //! - [`wire`]: the messages between gate agents and the sync server.
 //!
 //! It must stay light enough for the gate: no Solana SDK, no async runtime, no
@@ -18,6 +20,7 @@
 pub mod admission;
 pub mod credential;
 pub mod keys;
+pub mod presence;
 pub mod wire;
 
 pub use admission::{

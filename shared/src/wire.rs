@@ -13,6 +13,8 @@
 //! Binary formats are not self-describing, so a change to them is a version
 //! bump; the fixtures under `tests/fixtures/` make such a change deliberate.
 
+use std::borrow::Cow;
+
 use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,8 +22,8 @@ use uuid::Uuid;
 
 use crate::UnixSeconds;
 use crate::admission::{
-    Direction, DoorsWindow, EventStatus, HolderProofPolicy, Presence, ReentryPolicy, TicketStatus,
-    UnknownTicketPolicy,
+    Direction, DoorsWindow, Evaluation, EventStatus, HolderProofPolicy, Presence, ReentryPolicy,
+    TicketStatus, UnknownTicketPolicy,
 };
 use crate::keys::{PublicKeyBytes, signature_serde};
 
@@ -35,6 +37,9 @@ pub const HEADER_DEVICE_ID: &str = "x-gate-device";
 pub const HEADER_TIMESTAMP: &str = "x-gate-timestamp";
 pub const HEADER_NONCE: &str = "x-gate-nonce";
 pub const HEADER_SIGNATURE: &str = "x-gate-signature";
+/// Header a gate adds to every request: how many journal rows it has not
+/// uploaded yet, which organizers see per gate.
+pub const HEADER_BACKLOG: &str = "x-gate-backlog";
 
 const DEVICE_REQUEST_DOMAIN: &[u8] = b"nft-gate/device-request/v1";
 const SIGNED_PAYLOAD_DOMAIN: &[u8] = b"nft-gate/signed-payload/v1";
@@ -224,6 +229,45 @@ pub struct ScanRecord {
     pub opened: bool,
 }
 
+/// Where and when a scan was made: what a [`ScanRecord`] carries besides the
+/// verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanContext {
+    pub scan_id: Uuid,
+    pub gate: u32,
+    pub direction: Direction,
+    /// When the verdict was made, in Unix milliseconds.
+    pub scanned_at_ms: i64,
+    /// The input the code came from (`serial:/dev/ttyACM0`, `api:<wallet>`, ...).
+    pub source: String,
+}
+
+impl ScanRecord {
+    /// The journal record of one evaluated scan, the same wherever the scan
+    /// was decided (a gate offline, the server online).
+    ///
+    /// The ids come from the credential when the code was readable and well
+    /// signed, and are all `None` otherwise. The tier is the one the decision
+    /// went by (the cache's word, or a newer code's), else the code's own.
+    pub fn from_evaluation(evaluation: &Evaluation, context: ScanContext) -> Self {
+        let body = evaluation.credential.as_ref().map(|c| *c.body());
+        let decision = &evaluation.decision;
+        Self {
+            scan_id: context.scan_id,
+            gate: context.gate,
+            direction: context.direction,
+            scanned_at_ms: context.scanned_at_ms,
+            source: context.source,
+            event_id: body.map(|b| b.event_id),
+            ticket_id: body.map(|b| b.ticket_id),
+            generation: body.map(|b| b.generation),
+            tier: decision.tier().or(body.map(|b| b.tier)),
+            outcome: decision.code().to_owned(),
+            opened: decision.opens_gate(),
+        }
+    }
+}
+
 /// `POST /gate/v1/journal`: scans since the last acknowledged upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -251,6 +295,25 @@ pub struct JournalAck {
     /// The server's clock when it answered (Unix seconds).
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub server_time: UnixSeconds,
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({"error": "not_found", "message": "no event 7"}))
+)]
+pub struct ErrorBody {
+    /// Stable machine code a client can act on (`not_found`,
+    /// `invalid_field`, `rate_limited`, `token_expired`, ...).
+    pub error: Cow<'static, str>,
+    /// Words for a person; may change between versions.
+    pub message: String,
+    /// With `invalid_field` only: the path of the request body field at
+    /// fault (`tiers[1].name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// Errors reading a signed binary payload (cache snapshot or delta).
@@ -450,6 +513,35 @@ mod tests {
             SignedPayload::from_file_bytes(&truncated),
             Err(PayloadError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn error_body_names_a_field_only_when_one_is_at_fault() {
+        let plain = ErrorBody {
+            error: "not_found".into(),
+            message: "no event 7".to_owned(),
+            field: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"error":"not_found","message":"no event 7"}"#
+        );
+        let field = ErrorBody {
+            error: "invalid_field".into(),
+            message: "tiers[1].name: 1 to 64 characters".to_owned(),
+            field: Some("tiers[1].name".to_owned()),
+        };
+        let text = serde_json::to_string(&field).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":"invalid_field","message":"tiers[1].name: 1 to 64 characters","field":"tiers[1].name"}"#
+        );
+        assert_eq!(serde_json::from_str::<ErrorBody>(&text).unwrap(), field);
+        assert_eq!(
+            serde_json::from_str::<ErrorBody>(r#"{"error":"not_found","message":"no event 7"}"#)
+                .unwrap(),
+            plain
+        );
     }
 
     #[test]

@@ -1,0 +1,337 @@
+//! The presence fold and merge as tables: one row per way a ticket's scans
+//! can run, and one per way the server's view meets a gate's own.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use ed25519_dalek::SigningKey;
+use shared::presence::{OpeningScan, fold, merge};
+use shared::wire::PresenceUpdate;
+use shared::{
+    Credential, CredentialBody, Direction, DoorsWindow, EventStatus, GatePolicy, HolderProofPolicy,
+    Presence, PublicKeyBytes, ReentryPolicy, TicketState, TicketStatus, UnknownTicketPolicy,
+    decide,
+};
+use uuid::Uuid;
+
+const IN: Direction = Direction::Entry;
+const OUT: Direction = Direction::Exit;
+
+/// The n-th scan of a row; ids are distinct and readable in failures.
+fn id(n: usize) -> Uuid {
+    Uuid::from_u128(0x5ca0_0000 + n as u128)
+}
+
+struct FoldRow {
+    name: &'static str,
+    /// (direction, gate, at_ms), already in scan-time order.
+    scans: Vec<(Direction, u32, i64)>,
+    presence: Presence,
+    entries: u32,
+    /// Per scan: the index of the scan it conflicts with.
+    conflict_of: Vec<Option<usize>>,
+}
+
+fn fold_table() -> Vec<FoldRow> {
+    vec![
+        FoldRow {
+            name: "no scans: never entered",
+            scans: vec![],
+            presence: Presence::NeverEntered,
+            entries: 0,
+            conflict_of: vec![],
+        },
+        FoldRow {
+            name: "single entry: inside since it, at its gate",
+            scans: vec![(IN, 3, 10_000)],
+            presence: Presence::Inside { since: 10, gate: 3 },
+            entries: 1,
+            conflict_of: vec![None],
+        },
+        FoldRow {
+            name: "entry while inside conflicts with the first entry",
+            scans: vec![(IN, 1, 10_000), (IN, 2, 11_000)],
+            // The later admission still says where and since when.
+            presence: Presence::Inside { since: 11, gate: 2 },
+            entries: 2,
+            conflict_of: vec![None, Some(0)],
+        },
+        FoldRow {
+            name: "entry, exit, entry: a re-entry, no conflict",
+            scans: vec![(IN, 1, 10_000), (OUT, 5, 20_000), (IN, 2, 30_000)],
+            presence: Presence::Inside { since: 30, gate: 2 },
+            entries: 2,
+            conflict_of: vec![None, None, None],
+        },
+        FoldRow {
+            name: "exit first: outside, nobody admitted",
+            scans: vec![(OUT, 5, 20_000)],
+            presence: Presence::Outside { since: 20, gate: 5 },
+            entries: 0,
+            conflict_of: vec![None],
+        },
+        FoldRow {
+            name: "exit first, then entry: no conflict",
+            scans: vec![(OUT, 5, 20_000), (IN, 1, 21_000)],
+            presence: Presence::Inside { since: 21, gate: 1 },
+            entries: 1,
+            conflict_of: vec![None, None],
+        },
+        FoldRow {
+            name: "two conflicts both point at the first admission",
+            scans: vec![(IN, 1, 10_000), (IN, 2, 11_000), (IN, 3, 12_000)],
+            presence: Presence::Inside { since: 12, gate: 3 },
+            entries: 3,
+            conflict_of: vec![None, Some(0), Some(0)],
+        },
+        FoldRow {
+            name: "after an exit the next admission is the one conflicts point at",
+            scans: vec![
+                (IN, 1, 10_000),
+                (IN, 2, 11_000),
+                (OUT, 5, 12_000),
+                (IN, 3, 13_000),
+                (IN, 4, 14_000),
+            ],
+            presence: Presence::Inside { since: 14, gate: 4 },
+            entries: 4,
+            conflict_of: vec![None, Some(0), None, None, Some(3)],
+        },
+        FoldRow {
+            name: "exit after a conflict: outside, conflict kept",
+            scans: vec![(IN, 1, 10_000), (IN, 2, 11_000), (OUT, 5, 12_500)],
+            presence: Presence::Outside { since: 12, gate: 5 },
+            entries: 2,
+            conflict_of: vec![None, Some(0), None],
+        },
+        FoldRow {
+            name: "times round down to whole seconds, before 1970 too",
+            scans: vec![(IN, 1, -1)],
+            presence: Presence::Inside { since: -1, gate: 1 },
+            entries: 1,
+            conflict_of: vec![None],
+        },
+    ]
+}
+
+#[test]
+fn every_way_a_tickets_scans_fold() {
+    let mut failures = Vec::new();
+    for row in fold_table() {
+        let scans: Vec<OpeningScan> = row
+            .scans
+            .iter()
+            .enumerate()
+            .map(|(n, &(direction, gate, at_ms))| OpeningScan {
+                scan_id: id(n),
+                gate,
+                direction,
+                at_ms,
+            })
+            .collect();
+        let folded = fold(&scans);
+        let marks: Vec<(Uuid, Option<Uuid>)> = folded
+            .marks
+            .iter()
+            .map(|m| (m.scan_id, m.conflict_of))
+            .collect();
+        let expected_marks: Vec<(Uuid, Option<Uuid>)> = row
+            .conflict_of
+            .iter()
+            .enumerate()
+            .map(|(n, of)| (id(n), of.map(id)))
+            .collect();
+        let got = (folded.presence, folded.entries, marks);
+        let expected = (row.presence, row.entries, expected_marks);
+        if got != expected {
+            failures.push(format!("{}: expected {expected:?}, got {got:?}", row.name));
+        }
+        let conflicts: Vec<Uuid> = folded.conflicts().collect();
+        let expected_conflicts: Vec<Uuid> = row
+            .conflict_of
+            .iter()
+            .enumerate()
+            .filter(|(_, of)| of.is_some())
+            .map(|(n, _)| id(n))
+            .collect();
+        if conflicts != expected_conflicts {
+            failures.push(format!(
+                "{}: conflicts {conflicts:?}, expected {expected_conflicts:?}",
+                row.name
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
+    // A gate that saw every scan itself and the server folding them must end
+    // with the same presence and count, or gates would take wrong views.
+    let issuer = SigningKey::from_bytes(&[1; 32]);
+    let holder = PublicKeyBytes::from(&SigningKey::from_bytes(&[2; 32]).verifying_key());
+    let code = Credential::issue(
+        CredentialBody {
+            event_id: 7,
+            ticket_id: 5,
+            tier: 0,
+            owner: holder,
+            generation: 1,
+        },
+        &issuer,
+    );
+    let keys = vec![PublicKeyBytes::from(&issuer.verifying_key())];
+    let verified = code.verify(&|_: u64| keys.clone()).unwrap();
+    let policy = |direction| GatePolicy {
+        event_id: 7,
+        gate: 4,
+        direction,
+        event_status: EventStatus::Active,
+        doors: DoorsWindow {
+            opens_at: 0,
+            closes_at: 1_000_000,
+        },
+        allowed_tiers: None,
+        reentry: ReentryPolicy::AllowedAfter {
+            min_outside_secs: 60,
+        },
+        unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
+        holder_proof: HolderProofPolicy::NotRequired,
+    };
+    let mut gate_state = state(Presence::NeverEntered, 0);
+    gate_state.owner = holder;
+    let mut opened = Vec::new();
+    // In, in again (refused), out, in too soon (refused), in, out.
+    for (n, (direction, at)) in [
+        (IN, 100),
+        (IN, 110),
+        (OUT, 200),
+        (IN, 230),
+        (IN, 300),
+        (OUT, 400),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let policy = policy(direction);
+        let decision = decide(&verified, Some(&gate_state), &policy, at);
+        if let Some(next) = decision.next_state(&verified, Some(&gate_state), policy.gate, at) {
+            gate_state = next;
+            opened.push(OpeningScan {
+                scan_id: id(n),
+                gate: policy.gate,
+                direction,
+                at_ms: at * 1000,
+            });
+        }
+    }
+    assert_eq!(opened.len(), 4, "two scans were refused");
+    let folded = fold(&opened);
+    assert_eq!(
+        (folded.presence, folded.entries),
+        (gate_state.presence, gate_state.entries)
+    );
+    assert_eq!(folded.conflicts().count(), 0);
+}
+
+fn state(presence: Presence, entries: u32) -> TicketState {
+    TicketState {
+        event_id: 7,
+        ticket_id: 5,
+        tier: 0,
+        owner: PublicKeyBytes([2; 32]),
+        generation: 1,
+        status: TicketStatus::Active,
+        presence,
+        entries,
+    }
+}
+
+fn update(presence: Presence, entries: u32) -> PresenceUpdate {
+    PresenceUpdate {
+        event_id: 7,
+        ticket_id: 5,
+        presence,
+        entries,
+    }
+}
+
+struct MergeRow {
+    name: &'static str,
+    /// (presence, entries) this gate recorded.
+    local: (Presence, u32),
+    /// (presence, entries) the server sent.
+    server: (Presence, u32),
+    /// (presence, entries) after the merge, and whether it changed anything.
+    expected: (Presence, u32, bool),
+}
+
+fn merge_table() -> Vec<MergeRow> {
+    let inside = |since, gate| Presence::Inside { since, gate };
+    let outside = |since, gate| Presence::Outside { since, gate };
+    vec![
+        MergeRow {
+            name: "server newer: taken",
+            local: (inside(100, 1), 1),
+            server: (outside(200, 5), 1),
+            expected: (outside(200, 5), 1, true),
+        },
+        MergeRow {
+            name: "server older: local kept",
+            local: (outside(200, 5), 1),
+            server: (inside(100, 1), 1),
+            expected: (outside(200, 5), 1, false),
+        },
+        MergeRow {
+            name: "same time: local kept",
+            local: (inside(100, 1), 1),
+            server: (outside(100, 5), 1),
+            expected: (inside(100, 1), 1, false),
+        },
+        MergeRow {
+            name: "never entered here: any server view is newer",
+            local: (Presence::NeverEntered, 0),
+            server: (inside(100, 2), 1),
+            expected: (inside(100, 2), 1, true),
+        },
+        MergeRow {
+            name: "server has more entries: count grows",
+            local: (inside(300, 1), 1),
+            server: (inside(100, 2), 3),
+            expected: (inside(300, 1), 3, true),
+        },
+        MergeRow {
+            name: "server has fewer entries: count never shrinks",
+            local: (inside(100, 1), 4),
+            server: (outside(200, 5), 2),
+            expected: (outside(200, 5), 4, true),
+        },
+        MergeRow {
+            name: "nothing new: unchanged",
+            local: (inside(100, 1), 2),
+            server: (inside(100, 1), 2),
+            expected: (inside(100, 1), 2, false),
+        },
+    ]
+}
+
+#[test]
+fn every_way_the_servers_view_meets_the_gates() {
+    let mut failures = Vec::new();
+    for row in merge_table() {
+        let mut s = state(row.local.0, row.local.1);
+        let changed = merge(&mut s, &update(row.server.0, row.server.1));
+        let got = (s.presence, s.entries, changed);
+        if got != row.expected {
+            failures.push(format!(
+                "{}: expected {:?}, got {got:?}",
+                row.name, row.expected
+            ));
+        }
+        // Only presence and the count are the server's to change.
+        let untouched = state(s.presence, s.entries);
+        if s != untouched {
+            failures.push(format!("{}: changed other fields: {s:?}", row.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

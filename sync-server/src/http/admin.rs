@@ -75,12 +75,11 @@ pub struct NewGate {
     responses(
         (status = 204, description = "Defined"),
         (status = 400, description = "`bad_request`: the name is empty or longer than 64 characters; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
         (status = 422, description = "(plain text) a field is missing, unknown or of the wrong type", body = String, content_type = "text/plain"),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn put_gate(
@@ -122,13 +121,12 @@ pub struct NewEnrolToken {
     responses(
         (status = 201, description = "Issued", body = EnrolToken),
         (status = 400, description = "(plain text) the body or the event id does not parse", body = String, content_type = "text/plain"),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`: the event has no gate of that name", body = ErrorBody),
         (status = 409, description = "`conflict`: the server has no source of randomness", body = ErrorBody),
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
         (status = 422, description = "(plain text) a field is missing, unknown or of the wrong type", body = String, content_type = "text/plain"),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn create_enrol_token(
@@ -161,9 +159,8 @@ pub struct GateStatus {
     responses(
         (status = 200, description = "One entry per defined gate (none for an unknown event)", body = Vec<GateStatus>),
         (status = 400, description = "(plain text) the event id does not parse", body = String, content_type = "text/plain"),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn gate_status(
@@ -202,9 +199,8 @@ pub struct ConflictQuery {
     responses(
         (status = 200, description = "The conflicts, oldest first", body = Vec<Conflict>),
         (status = 400, description = "(plain text) the event id or the query string does not parse", body = String, content_type = "text/plain"),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn conflicts(
@@ -229,10 +225,9 @@ pub async fn conflicts(
     responses(
         (status = 204, description = "Revoked"),
         (status = 400, description = "(plain text) the device id is not a UUID", body = String, content_type = "text/plain"),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`: no active device with that id", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn revoke_device(

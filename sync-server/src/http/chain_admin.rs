@@ -45,12 +45,11 @@ pub struct CreatedEvent {
     responses(
         (status = 201, description = "Created (or found complete) and published", body = CreatedEvent),
         (status = 400, description = "`bad_request`: a field is out of range (name, venue, capacity, times); or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
         (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
     )
 )]
 pub async fn create_event(
@@ -136,12 +135,11 @@ pub struct MintResponse {
     responses(
         (status = 201, description = "Minted and published", body = MintResponse),
         (status = 400, description = "`bad_request`: no recipients, more than 100, or a wallet is not base58; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
         (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
     )
 )]
 pub async fn mint(
@@ -196,11 +194,10 @@ pub async fn mint(
     responses(
         (status = 200, description = "Revoked; the ticket as gates now see it", body = CachedTicket),
         (status = 400, description = "`bad_request`; or (plain text) an id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 422, description = "`chain_refused`: the program refused the operation", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
     )
 )]
 pub async fn revoke(
@@ -234,12 +231,11 @@ pub struct RefreshRequest {
     responses(
         (status = 200, description = "The tickets as now published", body = Vec<CachedTicket>),
         (status = 400, description = "`bad_request`: no ticket ids or more than 1000; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
         (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
     )
 )]
 pub async fn refresh(
@@ -286,10 +282,9 @@ pub struct ReplayStatus {
     responses(
         (status = 200, description = "The replay figures", body = ReplayStatus),
         (status = 400, description = "(plain text) the event id or the query string does not parse", body = String, content_type = "text/plain"),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn replay_status(
@@ -331,9 +326,8 @@ pub struct ChainInfo {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The chain and the server's keys for it", body = ChainInfo),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 503, description = "`chain_unavailable`: no chain configured", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
     )
 )]
 pub async fn chain_info(

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use crate::adapters::payments::{PaymentError, WebhookError};
 use crate::services::ServiceError;
@@ -16,20 +15,9 @@ use crate::services::gates::GateError;
 use crate::services::transfers::ClaimError;
 use crate::store::{EnrolError, StoreError};
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"error": "not_found", "message": "no event 7"}))]
-pub struct ErrorBody {
-    /// Stable machine code a client can act on (`not_found`,
-    /// `invalid_field`, `rate_limited`, `token_expired`, ...).
-    pub error: &'static str,
-    /// Words for a person; may change between versions.
-    pub message: String,
-    /// With `invalid_field` only: the path of the request body field at
-    /// fault (`tiers[1].name`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
+/// The JSON body of every error answer: defined in `shared::wire`, so the
+/// gate reads exactly what the server writes.
+pub use shared::wire::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -214,7 +202,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let body = ErrorBody {
-            error: code,
+            error: code.into(),
             message: self.to_string(),
             field,
         };

@@ -21,7 +21,7 @@ use crate::store::{Device, NonceUse};
 
 /// Optional header where a gate reports how many journal entries it has not
 /// uploaded yet; shown to organizers per gate.
-pub const HEADER_BACKLOG: &str = "x-gate-backlog";
+pub use shared::wire::HEADER_BACKLOG;
 
 /// Enrol a gate box
 ///
@@ -42,7 +42,7 @@ pub const HEADER_BACKLOG: &str = "x-gate-backlog";
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
         (status = 422, description = "(plain text) a field is missing or of the wrong type", body = String, content_type = "text/plain"),
         (status = 426, description = "`unsupported_version`: the agent's protocol version is too old", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn enrol(
@@ -177,7 +177,7 @@ fn signed_bytes(payload: &SignedPayload) -> Response {
         (status = 400, description = "`bad_request`: the request body could not be read", body = ErrorBody),
         (status = 401, description = "`unauthorized`: a signature header is missing or malformed, the device is unknown or revoked, the timestamp is outside the window, the signature is wrong, or the nonce was used before", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn snapshot(
@@ -232,7 +232,7 @@ pub struct BacklogHeader {
         (status = 401, description = "`unauthorized`: the device signature was refused (see the snapshot)", body = ErrorBody),
         (status = 410, description = "`cursor_unknown`: the cursor is past anything this server wrote (a restored or replaced database); fetch a new snapshot", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn delta(
@@ -269,7 +269,7 @@ pub async fn delta(
         (status = 403, description = "`forbidden`: the batch names another device", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: more scans than `gates.max_batch`, or a body over 4 MiB", body = ErrorBody),
         (status = 426, description = "`unsupported_version`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn journal(

@@ -67,7 +67,7 @@ pub async fn as_json(request: Request, next: Next) -> Response {
         text
     };
     let body = ErrorBody {
-        error: code_of(status),
+        error: code_of(status).into(),
         message,
         field: None,
     };

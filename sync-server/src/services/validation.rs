@@ -10,7 +10,7 @@
 //! handheld decided while offline, idempotent by scan id.
 
 use sha2::{Digest, Sha256};
-use shared::wire::{CachedEvent, JournalAck, ScanRecord};
+use shared::wire::{CachedEvent, JournalAck, ScanContext, ScanRecord};
 use shared::{Credential, GatePolicy, PublicKeyBytes};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -123,21 +123,18 @@ pub async fn validate_online(
     };
     let now = services.clock.now();
     let evaluation = shared::evaluate(code, &keys, |_, _| prior, &policy, now);
-    let body_of = evaluation.credential.as_ref().map(|c| *c.body());
-    let decision = &evaluation.decision;
-    let scan = ScanRecord {
-        scan_id: Uuid::now_v7(),
-        gate,
-        direction: policy.direction,
-        scanned_at_ms: now.saturating_mul(1000),
-        source: format!("api:{}", validator.to_base58()),
-        event_id: body_of.map(|b| b.event_id),
-        ticket_id: body_of.map(|b| b.ticket_id),
-        generation: body_of.map(|b| b.generation),
-        tier: body_of.map(|b| b.tier),
-        outcome: decision.code().to_owned(),
-        opened: decision.opens_gate(),
-    };
+    // One record rule with the gate (`shared`): the tier is the decision's,
+    // else the code's.
+    let scan = ScanRecord::from_evaluation(
+        &evaluation,
+        ScanContext {
+            scan_id: Uuid::now_v7(),
+            gate,
+            direction: policy.direction,
+            scanned_at_ms: now.saturating_mul(1000),
+            source: format!("api:{}", validator.to_base58()),
+        },
+    );
     let (ack, new_outcomes) = services
         .store
         .ingest_counted(
@@ -151,7 +148,7 @@ pub async fn validate_online(
     Ok(OnlineDecision {
         conflict: ack.conflicts.contains(&scan.scan_id),
         scan_id: scan.scan_id,
-        text: decision.staff_text(now),
+        text: evaluation.decision.staff_text(now),
         outcome: scan.outcome,
         opens: scan.opened,
         ticket_id: scan.ticket_id,

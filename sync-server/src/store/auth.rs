@@ -80,7 +80,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let wallet = wallet.to_base58();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM login_nonces WHERE expires_at < $1")
             .bind(now - EXPIRED_NONCE_RETENTION_SECS)
             .execute(&mut *tx)
@@ -118,7 +118,7 @@ impl Store {
         )
         .bind(wallet.to_base58())
         .bind(MAX_PENDING_NONCES)
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -138,7 +138,7 @@ impl Store {
         )
         .bind(now)
         .bind(nonce)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(spent.rows_affected() == 1)
     }
@@ -147,7 +147,7 @@ impl Store {
     pub async fn wallet_role(&self, wallet: &PublicKeyBytes) -> Result<Role, StoreError> {
         let row = sqlx::query("SELECT role FROM wallet_roles WHERE wallet = $1")
             .bind(wallet.to_base58())
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool)
             .await?;
         match row {
             None => Ok(Role::Holder),
@@ -172,7 +172,7 @@ impl Store {
         .bind(wallet.to_base58())
         .bind(role.as_str())
         .bind(now)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }

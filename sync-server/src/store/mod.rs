@@ -189,12 +189,6 @@ impl Store {
         self.backend
     }
 
-    // Going away: SQL lives in store/ only.
-    #[doc(hidden)]
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     /// Cheap liveness probe for `/health`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -3,6 +3,7 @@
 //! gates' change feed.
 
 use shared::Presence;
+use shared::presence::PresenceFold;
 use shared::wire::PresenceUpdate;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -19,6 +20,23 @@ pub(super) struct PresenceRow {
     pub(super) since: i64,
     pub(super) gate: i64,
     pub(super) entries: i64,
+}
+
+impl PresenceRow {
+    /// The row of a ticket whose opening scans folded to `folded`.
+    pub(super) fn of(folded: &PresenceFold) -> Self {
+        let (inside, since, gate) = match folded.presence {
+            Presence::NeverEntered => (false, 0, 0),
+            Presence::Inside { since, gate } => (true, since, gate),
+            Presence::Outside { since, gate } => (false, since, gate),
+        };
+        Self {
+            inside,
+            since,
+            gate: i64::from(gate),
+            entries: i64::from(folded.entries),
+        }
+    }
 }
 
 impl Store {

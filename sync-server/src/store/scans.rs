@@ -4,8 +4,9 @@
 //! counts.
 
 use serde::{Deserialize, Serialize};
-use shared::Presence;
+use shared::presence::{self, OpeningScan};
 use shared::wire::{JournalAck, PROTOCOL_VERSION, ScanRecord};
+use shared::{Direction, Presence};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -301,43 +302,40 @@ impl Store {
             query = query.bind(i64::from(*id));
         }
         let rows = query.fetch_all(&mut **tx).await?;
-        let mut current_ticket: Option<i64> = None;
-        let mut inside_since: Option<String> = None;
+        // Each row as the pure fold sees it, with what is stored now.
+        let mut scans: Vec<(i64, OpeningScan, Option<String>)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let direction: String = row.try_get("direction")?;
+            let scan_id: String = row.try_get("scan_id")?;
+            scans.push((
+                row.try_get("ticket_id")?,
+                OpeningScan {
+                    scan_id: Uuid::parse_str(&scan_id).map_err(corrupt)?,
+                    gate: u32::try_from(row.try_get::<i64, _>("gate")?).map_err(corrupt)?,
+                    direction: if direction == "exit" {
+                        Direction::Exit
+                    } else {
+                        Direction::Entry
+                    },
+                    at_ms: row.try_get("scanned_at_ms")?,
+                },
+                row.try_get("conflict_of")?,
+            ));
+        }
         let mut conflicts = Vec::new();
         let mut changed: Vec<(Option<String>, String)> = Vec::new();
-        // Per ticket: (inside, since, gate, entries) after its last scan.
+        // Per ticket: where the holder is after its last scan.
         let mut presence: Vec<(i64, PresenceRow)> = Vec::new();
-        for row in rows {
-            let ticket: i64 = row.try_get("ticket_id")?;
-            if current_ticket != Some(ticket) {
-                current_ticket = Some(ticket);
-                inside_since = None;
-                presence.push((ticket, PresenceRow::default()));
+        for run in scans.chunk_by(|a, b| a.0 == b.0) {
+            let folded = presence::fold(run.iter().map(|(_, scan, _)| scan));
+            for (mark, (_, _, old)) in folded.marks.iter().zip(run) {
+                let new = mark.conflict_of.map(|c| c.to_string());
+                if new != *old {
+                    changed.push((new, mark.scan_id.to_string()));
+                }
             }
-            let scan_id: String = row.try_get("scan_id")?;
-            let direction: String = row.try_get("direction")?;
-            let old: Option<String> = row.try_get("conflict_of")?;
-            if let Some((_, p)) = presence.last_mut() {
-                p.inside = direction != "exit";
-                p.since = row.try_get::<i64, _>("scanned_at_ms")?.div_euclid(1000);
-                p.gate = row.try_get("gate")?;
-                p.entries += i64::from(direction != "exit");
-            }
-            let new = if direction == "exit" {
-                inside_since = None;
-                None
-            } else if let Some(earlier) = &inside_since {
-                Some(earlier.clone())
-            } else {
-                inside_since = Some(scan_id.clone());
-                None
-            };
-            if new.is_some() {
-                conflicts.push(Uuid::parse_str(&scan_id).map_err(corrupt)?);
-            }
-            if new != old {
-                changed.push((new, scan_id));
-            }
+            conflicts.extend(folded.conflicts());
+            presence.push((run[0].0, PresenceRow::of(&folded)));
         }
         for (conflict_of, scan_id) in changed {
             sqlx::query("UPDATE scans SET conflict_of = $1 WHERE scan_id = $2")

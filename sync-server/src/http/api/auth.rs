@@ -97,13 +97,11 @@ pub struct NonceResponse {
     request_body = NonceRequest,
     responses(
         (status = 200, description = "The message to sign", body = NonceResponse),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
         (status = 403, description = "`login_disabled`: no `api.jwt_secret` configured", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `wallet` is missing or not a base58 public key", body = ErrorBody),
         (status = 500, description = "`internal`: no source of randomness", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn nonce(
@@ -159,13 +157,11 @@ impl Validate for VerifyRequest {
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "Logged in", body = Session),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
         (status = 401, description = "`bad_signature` (matches no nonce of the wallet), `nonce_expired` or `nonce_used`: request a new nonce", body = ErrorBody),
         (status = 403, description = "`login_disabled`: no `api.jwt_secret` configured", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `wallet` or `signature` is missing or malformed", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn verify(
@@ -195,9 +191,9 @@ pub struct WalletRole {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The wallet and its current role", body = WalletRole),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn me(user: AuthUser) -> Json<WalletRole> {
@@ -232,13 +228,10 @@ impl Validate for RoleGrant {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Set", body = WalletRole),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 422, description = "`invalid_field`: the wallet is not a base58 public key, or `role` is missing or unknown", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn grant_role(

@@ -153,15 +153,13 @@ impl From<EventRecord> for EventView {
     security(("wallet_session" = [])),
     responses(
         (status = 201, description = "Created", body = EventView),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`role_required`: the wallet is not an organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 422, description = "`invalid_field` (with `field`), or `chain_refused`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn create_event(
@@ -244,8 +242,8 @@ pub struct EventPage {
     responses(
         (status = 200, description = "One page of events", body = EventPage),
         (status = 400, description = "(plain text) the query string does not parse", body = String, content_type = "text/plain"),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn list_events(
@@ -301,8 +299,8 @@ async fn list_events_page(state: &AppState, query: &ListQuery) -> Result<EventPa
         (status = 200, description = "The event", body = EventView),
         (status = 400, description = "`bad_request`: the id is too large; or (plain text) it does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn get_event(
@@ -377,15 +375,13 @@ impl Validate for UpdateEventBody {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "Changed on chain, here and at the gates", body = EventView),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`role_required`, `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
         (status = 422, description = "`invalid_field` (capacity below what is sold or held, ends before it starts, ...) or `chain_refused`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn update_event(

@@ -41,8 +41,8 @@ use crate::services::tickets;
         })),
         (status = 400, description = "`bad_request`: the event id is too large; or (plain text) an id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn metadata(
@@ -71,7 +71,7 @@ pub async fn metadata(
         (status = 200, description = "The ticket card", body = String, content_type = "image/svg+xml"),
         (status = 400, description = "(plain text) an id does not parse", body = String, content_type = "text/plain"),
         (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn card_image(

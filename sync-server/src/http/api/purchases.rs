@@ -140,10 +140,6 @@ impl From<PurchaseDetail> for PurchaseView {
     security(("wallet_session" = [])),
     responses(
         (status = 201, description = "A seat is held; pay with `card.client_secret` or sign `sol.transaction`", body = PurchaseView),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event (here or on chain)", body = ErrorBody),
         (status = 409, description = "`sold_out`: no seat left in the tier or the event (seats held by paying buyers count); or `conflict`: the event is not on sale", body = ErrorBody),
@@ -152,6 +148,8 @@ impl From<PurchaseDetail> for PurchaseView {
         (status = 429, description = "`rate_limited`: the wallet spent its mint budget", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
         (status = 502, description = "`payment_provider_unavailable`; the seat is released", body = ErrorBody),
         (status = 503, description = "`payments_disabled` (card, no `[stripe]`), `chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
     )
 )]
 pub async fn purchase(
@@ -181,11 +179,11 @@ pub async fn purchase(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The purchase; `code` once fulfilled; a fresh `sol.transaction` while an SOL purchase is unpaid", body = PurchaseView),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such purchase of this wallet", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn get_purchase(
@@ -225,16 +223,14 @@ impl Validate for SignedPurchaseBody {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "Paid and minted (`fulfilled`), or sent and not yet settled (`minting`)", body = PurchaseView),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such purchase of this wallet", body = ErrorBody),
         (status = 409, description = "`conflict`: a card purchase, a purchase that is over, or a transaction made before another sale (get the purchase for a new one); `sold_out`: the reservation ran out and no seat is left", body = ErrorBody),
         (status = 422, description = "`invalid_field`: not this purchase's lone `buy_ticket` by the buyer, or not signed by the buyer; `chain_refused`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn submit(
@@ -289,9 +285,9 @@ pub async fn webhook(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The wallet's last 100 purchases, newest first (no codes or transactions)", body = Vec<PurchaseView>),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn my_purchases(
@@ -353,10 +349,9 @@ pub struct SupportPurchaseView {
     responses(
         (status = 200, description = "The purchases, newest change first", body = Vec<SupportPurchaseView>),
         (status = 400, description = "`bad_request`: an unknown query parameter", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no bearer token, or not the admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the admin API is disabled (no `admin_token` configured)", body = ErrorBody),
         (status = 422, description = "`invalid_field` (`status`): not one of the statuses listed", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn needing_support(

@@ -92,11 +92,11 @@ async fn require_organizer_of(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The ticket and its QR code text", body = TicketView),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: neither its holder nor the event's organizer", body = ErrorBody),
         (status = 404, description = "`not_found`: no such ticket", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn get_ticket(
@@ -137,16 +137,14 @@ impl Validate for MintBody {
     security(("wallet_session" = [])),
     responses(
         (status = 201, description = "Minted", body = TicketView),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`role_required` (not an organizer), `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event (in the database or on chain)", body = ErrorBody),
         (status = 422, description = "`invalid_field` (with `field`), or `chain_refused` (e.g. the tier is sold out)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the wallet spent its mint budget (`api.rate_limits.mint`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn mint(
@@ -214,16 +212,14 @@ impl Validate for BatchMintBody {
     security(("wallet_session" = [])),
     responses(
         (status = 201, description = "All minted", body = Vec<TicketView>),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`role_required` (not an organizer), `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event (in the database or on chain)", body = ErrorBody),
         (status = 409, description = "`conflict`: sold out, or a tier has fewer tickets left than asked", body = ErrorBody),
         (status = 422, description = "`invalid_field` (with `field`; e.g. `recipients[3].tier`: no such tier), or `chain_refused`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the wallet spent its mint budget (`api.rate_limits.mint`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
     )
 )]
 pub async fn batch_mint(
@@ -265,9 +261,9 @@ pub async fn batch_mint(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The wallet's tickets", body = Vec<TicketView>),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
         (status = 503, description = "`storage_unavailable` or `chain_unavailable` (no issuer key)", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
     )
 )]
 pub async fn my_tickets(
@@ -307,12 +303,12 @@ pub struct QrQuery {
             (String = "image/svg+xml"),
         )),
         (status = 400, description = "(plain text) an id or the query string does not parse", body = String, content_type = "text/plain"),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: neither the holder nor the event's organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `format` is neither `png` nor `svg`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
         (status = 503, description = "`storage_unavailable` or `chain_unavailable` (no issuer key)", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn qr(

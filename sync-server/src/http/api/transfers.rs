@@ -159,12 +159,12 @@ impl From<Submitted> for SubmittedTransfer {
         (status = 400, description = "`malformed_json`: the body is not JSON; or (plain text) a path id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not the ticket's holder; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such ticket", body = ErrorBody),
         (status = 409, description = "`conflict`: the ticket already has an open email transfer", body = ErrorBody),
         (status = 422, description = "`invalid_field`: give exactly one of `to_wallet` and `to_email`; a wallet that is not one or is the holder already; a bad address or `expires_in_secs`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
     )
 )]
 pub async fn transfer(
@@ -232,12 +232,12 @@ impl Validate for SignedTransferBody {
         (status = 400, description = "`malformed_json`: the body is not JSON; or (plain text) a path id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `transaction` is not base64, not a legacy transaction, not exactly the `transfer_ticket`, `open_email_transfer` or `cancel_email_transfer` of this ticket by the caller, or not signed; or `chain_refused`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn submit_transfer(
@@ -266,12 +266,12 @@ pub async fn submit_transfer(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The email transfer; `mail_sent` says whether the relay took the mail", body = EmailTransferView),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not the ticket's holder", body = ErrorBody),
         (status = 404, description = "`not_found`: no open email transfer", body = ErrorBody),
         (status = 409, description = "`conflict`: the mail already went out (its code is not kept)", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn resend(
@@ -297,11 +297,11 @@ pub async fn resend(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The unsigned `cancel_email_transfer` to sign and submit", body = TransferRequest),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not the wallet that opened the transfer", body = ErrorBody),
         (status = 404, description = "`not_found`: no open email transfer", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn cancel(
@@ -345,16 +345,14 @@ impl Validate for ClaimBody {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The ticket, now the caller's, with its new QR code text", body = TicketView),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),
         (status = 404, description = "`claim_not_found`: no transfer for this code", body = ErrorBody),
         (status = 410, description = "`already_claimed`, `claim_cancelled` or `claim_expired`", body = ErrorBody),
         (status = 422, description = "`invalid_field` or `chain_refused`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
-        (status = 503, description = "`chain_unavailable` or `storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn claim(

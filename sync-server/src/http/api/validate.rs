@@ -86,15 +86,13 @@ impl From<OnlineDecision> for ValidateResponse {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The decision (a refusal is a decision too: see `outcome`)", body = ValidateResponse),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `code` is empty or too long, or the event has no such gate", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the validator spent its budget at this gate (`api.rate_limits.validate`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn validate(
@@ -162,14 +160,12 @@ async fn store_offline(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "Stored (or stored before)", body = JournalAck),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
         (status = 422, description = "`invalid_field`: the event has no such gate, or the scan names another gate", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn offline(
@@ -200,14 +196,12 @@ pub async fn offline(
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "Stored (or stored before)", body = JournalAck),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
         (status = 422, description = "`invalid_field`: no scans or more than 1000, the event has no such gate, or a scan names another gate", body = ErrorBody),
-        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
+        crate::http::openapi::responses::SessionRefusals,
+        crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn sync(

@@ -2,8 +2,6 @@
 //! that apply to it in `responses(...)` beside its own answers, so the
 //! words for `payload_too_large` or a lost session are written in one place.
 
-#![allow(dead_code)] // The variants only describe answers; `ApiError` builds them.
-
 use crate::http::error::ErrorBody;
 
 /// Refusals of a JSON request body.

@@ -4,7 +4,7 @@
 //! good.
 
 use super::{MailStatus, Purchase, PurchaseStatus};
-use crate::adapters::mail::{MailError, RefundNotice, TicketConfirmation, qr_png};
+use crate::adapters::mail::{MailError, Mailer, RefundNotice, TicketConfirmation, qr_png};
 use crate::services::organizer::credential_for;
 use crate::services::{ServiceError, Services};
 
@@ -14,23 +14,20 @@ pub(super) async fn send(services: &Services, purchase: &Purchase) {
     if purchase.mail_status != MailStatus::Pending {
         return;
     }
-    let (Some(_), Some(_)) = (&services.mailer, &purchase.email) else {
+    let (Some(mailer), Some(to)) = (&services.mailer, &purchase.email) else {
         return;
     };
-    let status = match compose_and_send(services, purchase).await {
+    let retry = |e: &dyn std::fmt::Display| {
+        tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
+    };
+    let status = match compose_and_send(services, mailer.as_ref(), to, purchase).await {
         Ok(Ok(())) => MailStatus::Sent,
         Ok(Err(e)) if e.is_permanent() => {
             tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail refused for good");
             MailStatus::Failed
         }
-        Ok(Err(e)) => {
-            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
-            return;
-        }
+        Ok(Err(e)) => return retry(&e),
+        Err(e) => return retry(&e),
     };
     let _ = services
         .store
@@ -41,11 +38,10 @@ pub(super) async fn send(services: &Services, purchase: &Purchase) {
 /// `Ok(relay's answer)`, or `Err` when the mail could not be built.
 async fn compose_and_send(
     services: &Services,
+    mailer: &dyn Mailer,
+    to: &str,
     purchase: &Purchase,
 ) -> Result<Result<(), MailError>, ServiceError> {
-    let (Some(mailer), Some(to)) = (&services.mailer, &purchase.email) else {
-        return Ok(Ok(()));
-    };
     let event = services
         .store
         .event(purchase.event_id)
@@ -53,7 +49,7 @@ async fn compose_and_send(
         .ok_or_else(|| ServiceError::Internal("event vanished".into()))?;
     if purchase.status == PurchaseStatus::Refunded {
         let mail = RefundNotice {
-            to: to.clone(),
+            to: to.to_owned(),
             event_name: event.name.clone(),
             amount_minor: purchase.amount,
             currency: purchase.currency.clone(),
@@ -70,7 +66,7 @@ async fn compose_and_send(
         .ok_or_else(|| ServiceError::Internal("sold ticket not published".into()))?;
     let code = credential_for(services, &ticket)?.encode();
     let mail = TicketConfirmation {
-        to: to.clone(),
+        to: to.to_owned(),
         event_name: event.name.clone(),
         ticket_id,
         tier_name: event

@@ -9,6 +9,8 @@
 //! 4. `http`
 //! 5. `lib.rs`, `main.rs`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: fail loudly
+
 use std::path::{Path, PathBuf};
 
 /// The layer of a top-level module of the crate.

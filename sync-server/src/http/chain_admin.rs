@@ -186,10 +186,7 @@ pub async fn mint(
     path = "/api/admin/events/{event}/tickets/{ticket}/revoke",
     operation_id = "admin_revoke_ticket",
     tag = "admin",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Revoked; the ticket as gates now see it", body = CachedTicket),

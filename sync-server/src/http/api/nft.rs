@@ -21,10 +21,7 @@ use crate::services::tickets;
     get,
     path = "/m/{event}/{ticket}",
     tag = "metadata",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     responses(
         (status = 200, description = "Metaplex-style NFT metadata", body = Object, example = json!({
             "name": "Summer Festival #7",
@@ -63,10 +60,7 @@ pub async fn metadata(
     get,
     path = "/m/{event}/{ticket}/image.svg",
     tag = "metadata",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     responses(
         (status = 200, description = "The ticket card", body = String, content_type = "image/svg+xml"),
         (status = 400, description = "(plain text) an id does not parse", body = String, content_type = "text/plain"),

@@ -85,10 +85,7 @@ async fn require_organizer_of(
     get,
     path = "/api/tickets/{event}/{ticket}",
     tag = "tickets",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The ticket and its QR code text", body = TicketView),

@@ -148,10 +148,7 @@ impl From<Submitted> for SubmittedTransfer {
     post,
     path = "/api/tickets/{event}/{ticket}/transfer",
     tag = "tickets",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     request_body = TransferBody,
     security(("wallet_session" = [])),
     responses(
@@ -221,10 +218,7 @@ impl Validate for SignedTransferBody {
     post,
     path = "/api/tickets/{event}/{ticket}/transfer/submit",
     tag = "tickets",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     request_body = SignedTransferBody,
     security(("wallet_session" = [])),
     responses(
@@ -259,10 +253,7 @@ pub async fn submit_transfer(
     post,
     path = "/api/tickets/{event}/{ticket}/transfer/resend",
     tag = "tickets",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The email transfer; `mail_sent` says whether the relay took the mail", body = EmailTransferView),
@@ -290,10 +281,7 @@ pub async fn resend(
     post,
     path = "/api/tickets/{event}/{ticket}/transfer/cancel",
     tag = "tickets",
-    params(
-        ("event" = u64, Path, description = "The event id"),
-        ("ticket" = u32, Path, description = "The ticket id within the event"),
-    ),
+    params(crate::http::openapi::responses::TicketPath),
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The unsigned `cancel_email_transfer` to sign and submit", body = TransferRequest),

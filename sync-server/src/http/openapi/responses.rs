@@ -1,4 +1,4 @@
-//! Refusals many endpoints share, described once. A handler lists the sets
+//! Refusals and path parameters many endpoints share, described once. A handler lists the sets
 //! that apply to it in `responses(...)` beside its own answers, so the
 //! words for `payload_too_large` or a lost session are written in one place.
 
@@ -65,4 +65,14 @@ pub enum ChainOrStorageDown {
 pub enum Internal {
     #[response(status = 500, description = "`internal`")]
     Fault(ErrorBody),
+}
+
+/// The path of one ticket: `/{event}/{ticket}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TicketPath {
+    /// The event id
+    pub event: u64,
+    /// The ticket id within the event
+    pub ticket: u32,
 }

@@ -8,7 +8,7 @@ use anchor_lang::{InstructionData, system_program};
 use anchor_spl::associated_token;
 
 use crate::constants::{DELEGATION_SEED, EVENT_SEED, MINT_SEED, TICKET_SEED};
-pub use crate::instructions::{EntryKind, EntryRecord};
+pub use crate::instructions::EntryRecord;
 pub use crate::nft::ticket_token_address;
 
 pub use crate::state::{
@@ -18,10 +18,10 @@ pub use crate::state::{
 use crate::{ID, accounts, instruction};
 
 /// Records that fit one legacy `validate_entries` transaction signed (and paid) by the
-/// validator alone: 216 bytes of fixed overhead plus 44 per record (its ticket's 32-byte key,
-/// a 1-byte account index and the 11-byte record) within the 1,232-byte packet. An address
-/// lookup table would bring the per-record cost to 13 bytes.
-pub const MAX_ENTRIES_PER_LEGACY_TX: usize = 23;
+/// validator alone: 216 bytes of fixed overhead plus 48 per record (its ticket's 32-byte key,
+/// a 1-byte account index and the 15-byte record) within the 1,232-byte packet. An address
+/// lookup table would bring the per-record cost to 17 bytes.
+pub const MAX_ENTRIES_PER_LEGACY_TX: usize = 21;
 
 pub fn event_address(organizer: &Pubkey, event_id: u64) -> (Pubkey, u8) {
     Pubkey::find_program_address(
@@ -381,9 +381,9 @@ pub fn revoke_ticket(
     )
 }
 
-/// One instruction for many scans: `records` pairs each record with its ticket id. Records
-/// already applied (not newer than the ticket's last scan) are skipped on chain, so the same
-/// batch can be resent safely.
+/// One instruction for many tickets' folded scans: `records` pairs each record with its ticket
+/// id. A record that folded no more scans than the ticket's last applied one is skipped on
+/// chain, so the same batch can be resent safely.
 pub fn validate_entries(
     validator: &Pubkey,
     event: &Pubkey,

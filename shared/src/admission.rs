@@ -326,8 +326,13 @@ impl Decision {
                 state.presence = Presence::Inside { since: now, gate };
                 state.entries = state.entries.saturating_add(1);
             }
+            // An exit of someone not inside moves nobody (the same rule as
+            // the server's fold): recorded outside, a holder who never came
+            // in would be refused as a re-entry where re-entry is forbidden.
             Decision::ExitRecorded { .. } => {
-                state.presence = Presence::Outside { since: now, gate };
+                if matches!(state.presence, Presence::Inside { .. }) {
+                    state.presence = Presence::Outside { since: now, gate };
+                }
             }
             Decision::Rejected(_) => return None,
         }

@@ -1,7 +1,8 @@
 //! Where a holder is, pieced together from scans: the one presence fold.
 //!
 //! Two parties keep presence. The sync server sees every gate's scans of a
-//! ticket and folds them in scan-time order ([`fold`]): that gives where the
+//! ticket and folds them in scan-time order ([`fold`], independent of the
+//! order they arrive in): that gives where the
 //! holder is, how often they were admitted, and which admissions happened
 //! while they were already inside (conflicts, e.g. two gates offline). A gate
 //! sees only its own scans, so it takes the server's view when that is newer
@@ -25,6 +26,15 @@ pub struct OpeningScan {
     pub at_ms: i64,
 }
 
+impl OpeningScan {
+    /// The fold's order: scan time (milliseconds), then gate, then scan id.
+    /// Total, since scan ids are unique, so every party that folds the same
+    /// scans walks them in the same order, whatever order they arrived in.
+    pub fn order_key(&self) -> (i64, u32, Uuid) {
+        (self.at_ms, self.gate, self.scan_id)
+    }
+}
+
 /// What the fold says about one scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanMark {
@@ -32,17 +42,33 @@ pub struct ScanMark {
     /// For an entry made while the holder was already inside: the scan that
     /// let them in. `None` for exits and for entries of someone outside.
     pub conflict_of: Option<Uuid>,
+    /// An exit of someone who was not inside (no recorded entry since their
+    /// last exit): an incident to show, which moves nobody.
+    pub unmatched_exit: bool,
+}
+
+/// Where and when the last scan the fold walked was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastScan {
+    pub gate: u32,
+    pub at_ms: i64,
 }
 
 /// One ticket's scans folded: where the holder is now, and each scan's mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceFold {
-    /// After the last scan: inside or outside since it, at its gate.
-    /// `NeverEntered` only when there were no scans.
+    /// After the last entry or matched exit: inside or outside since it, at
+    /// its gate. `NeverEntered` while no entry was recorded.
     pub presence: Presence,
     /// Entries that opened the gate, conflicting ones included.
     pub entries: u32,
-    /// One per scan, in the order the scans came in.
+    /// Distinct scans folded (repeats of one scan id count once). Only grows
+    /// as scans arrive, which is what the chain's record keys on.
+    pub scans: u32,
+    /// The last scan in fold order, unmatched exits included; `None` without
+    /// scans.
+    pub last: Option<LastScan>,
+    /// One per distinct scan, in fold order.
     pub marks: Vec<ScanMark>,
 }
 
@@ -54,25 +80,39 @@ impl PresenceFold {
             .filter(|m| m.conflict_of.is_some())
             .map(|m| m.scan_id)
     }
+
+    /// The exits of someone who was not inside.
+    pub fn unmatched_exits(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.marks
+            .iter()
+            .filter(|m| m.unmatched_exit)
+            .map(|m| m.scan_id)
+    }
+
+    /// Whether the holder is inside after the last scan.
+    pub fn inside(&self) -> bool {
+        matches!(self.presence, Presence::Inside { .. })
+    }
 }
 
-/// Folds one ticket's gate-opening scans, which the caller passes in scan-time
-/// order: by `at_ms`, ties broken by `scan_id`, so every run over the same
-/// scans gives the same marks, however late a scan arrived.
+/// Folds one ticket's gate-opening scans, in any order and with repeats:
+/// the scans are walked in [`OpeningScan::order_key`] order and a scan id
+/// seen twice counts once, so the result depends only on the set of scans.
 ///
 /// The rules:
 /// - an entry while the holder is inside is a conflict, marked with the scan
 ///   that let them in (the first admission since their last exit, so a third
 ///   entry points at the first admission too, not at the second);
-/// - an exit takes them outside, whether or not they were inside;
-/// - the holder ends inside or outside as the last scan says, since that
-///   scan's time (whole seconds, rounded down) and at its gate; every entry
-///   (conflicts included) counts toward `entries`.
+/// - an exit takes an inside holder outside; an exit of someone not inside
+///   (never entered, or already out) is marked `unmatched_exit` and changes
+///   nothing, so it can never lock a holder out;
+/// - the holder ends inside or outside as the last entry or matched exit
+///   says, since that scan's time (whole seconds, rounded down) and at its
+///   gate; every entry (conflicts included) counts toward `entries`.
 ///
 /// # Calling it over database rows
-/// Select a batch of tickets' opening scans ordered by
-/// `(ticket_id, scanned_at_ms, scan_id)`, turn each row into
-/// `(ticket_id, OpeningScan)`, and fold each ticket's run of rows:
+/// Select a batch of tickets' opening scans ordered by ticket, turn each row
+/// into `(ticket_id, OpeningScan)`, and fold each ticket's run of rows:
 ///
 /// ```
 /// # use shared::presence::{OpeningScan, fold};
@@ -91,38 +131,45 @@ pub fn fold<'a, I>(scans: I) -> PresenceFold
 where
     I: IntoIterator<Item = &'a OpeningScan>,
 {
+    let mut ordered: Vec<&OpeningScan> = scans.into_iter().collect();
+    ordered.sort_by_key(|scan| scan.order_key());
+    ordered.dedup_by_key(|scan| scan.scan_id);
     let mut folded = PresenceFold {
         presence: Presence::NeverEntered,
         entries: 0,
-        marks: Vec::new(),
+        scans: u32::try_from(ordered.len()).unwrap_or(u32::MAX),
+        last: ordered.last().map(|scan| LastScan {
+            gate: scan.gate,
+            at_ms: scan.at_ms,
+        }),
+        marks: Vec::with_capacity(ordered.len()),
     };
     // The scan that let the holder in, while they are inside.
     let mut admitted_by: Option<Uuid> = None;
-    for scan in scans {
+    for scan in ordered {
         let since: UnixSeconds = scan.at_ms.div_euclid(1000);
         let gate = scan.gate;
-        let conflict_of = match scan.direction {
-            Direction::Exit => {
+        let mut mark = ScanMark {
+            scan_id: scan.scan_id,
+            conflict_of: None,
+            unmatched_exit: false,
+        };
+        match scan.direction {
+            Direction::Exit if admitted_by.is_some() => {
                 admitted_by = None;
                 folded.presence = Presence::Outside { since, gate };
-                None
             }
+            Direction::Exit => mark.unmatched_exit = true,
             Direction::Entry => {
                 folded.entries = folded.entries.saturating_add(1);
                 folded.presence = Presence::Inside { since, gate };
                 match admitted_by {
-                    Some(first) => Some(first),
-                    None => {
-                        admitted_by = Some(scan.scan_id);
-                        None
-                    }
+                    Some(first) => mark.conflict_of = Some(first),
+                    None => admitted_by = Some(scan.scan_id),
                 }
             }
-        };
-        folded.marks.push(ScanMark {
-            scan_id: scan.scan_id,
-            conflict_of,
-        });
+        }
+        folded.marks.push(mark);
     }
     folded
 }

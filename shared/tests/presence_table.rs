@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use ed25519_dalek::SigningKey;
-use shared::presence::{OpeningScan, fold, merge};
+use proptest::prelude::*;
+use shared::presence::{LastScan, OpeningScan, fold, merge};
 use shared::wire::PresenceUpdate;
 use shared::{
     Credential, CredentialBody, Direction, DoorsWindow, EventStatus, GatePolicy, HolderProofPolicy,
@@ -29,6 +30,8 @@ struct FoldRow {
     entries: u32,
     /// Per scan: the index of the scan it conflicts with.
     conflict_of: Vec<Option<usize>>,
+    /// The scans that are exits of someone not inside.
+    unmatched: Vec<usize>,
 }
 
 fn fold_table() -> Vec<FoldRow> {
@@ -39,6 +42,7 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::NeverEntered,
             entries: 0,
             conflict_of: vec![],
+            unmatched: vec![],
         },
         FoldRow {
             name: "single entry: inside since it, at its gate",
@@ -46,6 +50,7 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Inside { since: 10, gate: 3 },
             entries: 1,
             conflict_of: vec![None],
+            unmatched: vec![],
         },
         FoldRow {
             name: "entry while inside conflicts with the first entry",
@@ -54,6 +59,7 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Inside { since: 11, gate: 2 },
             entries: 2,
             conflict_of: vec![None, Some(0)],
+            unmatched: vec![],
         },
         FoldRow {
             name: "entry, exit, entry: a re-entry, no conflict",
@@ -61,13 +67,15 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Inside { since: 30, gate: 2 },
             entries: 2,
             conflict_of: vec![None, None, None],
+            unmatched: vec![],
         },
         FoldRow {
-            name: "exit first: outside, nobody admitted",
+            name: "exit first: an incident that moves nobody",
             scans: vec![(OUT, 5, 20_000)],
-            presence: Presence::Outside { since: 20, gate: 5 },
+            presence: Presence::NeverEntered,
             entries: 0,
             conflict_of: vec![None],
+            unmatched: vec![0],
         },
         FoldRow {
             name: "exit first, then entry: no conflict",
@@ -75,6 +83,31 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Inside { since: 21, gate: 1 },
             entries: 1,
             conflict_of: vec![None, None],
+            unmatched: vec![0],
+        },
+        FoldRow {
+            name: "a second exit while outside: flagged, outside since the first",
+            scans: vec![(IN, 1, 10_000), (OUT, 5, 20_000), (OUT, 6, 25_000)],
+            presence: Presence::Outside { since: 20, gate: 5 },
+            entries: 1,
+            conflict_of: vec![None, None, None],
+            unmatched: vec![2],
+        },
+        FoldRow {
+            name: "two scans in one second keep their millisecond order",
+            scans: vec![(IN, 1, 10_100), (OUT, 1, 10_900)],
+            presence: Presence::Outside { since: 10, gate: 1 },
+            entries: 1,
+            conflict_of: vec![None, None],
+            unmatched: vec![],
+        },
+        FoldRow {
+            name: "the same millisecond at two gates: the lower gate first",
+            scans: vec![(IN, 2, 10_000), (IN, 7, 10_000)],
+            presence: Presence::Inside { since: 10, gate: 7 },
+            entries: 2,
+            conflict_of: vec![None, Some(0)],
+            unmatched: vec![],
         },
         FoldRow {
             name: "two conflicts both point at the first admission",
@@ -82,6 +115,7 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Inside { since: 12, gate: 3 },
             entries: 3,
             conflict_of: vec![None, Some(0), Some(0)],
+            unmatched: vec![],
         },
         FoldRow {
             name: "after an exit the next admission is the one conflicts point at",
@@ -95,6 +129,7 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Inside { since: 14, gate: 4 },
             entries: 4,
             conflict_of: vec![None, Some(0), None, None, Some(3)],
+            unmatched: vec![],
         },
         FoldRow {
             name: "exit after a conflict: outside, conflict kept",
@@ -102,6 +137,7 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Outside { since: 12, gate: 5 },
             entries: 2,
             conflict_of: vec![None, Some(0), None],
+            unmatched: vec![],
         },
         FoldRow {
             name: "times round down to whole seconds, before 1970 too",
@@ -109,6 +145,7 @@ fn fold_table() -> Vec<FoldRow> {
             presence: Presence::Inside { since: -1, gate: 1 },
             entries: 1,
             conflict_of: vec![None],
+            unmatched: vec![],
         },
     ]
 }
@@ -158,6 +195,34 @@ fn every_way_a_tickets_scans_fold() {
                 "{}: conflicts {conflicts:?}, expected {expected_conflicts:?}",
                 row.name
             ));
+        }
+        let unmatched: Vec<Uuid> = folded.unmatched_exits().collect();
+        let expected_unmatched: Vec<Uuid> = row.unmatched.iter().map(|&n| id(n)).collect();
+        if unmatched != expected_unmatched {
+            failures.push(format!(
+                "{}: unmatched exits {unmatched:?}, expected {expected_unmatched:?}",
+                row.name
+            ));
+        }
+        let last = row
+            .scans
+            .last()
+            .map(|&(_, gate, at_ms)| LastScan { gate, at_ms });
+        if (folded.scans as usize, folded.last) != (row.scans.len(), last) {
+            failures.push(format!(
+                "{}: {} scans, last {:?}; expected {}, {last:?}",
+                row.name,
+                folded.scans,
+                folded.last,
+                row.scans.len()
+            ));
+        }
+        // The rows list scans in scan-time order; any arrival order and
+        // repeated uploads must fold the same.
+        let mut arrived: Vec<OpeningScan> = scans.iter().rev().copied().collect();
+        arrived.extend(scans.iter().copied());
+        if fold(&arrived) != folded {
+            failures.push(format!("{}: arrival order changed the fold", row.name));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -231,6 +296,73 @@ fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
         (gate_state.presence, gate_state.entries)
     );
     assert_eq!(folded.conflicts().count(), 0);
+}
+
+#[test]
+fn an_exit_first_never_locks_out_a_holder_where_reentry_is_forbidden() {
+    let issuer = SigningKey::from_bytes(&[1; 32]);
+    let holder = PublicKeyBytes::from(&SigningKey::from_bytes(&[2; 32]).verifying_key());
+    let code = Credential::issue(
+        CredentialBody {
+            event_id: 7,
+            ticket_id: 5,
+            tier: 0,
+            owner: holder,
+            generation: 1,
+        },
+        &issuer,
+    );
+    let keys = vec![PublicKeyBytes::from(&issuer.verifying_key())];
+    let verified = code.verify(&|_: u64| keys.clone()).unwrap();
+    let policy = |direction| GatePolicy {
+        event_id: 7,
+        gate: 4,
+        direction,
+        event_status: EventStatus::Active,
+        doors: DoorsWindow {
+            opens_at: 0,
+            closes_at: 1_000_000,
+        },
+        allowed_tiers: None,
+        reentry: ReentryPolicy::Forbidden,
+        unknown_tickets: UnknownTicketPolicy::Reject,
+        holder_proof: HolderProofPolicy::NotRequired,
+    };
+    let mut gate_state = state(Presence::NeverEntered, 0);
+    gate_state.owner = holder;
+    // Someone walks out through the exit gate with the code first.
+    let exit = decide(&verified, Some(&gate_state), &policy(OUT), 100);
+    let after_exit = exit
+        .next_state(&verified, Some(&gate_state), 4, 100)
+        .unwrap();
+    assert_eq!(after_exit.presence, Presence::NeverEntered);
+    // The holder's first entry is still a first entry.
+    let entry = decide(&verified, Some(&after_exit), &policy(IN), 200);
+    assert_eq!(entry.code(), "admitted", "{entry:?}");
+    // The server's fold agrees and flags the exit.
+    let scans = [
+        OpeningScan {
+            scan_id: id(0),
+            gate: 4,
+            direction: OUT,
+            at_ms: 100_000,
+        },
+        OpeningScan {
+            scan_id: id(1),
+            gate: 4,
+            direction: IN,
+            at_ms: 200_000,
+        },
+    ];
+    let folded = fold(&scans);
+    assert_eq!(folded.unmatched_exits().collect::<Vec<_>>(), vec![id(0)]);
+    assert_eq!(
+        folded.presence,
+        Presence::Inside {
+            since: 200,
+            gate: 4
+        }
+    );
 }
 
 fn state(presence: Presence, entries: u32) -> TicketState {
@@ -334,4 +466,53 @@ fn every_way_the_servers_view_meets_the_gates() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A ticket's scans from a proptest seed: up to 12, at a few gates, often
+/// in the same second or millisecond.
+fn scans_strategy() -> impl Strategy<Value = Vec<OpeningScan>> {
+    prop::collection::vec((any::<bool>(), 1u32..4, 0i64..3_000), 0..12).prop_map(|rows| {
+        rows.into_iter()
+            .enumerate()
+            .map(|(n, (entry, gate, at_ms))| OpeningScan {
+                scan_id: id(n),
+                gate,
+                direction: if entry { IN } else { OUT },
+                at_ms,
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn the_fold_ignores_arrival_order_and_repeats(
+        scans in scans_strategy(),
+        order in any::<prop::sample::Index>(),
+        repeats in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let folded = fold(&scans);
+        let mut arrived = scans.clone();
+        if !arrived.is_empty() {
+            let len = arrived.len();
+            arrived.rotate_left(order.index(len));
+            for r in &repeats {
+                arrived.push(scans[r.index(len)]);
+            }
+            arrived.swap(0, order.index(len));
+        }
+        prop_assert_eq!(fold(&arrived), folded.clone());
+        // What the fold counts, checked against the scans themselves.
+        let entries = scans.iter().filter(|s| s.direction == IN).count();
+        prop_assert_eq!(folded.entries as usize, entries);
+        prop_assert_eq!(folded.scans as usize, scans.len());
+        prop_assert_eq!(folded.marks.len(), scans.len());
+        // An exit is either matched (takes someone out) or flagged; nobody
+        // is ever outside without having entered.
+        if entries == 0 {
+            prop_assert_eq!(folded.presence, Presence::NeverEntered);
+        }
+        let exits = scans.iter().filter(|s| s.direction == OUT).count();
+        prop_assert!(folded.unmatched_exits().count() <= exits);
+    }
 }

@@ -6,7 +6,7 @@
 //! - `sync_scans_total{gate,outcome}`: scans stored from gates and handhelds
 //!   by outcome code (`admitted`, `already_inside`, ...);
 //! - `sync_replay_entries_total{result}`: scans settled by the replay worker
-//!   (`confirmed`, `superseded`, `failed`, `expired`);
+//!   (`confirmed`, `failed`, `expired`);
 //! - `sync_chain_transactions_total{kind,result}`: transactions the server
 //!   sent (`replay`), by outcome.
 

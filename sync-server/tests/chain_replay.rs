@@ -15,7 +15,7 @@ use sync_server::services::replay;
 on_both_backends!(
     two_servers_on_one_database_share_the_replay_without_doubling,
     scans_go_on_chain_once_in_order_and_stay_there,
-    a_late_upload_older_than_the_chain_is_superseded_not_lost,
+    a_late_upload_older_than_the_chain_still_counts_there,
     the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhashes,
 );
 
@@ -62,7 +62,8 @@ async fn scans_go_on_chain_once_in_order_and_stay_there(db: Db) {
     let t0 = tickets[0].as_ref().unwrap();
     assert_eq!(t0.entry_count, 2, "two entries of ticket 0, each once");
     assert!(t0.inside, "entry, exit, entry: inside");
-    assert_eq!(t0.last_scan_at, T0 + 120);
+    assert_eq!(t0.last_scan_at_ms, (T0 + 120) * 1000);
+    assert_eq!(t0.scans_applied, 3, "entry, exit, entry folded");
     let t1 = tickets[1].as_ref().unwrap();
     assert_eq!((t1.entry_count, t1.last_gate), (1, 1));
     assert!(!tickets[2].as_ref().unwrap().entered);
@@ -106,7 +107,7 @@ async fn scans_go_on_chain_once_in_order_and_stay_there(db: Db) {
     assert_eq!(after[1].as_ref().unwrap().entry_count, 1);
 }
 
-async fn a_late_upload_older_than_the_chain_is_superseded_not_lost(db: Db) {
+async fn a_late_upload_older_than_the_chain_still_counts_there(db: Db) {
     let server = start_on_chain(db, ChainMode::Embedded).await;
     server.seed_on_chain(1).await;
     let north = server.enrol("north", 11).await;
@@ -130,12 +131,13 @@ async fn a_late_upload_older_than_the_chain_is_superseded_not_lost(db: Db) {
     let summary = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
     assert_eq!(
         (summary.confirmed, summary.superseded),
-        (1, 1),
+        (2, 0),
         "{summary:?}"
     );
+    // The fold of both admissions: counted twice (a conflict), last at north.
     let ticket = server.chain_tickets(&[0]).await.pop().flatten().unwrap();
-    assert_eq!(ticket.entry_count, 1);
-    assert_eq!(ticket.last_scan_at, T0 + 100);
+    assert_eq!((ticket.entry_count, ticket.scans_applied), (2, 2));
+    assert_eq!(ticket.last_scan_at_ms, (T0 + 100) * 1000);
     // Kept on the server, and shown as a conflict for organizers.
     let conflicts = server
         .admin_get(&format!("/api/admin/events/{EVENT}/conflicts"))

@@ -11,7 +11,7 @@ use std::error::Error;
 use anchor_lang::prelude::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use ticketing::client::{
-    self, EntryKind, EntryRecord, EventParams, TicketAccounts, TierParams, TokenStandard,
+    self, EntryRecord, EventParams, TicketAccounts, TierParams, TokenStandard,
 };
 use ticketing::testing::{Chain, wire_size};
 
@@ -297,17 +297,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut lamports_per_entry = 0;
     let mut fee_per_full_tx = 0;
     let mut scan_at = STARTS_AT;
-    for size in [1, 10, 20, max_entries] {
+    for (round, size) in [1, 10, 20, max_entries].into_iter().enumerate() {
         scan_at += 60;
+        // Each round folds one more scan per ticket, so every record applies.
+        let scans = u16::try_from(round + 1)?;
         let records: Vec<_> = ticket_ids[..size]
             .iter()
             .map(|id| {
                 (
                     *id,
                     EntryRecord {
-                        at: scan_at,
+                        scans,
+                        entries: scans,
+                        inside: true,
                         gate: 1,
-                        kind: EntryKind::Entry,
+                        at_ms: scan_at * 1000,
                     },
                 )
             })

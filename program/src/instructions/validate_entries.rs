@@ -4,30 +4,34 @@ use crate::constants::{MAX_ENTRY_RECORDS, MAX_SCAN_CLOCK_SKEW};
 use crate::error::TicketingError;
 use crate::state::{Event, Ticket};
 
-/// One scan recorded by a gate, replayed on chain. Its ticket is the remaining account at the
-/// same position. Compact on purpose: 11 bytes per record.
+/// One ticket's gate scans as the sync server folded them (`shared::presence::fold` over
+/// every admitted scan it holds of the ticket), replayed on chain. Its ticket is the remaining
+/// account at the same position. Compact on purpose: 15 bytes per record.
+///
+/// The record carries the fold's result rather than one scan, so the chain ends equal to the
+/// fold whatever order the gates' journals reached the server in.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug)]
 pub struct EntryRecord {
-    /// Scan time at the gate (unix seconds). A record is applied only if it is newer than the
-    /// ticket's `last_scan_at`; anything else is an already-applied or stale record and is
-    /// skipped, so retries never double-count.
-    pub at: i64,
+    /// Distinct scans folded. Applied only when more than the ticket's `scans_applied`:
+    /// a retried or older (smaller) fold changes nothing.
+    pub scans: u16,
+    /// Entries that opened a gate, conflicting ones included.
+    pub entries: u16,
+    /// Inside after the last scan.
+    pub inside: bool,
+    /// Gate and time (unix milliseconds, the gate's clock) of the last scan folded.
     pub gate: u16,
-    pub kind: EntryKind,
-}
-
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum EntryKind {
-    Entry,
-    Exit,
+    pub at_ms: i64,
 }
 
 #[event]
 pub struct EntryRecorded {
     pub ticket: Pubkey,
-    pub at: i64,
+    pub scans: u16,
+    pub entries: u16,
+    pub inside: bool,
     pub gate: u16,
-    pub kind: EntryKind,
+    pub at_ms: i64,
 }
 
 #[event]
@@ -62,9 +66,10 @@ pub(crate) fn handler<'info>(
         TicketingError::AccountsMismatch
     );
     let event_key = ctx.accounts.event.key();
-    let latest_accepted = Clock::get()?
+    let latest_accepted_ms = Clock::get()?
         .unix_timestamp
-        .saturating_add(MAX_SCAN_CLOCK_SKEW);
+        .saturating_add(MAX_SCAN_CLOCK_SKEW)
+        .saturating_mul(1000);
     let mut applied: u16 = 0;
     for (record, account) in records.iter().zip(ctx.remaining_accounts) {
         require_keys_eq!(*account.owner, crate::ID, TicketingError::WrongAccount);
@@ -74,7 +79,7 @@ pub(crate) fn handler<'info>(
             ticket.belongs_to(account.key, &event_key),
             TicketingError::WrongEvent
         );
-        if !apply(&mut ticket, record, latest_accepted)? {
+        if !apply(&mut ticket, record, latest_accepted_ms) {
             continue;
         }
         let mut data = account.try_borrow_mut_data()?;
@@ -83,9 +88,11 @@ pub(crate) fn handler<'info>(
         applied = applied.checked_add(1).ok_or(TicketingError::Overflow)?;
         emit!(EntryRecorded {
             ticket: account.key(),
-            at: record.at,
+            scans: record.scans,
+            entries: record.entries,
+            inside: record.inside,
             gate: record.gate,
-            kind: record.kind,
+            at_ms: record.at_ms,
         });
     }
     let total = u16::try_from(records.len()).map_err(|_| TicketingError::Overflow)?;
@@ -97,26 +104,20 @@ pub(crate) fn handler<'info>(
     Ok(())
 }
 
-/// Applies `record` if it is newer than the last one applied and not later than
-/// `latest_accepted` (the cluster clock plus the allowed gate clock skew); returns whether it did.
-/// The chain records what happened at the gate, whatever the ticket's status: the gate
-/// decided offline, and disagreements are the sync server's conflicts to show.
-pub fn apply(ticket: &mut Ticket, record: &EntryRecord, latest_accepted: i64) -> Result<bool> {
-    if record.at <= ticket.last_scan_at || record.at > latest_accepted {
-        return Ok(false);
+/// Applies `record` if it folded more scans than the one applied last and its last scan is not
+/// later than `latest_accepted_ms` (the cluster clock plus the allowed gate clock skew, in
+/// milliseconds); returns whether it did. The chain records what happened at the gates,
+/// whatever the ticket's status: the gates decided offline, and disagreements are the sync
+/// server's conflicts and incidents to show.
+pub fn apply(ticket: &mut Ticket, record: &EntryRecord, latest_accepted_ms: i64) -> bool {
+    if record.scans <= ticket.scans_applied || record.at_ms > latest_accepted_ms {
+        return false;
     }
-    ticket.last_scan_at = record.at;
+    ticket.scans_applied = record.scans;
+    ticket.entry_count = record.entries;
+    ticket.entered = record.entries > 0;
+    ticket.inside = record.inside;
     ticket.last_gate = record.gate;
-    match record.kind {
-        EntryKind::Entry => {
-            ticket.entered = true;
-            ticket.inside = true;
-            ticket.entry_count = ticket
-                .entry_count
-                .checked_add(1)
-                .ok_or(TicketingError::Overflow)?;
-        }
-        EntryKind::Exit => ticket.inside = false,
-    }
-    Ok(true)
+    ticket.last_scan_at_ms = record.at_ms;
+    true
 }

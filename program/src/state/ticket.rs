@@ -6,7 +6,7 @@ use crate::constants::TICKET_SEED;
 /// The NFT mint at `[MINT_SEED, ticket]` is the wallet-visible half.
 ///
 /// The account does not store its event: its address, `[TICKET_SEED, event, ticket_id]`,
-/// already binds it to one ([`Ticket::belongs_to`]). That keeps it at 75 bytes, which is part
+/// already binds it to one ([`Ticket::belongs_to`]). That keeps it at 77 bytes, which is part
 /// of what keeps a ticket under 0.005 SOL.
 #[account]
 #[derive(InitSpace, Debug, PartialEq, Eq)]
@@ -19,13 +19,16 @@ pub struct Ticket {
     pub status: TicketStatus,
     /// Entered at least once.
     pub entered: bool,
-    /// Currently inside (last record was an entry).
+    /// Inside after the last scan the sync server folded.
     pub inside: bool,
     pub entry_count: u16,
+    /// Gate and time (unix milliseconds) of the last scan folded.
     pub last_gate: u16,
-    /// Time of the newest applied entry record (unix seconds); records not newer are skipped,
-    /// which is what makes replays idempotent.
-    pub last_scan_at: i64,
+    pub last_scan_at_ms: i64,
+    /// How many distinct scans the applied record folded. A record is applied only if it
+    /// folded more, which is what makes replays idempotent and arrival order irrelevant:
+    /// the server's set of scans only grows, so a fuller fold always supersedes.
+    pub scans_applied: u16,
     /// Lamports paid on chain (refunded on revoke); 0 when paid off chain.
     pub paid: u64,
     /// An email transfer is open; direct transfers wait until it is claimed, cancelled or expired.

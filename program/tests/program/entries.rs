@@ -1,24 +1,24 @@
-//! validate_entries: batched, idempotent replay of gate scans.
+//! validate_entries: batched, idempotent replay of each ticket's folded scans.
 
 use crate::common::*;
 use solana_sdk::signature::{Keypair, Signer};
-use ticketing::client::{self, EntryKind, EntryRecord};
+use ticketing::client::{self, EntryRecord};
 use ticketing::error::TicketingError;
 
-fn entry(at: i64, gate: u16) -> EntryRecord {
+/// A record of `scans` folded scans, the last at `at` seconds (+ `ms`) at `gate`.
+fn folded(scans: u16, entries: u16, inside: bool, gate: u16, at: i64) -> EntryRecord {
     EntryRecord {
-        at,
+        scans,
+        entries,
+        inside,
         gate,
-        kind: EntryKind::Entry,
+        at_ms: at * 1000,
     }
 }
 
-fn exit(at: i64, gate: u16) -> EntryRecord {
-    EntryRecord {
-        at,
-        gate,
-        kind: EntryKind::Exit,
-    }
+/// A single entry as the fold of one scan.
+fn entry(at: i64, gate: u16) -> EntryRecord {
+    folded(1, 1, true, gate, at)
 }
 
 async fn tickets(fx: &mut Fixture, count: usize) -> Vec<u32> {
@@ -49,7 +49,7 @@ async fn replay(
 }
 
 #[tokio::test]
-async fn validate_entries_records_entries_and_exits_in_the_ticket_accounts() {
+async fn validate_entries_writes_each_tickets_fold_in_its_account() {
     let mut fx = Fixture::new().await;
     let ids = tickets(&mut fx, 2).await;
     let rent_before = fx.chain.balance(&fx.validator.pubkey()).await.unwrap();
@@ -62,7 +62,8 @@ async fn validate_entries_records_entries_and_exits_in_the_ticket_accounts() {
     )
     .await
     .unwrap();
-    replay(&mut fx, &[(ids[0], exit(STARTS_AT + 60, 9))])
+    // Later the server holds two scans of the first ticket: in, then out at gate 9.
+    replay(&mut fx, &[(ids[0], folded(2, 1, false, 9, STARTS_AT + 60))])
         .await
         .unwrap();
 
@@ -71,7 +72,8 @@ async fn validate_entries_records_entries_and_exits_in_the_ticket_accounts() {
     assert!(!first.inside);
     assert_eq!(first.entry_count, 1);
     assert_eq!(first.last_gate, 9);
-    assert_eq!(first.last_scan_at, STARTS_AT + 60);
+    assert_eq!(first.last_scan_at_ms, (STARTS_AT + 60) * 1000);
+    assert_eq!(first.scans_applied, 2);
     let second = fx.ticket_state(ids[1]).await;
     assert!(second.entered && second.inside);
     assert_eq!((second.entry_count, second.last_gate), (1, 2));
@@ -83,37 +85,59 @@ async fn validate_entries_records_entries_and_exits_in_the_ticket_accounts() {
 }
 
 #[tokio::test]
-async fn validate_entries_counts_re_entries() {
+async fn validate_entries_applies_a_fuller_fold_whose_last_scan_is_older() {
+    // Gate B's exit reached the server first: an exit of someone not inside, no entry.
     let mut fx = Fixture::new().await;
     let ids = tickets(&mut fx, 1).await;
-    replay(
-        &mut fx,
-        &[
-            (ids[0], entry(STARTS_AT, 1)),
-            (ids[0], exit(STARTS_AT + 10, 1)),
-            (ids[0], entry(STARTS_AT + 20, 2)),
-        ],
-    )
-    .await
-    .unwrap();
+    replay(&mut fx, &[(ids[0], folded(1, 0, false, 2, STARTS_AT + 60))])
+        .await
+        .unwrap();
+    let early = fx.ticket_state(ids[0]).await;
+    assert_eq!((early.entered, early.entry_count), (false, 0));
+    // Gate A's earlier entry arrives later: the fold of both has the entry, ending outside.
+    // Its last scan is the same exit, not newer: a rule keyed on time would skip it.
+    replay(&mut fx, &[(ids[0], folded(2, 1, false, 2, STARTS_AT + 60))])
+        .await
+        .unwrap();
     let ticket = fx.ticket_state(ids[0]).await;
-    assert_eq!(ticket.entry_count, 2);
-    assert!(ticket.inside);
-    assert_eq!(ticket.last_gate, 2);
+    assert_eq!(
+        (ticket.entered, ticket.inside, ticket.entry_count),
+        (true, false, 1)
+    );
+    assert_eq!(ticket.scans_applied, 2);
 }
 
 #[tokio::test]
-async fn validate_entries_replayed_record_is_a_no_op() {
+async fn validate_entries_keeps_two_scans_of_one_second() {
     let mut fx = Fixture::new().await;
     let ids = tickets(&mut fx, 1).await;
-    let batch = [(ids[0], entry(STARTS_AT, 4))];
+    let mut first = entry(STARTS_AT, 1);
+    first.at_ms += 100;
+    replay(&mut fx, &[(ids[0], first)]).await.unwrap();
+    let mut both = folded(2, 1, false, 1, STARTS_AT);
+    both.at_ms += 900;
+    replay(&mut fx, &[(ids[0], both)]).await.unwrap();
+    let ticket = fx.ticket_state(ids[0]).await;
+    assert_eq!((ticket.inside, ticket.scans_applied), (false, 2));
+    assert_eq!(ticket.last_scan_at_ms, STARTS_AT * 1000 + 900);
+}
+
+#[tokio::test]
+async fn validate_entries_replayed_or_smaller_fold_is_a_no_op() {
+    let mut fx = Fixture::new().await;
+    let ids = tickets(&mut fx, 1).await;
+    let batch = [(ids[0], folded(3, 2, true, 4, STARTS_AT + 30))];
     replay(&mut fx, &batch).await.unwrap();
     let after_first = fx.ticket_state(ids[0]).await;
     replay(&mut fx, &batch).await.unwrap();
-    replay(&mut fx, &batch).await.unwrap();
+    // A record of fewer scans (sent before the fuller one, landing after it) changes nothing,
+    // even with a later last scan.
+    replay(&mut fx, &[(ids[0], folded(2, 1, false, 5, STARTS_AT + 90))])
+        .await
+        .unwrap();
     let after_replays = fx.ticket_state(ids[0]).await;
     assert_eq!(after_replays, after_first);
-    assert_eq!(after_replays.entry_count, 1);
+    assert_eq!(after_replays.entry_count, 2);
 }
 
 #[tokio::test]
@@ -126,14 +150,13 @@ async fn validate_entries_batch_mixing_new_and_replayed_records_applies_only_the
     )
     .await
     .unwrap();
-    // A retried batch that also carries new scans, and one stale (older) record.
+    // A retried record, a new fold of the first ticket, and a third ticket's first fold.
     replay(
         &mut fx,
         &[
-            (ids[0], entry(STARTS_AT, 1)),
             (ids[1], entry(STARTS_AT - 30, 7)),
             (ids[2], entry(STARTS_AT + 3, 5)),
-            (ids[0], exit(STARTS_AT + 90, 6)),
+            (ids[0], folded(2, 1, false, 6, STARTS_AT + 90)),
         ],
     )
     .await
@@ -145,8 +168,8 @@ async fn validate_entries_batch_mixing_new_and_replayed_records_applies_only_the
     );
     let second = fx.ticket_state(ids[1]).await;
     assert_eq!(
-        (second.entry_count, second.last_gate, second.last_scan_at),
-        (1, 1, STARTS_AT)
+        (second.entry_count, second.last_gate, second.last_scan_at_ms),
+        (1, 1, STARTS_AT * 1000)
     );
     let third = fx.ticket_state(ids[2]).await;
     assert_eq!((third.entry_count, third.last_gate), (1, 5));
@@ -167,9 +190,16 @@ async fn validate_entries_skips_a_record_from_a_gate_clock_running_ahead() {
     .await
     .unwrap();
     let skewed = fx.ticket_state(ids[0]).await;
-    assert_eq!((skewed.entry_count, skewed.last_scan_at), (0, 0));
+    assert_eq!(
+        (
+            skewed.entry_count,
+            skewed.last_scan_at_ms,
+            skewed.scans_applied
+        ),
+        (0, 0, 0)
+    );
     assert_eq!(fx.ticket_state(ids[1]).await.entry_count, 1);
-    // A genuine later record of the first ticket still applies.
+    // A fold whose last scan is within the skew still applies.
     replay(&mut fx, &[(ids[0], entry(STARTS_AT + 20, 1))])
         .await
         .unwrap();

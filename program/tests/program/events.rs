@@ -233,9 +233,11 @@ async fn a_cancelled_event_refuses_updates_sales_minting_transfers_and_entries()
 
     let validator = fx.validator.insecure_clone();
     let record = client::EntryRecord {
-        at: STARTS_AT,
+        scans: 1,
+        entries: 1,
+        inside: true,
         gate: 1,
-        kind: client::EntryKind::Entry,
+        at_ms: STARTS_AT * 1000,
     };
     let result = fx
         .send(

@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use solana_sdk::signature::{Keypair, Signer};
-use ticketing::client::{self, EntryKind, EntryRecord, TicketAccounts};
+use ticketing::client::{self, EntryRecord, TicketAccounts};
 use ticketing::error::TicketingError;
 
 const EMAIL: &str = "friend@example.org";
@@ -179,9 +179,11 @@ async fn transfer_ticket_refuses_a_ticket_used_to_enter() {
     let (holder, ticket_id) = holder_with_ticket(&mut fx).await;
     let validator = fx.validator.insecure_clone();
     let record = EntryRecord {
-        at: NOW + 10,
+        scans: 1,
+        entries: 1,
+        inside: true,
         gate: 3,
-        kind: EntryKind::Entry,
+        at_ms: (NOW + 10) * 1000,
     };
     fx.send(
         &[client::validate_entries(

@@ -87,7 +87,8 @@ pub struct ChainSettings {
 pub struct ReplaySettings {
     /// Run the worker in this server (several servers may share the work).
     pub enabled: bool,
-    /// Most scans per transaction (at most 23, what a legacy transaction holds).
+    /// Most entry records (one per ticket) per transaction (at most 21, what a
+    /// legacy transaction holds).
     pub batch_max: u32,
     /// Pause between rounds when there is nothing to do, in milliseconds
     /// (new uploads wake the worker at once).
@@ -118,7 +119,7 @@ impl Default for ReplaySettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            batch_max: 23,
+            batch_max: 21,
             idle_ms: 1000,
             max_attempts: 8,
             lease_secs: 30,

@@ -139,14 +139,18 @@ impl Store {
 pub(super) fn presence_from_row(event_id: u64, r: &AnyRow) -> Result<PresenceUpdate, StoreError> {
     let since: i64 = r.try_get("since")?;
     let gate = u32::try_from(r.try_get::<i64, _>("gate")?).map_err(corrupt)?;
+    let entries = u32::try_from(r.try_get::<i64, _>("entries")?).map_err(corrupt)?;
     Ok(PresenceUpdate {
         event_id,
         ticket_id: u32::try_from(r.try_get::<i64, _>("ticket_id")?).map_err(corrupt)?,
-        presence: if r.try_get::<i64, _>("inside")? == 1 {
+        presence: if entries == 0 {
+            // Only unmatched exits: the holder never came in.
+            Presence::NeverEntered
+        } else if r.try_get::<i64, _>("inside")? == 1 {
             Presence::Inside { since, gate }
         } else {
             Presence::Outside { since, gate }
         },
-        entries: u32::try_from(r.try_get::<i64, _>("entries")?).map_err(corrupt)?,
+        entries,
     })
 }

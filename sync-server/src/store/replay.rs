@@ -2,10 +2,11 @@
 //! validator key, the replay worker's per-event leases, its transactions, and
 //! each scan's replay state.
 //!
-//! A scan's `replay_state` moves `ingested -> submitted -> confirmed`, or to
-//! `superseded` (the chain already holds a later scan of that ticket, so this
-//! one cannot be recorded there), or to `failed` (with the error) after the
-//! chain refused it on its own. A `submitted` scan always names the
+//! A scan's `replay_state` moves `ingested -> submitted -> confirmed` (or
+//! straight to `confirmed` when the chain's record of its ticket already
+//! folds it), or to `failed` (with the error) after the chain refused it on
+//! its own. `superseded` is only found on scans of servers before entry
+//! records became folds. A `submitted` scan always names the
 //! transaction (signature and blockhash) it went out in, written *before* the
 //! transaction is sent, so after any crash the worker can ask the chain what
 //! became of it instead of guessing.
@@ -31,7 +32,8 @@ pub enum ReplayState {
     /// Named on a transaction that may still land.
     Submitted,
     Confirmed,
-    /// The chain already holds a later scan of its ticket.
+    /// Left by servers whose records were single scans: the chain already
+    /// held a later scan of its ticket. No longer produced.
     Superseded,
     Failed,
 }
@@ -432,6 +434,24 @@ impl Store {
                 .bind(state.as_str())
                 .bind(reason.to_owned())
                 .bind(now);
+            for id in chunk {
+                query = query.bind(id.clone());
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks waiting scans confirmed without a transaction of their own: the
+    /// chain's record of their ticket already folds them.
+    pub async fn mark_on_chain(&self, scan_ids: &[String], now: i64) -> Result<(), StoreError> {
+        for chunk in scan_ids.chunks(500) {
+            let sql = format!(
+                "UPDATE scans SET replay_state = 'confirmed', replay_error = NULL, replay_updated_at = $1
+                 WHERE scan_id IN ({}) AND replay_state = 'ingested'",
+                param_list(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
             for id in chunk {
                 query = query.bind(id.clone());
             }

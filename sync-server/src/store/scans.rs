@@ -3,8 +3,10 @@
 //! conflicts, per-gate figures, a ticket's state for online validation, and
 //! counts.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
-use shared::presence::{self, OpeningScan};
+use shared::presence::{self, OpeningScan, PresenceFold};
 use shared::wire::{JournalAck, PROTOCOL_VERSION, ScanRecord};
 use shared::{Direction, Presence};
 use sqlx::Row;
@@ -281,71 +283,85 @@ impl Store {
         )))
     }
 
-    /// Walks each ticket's gate-opening scans in scan-time order and marks
-    /// every admission made while the holder was already inside. Scans that
-    /// arrive late (a gate that was offline) slot in by their own time. Only
-    /// rows whose mark changes are written.
+    /// Folds each ticket's gate-opening scans (`shared::presence::fold`)
+    /// and writes what the fold says: each scan's conflict and unmatched-exit
+    /// marks (only rows whose marks change) and each ticket's presence.
+    /// Scans that arrive late (a gate that was offline) slot in by their own
+    /// time.
     async fn recompute_conflicts(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         event_id: u64,
         ticket_ids: &[u32],
     ) -> Result<Vec<Uuid>, StoreError> {
-        let sql = format!(
-            "SELECT scan_id, ticket_id, direction, conflict_of, scanned_at_ms, gate FROM scans
-             WHERE event_id = $1 AND opened = 1 AND ticket_id IN ({})
-             ORDER BY ticket_id, scanned_at_ms, scan_id",
-            param_list(2, ticket_ids.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64_of(event_id)?);
-        for id in ticket_ids {
-            query = query.bind(i64::from(*id));
-        }
-        let rows = query.fetch_all(&mut **tx).await?;
-        // Each row as the pure fold sees it, with what is stored now.
-        let mut scans: Vec<(i64, OpeningScan, Option<String>)> = Vec::with_capacity(rows.len());
-        for row in rows {
-            let direction: String = row.try_get("direction")?;
-            let scan_id: String = row.try_get("scan_id")?;
-            scans.push((
-                row.try_get("ticket_id")?,
-                OpeningScan {
-                    scan_id: Uuid::parse_str(&scan_id).map_err(corrupt)?,
-                    gate: u32::try_from(row.try_get::<i64, _>("gate")?).map_err(corrupt)?,
-                    direction: if direction == "exit" {
-                        Direction::Exit
-                    } else {
-                        Direction::Entry
-                    },
-                    at_ms: row.try_get("scanned_at_ms")?,
-                },
-                row.try_get("conflict_of")?,
-            ));
+        let rows = opening_scans_query(event_id, ticket_ids)?
+            .fetch_all(&mut **tx)
+            .await?;
+        // Each row as the pure fold sees it, with the marks stored now.
+        let mut scans: Vec<(i64, OpeningScan)> = Vec::with_capacity(rows.len());
+        let mut stored: HashMap<Uuid, (Option<String>, bool)> = HashMap::new();
+        for row in &rows {
+            let (ticket, scan) = opening_scan_of(row)?;
+            stored.insert(
+                scan.scan_id,
+                (
+                    row.try_get("conflict_of")?,
+                    row.try_get::<i64, _>("unmatched_exit")? == 1,
+                ),
+            );
+            scans.push((ticket, scan));
         }
         let mut conflicts = Vec::new();
-        let mut changed: Vec<(Option<String>, String)> = Vec::new();
+        let mut changed: Vec<(Option<String>, bool, String)> = Vec::new();
         // Per ticket: where the holder is after its last scan.
         let mut presence: Vec<(i64, PresenceRow)> = Vec::new();
         for run in scans.chunk_by(|a, b| a.0 == b.0) {
-            let folded = presence::fold(run.iter().map(|(_, scan, _)| scan));
-            for (mark, (_, _, old)) in folded.marks.iter().zip(run) {
-                let new = mark.conflict_of.map(|c| c.to_string());
-                if new != *old {
-                    changed.push((new, mark.scan_id.to_string()));
+            let folded = presence::fold(run.iter().map(|(_, scan)| scan));
+            for mark in &folded.marks {
+                let new = (mark.conflict_of.map(|c| c.to_string()), mark.unmatched_exit);
+                if stored.get(&mark.scan_id) != Some(&new) {
+                    changed.push((new.0, new.1, mark.scan_id.to_string()));
                 }
             }
             conflicts.extend(folded.conflicts());
             presence.push((run[0].0, PresenceRow::of(&folded)));
         }
-        for (conflict_of, scan_id) in changed {
-            sqlx::query("UPDATE scans SET conflict_of = $1 WHERE scan_id = $2")
-                .bind(conflict_of)
-                .bind(scan_id)
-                .execute(&mut **tx)
-                .await?;
+        for (conflict_of, unmatched_exit, scan_id) in changed {
+            sqlx::query(
+                "UPDATE scans SET conflict_of = $1, unmatched_exit = $2 WHERE scan_id = $3",
+            )
+            .bind(conflict_of)
+            .bind(i64::from(unmatched_exit))
+            .bind(scan_id)
+            .execute(&mut **tx)
+            .await?;
         }
         self.store_presence(tx, event_id, &presence).await?;
         Ok(conflicts)
+    }
+
+    /// Each of `ticket_ids`' fold over every gate-opening scan stored; a
+    /// ticket without such scans is absent.
+    pub async fn folds(
+        &self,
+        event_id: u64,
+        ticket_ids: &[u32],
+    ) -> Result<HashMap<u32, PresenceFold>, StoreError> {
+        let mut folds = HashMap::new();
+        for chunk in ticket_ids.chunks(500) {
+            let rows = opening_scans_query(event_id, chunk)?
+                .fetch_all(&self.pool)
+                .await?;
+            let scans = rows
+                .iter()
+                .map(opening_scan_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            for run in scans.chunk_by(|a, b| a.0 == b.0) {
+                let ticket = u32::try_from(run[0].0).map_err(corrupt)?;
+                folds.insert(ticket, presence::fold(run.iter().map(|(_, scan)| scan)));
+            }
+        }
+        Ok(folds)
     }
 
     /// Conflicting admissions of an event, optionally at one gate only.
@@ -488,4 +504,42 @@ impl Store {
             .await?;
         u64::try_from(row.try_get::<i64, _>("n")?).map_err(corrupt)
     }
+}
+
+/// The gate-opening scans of `ticket_ids`, grouped by ticket, with the marks
+/// stored on them.
+fn opening_scans_query(
+    event_id: u64,
+    ticket_ids: &[u32],
+) -> Result<sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>, StoreError> {
+    let sql = format!(
+        "SELECT scan_id, ticket_id, direction, conflict_of, unmatched_exit, scanned_at_ms, gate
+         FROM scans WHERE event_id = $1 AND opened = 1 AND ticket_id IN ({})
+         ORDER BY ticket_id, scanned_at_ms, gate, scan_id",
+        param_list(2, ticket_ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64_of(event_id)?);
+    for id in ticket_ids {
+        query = query.bind(i64::from(*id));
+    }
+    Ok(query)
+}
+
+/// One row of [`opening_scans_query`] as the fold sees it, with its ticket.
+fn opening_scan_of(row: &AnyRow) -> Result<(i64, OpeningScan), StoreError> {
+    let direction: String = row.try_get("direction")?;
+    let scan_id: String = row.try_get("scan_id")?;
+    Ok((
+        row.try_get("ticket_id")?,
+        OpeningScan {
+            scan_id: Uuid::parse_str(&scan_id).map_err(corrupt)?,
+            gate: u32::try_from(row.try_get::<i64, _>("gate")?).map_err(corrupt)?,
+            direction: if direction == "exit" {
+                Direction::Exit
+            } else {
+                Direction::Entry
+            },
+            at_ms: row.try_get("scanned_at_ms")?,
+        },
+    ))
 }

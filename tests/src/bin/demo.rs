@@ -338,8 +338,8 @@ fn main() -> anyhow::Result<()> {
         200,
     )?;
     say(format!(
-        "{} scans confirmed on chain, {} superseded (the chain already had a later scan), {} failed",
-        summary.confirmed, summary.superseded, summary.failed
+        "{} scans confirmed on chain (each ticket as the fold of its scans), {} failed",
+        summary.confirmed, summary.failed
     ));
     let per_entry = if summary.confirmed > 0 {
         summary.fees_lamports as f64 / summary.confirmed as f64

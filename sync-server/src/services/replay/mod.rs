@@ -1,5 +1,12 @@
-//! The replay worker: records the scans gates uploaded on chain, in batches
-//! of the program's `validate_entries` instruction.
+//! The replay worker: records on chain what the gates' scans say, in
+//! batches of the program's `validate_entries` instruction.
+//!
+//! A ticket goes on chain as one record, the fold of every admitted scan the
+//! server holds of it (`shared::presence::fold`: scan time in milliseconds,
+//! then gate, then scan id). The program applies a record only if it folded
+//! more scans than the one it applied last, so the chain ends equal to the
+//! fold whatever order the gates' journals arrived in, and a record sent
+//! twice, or overtaken by a fuller one, changes nothing.
 //!
 //! Each round takes the lease of one event with waiting scans (so servers
 //! sharing a database split the work by event and never interleave one
@@ -8,21 +15,16 @@
 //! 1. settles transactions already sent: confirmed, failed, or expired
 //!    unseen (its scans wait again). A transaction still in flight keeps its
 //!    tickets out of this round.
-//! 2. reads the waiting scans' tickets on chain. A scan not newer than the
-//!    ticket's last recorded scan (a gate that uploaded late) cannot be
-//!    applied any more and becomes `superseded`; a scan of a ticket the chain
-//!    does not have is `failed`.
-//! 3. packs the rest, whole tickets at a time and in scan-time order, into
-//!    transactions of up to `batch_max` records, names each transaction on
-//!    its scans in the database, and only then sends it, several at once
-//!    (their tickets are disjoint, so their order does not matter).
+//! 2. folds the waiting scans' tickets and reads them on chain. A ticket
+//!    whose chain record already folds as many scans is marked confirmed
+//!    without sending; a ticket the chain does not have fails.
+//! 3. packs the rest, one record per ticket, into transactions of up to
+//!    `batch_max` records, names each transaction on its scans in the
+//!    database, and only then sends it, several at once (their tickets are
+//!    disjoint, so their order does not matter).
 //!
 //! The judging of step 2 and the packing of step 3 are [`plan_round`], a
 //! pure function; this module does the reading and writing around it.
-//!
-//! The program skips a record not newer than its ticket's last one, so a
-//! transaction sent twice changes nothing; the worker additionally never
-//! sends a scan whose transaction might still land.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -41,7 +43,7 @@ use crate::services::organizer::{ChainContext, validator_keypair};
 use crate::store::{EventChain, PendingScan, ReplayState, Settlement, StoreError};
 
 mod plan;
-pub use plan::{ReplayBatch, RoundPlan, plan_round, record_of};
+pub use plan::{ReplayBatch, RoundPlan, TicketRecord, plan_round, record_of};
 
 /// The fee of a transaction with one signature, in lamports (the validator
 /// signs and pays alone; no priority fee).
@@ -75,7 +77,8 @@ pub struct RoundReport {
     pub tx_failed: usize,
     pub tx_expired: usize,
     pub confirmed: usize,
-    pub superseded: usize,
+    /// Waiting scans the chain's record already held.
+    pub already_on_chain: usize,
     pub failed: usize,
     pub expired: usize,
     pub transactions: usize,
@@ -83,7 +86,7 @@ pub struct RoundReport {
 
 impl RoundReport {
     fn did_something(&self) -> bool {
-        self.confirmed + self.superseded + self.failed + self.expired + self.transactions > 0
+        self.confirmed + self.already_on_chain + self.failed + self.expired + self.transactions > 0
     }
 }
 
@@ -149,8 +152,7 @@ pub async fn round(state: &Services, holder: &str) -> Result<RoundReport, Replay
         tracing::info!(event = event.event_id, ?report, "replay round");
         let m = &state.metrics;
         for (result, n) in [
-            ("confirmed", report.confirmed),
-            ("superseded", report.superseded),
+            ("confirmed", report.confirmed + report.already_on_chain),
             ("failed", report.failed),
             ("expired", report.expired),
         ] {
@@ -234,9 +236,9 @@ async fn replay_event(
                 }
             };
             // Whatever the outcome, these tickets sit out the rest of this
-            // round: their scans were loaded as `submitted`, and one that just
-            // went back to waiting must go out before any later scan of its
-            // ticket (next round), or the chain would take the later one first.
+            // round: their scans were loaded as `submitted`, and one ticket
+            // never has two records in flight (harmless on chain, where the
+            // fuller one wins, but it would muddle which scans each named).
             busy.extend(tickets.iter().copied());
             match settlement {
                 None => {}
@@ -276,43 +278,40 @@ async fn replay_event(
     .await?;
     let mut ticket_ids: Vec<u32> = waiting.iter().map(|s| s.ticket_id).collect();
     ticket_ids.dedup();
+    let folds = state.store.folds(event.event_id, &ticket_ids).await?;
     let on_chain = ops::tickets(chain, &event_address, &ticket_ids).await?;
-    let last_on_chain: HashMap<u32, Option<i64>> = ticket_ids
+    let applied: HashMap<u32, Option<u16>> = ticket_ids
         .iter()
         .zip(on_chain)
-        .map(|(id, t)| (*id, t.map(|t| t.last_scan_at)))
+        .map(|(id, t)| (*id, t.map(|t| t.scans_applied)))
         .collect();
-    let latest_allowed = state.clock.now() + MAX_AHEAD_SECS;
+    let latest_allowed_ms = (state.clock.now() + MAX_AHEAD_SECS).saturating_mul(1000);
     let RoundPlan {
-        superseded,
+        on_chain,
         missing,
+        too_many,
         held_back: _,
         batches,
-    } = plan_round(&waiting, &last_on_chain, latest_allowed, batch_max);
+    } = plan_round(&waiting, &folds, &applied, latest_allowed_ms, batch_max);
     let now = state.clock.now();
-    if !superseded.is_empty() {
-        report.superseded += superseded.len();
-        state
-            .store
-            .mark_unreplayable(
-                &superseded,
-                ReplayState::Superseded,
-                "the chain already holds a later scan of this ticket",
-                now,
-            )
-            .await?;
+    if !on_chain.is_empty() {
+        report.already_on_chain += on_chain.len();
+        state.store.mark_on_chain(&on_chain, now).await?;
     }
-    if !missing.is_empty() {
-        report.failed += missing.len();
-        state
-            .store
-            .mark_unreplayable(
-                &missing,
-                ReplayState::Failed,
-                "the ticket does not exist on chain",
-                now,
-            )
-            .await?;
+    for (ids, reason) in [
+        (&missing, "the ticket does not exist on chain"),
+        (
+            &too_many,
+            "the ticket has more scans than an entry record counts",
+        ),
+    ] {
+        if !ids.is_empty() {
+            report.failed += ids.len();
+            state
+                .store
+                .mark_unreplayable(ids, ReplayState::Failed, reason, now)
+                .await?;
+        }
     }
 
     // 3. Send the planned transactions.

@@ -1,32 +1,49 @@
-//! The replay round's decisions, without I/O: given the waiting scans and
-//! what the chain holds, which scans can never go on chain, which wait for a
-//! later round, and how the rest are packed into transactions.
+//! The replay round's decisions, without I/O: given the waiting scans, each
+//! of their tickets' fold and what the chain holds, which tickets are
+//! already recorded, which can never go on chain, which wait for a later
+//! round, and how the rest are packed into transactions.
+//!
+//! A ticket goes on chain as one record: the fold of every admitted scan the
+//! server holds of it (`shared::presence::fold`). The program applies a
+//! record only if it folded more scans than the last one it applied, so the
+//! chain ends equal to the fold whatever order the scans arrived in, and a
+//! record sent twice changes nothing.
 
 use std::collections::HashMap;
 
-use ticketing::client::{EntryKind, EntryRecord};
+use shared::presence::PresenceFold;
+use ticketing::client::EntryRecord;
 
 use crate::store::PendingScan;
 
-/// One transaction's records, whole tickets in scan-time order.
+/// One ticket in a transaction: its record and the waiting scans it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRecord<'a> {
+    pub ticket_id: u32,
+    pub record: EntryRecord,
+    pub scans: Vec<&'a PendingScan>,
+}
+
+/// One transaction's records, one per ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayBatch<'a> {
-    pub entries: Vec<(&'a PendingScan, EntryRecord)>,
+    pub tickets: Vec<TicketRecord<'a>>,
 }
 
 impl ReplayBatch<'_> {
     /// The instruction's records, each with its ticket.
     pub fn records(&self) -> Vec<(u32, EntryRecord)> {
-        self.entries
+        self.tickets
             .iter()
-            .map(|(s, r)| (s.ticket_id, *r))
+            .map(|t| (t.ticket_id, t.record))
             .collect()
     }
 
+    /// The waiting scans the transaction records.
     pub fn scan_ids(&self) -> Vec<String> {
-        self.entries
+        self.tickets
             .iter()
-            .map(|(s, _)| s.scan_id.clone())
+            .flat_map(|t| t.scans.iter().map(|s| s.scan_id.clone()))
             .collect()
     }
 }
@@ -34,140 +51,99 @@ impl ReplayBatch<'_> {
 /// What a round does with its waiting scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoundPlan<'a> {
-    /// Not newer than its ticket's last scan on chain: can never be applied.
-    pub superseded: Vec<String>,
+    /// The chain's record of the ticket already folds at least these scans
+    /// (a transaction that landed without the database hearing of it, or a
+    /// scan that arrived while its ticket's fuller record was on its way).
+    pub on_chain: Vec<String>,
     /// Its ticket does not exist on chain.
     pub missing: Vec<String>,
-    /// Left waiting for a later round: behind a scan whose gate clock runs
-    /// ahead of the chain's, behind a scan that goes alone, or beyond what
-    /// one transaction holds of its ticket.
+    /// Its ticket has more scans than a record can count.
+    pub too_many: Vec<String>,
+    /// Left waiting for a later round: the ticket's last scan is beyond
+    /// what the chain accepts now (a gate clock running ahead).
     pub held_back: Vec<String>,
     /// Transactions to send, in this order.
     pub batches: Vec<ReplayBatch<'a>>,
 }
 
-/// The record the program gets for a scan.
-pub fn record_of(scan: &PendingScan) -> EntryRecord {
-    EntryRecord {
-        at: scan.scanned_at_ms.div_euclid(1000),
-        gate: u16::try_from(scan.gate).unwrap_or(u16::MAX),
-        kind: if scan.exit {
-            EntryKind::Exit
-        } else {
-            EntryKind::Entry
-        },
-    }
+/// The record of a ticket whose admitted scans folded to `folded`; `None`
+/// without scans or when the counts do not fit the record.
+pub fn record_of(folded: &PresenceFold) -> Option<EntryRecord> {
+    let last = folded.last?;
+    Some(EntryRecord {
+        scans: u16::try_from(folded.scans).ok()?,
+        entries: u16::try_from(folded.entries).ok()?,
+        inside: folded.inside(),
+        gate: u16::try_from(last.gate).unwrap_or(u16::MAX),
+        at_ms: last.at_ms,
+    })
 }
 
-/// Where the judging of one ticket's scans stands.
-#[derive(Clone, Copy)]
-enum Ticket {
-    /// Not on chain: all its scans are missing.
-    Missing,
-    /// Taking scans newer than `last`.
-    Open { last: i64 },
-    /// The rest of its scans wait for a later round.
-    Stopped,
-}
-
-/// Plans one round. `waiting` are the scans to judge, per ticket in
-/// scan-time order (as [`crate::store::Store::pending_replay`] returns
-/// them); `last_on_chain` the chain's last recorded scan time per ticket
-/// (`None` for a ticket the chain does not have); `latest_allowed` the
-/// latest scan time the program accepts now; `batch_max` records per
-/// transaction.
+/// Plans one round. `waiting` are the scans to record, grouped by ticket
+/// (as [`crate::store::Store::pending_replay`] returns them); `folds` each
+/// of their tickets' fold over every admitted scan the server holds;
+/// `applied` the scans the chain's record of each ticket folded (`None` for
+/// a ticket the chain does not have); `latest_allowed_ms` the latest scan
+/// time the program accepts now; `batch_max` records per transaction.
 ///
-/// A ticket's scans are applied in order, so the first one that cannot go
-/// now holds back the later ones; a scan whose transaction failed before
-/// goes alone, and only as its ticket's first. Tickets are never split
-/// across transactions.
+/// A ticket whose earlier transaction failed goes in a transaction of its
+/// own, so it cannot hold back others.
 pub fn plan_round<'a>(
     waiting: &[&'a PendingScan],
-    last_on_chain: &HashMap<u32, Option<i64>>,
-    latest_allowed: i64,
+    folds: &HashMap<u32, PresenceFold>,
+    applied: &HashMap<u32, Option<u16>>,
+    latest_allowed_ms: i64,
     batch_max: usize,
 ) -> RoundPlan<'a> {
     let mut plan = RoundPlan::default();
-    // Per ticket, in order: the records that will be applied.
-    let mut groups: Vec<Vec<(&'a PendingScan, EntryRecord)>> = Vec::new();
-    let mut group = Vec::new();
-    let mut current: Option<u32> = None;
-    let mut ticket = Ticket::Stopped;
-    for &scan in waiting {
-        if current != Some(scan.ticket_id) {
-            current = Some(scan.ticket_id);
-            groups.push(std::mem::take(&mut group));
-            ticket = match last_on_chain.get(&scan.ticket_id).copied().flatten() {
-                None => Ticket::Missing,
-                Some(last) => Ticket::Open { last },
-            };
-        }
-        let last = match ticket {
-            Ticket::Missing => {
-                plan.missing.push(scan.scan_id.clone());
-                continue;
-            }
-            Ticket::Stopped => {
-                plan.held_back.push(scan.scan_id.clone());
-                continue;
-            }
-            Ticket::Open { last } => last,
+    let mut batch: Vec<TicketRecord<'a>> = Vec::new();
+    for run in waiting.chunk_by(|a, b| a.ticket_id == b.ticket_id) {
+        let ticket_id = run[0].ticket_id;
+        let ids = || run.iter().map(|s| s.scan_id.clone());
+        let Some(Some(applied)) = applied.get(&ticket_id).copied() else {
+            plan.missing.extend(ids());
+            continue;
         };
-        let record = record_of(scan);
-        if record.at <= last {
-            plan.superseded.push(scan.scan_id.clone());
+        let Some(folded) = folds.get(&ticket_id) else {
+            // Its scans were not read with the fold (they cannot be waiting
+            // without an admitted scan): judged again next round.
+            plan.held_back.extend(ids());
             continue;
-        }
-        // Its gate's clock runs ahead; later scans of this ticket wait too.
-        let ahead = record.at > latest_allowed;
-        // A scan whose transaction failed before goes alone, and first.
-        let not_alone = scan.error.is_some() && !group.is_empty();
-        if ahead || not_alone {
-            plan.held_back.push(scan.scan_id.clone());
-            ticket = Ticket::Stopped;
-            continue;
-        }
-        group.push((scan, record));
-        ticket = if scan.error.is_some() {
-            Ticket::Stopped
-        } else {
-            Ticket::Open { last: record.at }
         };
-    }
-    groups.push(group);
-    plan.batches = pack(groups, batch_max, &mut plan.held_back);
-    plan
-}
-
-/// Packs whole tickets into transactions of up to `batch_max` records; a
-/// ticket with a previously failed scan gets a transaction of its own.
-/// Records of a ticket beyond `batch_max` go to `held_back`.
-fn pack<'a>(
-    groups: Vec<Vec<(&'a PendingScan, EntryRecord)>>,
-    batch_max: usize,
-    held_back: &mut Vec<String>,
-) -> Vec<ReplayBatch<'a>> {
-    let mut batches = Vec::new();
-    let mut batch: Vec<(&PendingScan, EntryRecord)> = Vec::new();
-    for mut group in groups.into_iter().filter(|g| !g.is_empty()) {
-        if group.len() > batch_max {
-            held_back.extend(group.drain(batch_max..).map(|(s, _)| s.scan_id.clone()));
-        }
-        if group.iter().any(|(s, _)| s.error.is_some()) {
-            batches.push(ReplayBatch { entries: group });
+        let Some(record) = record_of(folded) else {
+            plan.too_many.extend(ids());
+            continue;
+        };
+        if record.scans <= applied {
+            plan.on_chain.extend(ids());
             continue;
         }
-        if batch.len() + group.len() > batch_max {
-            batches.push(ReplayBatch {
-                entries: std::mem::take(&mut batch),
+        if record.at_ms > latest_allowed_ms {
+            plan.held_back.extend(ids());
+            continue;
+        }
+        let ticket = TicketRecord {
+            ticket_id,
+            record,
+            scans: run.to_vec(),
+        };
+        if run.iter().any(|s| s.error.is_some()) {
+            plan.batches.push(ReplayBatch {
+                tickets: vec![ticket],
+            });
+            continue;
+        }
+        if batch.len() == batch_max.max(1) {
+            plan.batches.push(ReplayBatch {
+                tickets: std::mem::take(&mut batch),
             });
         }
-        batch.extend(group);
+        batch.push(ticket);
     }
     if !batch.is_empty() {
-        batches.push(ReplayBatch { entries: batch });
+        plan.batches.push(ReplayBatch { tickets: batch });
     }
-    batches
+    plan
 }
 
 #[cfg(test)]

@@ -4,11 +4,15 @@
 
 use std::collections::HashMap;
 
-use super::plan_round;
+use shared::Direction;
+use shared::presence::{OpeningScan, PresenceFold, fold};
+use uuid::Uuid;
+
+use super::{plan_round, record_of};
 use crate::store::{PendingScan, ReplayState};
 
 /// The latest scan time the chain accepts in every row but the clock one.
-const FAR: i64 = 1_000_000;
+const FAR: i64 = 1_000_000_000;
 
 fn scan(id: &str, ticket: u32, at: i64) -> PendingScan {
     PendingScan {
@@ -34,33 +38,74 @@ fn failed(id: &str, ticket: u32, at: i64) -> PendingScan {
     }
 }
 
+/// A fold of `count` entries, the last at `last_at` seconds.
+fn folded(count: u32, last_at: i64) -> PresenceFold {
+    let scans: Vec<OpeningScan> = (0..count)
+        .map(|n| OpeningScan {
+            scan_id: Uuid::from_u128(u128::from(n) + 1),
+            gate: 1,
+            direction: Direction::Entry,
+            at_ms: (last_at - i64::from(count - 1 - n)) * 1000,
+        })
+        .collect();
+    fold(&scans)
+}
+
 struct Case {
     name: &'static str,
-    /// Per ticket in scan-time order, as the store returns them.
+    /// Grouped by ticket, as the store returns them.
     waiting: Vec<PendingScan>,
-    /// Last scan time per ticket on chain; a ticket absent here or `None`
-    /// does not exist on chain.
-    chain: &'static [(u32, Option<i64>)],
+    /// Per ticket: scans folded and its last scan's time (seconds).
+    folds: &'static [(u32, u32, i64)],
+    /// Scans the chain's record folded per ticket; a ticket absent here or
+    /// `None` does not exist on chain.
+    chain: &'static [(u32, Option<u16>)],
     latest_allowed: i64,
     batch_max: usize,
-    superseded: &'static [&'static str],
+    on_chain: &'static [&'static str],
     missing: &'static [&'static str],
     held_back: &'static [&'static str],
-    batches: &'static [&'static [&'static str]],
+    /// The tickets of each transaction.
+    batches: &'static [&'static [u32]],
 }
 
 fn cases() -> Vec<Case> {
     vec![
         Case {
-            name: "scans not newer than the chain's last are superseded",
-            waiting: vec![scan("a", 1, 90), scan("b", 1, 100), scan("c", 1, 110)],
-            chain: &[(1, Some(100))],
+            name: "a ticket whose fold holds more scans than the chain's record goes out",
+            waiting: vec![scan("a", 1, 110), scan("b", 1, 120)],
+            folds: &[(1, 3, 120)],
+            chain: &[(1, Some(1))],
             latest_allowed: FAR,
             batch_max: 10,
-            superseded: &["a", "b"],
+            on_chain: &[],
             missing: &[],
             held_back: &[],
-            batches: &[&["c"]],
+            batches: &[&[1]],
+        },
+        Case {
+            name: "a fold the chain already holds is recorded as on chain, not sent",
+            waiting: vec![scan("a", 1, 90), scan("b", 2, 90)],
+            folds: &[(1, 2, 100), (2, 1, 90)],
+            chain: &[(1, Some(2)), (2, Some(5))],
+            latest_allowed: FAR,
+            batch_max: 10,
+            on_chain: &["a", "b"],
+            missing: &[],
+            held_back: &[],
+            batches: &[],
+        },
+        Case {
+            name: "an older scan arriving late still goes out: it grows the fold",
+            waiting: vec![scan("late", 1, 50)],
+            folds: &[(1, 2, 100)],
+            chain: &[(1, Some(1))],
+            latest_allowed: FAR,
+            batch_max: 10,
+            on_chain: &[],
+            missing: &[],
+            held_back: &[],
+            batches: &[&[1]],
         },
         Case {
             name: "scans of a ticket the chain does not have are missing",
@@ -70,101 +115,57 @@ fn cases() -> Vec<Case> {
                 scan("b2", 2, 120),
                 scan("c", 3, 110),
             ],
-            chain: &[(1, Some(100)), (2, None)],
+            folds: &[(1, 1, 110), (2, 2, 120), (3, 1, 110)],
+            chain: &[(1, Some(0)), (2, None)],
             latest_allowed: FAR,
             batch_max: 10,
-            superseded: &[],
+            on_chain: &[],
             missing: &["b", "b2", "c"],
             held_back: &[],
-            batches: &[&["a"]],
+            batches: &[&[1]],
         },
         Case {
-            name: "a scan ahead of the chain clock holds back its ticket's later scans",
-            waiting: vec![
-                scan("a", 1, 150),
-                scan("b", 1, 250),
-                scan("c", 1, 260),
-                scan("d", 2, 150),
-            ],
-            chain: &[(1, Some(100)), (2, Some(100))],
+            name: "a ticket whose last scan is ahead of the chain clock waits",
+            waiting: vec![scan("a", 1, 150), scan("b", 1, 250), scan("d", 2, 150)],
+            folds: &[(1, 2, 250), (2, 1, 150)],
+            chain: &[(1, Some(0)), (2, Some(0))],
             latest_allowed: 200,
             batch_max: 10,
-            superseded: &[],
+            on_chain: &[],
             missing: &[],
-            held_back: &["b", "c"],
-            batches: &[&["a", "d"]],
+            held_back: &["a", "b"],
+            batches: &[&[2]],
         },
         Case {
-            name: "a previously failed scan goes alone and first",
-            waiting: vec![failed("a", 1, 110), scan("b", 1, 120), scan("c", 2, 110)],
-            chain: &[(1, Some(100)), (2, Some(100))],
+            name: "a ticket whose transaction failed before goes alone",
+            waiting: vec![scan("a", 1, 110), failed("b", 2, 110), scan("c", 3, 110)],
+            folds: &[(1, 1, 110), (2, 1, 110), (3, 1, 110)],
+            chain: &[(1, Some(0)), (2, Some(0)), (3, Some(0))],
             latest_allowed: FAR,
             batch_max: 10,
-            superseded: &[],
-            missing: &[],
-            held_back: &["b"],
-            batches: &[&["a"], &["c"]],
-        },
-        Case {
-            name: "a previously failed scan behind others waits for a later round",
-            waiting: vec![scan("a", 1, 110), failed("b", 1, 120), scan("c", 1, 130)],
-            chain: &[(1, Some(100))],
-            latest_allowed: FAR,
-            batch_max: 10,
-            superseded: &[],
-            missing: &[],
-            held_back: &["b", "c"],
-            batches: &[&["a"]],
-        },
-        Case {
-            name: "whole tickets are packed together up to batch_max",
-            waiting: vec![
-                scan("a1", 1, 110),
-                scan("a2", 1, 120),
-                scan("b1", 2, 110),
-                scan("b2", 2, 120),
-            ],
-            chain: &[(1, Some(100)), (2, Some(100))],
-            latest_allowed: FAR,
-            batch_max: 4,
-            superseded: &[],
+            on_chain: &[],
             missing: &[],
             held_back: &[],
-            batches: &[&["a1", "a2", "b1", "b2"]],
+            batches: &[&[2], &[1, 3]],
         },
         Case {
-            name: "a ticket that does not fit starts a new batch",
+            name: "one record per ticket, batch_max tickets per transaction",
             waiting: vec![
                 scan("a1", 1, 110),
                 scan("a2", 1, 120),
                 scan("b1", 2, 110),
-                scan("b2", 2, 120),
-                scan("b3", 2, 130),
                 scan("c1", 3, 110),
+                scan("c2", 3, 120),
+                scan("c3", 3, 130),
             ],
-            chain: &[(1, Some(100)), (2, Some(100)), (3, Some(100))],
+            folds: &[(1, 2, 120), (2, 1, 110), (3, 3, 130)],
+            chain: &[(1, Some(0)), (2, Some(0)), (3, Some(0))],
             latest_allowed: FAR,
-            batch_max: 4,
-            superseded: &[],
+            batch_max: 2,
+            on_chain: &[],
             missing: &[],
             held_back: &[],
-            batches: &[&["a1", "a2"], &["b1", "b2", "b3", "c1"]],
-        },
-        Case {
-            name: "a ticket longer than batch_max sends its first scans only",
-            waiting: vec![
-                scan("a", 1, 110),
-                scan("b", 1, 120),
-                scan("c", 1, 130),
-                scan("d", 1, 140),
-            ],
-            chain: &[(1, Some(100))],
-            latest_allowed: FAR,
-            batch_max: 3,
-            superseded: &[],
-            missing: &[],
-            held_back: &["d"],
-            batches: &[&["a", "b", "c"]],
+            batches: &[&[1, 2], &[3]],
         },
     ]
 }
@@ -177,14 +178,29 @@ fn owned(ids: &[&str]) -> Vec<String> {
 fn plan_round_table() {
     for case in cases() {
         let waiting: Vec<&PendingScan> = case.waiting.iter().collect();
-        let chain: HashMap<u32, Option<i64>> = case.chain.iter().copied().collect();
-        let plan = plan_round(&waiting, &chain, case.latest_allowed, case.batch_max);
-        let batches: Vec<Vec<String>> = plan.batches.iter().map(|b| b.scan_ids()).collect();
-        let expected: Vec<Vec<String>> = case.batches.iter().map(|b| owned(b)).collect();
+        let folds: HashMap<u32, PresenceFold> = case
+            .folds
+            .iter()
+            .map(|&(ticket, count, last)| (ticket, folded(count, last)))
+            .collect();
+        let chain: HashMap<u32, Option<u16>> = case.chain.iter().copied().collect();
+        let plan = plan_round(
+            &waiting,
+            &folds,
+            &chain,
+            case.latest_allowed * 1000,
+            case.batch_max,
+        );
+        let batches: Vec<Vec<u32>> = plan
+            .batches
+            .iter()
+            .map(|b| b.records().iter().map(|(t, _)| *t).collect())
+            .collect();
+        let expected: Vec<Vec<u32>> = case.batches.iter().map(|b| b.to_vec()).collect();
         assert_eq!(
-            plan.superseded,
-            owned(case.superseded),
-            "{}: superseded",
+            plan.on_chain,
+            owned(case.on_chain),
+            "{}: on chain",
             case.name
         );
         assert_eq!(plan.missing, owned(case.missing), "{}: missing", case.name);
@@ -195,25 +211,42 @@ fn plan_round_table() {
             case.name
         );
         assert_eq!(batches, expected, "{}: batches", case.name);
+        // Every waiting scan a transaction carries is its ticket's.
+        for batch in &plan.batches {
+            for ticket in &batch.tickets {
+                assert!(ticket.scans.iter().all(|s| s.ticket_id == ticket.ticket_id));
+            }
+        }
     }
 }
 
 #[test]
-fn records_carry_the_scan_second_gate_and_direction() {
-    let exit = PendingScan {
-        gate: 7,
-        exit: true,
-        scanned_at_ms: 120_999,
-        ..scan("a", 1, 0)
-    };
-    let waiting = [&exit];
-    let chain = HashMap::from([(1, Some(100))]);
-    let plan = plan_round(&waiting, &chain, FAR, 10);
-    let records = plan.batches[0].records();
-    assert_eq!(records.len(), 1);
-    let (ticket, record) = records[0];
-    assert_eq!(ticket, 1);
-    assert_eq!(record.at, 120);
-    assert_eq!(record.gate, 7);
-    assert_eq!(record.kind, ticketing::client::EntryKind::Exit);
+fn a_record_is_the_fold_of_the_tickets_scans() {
+    let scans = [
+        (Direction::Exit, 7, 100_500),
+        (Direction::Entry, 2, 90_000),
+        (Direction::Entry, 3, 95_250),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(n, (direction, gate, at_ms))| OpeningScan {
+        scan_id: Uuid::from_u128(n as u128 + 1),
+        gate,
+        direction,
+        at_ms,
+    })
+    .collect::<Vec<_>>();
+    let record = record_of(&fold(&scans)).unwrap();
+    // Two entries (the second a conflict), then the exit at gate 7 with its milliseconds.
+    assert_eq!(
+        (
+            record.scans,
+            record.entries,
+            record.inside,
+            record.gate,
+            record.at_ms
+        ),
+        (3, 2, false, 7, 100_500)
+    );
+    assert!(record_of(&fold(&[])).is_none());
 }

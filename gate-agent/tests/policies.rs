@@ -75,7 +75,7 @@ fn holder_proof_events_admit_a_live_code_and_refuse_an_old_screenshot() {
 }
 
 #[test]
-fn exit_gate_records_exits_and_the_ticket_is_outside() {
+fn exit_gate_records_exits_and_an_exit_without_entry_moves_nobody() {
     let dir = tempfile::tempdir().unwrap();
     let venue = Venue::new();
     let db = dir.path().join("gate.db");
@@ -97,13 +97,10 @@ fn exit_gate_records_exits_and_the_ticket_is_outside() {
         .ticket_state(EVENT, 1)
         .unwrap()
         .unwrap();
-    assert_eq!(
-        state.presence,
-        Presence::Outside {
-            since: DURING_DOORS_MS / 1000,
-            gate: 9
-        }
-    );
+    // The holder was never let in: the exit is journalled (the server flags
+    // it) but does not make them "outside", which would refuse their first
+    // entry as a re-entry where re-entry is forbidden.
+    assert_eq!(state.presence, Presence::NeverEntered);
 }
 
 #[test]

@@ -17,14 +17,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use shared::Direction;
 use shared::presence::{OpeningScan, fold};
 use shared::wire::ScanRecord;
 use sync_server::services::replay;

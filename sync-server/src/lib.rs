@@ -139,9 +139,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "sync server listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let connections = state.config.connections.clone();
+    http::connections::serve(app(state), listener, connections, shutdown).await?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use solana_sdk::signature::Signer;
 use crate::http::admin::Admin;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
+use crate::http::validation::{check_id, check_text};
 use crate::services::minting;
 use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
@@ -44,10 +45,11 @@ pub struct CreatedEvent {
     security(("admin_token" = [])),
     responses(
         (status = 201, description = "Created (or found complete) and published", body = CreatedEvent),
-        (status = 400, description = "`bad_request`: a field is out of range (name, venue, capacity, times); or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: capacity or times out of range; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`chain_refused`: the program refused the operation; `invalid_field`: `event_id` above 2^63-1, `name`, `venue` or a tier's name blank, too long or holding control characters; `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -57,11 +59,11 @@ pub async fn create_event(
     State(state): State<AppState>,
     Json(spec): Json<NewEvent>,
 ) -> Result<(StatusCode, Json<CreatedEvent>), ApiError> {
-    if spec.name.trim().is_empty() || spec.name.len() > 64 {
-        return Err(ApiError::BadRequest("name: 1 to 64 characters".into()));
-    }
-    if spec.venue.len() > 64 {
-        return Err(ApiError::BadRequest("venue: at most 64 characters".into()));
+    check_id("event_id", spec.event_id)?;
+    check_text("name", &spec.name, 1..=64, false)?;
+    check_text("venue", &spec.venue, 0..=64, false)?;
+    for (i, tier) in spec.tiers.iter().enumerate() {
+        check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
     }
     if !(1..=100_000).contains(&spec.capacity) {
         return Err(ApiError::BadRequest("capacity: 1 to 100000".into()));
@@ -134,10 +136,11 @@ pub struct MintResponse {
     security(("admin_token" = [])),
     responses(
         (status = 201, description = "Minted and published", body = MintResponse),
-        (status = 400, description = "`bad_request`: no recipients, more than 100, or a wallet is not base58; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: no recipients, more than 100, a wallet is not base58, or the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`chain_refused`: the program refused the operation; `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -190,7 +193,7 @@ pub async fn mint(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Revoked; the ticket as gates now see it", body = CachedTicket),
-        (status = 400, description = "`bad_request`; or (plain text) an id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: an id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 422, description = "`chain_refused`: the program refused the operation", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
@@ -227,10 +230,11 @@ pub struct RefreshRequest {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The tickets as now published", body = Vec<CachedTicket>),
-        (status = 400, description = "`bad_request`: no ticket ids or more than 1000; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: no ticket ids or more than 1000, or the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`chain_refused`: the program refused the operation; `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -278,7 +282,7 @@ pub struct ReplayStatus {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The replay figures", body = ReplayStatus),
-        (status = 400, description = "(plain text) the event id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: the event id or the query string does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,

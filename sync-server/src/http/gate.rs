@@ -16,6 +16,7 @@ use shared::wire::{
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::openapi::BinaryBody;
 use crate::http::state::AppState;
+use crate::http::validation::{ValidJson, Validate, check_text};
 use crate::services::gates::{self, SignedRequest};
 use crate::store::{Device, NonceUse};
 
@@ -35,21 +36,34 @@ pub use shared::wire::HEADER_BACKLOG;
     request_body = EnrolRequest,
     responses(
         (status = 200, description = "Enrolled", body = EnrolResponse),
-        (status = 400, description = "`bad_request`: `device_key` is not an ed25519 key; or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: `device_key` is not an ed25519 key", body = ErrorBody),
         (status = 401, description = "`unknown_token`, `token_used` or `token_expired`", body = ErrorBody),
         (status = 404, description = "`not_found`: the token's gate no longer exists", body = ErrorBody),
         (status = 409, description = "`key_already_enrolled`: this device key is enrolled already", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "(plain text) a field is missing or of the wrong type", body = String, content_type = "text/plain"),
+        (status = 422, description = "`invalid_field`: a field is missing, unknown, of the wrong type, too long or holds control characters", body = ErrorBody),
         (status = 426, description = "`unsupported_version`: the agent's protocol version is too old", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn enrol(
     State(state): State<AppState>,
-    Json(request): Json<EnrolRequest>,
+    ValidJson(request): ValidJson<EnrolRequest>,
 ) -> Result<Json<EnrolResponse>, ApiError> {
     Ok(Json(gates::enrol(&state, &request).await?))
+}
+
+/// The free text a box sends about itself is kept and shown: bounded, and
+/// without control characters.
+impl Validate for EnrolRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_text("token", &self.token, 1..=128, false)?;
+        check_text("agent_version", &self.agent_version, 1..=64, false)?;
+        if let Some(hostname) = &self.hostname {
+            check_text("hostname", hostname, 1..=253, false)?;
+        }
+        Ok(())
+    }
 }
 
 /// A request signed by an enrolled, unrevoked device, with its body.
@@ -228,7 +242,7 @@ pub struct BacklogHeader {
     security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
     responses(
         (status = 200, description = "The signed delta (binary); no changes when the wait ran out", body = inline(BinaryBody), content_type = "application/octet-stream"),
-        (status = 400, description = "`bad_request`: the request body could not be read; or (plain text) the query string does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: the request body could not be read, or the query string does not parse", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the device signature was refused (see the snapshot)", body = ErrorBody),
         (status = 410, description = "`cursor_unknown`: the cursor is past anything this server wrote (a restored or replaced database); fetch a new snapshot", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),

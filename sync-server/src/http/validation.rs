@@ -211,6 +211,18 @@ pub fn check_range<T: PartialOrd + Display>(
     Ok(())
 }
 
+/// An id the server gives out (event ids): the database holds signed
+/// 64-bit integers, so anything above `i64::MAX` names nothing.
+pub fn check_id(field: &str, value: u64) -> Result<(), ApiError> {
+    if i64::try_from(value).is_err() {
+        return Err(field_error(
+            field,
+            format_args!("must be at most {}", i64::MAX),
+        ));
+    }
+    Ok(())
+}
+
 /// A list of `len` items inside `range` (batch sizes).
 pub fn check_count(field: &str, len: usize, range: RangeInclusive<usize>) -> Result<(), ApiError> {
     if !range.contains(&len) {
@@ -474,6 +486,8 @@ mod tests {
         assert!(check_range("price", 0u64, 0..=10).is_ok());
         assert!(check_range("price", 11u64, 0..=10).is_err());
         assert!(check_count("tickets", 0, 1..=50).is_err());
+        assert!(check_id("event_id", i64::MAX as u64).is_ok());
+        assert!(check_id("event_id", i64::MAX as u64 + 1).is_err());
         assert!(check_email("email", "ana@example.org").is_ok());
         for bad in [
             "ana",

@@ -55,12 +55,11 @@ pub struct EventList {
     pub total: u64,
 }
 
-/// `event_id` if the database can hold it; larger ids name no event and
-/// are the caller's mistake.
+/// `event_id` if the database can hold it; larger ids name no event.
 fn storable(event_id: u64) -> Result<u64, ServiceError> {
     i64::try_from(event_id)
         .map(|_| event_id)
-        .map_err(|_| ServiceError::BadRequest(format!("{event_id} is too large")))
+        .map_err(|_| ServiceError::NotFound(format!("no event {event_id}")))
 }
 
 /// The event with its details, or not found.

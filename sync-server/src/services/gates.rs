@@ -92,8 +92,15 @@ pub async fn define_gate(
     mut gate: GateInfo,
 ) -> Result<(), ServiceError> {
     let name = gate.name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(ServiceError::BadRequest("name: 1 to 64 characters".into()));
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ServiceError::invalid("name", "1 to 64 characters"));
+    }
+    // Shown on the kiosk page and in logs, and named by enrolment tokens.
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "name",
+            "control characters are not allowed",
+        ));
     }
     gate.name = name.to_owned();
     if services.store.event(event_id).await?.is_none() {

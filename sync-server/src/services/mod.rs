@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 pub mod events;
 pub mod gates;
+pub mod health;
 pub mod inventory;
 pub mod minting;
 pub mod organizer;
@@ -63,6 +64,8 @@ pub struct Services {
     pub payments: Option<Arc<dyn PaymentProvider>>,
     /// Public event reads, reused for a second unless an event changed.
     pub read_cache: Arc<ReadCache>,
+    /// The mail relay's last answer to `/health`.
+    pub smtp_probe: Arc<health::SmtpProbe>,
 }
 
 impl Services {
@@ -95,6 +98,7 @@ impl Services {
             mailer,
             payments,
             read_cache: Arc::default(),
+            smtp_probe: Arc::default(),
             store,
             config: Arc::new(config),
             server_key: Arc::new(server_key),

@@ -53,6 +53,10 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// An id no row can have: the database's integers are signed 64-bit,
+    /// so an id above `i64::MAX` names nothing (it came from a client).
+    #[error("{0} is not an id this server could have given out")]
+    IdOutOfRange(u64),
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -83,8 +87,9 @@ fn param_list(from: usize, count: usize) -> String {
         .join(",")
 }
 
+/// `v` as the database's integer; an id beyond it names no row.
 pub(crate) fn i64_of(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| corrupt(format!("{v} does not fit a 64-bit signed column")))
+    i64::try_from(v).map_err(|_| StoreError::IdOutOfRange(v))
 }
 
 fn enum_text<T: Serialize>(value: &T) -> String {

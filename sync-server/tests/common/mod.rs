@@ -182,6 +182,12 @@ async fn start_full(
     };
     config.gates.max_batch = 500;
     config.api.jwt_secret = JWT_SECRET.into();
+    // Every test wallet logs in from this one address; the tests of the
+    // nonce limit set their own.
+    config.api.rate_limits.nonce = sync_server::config::Quota {
+        requests: 100_000,
+        period_secs: 1,
+    };
     configure(&mut config);
     let store = Store::connect(&config.database_url).await.unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
@@ -221,13 +227,13 @@ async fn start_full(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let serving = state.clone();
     let router = sync_server::app(serving.clone()).merge(extra(serving));
+    let connections = state.config.connections.clone();
     tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+        sync_server::http::connections::serve(router, listener, connections, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
     });
     TestServer {
         url,

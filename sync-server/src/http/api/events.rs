@@ -241,7 +241,7 @@ pub struct EventPage {
     params(ListQuery),
     responses(
         (status = 200, description = "One page of events", body = EventPage),
-        (status = 400, description = "(plain text) the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: the query string does not parse", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
         crate::http::openapi::responses::Internal,
     )
@@ -297,7 +297,7 @@ async fn list_events_page(state: &AppState, query: &ListQuery) -> Result<EventPa
     params(("event" = u64, Path, description = "The event id")),
     responses(
         (status = 200, description = "The event", body = EventView),
-        (status = 400, description = "`bad_request`: the id is too large; or (plain text) it does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: the id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
         crate::http::openapi::responses::Internal,

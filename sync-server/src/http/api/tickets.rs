@@ -23,7 +23,9 @@ use solana_sdk::pubkey::Pubkey;
 use super::auth::{AuthUser, Role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::http::validation::{ValidJson, Validate, check_count, field_error, parse_wallet};
+use crate::http::validation::{
+    ValidJson, Validate, check_count, check_id, field_error, parse_wallet,
+};
 use crate::services::organizer::IssuedTicket;
 use crate::services::{Services, events, minting, tickets};
 
@@ -118,6 +120,7 @@ pub struct MintBody {
 
 impl Validate for MintBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         parse_wallet("wallet", &self.wallet).map(|_| ())
     }
 }
@@ -184,6 +187,7 @@ pub const MAX_BATCH_MINT: usize = 100;
 
 impl Validate for BatchMintBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         check_count("recipients", self.recipients.len(), 1..=MAX_BATCH_MINT)?;
         for (i, r) in self.recipients.iter().enumerate() {
             parse_wallet(&format!("recipients[{i}].wallet"), &r.wallet)?;
@@ -299,7 +303,7 @@ pub struct QrQuery {
             (inline(crate::http::openapi::BinaryBody) = "image/png"),
             (String = "image/svg+xml"),
         )),
-        (status = 400, description = "(plain text) an id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: an id or the query string does not parse", body = ErrorBody),
         (status = 403, description = "`forbidden`: neither the holder nor the event's organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `format` is neither `png` nor `svg`", body = ErrorBody),

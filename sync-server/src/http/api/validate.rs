@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::auth::{AuthUser, Role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::http::validation::{ValidJson, Validate, check_count, check_text};
+use crate::http::validation::{ValidJson, Validate, check_count, check_id, check_text};
 use crate::services::validation::{self, OnlineDecision};
 
 /// Who may validate tickets.
@@ -35,6 +35,7 @@ pub struct ValidateBody {
 
 impl Validate for ValidateBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         check_text(
             "code",
             &self.code,
@@ -118,7 +119,7 @@ pub struct OfflineBody {
 
 impl Validate for OfflineBody {
     fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
+        check_id("event_id", self.event_id)
     }
 }
 
@@ -133,6 +134,7 @@ pub struct SyncBody {
 
 impl Validate for SyncBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         check_count("scans", self.scans.len(), 1..=1000)
     }
 }

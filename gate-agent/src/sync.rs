@@ -315,7 +315,7 @@ impl Link {
         }
     }
 
-    /// Sends one signed request and takes in how it went for the link.
+    /// Sends one signed request; its result and how it went for the link.
     async fn exchange(
         &self,
         method: reqwest::Method,

@@ -52,11 +52,18 @@ async fn trickle(
     closed.is_finished()
 }
 
-/// (status, headers, body) of one HTTP/1.1 answer as raw bytes.
+/// (status, headers, body) of one HTTP/1.1 answer as raw bytes; status 0
+/// when there is no whole answer.
 fn parse_answer(raw: &[u8]) -> (u16, String, serde_json::Value) {
     let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, text.into_owned(), serde_json::Value::Null);
+    };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
     (status, head.to_ascii_lowercase(), body)
 }

@@ -33,7 +33,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -130,8 +130,11 @@ impl Connection {
         });
     }
 
-    /// Resolves when the connection must go: `Ending::Idle` when it can be
-    /// closed politely (no request under way), `Ending::Now` otherwise.
+        fn is_busy(&self) -> bool {
+        lock(&self.track).phase == Phase::Busy
+    }
+
+    /// Resolves when the connection must go, saying why.
     async fn deadline(&self, settings: &ConnectionSettings) -> Ending {
         let header = Duration::from_secs(settings.header_timeout_secs.into());
         let idle = Duration::from_secs(settings.idle_timeout_secs.into());
@@ -165,12 +168,12 @@ impl Connection {
     }
 }
 
-/// How a connection that timed out is closed.
+/// Why a connection is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
-    /// Between requests: hyper closes it cleanly.
+    /// Kept alive between requests for too long.
     Idle,
-    /// Mid-request (its head) or evicted: dropped.
+    /// Its head did not arrive in time, or it was closed to make room.
     Now,
 }
 
@@ -323,6 +326,10 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = stream.write_all(&answer).await;
         let _ = stream.shutdown().await;
+        // Read what the client sent until it closes: a socket closed with
+        // unread bytes is reset, and the reset can swallow the answer.
+        let mut discard = [0u8; 1024];
+        while matches!(stream.read(&mut discard).await, Ok(n) if n > 0) {}
     })
     .await;
 }
@@ -357,7 +364,7 @@ async fn serve_connection(
     http.header_read_timeout(None);
     let conn = http.serve_connection(io, service);
     let mut conn = pin!(conn);
-    let mut closing = false;
+    let mut stopping = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -366,21 +373,19 @@ async fn serve_connection(
                 }
                 return;
             }
-            ending = connection.deadline(settings), if !closing => match ending {
-                Ending::Idle => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                Ending::Now => {
-                    tracing::debug!(%peer, "connection closed: headers too slow, or room needed");
+            ending = connection.deadline(settings) => {
+                // Idle or still in its head: no answer is owed, so the
+                // socket just closes.
+                tracing::debug!(%peer, ?ending, "connection closed");
+                return;
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                if !connection.is_busy() {
                     return;
                 }
-            },
-            changed = stop.changed(), if !closing => {
-                closing = true;
-                if changed.is_ok() {
-                    conn.as_mut().graceful_shutdown();
-                }
+                // Finish the answer under way, then close.
+                conn.as_mut().graceful_shutdown();
             }
         }
     }

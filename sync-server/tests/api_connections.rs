@@ -215,9 +215,10 @@ async fn past_the_cap_waiting_connections_make_room_and_busy_ones_refuse_newcome
     assert!(!silent.last().unwrap().0.is_finished());
     drop(silent);
 
-    // Three uploads in progress: every connection is busy answering.
-    let mut busy = Vec::new();
-    for _ in 0..3 {
+    // Three uploads in progress: every connection is busy answering. An
+    // upload whose head the server had not read yet may itself be closed
+    // to make room; it is started again until three are under way.
+    let start_upload = || async move {
         let (reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
         writer
             .write_all(
@@ -226,11 +227,20 @@ async fn past_the_cap_waiting_connections_make_room_and_busy_ones_refuse_newcome
             )
             .await
             .unwrap();
-        busy.push((reader, writer));
+        (read_until_closed(reader), writer)
+    };
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        busy.push(start_upload().await);
     }
-    // Let the server see their heads (and the silent ones' closes).
     let mut refused = None;
     for _ in 0..100 {
+        for upload in &mut busy {
+            if upload.0.is_finished() {
+                *upload = start_upload().await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let mut newcomer = TcpStream::connect(addr).await.unwrap();
         newcomer
             .write_all(b"GET /health HTTP/1.1\r\nhost: gate\r\nconnection: close\r\n\r\n")
@@ -244,7 +254,6 @@ async fn past_the_cap_waiting_connections_make_room_and_busy_ones_refuse_newcome
             refused = Some((head, body));
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (head, body) = refused.expect("a newcomer past a cap of busy connections is refused");
     assert!(head.contains("retry-after: 1"), "{head}");

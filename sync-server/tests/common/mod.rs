@@ -226,7 +226,9 @@ async fn start_full(
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let serving = state.clone();
-    let router = sync_server::app(serving.clone()).merge(extra(serving));
+    // The test's own routes first; everything else is the real app with
+    // its own layers (its JSON refusals of unknown routes included).
+    let router = extra(serving.clone()).fallback_service(sync_server::app(serving));
     let connections = state.config.connections.clone();
     tokio::spawn(async move {
         sync_server::http::connections::serve(router, listener, connections, async {

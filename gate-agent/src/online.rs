@@ -107,6 +107,10 @@ mod tests {
     use Half::{Feed, Upload};
     use Outcome::{Failed, Healthy, NothingToSend, Slow};
 
+    /// A case: its name, the requests in order, and online (1) or not (0)
+    /// after each.
+    type Case = (&'static str, &'static [(Half, Outcome)], &'static str);
+
     /// Feeds `steps` to a fresh state (offline after 3) and returns whether
     /// it was online after each.
     fn run(steps: &[(Half, Outcome)]) -> String {
@@ -122,7 +126,7 @@ mod tests {
 
     #[test]
     fn online_and_offline_follow_the_table() {
-        let cases: &[(&str, &[(Half, Outcome)], &str)] = &[
+        let cases: &[Case] = &[
             (
                 "starts offline; both halves needed",
                 &[(Feed, Healthy), (Upload, Healthy)],

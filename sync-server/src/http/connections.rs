@@ -130,7 +130,7 @@ impl Connection {
         });
     }
 
-        fn is_busy(&self) -> bool {
+    fn is_busy(&self) -> bool {
         lock(&self.track).phase == Phase::Busy
     }
 

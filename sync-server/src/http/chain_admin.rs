@@ -4,16 +4,18 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shared::wire::{CachedEvent, CachedTicket};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 
 use crate::http::admin::Admin;
+use crate::http::api::mints;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::services::minting;
+use crate::services::minting::{self, MintKind, MintOrder, MintRequestView};
 use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
 
@@ -121,23 +123,30 @@ pub struct MintResponse {
 /// Mint tickets to wallets
 ///
 /// `POST /api/admin/events/{event}/tickets`: mint tickets to wallets (paid
-/// off chain), publish them to the gates, return their QR credentials. All
-/// or nothing: if the chain fails part way, the tickets already minted are
-/// revoked and the request fails.
+/// off chain), publish them to the gates, return their QR credentials. The
+/// request and its seats are recorded before anything goes to chain; a
+/// crash or a chain outage part way is finished in the background (202;
+/// `GET /api/admin/mints/{request}`). All or nothing: if the chain refuses
+/// part way, the tickets already minted are revoked and the request fails.
 #[utoipa::path(
     post,
     path = "/api/admin/events/{event}/tickets",
     operation_id = "admin_mint",
     tag = "admin",
-    params(("event" = u64, Path, description = "The event id")),
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any 1 to 255 visible ASCII characters picked per request. A retry with the same key and body answers the first request's outcome (201 with the same tickets, 202 while it still mints, or its refusal) and never mints again; the same key with another body is 422 naming `Idempotency-Key`."),
+    ),
     request_body = MintRequest,
     security(("admin_token" = [])),
     responses(
-        (status = 201, description = "Minted and published", body = MintResponse),
+        (status = 201, description = "Minted and published", body = MintResponse, headers(("Mint-Request-Id" = String, description = "The mint request; read it at `GET /api/admin/mints/{request}`"))),
+        (status = 202, description = "Recorded and still minting; finished in the background: read `Location`", body = MintRequestView, headers(("Mint-Request-Id" = String, description = "The mint request"), ("Location" = String, description = "`/api/admin/mints/{request}`"))),
         (status = 400, description = "`bad_request`: no recipients, more than 100, or a wallet is not base58; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
+        (status = 409, description = "`sold_out`: a tier or the event has fewer seats left than asked (nothing recorded)", body = ErrorBody),
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 422, description = "`invalid_field` (with `field`: `recipients[3].tier` when the event has no such tier, `Idempotency-Key` when the key was used for another body), `chain_refused` (with `Mint-Request-Id`); or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -146,8 +155,9 @@ pub async fn mint(
     _: Admin,
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
+    headers: HeaderMap,
     Json(request): Json<MintRequest>,
-) -> Result<(StatusCode, Json<MintResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     if request.recipients.is_empty() || request.recipients.len() > MAX_MINT_PER_REQUEST {
         return Err(ApiError::BadRequest(format!(
             "recipients: 1 to {MAX_MINT_PER_REQUEST}"
@@ -160,21 +170,30 @@ pub async fn mint(
         })?;
         recipients.push((wallet, r.tier));
     }
+    let key = mints::idempotency_key(&headers)?;
     // Organizer mints take seats like purchases do, so a buyer who is
-    // paying keeps the seat they hold; a failure part way mints nothing.
-    let issued = minting::mint(&state, event_id, &recipients).await?;
-    Ok((
-        StatusCode::CREATED,
+    // paying keeps the seat they hold.
+    let order = MintOrder {
+        event_id,
+        caller: minting::ADMIN_CALLER,
+        kind: MintKind::Admin,
+        idempotency_key: key.as_deref(),
+        recipients: &recipients,
+    };
+    let outcome = minting::mint(&state, &order).await?;
+    mints::answer(&state, outcome, "/api/admin/mints", |tickets| {
         Json(MintResponse {
-            tickets: issued
+            tickets: tickets
                 .into_iter()
                 .map(|t| MintedTicket {
                     ticket: t.ticket,
                     code: t.credential.encode(),
                 })
                 .collect(),
-        }),
-    ))
+        })
+        .into_response()
+    })
+    .await
 }
 
 /// Revoke a ticket on chain

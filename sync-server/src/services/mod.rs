@@ -63,6 +63,8 @@ pub struct Services {
     pub payments: Option<Arc<dyn PaymentProvider>>,
     /// Public event reads, reused for a second unless an event changed.
     pub read_cache: Arc<ReadCache>,
+    /// One lock per event that this instance's mints take ticket ids under.
+    pub mint_locks: Arc<minting::EventLocks>,
 }
 
 impl Services {
@@ -95,6 +97,7 @@ impl Services {
             mailer,
             payments,
             read_cache: Arc::default(),
+            mint_locks: Arc::default(),
             store,
             config: Arc::new(config),
             server_key: Arc::new(server_key),

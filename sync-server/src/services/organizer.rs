@@ -5,7 +5,8 @@
 //! Order is always chain first, then database, and every step can be
 //! repeated: creating an event that exists on chain only adds what is
 //! missing; tickets minted on chain but missing from the database (a crash in
-//! between) are found by [`reconcile`] from the event's `minted` counter.
+//! between) are found by [`reconcile`], which looks up every id below the
+//! event's `minted` counter.
 
 use std::sync::Arc;
 
@@ -267,41 +268,6 @@ pub fn credential_for(
     ))
 }
 
-/// Mints one ticket per `(wallet, tier)` on chain, publishes them to the
-/// gates and returns them with their QR credentials. `progress` hears the
-/// ids of each transaction's tickets as they land.
-pub async fn mint_tickets(
-    state: &Services,
-    event_id: u64,
-    recipients: &[(Pubkey, u8)],
-    progress: impl FnMut(&[u32]),
-) -> Result<Vec<IssuedTicket>, OrganizerError> {
-    let ctx = chain_of(state)?;
-    state
-        .store
-        .event_chain(event_id)
-        .await?
-        .ok_or(OrganizerError::UnknownEvent(event_id))?;
-    let ids = ops::mint(
-        ctx.chain.as_ref(),
-        &ctx.authority,
-        event_id,
-        recipients,
-        progress,
-    )
-    .await?;
-    let tickets = read_and_publish(state, ctx, event_id, &ids).await?;
-    tickets
-        .into_iter()
-        .map(|ticket| {
-            Ok(IssuedTicket {
-                credential: credential_for(state, &ticket)?,
-                ticket,
-            })
-        })
-        .collect()
-}
-
 /// Revokes a ticket on chain (refunding an on-chain price to its holder)
 /// and tells the gates, which refuse it from then on.
 pub async fn revoke_ticket(
@@ -369,62 +335,95 @@ async fn read_and_publish(
     event_id: u64,
     ids: &[u32],
 ) -> Result<Vec<CachedTicket>, OrganizerError> {
-    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
     let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(100) {
-        let on_chain = ops::tickets(ctx.chain.as_ref(), &event_address, chunk).await?;
-        for (id, ticket) in chunk.iter().zip(on_chain) {
-            let ticket = ticket.ok_or_else(|| {
-                OrganizerError::Chain(ChainError::Refused(format!(
-                    "ticket {id} is not on chain after minting"
-                )))
-            })?;
-            out.push(CachedTicket {
-                event_id,
-                ticket_id: *id,
-                tier: ticket.tier,
-                owner: pubkey_bytes(&ticket.owner),
-                generation: ticket.generation,
-                status: match ticket.status {
-                    ticketing::client::TicketStatus::Active => TicketStatus::Active,
-                    ticketing::client::TicketStatus::Frozen => TicketStatus::Frozen,
-                    ticketing::client::TicketStatus::Revoked => TicketStatus::Revoked,
-                    ticketing::client::TicketStatus::Refunded => TicketStatus::Refunded,
-                },
-            });
-        }
+    for (id, ticket) in read_tickets(ctx, event_id, ids).await? {
+        out.push(ticket.ok_or_else(|| {
+            OrganizerError::Chain(ChainError::Refused(format!(
+                "ticket {id} is not on chain after minting"
+            )))
+        })?);
     }
     state.publish_tickets(&out).await?;
     Ok(out)
 }
 
-/// Repairs the database from the chain for every event this server created:
-/// tickets minted on chain but never published (a crash between the two) are
-/// published now. Returns how many were repaired.
-pub async fn reconcile(state: &Services) -> Result<usize, OrganizerError> {
-    let ctx = chain_of(state)?;
-    let mut repaired = 0;
-    for row in state.store.event_chains().await? {
-        let Some(event) =
-            ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), row.event_id).await?
-        else {
-            continue;
-        };
-        let known = state.store.ticket_count(row.event_id).await?;
-        if u64::from(event.minted) > known {
-            let missing: Vec<u32> =
-                (u32::try_from(known).unwrap_or(u32::MAX)..event.minted).collect();
-            tracing::warn!(
-                event = row.event_id,
-                count = missing.len(),
-                "tickets on chain but not in the database; publishing them"
-            );
-            repaired += read_and_publish(state, ctx, row.event_id, &missing)
-                .await?
-                .len();
+/// Tickets as the chain has them, `None` where an id has no account.
+async fn read_tickets(
+    ctx: &ChainContext,
+    event_id: u64,
+    ids: &[u32],
+) -> Result<Vec<(u32, Option<CachedTicket>)>, OrganizerError> {
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(100) {
+        let on_chain = ops::tickets(ctx.chain.as_ref(), &event_address, chunk).await?;
+        for (id, ticket) in chunk.iter().zip(on_chain) {
+            out.push((
+                *id,
+                ticket.map(|ticket| CachedTicket {
+                    event_id,
+                    ticket_id: *id,
+                    tier: ticket.tier,
+                    owner: pubkey_bytes(&ticket.owner),
+                    generation: ticket.generation,
+                    status: match ticket.status {
+                        ticketing::client::TicketStatus::Active => TicketStatus::Active,
+                        ticketing::client::TicketStatus::Frozen => TicketStatus::Frozen,
+                        ticketing::client::TicketStatus::Revoked => TicketStatus::Revoked,
+                        ticketing::client::TicketStatus::Refunded => TicketStatus::Refunded,
+                    },
+                }),
+            ));
         }
     }
+    Ok(out)
+}
+
+/// Repairs the database from the chain for every event this server created
+/// ([`reconcile_event`]). Returns how many tickets were published.
+pub async fn reconcile(state: &Services) -> Result<usize, OrganizerError> {
+    let mut repaired = 0;
+    for row in state.store.event_chains().await? {
+        repaired += reconcile_event(state, row.event_id).await?;
+    }
     Ok(repaired)
+}
+
+/// Publishes every ticket of `event_id` the chain has and the database does
+/// not: each id below the event's `minted` counter is looked up, so holes
+/// (a ticket of a later mint known, one of an earlier mint cut off by a
+/// crash) are found too. Returns how many were published.
+pub async fn reconcile_event(state: &Services, event_id: u64) -> Result<usize, OrganizerError> {
+    let ctx = chain_of(state)?;
+    let Some(event) = ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id).await?
+    else {
+        return Ok(0);
+    };
+    let known: std::collections::HashSet<u32> = state
+        .store
+        .known_ticket_ids(event_id)
+        .await?
+        .into_iter()
+        .collect();
+    let missing: Vec<u32> = (0..event.minted).filter(|id| !known.contains(id)).collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    // A ticket closed on chain has no account any more: nothing to publish.
+    let found: Vec<CachedTicket> = read_tickets(ctx, event_id, &missing)
+        .await?
+        .into_iter()
+        .filter_map(|(_, ticket)| ticket)
+        .collect();
+    if !found.is_empty() {
+        tracing::warn!(
+            event = event_id,
+            count = found.len(),
+            "tickets on chain but not in the database; publishing them"
+        );
+        state.publish_tickets(&found).await?;
+    }
+    Ok(found.len())
 }
 
 /// The event account of `event_id` as the chain has it now: not found when

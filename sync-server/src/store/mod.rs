@@ -11,7 +11,8 @@
 //! `gates` (gates, enrolment, devices, request nonces), `feed` (events,
 //! tickets and the gates' change feed), `scans` (ingest, conflicts, gate
 //! figures, ticket state), `presence` (where holders are), `replay` (the
-//! chain side), `inventory` and `payments`.
+//! chain side), `inventory`, `mints` (organizer mints as durable intents)
+//! and `payments`.
 
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -22,6 +23,7 @@ mod events;
 mod feed;
 mod gates;
 mod inventory;
+mod mints;
 mod payments;
 mod presence;
 mod purchases;
@@ -33,6 +35,10 @@ pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;
 pub use gates::{Device, EnrolError, NonceUse, token_hash};
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
+pub use mints::{
+    MintItem, MintItemState, MintKind, MintRequest, MintState, NewMintRequest, Recorded,
+    UnsettledMint,
+};
 pub use payments::record_webhook_event;
 pub use purchases::{
     MailStatus, NewPurchase, PaymentMethod, PaymentOutcome, Purchase, PurchaseStatus, WebhookEffect,

@@ -336,7 +336,8 @@ impl TestServer {
         &self,
         n: u32,
     ) -> Vec<sync_server::services::organizer::IssuedTicket> {
-        use sync_server::services::organizer::{NewEvent, NewTier, create_event, mint_tickets};
+        use sync_server::services::minting::{self, MintKind, MintOrder, MintOutcome};
+        use sync_server::services::organizer::{NewEvent, NewTier, create_event};
         create_event(
             &self.state,
             &NewEvent {
@@ -370,9 +371,17 @@ impl TestServer {
                 )
             })
             .collect();
-        let issued = mint_tickets(&self.state, EVENT, &recipients, |_| {})
-            .await
-            .unwrap();
+        let order = MintOrder {
+            event_id: EVENT,
+            caller: minting::ADMIN_CALLER,
+            kind: MintKind::Admin,
+            idempotency_key: None,
+            recipients: &recipients,
+        };
+        let MintOutcome::Completed(_, issued) = minting::mint(&self.state, &order).await.unwrap()
+        else {
+            panic!("the seed mint did not complete");
+        };
         self.put_gates().await;
         issued
     }

@@ -1,11 +1,13 @@
 //! The ticketing API (`/api`, `/m`): wallet login and roles ([`auth`]),
-//! events ([`events`]), minting and tickets ([`tickets`]), NFT metadata
+//! events ([`events`]), minting and tickets ([`tickets`], mint requests and
+//! their idempotency keys in [`mints`]), NFT metadata
 //! ([`nft`]), transfers by wallet and by email ([`transfers`]), purchases
 //! ([`purchases`]) and online validation for handhelds ([`validate`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
 pub mod events;
+pub mod mints;
 pub mod nft;
 pub mod purchases;
 pub mod tickets;
@@ -35,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))
+        .route("/api/mints/{request}", get(mints::get_mint))
+        .route("/api/admin/mints/{request}", get(mints::admin_get_mint))
         .route("/api/tickets/my", get(tickets::my_tickets))
         .route("/api/tickets/{event}/{ticket}", get(tickets::get_ticket))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))

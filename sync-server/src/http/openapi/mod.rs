@@ -65,6 +65,8 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::api::tickets::get_ticket,
         crate::http::api::tickets::mint,
         crate::http::api::tickets::batch_mint,
+        crate::http::api::mints::get_mint,
+        crate::http::api::mints::admin_get_mint,
         crate::http::api::tickets::my_tickets,
         crate::http::api::tickets::qr,
         crate::http::api::transfers::transfer,

@@ -117,7 +117,14 @@ async fn a_retry_with_the_same_idempotency_key_answers_the_same_tickets_and_mint
 
     // One ticket, asked twice with one key: one ticket, the same answer.
     let single = json!({ "event_id": event_id, "wallet": address(&wallet(80)) });
-    let first = post_keyed(&server, "/api/tickets/mint", &org, Some("single-1"), single.clone()).await;
+    let first = post_keyed(
+        &server,
+        "/api/tickets/mint",
+        &org,
+        Some("single-1"),
+        single.clone(),
+    )
+    .await;
     assert_eq!(first.status, 201, "{}", first.body);
     let again = post_keyed(&server, "/api/tickets/mint", &org, Some("single-1"), single).await;
     assert_eq!(again.status, 201, "{}", again.body);
@@ -131,10 +138,24 @@ async fn a_retry_with_the_same_idempotency_key_answers_the_same_tickets_and_mint
         { "wallet": address(&wallet(82)), "tier": 1 },
         { "wallet": address(&wallet(83)) },
     ]});
-    let first_batch = post_keyed(&server, "/api/tickets/batch-mint", &org, Some("batch-1"), batch.clone()).await;
+    let first_batch = post_keyed(
+        &server,
+        "/api/tickets/batch-mint",
+        &org,
+        Some("batch-1"),
+        batch.clone(),
+    )
+    .await;
     assert_eq!(first_batch.status, 201, "{}", first_batch.body);
     assert_eq!(ids(&first_batch.body), vec![1, 2, 3]);
-    let again = post_keyed(&server, "/api/tickets/batch-mint", &org, Some("batch-1"), batch).await;
+    let again = post_keyed(
+        &server,
+        "/api/tickets/batch-mint",
+        &org,
+        Some("batch-1"),
+        batch,
+    )
+    .await;
     assert_eq!((again.status, &again.body), (201, &first_batch.body));
 
     // The admin API: the same.
@@ -156,7 +177,12 @@ async fn a_retry_with_the_same_idempotency_key_answers_the_same_tickets_and_mint
     // admin sees every request.
     let batch_id = first_batch.request_id.unwrap();
     let (status, view, _) = server
-        .call(reqwest::Method::GET, &format!("/api/mints/{batch_id}"), Some(&org), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/mints/{batch_id}"),
+            Some(&org),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["state"], "completed");
@@ -172,22 +198,50 @@ async fn a_retry_with_the_same_idempotency_key_answers_the_same_tickets_and_mint
     }
     assert_eq!(tickets[1]["tier"], 1);
     let (status, _, _) = server
-        .call(reqwest::Method::GET, &format!("/api/mints/{batch_id}"), Some(&rival), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/mints/{batch_id}"),
+            Some(&rival),
+            None,
+        )
         .await;
     assert_eq!(status, 404, "another organizer's request is not found");
     let admin_id = first_admin.request_id.unwrap();
     let (status, _, _) = server
-        .call(reqwest::Method::GET, &format!("/api/mints/{admin_id}"), Some(&org), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/mints/{admin_id}"),
+            Some(&org),
+            None,
+        )
         .await;
     assert_eq!(status, 404, "the admin's request is not a wallet's");
     let (status, view, _) = server
-        .call(reqwest::Method::GET, &format!("/api/admin/mints/{batch_id}"), Some(ADMIN), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/admin/mints/{batch_id}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
-    assert_eq!((status, &view["state"]), (200, &json!("completed")), "{view}");
+    assert_eq!(
+        (status, &view["state"]),
+        (200, &json!("completed")),
+        "{view}"
+    );
     let (status, view, _) = server
-        .call(reqwest::Method::GET, "/api/admin/mints/no-such-request", Some(ADMIN), None)
+        .call(
+            reqwest::Method::GET,
+            "/api/admin/mints/no-such-request",
+            Some(ADMIN),
+            None,
+        )
         .await;
-    assert_eq!((status, &view["error"]), (404, &json!("not_found")), "{view}");
+    assert_eq!(
+        (status, &view["error"]),
+        (404, &json!("not_found")),
+        "{view}"
+    );
 }
 
 async fn an_idempotency_key_used_for_another_body_is_refused_naming_it(db: Db) {
@@ -307,13 +361,27 @@ async fn a_ticket_on_chain_the_database_missed_between_known_ones_is_published(d
         .execute(&pool)
         .await
         .unwrap();
-    assert!(server.state.store.ticket(event_id, 2).await.unwrap().is_none());
+    assert!(
+        server
+            .state
+            .store
+            .ticket(event_id, 2)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let published = sync_server::services::organizer::reconcile(&server.state)
         .await
         .unwrap();
     assert_eq!(published, 1);
-    let repaired = server.state.store.ticket(event_id, 2).await.unwrap().unwrap();
+    let repaired = server
+        .state
+        .store
+        .ticket(event_id, 2)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(repaired.owner.to_base58(), address(&wallet(97)));
     // Nothing else is missing: a second pass publishes nothing.
     assert_eq!(

@@ -84,7 +84,14 @@ struct Mint {
 }
 
 impl Mint {
-    fn new(path: String, token: &str, key: String, batch: bool, recipients: Vec<(String, u8)>, event_id: u64) -> Self {
+    fn new(
+        path: String,
+        token: &str,
+        key: String,
+        batch: bool,
+        recipients: Vec<(String, u8)>,
+        event_id: u64,
+    ) -> Self {
         let list: Vec<Value> = recipients
             .iter()
             .map(|(wallet, tier)| json!({ "wallet": wallet, "tier": tier }))
@@ -122,7 +129,11 @@ impl Mint {
 
 /// One try of `mint`: the status, body and `Mint-Request-Id`, or `None`
 /// when the server is gone.
-async fn send(http: &reqwest::Client, url: &str, mint: &Mint) -> Option<(u16, Value, Option<String>)> {
+async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    mint: &Mint,
+) -> Option<(u16, Value, Option<String>)> {
     let r = http
         .post(format!("{url}{}", mint.path))
         .bearer_auth(&mint.token)
@@ -153,7 +164,11 @@ fn take_answer(mint: &mut Mint, status: u16, body: Value, id: Option<String>) ->
                 assert_eq!(ticket["tier"], json!(tier), "{}: {ticket}", mint.key);
             }
             if let Some(first) = &mint.answer {
-                assert_eq!(first, &tickets, "{}: a retry answers the first answer", mint.key);
+                assert_eq!(
+                    first, &tickets,
+                    "{}: a retry answers the first answer",
+                    mint.key
+                );
             }
             if let (Some(first), Some(id)) = (&mint.request_id, &id) {
                 assert_eq!(first, id, "{}: one request id", mint.key);
@@ -288,21 +303,37 @@ async fn killed_at_random_points_of_batch_and_concurrent_mints_chain_database_an
         .unwrap();
     let admin_path = format!("/api/admin/events/{}/tickets", s.event_id);
     let batch_of = |rng: &mut Rng, n: usize| -> Vec<(String, u8)> {
-        (0..n).map(|_| (fresh_wallet(), rng.below(2) as u8)).collect()
+        (0..n)
+            .map(|_| (fresh_wallet(), rng.below(2) as u8))
+            .collect()
     };
 
-    // A batch nobody kills: how long one takes here sets the kill window.
+    // A batch of 100 nobody kills: how long it takes here sets the window
+    // the kills fall in.
     let server = start(&s.config, s.port).await;
-    let mut warm = Mint::new(admin_path.clone(), ADMIN, "warm-up".into(), true, batch_of(&mut rng, 25), s.event_id);
+    let mut warm = Mint::new(
+        admin_path.clone(),
+        ADMIN,
+        "warm-up".into(),
+        true,
+        batch_of(&mut rng, 100),
+        s.event_id,
+    );
     let timer = Instant::now();
     let (status, body, id) = send(&http, &server.url, &warm).await.unwrap();
-    assert!(take_answer(&mut warm, status, body, id), "the warm-up batch completed");
-    let window_ms = (timer.elapsed().as_millis() as u64 * 3 / 2).max(50);
-    eprintln!("one batch of 25 takes {} ms; kills fall within {window_ms} ms", timer.elapsed().as_millis());
+    assert!(
+        take_answer(&mut warm, status, body, id),
+        "the warm-up batch completed"
+    );
+    let full_batch_ms = (timer.elapsed().as_millis() as u64).max(20);
+    eprintln!("a batch of 100 takes {full_batch_ms} ms");
     let mut mints = vec![warm];
     let mut server = Some(server);
 
+    // Kills that fell while a batch had some but not all of its tickets
+    // recorded for the chain, and had moved since the kill before.
     let mut part_way = 0;
+    let mut seen: HashMap<String, (i64, i64)> = HashMap::new();
     for round in 0..loops {
         let running = match server.take() {
             Some(running) => running,
@@ -310,14 +341,21 @@ async fn killed_at_random_points_of_batch_and_concurrent_mints_chain_database_an
         };
         // This round's batch (admin API or the wallet API) and one or two
         // singles, beside the retries of whatever earlier rounds left open.
-        let size = 5 + rng.below(21) as usize;
+        let size = 20 + rng.below(81) as usize;
         let (path, token) = if rng.below(2) == 0 {
             (admin_path.clone(), ADMIN)
         } else {
             ("/api/tickets/batch-mint".to_owned(), s.org.as_str())
         };
         let batch_key = format!("batch-{round}");
-        mints.push(Mint::new(path, token, batch_key.clone(), true, batch_of(&mut rng, size), s.event_id));
+        mints.push(Mint::new(
+            path,
+            token,
+            batch_key.clone(),
+            true,
+            batch_of(&mut rng, size),
+            s.event_id,
+        ));
         for single in 0..=rng.below(2) {
             mints.push(Mint::new(
                 "/api/tickets/mint".into(),
@@ -328,7 +366,9 @@ async fn killed_at_random_points_of_batch_and_concurrent_mints_chain_database_an
                 s.event_id,
             ));
         }
-        let open: Vec<usize> = (0..mints.len()).filter(|i| mints[*i].answer.is_none()).collect();
+        let open: Vec<usize> = (0..mints.len())
+            .filter(|i| mints[*i].answer.is_none())
+            .collect();
         let tasks: Vec<_> = open
             .iter()
             .map(|&i| {
@@ -336,7 +376,14 @@ async fn killed_at_random_points_of_batch_and_concurrent_mints_chain_database_an
                 tokio::spawn(async move { send(&http, &url, &mint).await })
             })
             .collect();
-        let delay = rng.below(window_ms);
+        // Mostly within this round's batch; one kill in three may also
+        // fall while a restarted server finishes what earlier kills cut
+        // off (once their lease, 1 s, ran out).
+        let mut window = full_batch_ms * size as u64 / 100 * 6 / 5 + 20;
+        if rng.below(3) == 0 {
+            window += 2500;
+        }
+        let delay = rng.below(window);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         running.kill();
         for (&i, task) in open.iter().zip(tasks) {
@@ -347,17 +394,18 @@ async fn killed_at_random_points_of_batch_and_concurrent_mints_chain_database_an
         // Where the cut fell, read from the database while the server is down.
         let pool = database(&s.database_url).await;
         let mut cut = Vec::new();
+        let mut cut_part_way = false;
         for mint in mints.iter().filter(|m| m.batch) {
             if let Some((state, sent, total)) = batch_progress(&pool, &mint.key).await
                 && state == "minting"
             {
                 cut.push(format!("{} {sent}/{total}", mint.key));
-                if sent > 0 {
-                    part_way += 1;
-                }
+                let moved = seen.insert(mint.key.clone(), (sent, total)) != Some((sent, total));
+                cut_part_way |= moved && sent > 0 && sent < total;
             }
         }
         pool.close().await;
+        part_way += usize::from(cut_part_way);
         eprintln!("kill {round} after {delay} ms: batches open {cut:?}");
     }
 
@@ -377,9 +425,16 @@ async fn killed_at_random_points_of_batch_and_concurrent_mints_chain_database_an
         }
     }
     for mint in &mints {
-        let id = mint.request_id.as_ref().expect("every answer names its request");
+        let id = mint
+            .request_id
+            .as_ref()
+            .expect("every answer names its request");
         let view = running
-            .admin(reqwest::Method::GET, &format!("/api/admin/mints/{id}"), Value::Null)
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/admin/mints/{id}"),
+                Value::Null,
+            )
             .await;
         assert_eq!(view["state"], "completed", "{view}");
     }
@@ -420,18 +475,34 @@ async fn check_agreement(s: &Setup, mints: &[Mint]) {
         .iter()
         .flat_map(|m| m.recipients.iter().cloned())
         .collect();
-    assert_eq!(on_chain.len(), wanted.len(), "tickets on chain = tickets asked for");
+    assert_eq!(
+        on_chain.len(),
+        wanted.len(),
+        "tickets on chain = tickets asked for"
+    );
     let mut held: HashMap<String, u32> = HashMap::new();
     for ticket in &on_chain {
         let owner = ticket.owner.to_string();
-        assert_eq!(wanted.get(&owner), Some(&ticket.tier), "{owner} asked for this tier");
+        assert_eq!(
+            wanted.get(&owner),
+            Some(&ticket.tier),
+            "{owner} asked for this tier"
+        );
         *held.entry(owner).or_default() += 1;
     }
-    assert!(held.values().all(|n| *n == 1), "no recipient holds two tickets");
+    assert!(
+        held.values().all(|n| *n == 1),
+        "no recipient holds two tickets"
+    );
     for mint in mints {
         for (ticket, (wallet, _)) in mint.answer.as_ref().unwrap().iter().zip(&mint.recipients) {
             let id = ticket["ticket_id"].as_u64().unwrap() as usize;
-            assert_eq!(&on_chain[id].owner.to_string(), wallet, "{}: answered ticket {id}", mint.key);
+            assert_eq!(
+                &on_chain[id].owner.to_string(),
+                wallet,
+                "{}: answered ticket {id}",
+                mint.key
+            );
         }
     }
     // Every ticket on chain is in the database, as the chain has it.
@@ -453,7 +524,11 @@ async fn check_agreement(s: &Setup, mints: &[Mint]) {
             )
         })
         .collect();
-    assert_eq!(known.len(), on_chain.len(), "the database has exactly the chain's tickets");
+    assert_eq!(
+        known.len(),
+        on_chain.len(),
+        "the database has exactly the chain's tickets"
+    );
     for (id, ticket) in on_chain.iter().enumerate() {
         assert_eq!(
             known.get(&(id as u32)),
@@ -509,8 +584,16 @@ async fn a_mint_cut_off_between_chain_and_database_is_settled_by_signature_on_re
             &[(sync_server::failpoint::FAILPOINT_ENV, failpoint)],
         )
         .await;
-        let recipients: Vec<(String, u8)> = (0..12).map(|i| (fresh_wallet(), (i % 2) as u8)).collect();
-        let mut mint = Mint::new(path.clone(), ADMIN, format!("cut-{failpoint}"), true, recipients, s.event_id);
+        let recipients: Vec<(String, u8)> =
+            (0..12).map(|i| (fresh_wallet(), (i % 2) as u8)).collect();
+        let mut mint = Mint::new(
+            path.clone(),
+            ADMIN,
+            format!("cut-{failpoint}"),
+            true,
+            recipients,
+            s.event_id,
+        );
         assert!(
             send(&http, &server.url, &mint).await.is_none(),
             "{failpoint}: the server died before answering"

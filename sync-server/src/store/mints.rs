@@ -361,7 +361,11 @@ impl Store {
     }
 
     /// Gives a lease up so the recovery worker may take the request at once.
-    pub async fn release_mint_lease(&self, request_id: &str, holder: &str) -> Result<(), StoreError> {
+    pub async fn release_mint_request_lease(
+        &self,
+        request_id: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE mint_requests SET lease_holder = NULL, lease_until = 0
              WHERE request_id = $1 AND lease_holder = $2",
@@ -410,7 +414,7 @@ impl Store {
     /// before it is sent. `false`, with nothing written, when the lease or
     /// any of the items moved on.
     #[allow(clippy::too_many_arguments)]
-    pub async fn record_mint_transaction(
+    pub async fn record_request_transaction(
         &self,
         request_id: &str,
         holder: &str,
@@ -477,7 +481,10 @@ impl Store {
     }
 
     /// The recorded transactions of a request not settled yet.
-    pub async fn unsettled_mints(&self, request_id: &str) -> Result<Vec<UnsettledMint>, StoreError> {
+    pub async fn unsettled_mints(
+        &self,
+        request_id: &str,
+    ) -> Result<Vec<UnsettledMint>, StoreError> {
         let rows = sqlx::query(
             "SELECT signature, transaction_b64 FROM mint_transactions
              WHERE request_id = $1 AND state = 'sent' ORDER BY created_at, signature",
@@ -533,7 +540,11 @@ impl Store {
     }
 
     /// A minting request whose tickets all landed becomes completed.
-    pub async fn complete_mint_request(&self, request_id: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn complete_mint_request(
+        &self,
+        request_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE mint_requests SET state = $2, updated_at = $3, lease_holder = NULL, lease_until = 0
              WHERE request_id = $1 AND state = $4
@@ -588,19 +599,18 @@ impl Store {
         } else {
             MintState::Failed
         };
-        let pending: Vec<u8> = sqlx::query(
-            "SELECT tier FROM mint_items WHERE request_id = $1 AND state = $2",
-        )
-        .bind(request_id)
-        .bind(MintItemState::Pending.as_str())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
-            let tier: i64 = r.try_get("tier")?;
-            u8::try_from(tier).map_err(|_| corrupt(format!("mint item tier {tier}")))
-        })
-        .collect::<Result<_, StoreError>>()?;
+        let pending: Vec<u8> =
+            sqlx::query("SELECT tier FROM mint_items WHERE request_id = $1 AND state = $2")
+                .bind(request_id)
+                .bind(MintItemState::Pending.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    let tier: i64 = r.try_get("tier")?;
+                    u8::try_from(tier).map_err(|_| corrupt(format!("mint item tier {tier}")))
+                })
+                .collect::<Result<_, StoreError>>()?;
         release_in(&mut tx, event_id, &seats_of(pending)).await?;
         sqlx::query("UPDATE mint_items SET state = $2 WHERE request_id = $1 AND state = $3")
             .bind(request_id)

@@ -132,7 +132,5 @@ pub async fn admin_get_mint(
     State(state): State<AppState>,
     Path(request_id): Path<String>,
 ) -> Result<Json<MintRequestView>, ApiError> {
-    Ok(Json(
-        minting::request_for_admin(&state, &request_id).await?,
-    ))
+    Ok(Json(minting::request_for_admin(&state, &request_id).await?))
 }

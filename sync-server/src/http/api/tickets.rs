@@ -27,8 +27,8 @@ use super::mints;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::http::validation::{ValidJson, Validate, check_count, field_error, parse_wallet};
-use crate::services::organizer::IssuedTicket;
 use crate::services::minting::{self, MintKind, MintOrder, MintOutcome, MintRequestView};
+use crate::services::organizer::IssuedTicket;
 use crate::services::{Services, events, tickets};
 
 pub use crate::services::tickets::qr_png;
@@ -291,7 +291,13 @@ pub async fn batch_mint(
     };
     let outcome = mint_once(&state, &user, &order).await?;
     mints::answer(&state, outcome, "/api/mints", |tickets| {
-        Json(tickets.into_iter().map(TicketView::from).collect::<Vec<_>>()).into_response()
+        Json(
+            tickets
+                .into_iter()
+                .map(TicketView::from)
+                .collect::<Vec<_>>(),
+        )
+        .into_response()
     })
     .await
 }

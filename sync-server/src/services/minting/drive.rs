@@ -96,7 +96,11 @@ pub(super) async fn run(
             .filter(|i| i.state == MintItemState::Pending)
             .collect();
         if pending.is_empty() {
-            if services.store.complete_mint_request(request_id, now).await? {
+            if services
+                .store
+                .complete_mint_request(request_id, now)
+                .await?
+            {
                 tracing::info!(request = %request_id, event = request.event_id,
                     tickets = request.items.len(), "mint request completed");
             }
@@ -132,7 +136,10 @@ pub(super) async fn run(
 
 /// Settles the request's recorded transactions by signature. `Ok(true)`
 /// when one settled (the request changed), `Err` when one cannot be told yet.
-pub(super) async fn settle_recorded(services: &Services, request: &MintRequest) -> Result<bool, ServiceError> {
+pub(super) async fn settle_recorded(
+    services: &Services,
+    request: &MintRequest,
+) -> Result<bool, ServiceError> {
     let ctx = chain_ctx(services)?;
     let mut changed = false;
     for recorded in services.store.unsettled_mints(&request.request_id).await? {
@@ -262,7 +269,7 @@ async fn mint_next(
         .map_err(|e| ServiceError::Internal(format!("mint transaction: {e}")))?;
     if !services
         .store
-        .record_mint_transaction(
+        .record_request_transaction(
             &request.request_id,
             holder,
             &item_nos,

@@ -164,7 +164,11 @@ pub async fn replay(
         return Ok(None);
     };
     check_key(key)?;
-    match services.store.mint_request_by_key(order.caller, key).await? {
+    match services
+        .store
+        .mint_request_by_key(order.caller, key)
+        .await?
+    {
         None => Ok(None),
         Some(existing) => Ok(Some(answer_existing(services, order, existing).await?)),
     }
@@ -257,7 +261,7 @@ pub async fn mint(services: &Services, order: &MintOrder<'_>) -> Result<MintOutc
         tracing::warn!(request = %request_id, error = %e, "mint not finished; the recovery worker takes it over");
         services
             .store
-            .release_mint_lease(&request_id, &holder)
+            .release_mint_request_lease(&request_id, &holder)
             .await?;
         if let Err(e) = organizer::reconcile_event(services, order.event_id).await {
             tracing::warn!(event = order.event_id, error = %e, "could not compare the event's tickets with the chain");

@@ -62,7 +62,7 @@ pub async fn round(services: &Services) -> Result<usize, ServiceError> {
             tracing::warn!(request = %request_id, error = %e, "mint request not finished this round");
             services
                 .store
-                .release_mint_lease(&request_id, &holder)
+                .release_mint_request_lease(&request_id, &holder)
                 .await?;
         }
     }

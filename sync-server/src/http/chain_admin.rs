@@ -36,7 +36,8 @@ pub struct CreatedEvent {
 /// Create an event on chain
 ///
 /// `POST /api/admin/events`: create (or finish creating) an event on chain
-/// and publish it to its gates. Repeating it repairs a half-done creation.
+/// and publish it to its gates with its check-in rules. Repeating it repairs
+/// a half-done creation.
 #[utoipa::path(
     post,
     path = "/api/admin/events",
@@ -46,10 +47,10 @@ pub struct CreatedEvent {
     security(("admin_token" = [])),
     responses(
         (status = 201, description = "Created (or found complete) and published", body = CreatedEvent),
-        (status = 400, description = "`bad_request`: a field is out of range (name, venue, capacity, times); or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "(plain text) the body is not JSON", body = String, content_type = "text/plain"),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 422, description = "`invalid_field` (with `field`): a field out of range (name, venue, capacity, tiers, a rule), `ends_at` before `starts_at` or in the past, `doors_close_at` before `doors_open_at`; `chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -59,20 +60,7 @@ pub async fn create_event(
     State(state): State<AppState>,
     Json(spec): Json<NewEvent>,
 ) -> Result<(StatusCode, Json<CreatedEvent>), ApiError> {
-    if spec.name.trim().is_empty() || spec.name.len() > 64 {
-        return Err(ApiError::BadRequest("name: 1 to 64 characters".into()));
-    }
-    if spec.venue.len() > 64 {
-        return Err(ApiError::BadRequest("venue: at most 64 characters".into()));
-    }
-    if !(1..=100_000).contains(&spec.capacity) {
-        return Err(ApiError::BadRequest("capacity: 1 to 100000".into()));
-    }
-    if spec.ends_at <= spec.starts_at || spec.doors_close_at <= spec.doors_open_at {
-        return Err(ApiError::BadRequest(
-            "ends_at must be after starts_at, doors_close_at after doors_open_at".into(),
-        ));
-    }
+    organizer::check_new_event(&spec, state.clock.now())?;
     let event = organizer::create_event(&state, &spec).await?;
     let row = state
         .store
@@ -269,6 +257,7 @@ pub async fn refresh(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReplayQuery {
     /// Include every scan's replay state.

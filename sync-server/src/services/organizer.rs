@@ -14,7 +14,7 @@ use ed25519_dalek::SigningKey;
 use shared::wire::{CachedEvent, CachedTicket, TierInfo};
 use shared::{
     Credential, CredentialBody, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes,
-    ReentryPolicy, TicketStatus, UnknownTicketPolicy,
+    ReentryPolicy, TicketStatus, TierGates, UnknownTicketPolicy,
 };
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
@@ -49,6 +49,7 @@ pub enum OrganizerError {
 
 /// A tier of a new event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTier {
     pub name: String,
     /// Price when bought on chain, in lamports.
@@ -56,8 +57,12 @@ pub struct NewTier {
     pub supply: u32,
 }
 
-/// What an organizer gives to create an event.
+/// What an organizer gives to create an event: its times (it ends after it
+/// starts and not in the past; doors close after they open), tiers, and its
+/// check-in rules (each optional but `reentry`; see `PUT
+/// /api/events/{event}/rules`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewEvent {
     pub event_id: u64,
     pub name: String,
@@ -73,6 +78,76 @@ pub struct NewEvent {
     /// The NFT each ticket comes with (default `spl_token`).
     #[serde(default)]
     pub nft: NftStandard,
+    /// Well-signed tickets the gate does not know yet (default `reject`).
+    #[serde(default = "reject_unknown")]
+    pub unknown_tickets: UnknownTicketPolicy,
+    /// The holder's rotating proof (default `not_required`).
+    #[serde(default = "no_holder_proof")]
+    pub holder_proof: HolderProofPolicy,
+    /// Which gates admit which tier (default: any tier at any gate).
+    #[serde(default)]
+    pub tier_gates: Vec<TierGates>,
+    /// Seconds after `ends_at` during which gates still admit (default 0).
+    #[serde(default)]
+    pub end_grace_secs: u32,
+}
+
+fn reject_unknown() -> UnknownTicketPolicy {
+    UnknownTicketPolicy::Reject
+}
+
+fn no_holder_proof() -> HolderProofPolicy {
+    HolderProofPolicy::NotRequired
+}
+
+impl NewEvent {
+    /// The check-in rules it asks for.
+    pub fn rules(&self) -> super::rules::EventRules {
+        super::rules::EventRules {
+            reentry: self.reentry,
+            unknown_tickets: self.unknown_tickets,
+            holder_proof: self.holder_proof,
+            tier_gates: self.tier_gates.clone(),
+            end_grace_secs: self.end_grace_secs,
+        }
+    }
+}
+
+/// Checks a new event's fields before anything is written: text lengths,
+/// capacity, times (at `now`) and rules, each refusal naming its field.
+pub fn check_new_event(spec: &NewEvent, now: i64) -> Result<(), super::ServiceError> {
+    use super::ServiceError;
+    if spec.name.trim().is_empty() || spec.name.chars().count() > 64 {
+        return Err(ServiceError::invalid("name", "1 to 64 characters"));
+    }
+    if spec.venue.chars().count() > 64 {
+        return Err(ServiceError::invalid("venue", "at most 64 characters"));
+    }
+    if !(1..=100_000).contains(&spec.capacity) {
+        return Err(ServiceError::invalid(
+            "capacity",
+            "must be from 1 to 100000",
+        ));
+    }
+    if !(1..=4).contains(&spec.tiers.len()) {
+        return Err(ServiceError::invalid("tiers", "1 to 4 items"));
+    }
+    super::rules::check_times(spec.starts_at, spec.ends_at, now, "ends_at")?;
+    if spec.doors_close_at <= spec.doors_open_at {
+        return Err(ServiceError::invalid(
+            "doors_close_at",
+            "must be after doors_open_at",
+        ));
+    }
+    let rules = spec.rules();
+    super::rules::RulesChange {
+        reentry: Some(rules.reentry),
+        unknown_tickets: Some(rules.unknown_tickets),
+        holder_proof: Some(rules.holder_proof),
+        tier_gates: Some(rules.tier_gates),
+        end_grace_secs: Some(rules.end_grace_secs),
+    }
+    .check("", spec.tiers.len())
 }
 
 /// The NFT standard of an event's tickets. Both are real NFTs (supply 1,
@@ -223,7 +298,7 @@ pub async fn create_event_for(
         minimum.saturating_mul(2),
     )
     .await?;
-    let cached = CachedEvent {
+    let mut cached = CachedEvent {
         event_id: spec.event_id,
         name: spec.name.clone(),
         status: EventStatus::Active,
@@ -231,6 +306,7 @@ pub async fn create_event_for(
             opens_at: spec.doors_open_at,
             closes_at: spec.doors_close_at,
         },
+        ends_at: spec.ends_at,
         issuer_keys: vec![PublicKeyBytes::from(&ctx.issuer.verifying_key())],
         tiers: spec
             .tiers
@@ -242,9 +318,12 @@ pub async fn create_event_for(
             })
             .collect(),
         reentry: spec.reentry,
-        unknown_tickets: UnknownTicketPolicy::Reject,
-        holder_proof: HolderProofPolicy::NotRequired,
+        unknown_tickets: spec.unknown_tickets,
+        holder_proof: spec.holder_proof,
+        tier_gates: Vec::new(),
+        end_grace_secs: 0,
     };
+    super::rules::apply(&mut cached, &spec.rules());
     let recorded = organizer_wallet.unwrap_or_else(|| pubkey_bytes(&organizer));
     state.publish_event(&cached, &recorded).await?;
     Ok(cached)

@@ -271,6 +271,9 @@ pub fn event() -> CachedEvent {
         reentry: ReentryPolicy::Forbidden,
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: T0 + 6 * 3600,
+        end_grace_secs: 0,
     }
 }
 
@@ -357,6 +360,10 @@ impl TestServer {
                 reentry: ReentryPolicy::Forbidden,
                 transferable: true,
                 nft: sync_server::services::organizer::NftStandard::SplToken,
+                unknown_tickets: UnknownTicketPolicy::Reject,
+                holder_proof: HolderProofPolicy::NotRequired,
+                tier_gates: vec![],
+                end_grace_secs: 0,
             },
         )
         .await

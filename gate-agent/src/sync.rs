@@ -710,6 +710,14 @@ impl JournalUploader {
             .filter(|id| sent.contains(id))
             .collect();
         let marked = store.mark_uploaded(&acked)?;
+        if !ack.refused.is_empty() {
+            // Acknowledged too: sending them again would change nothing.
+            tracing::warn!(
+                refused = ack.refused.len(),
+                first_reason = %ack.refused[0].reason,
+                "the server refused scan records"
+            );
+        }
         if !ack.conflicts.is_empty() {
             tracing::warn!(
                 conflicts = ack.conflicts.len(),

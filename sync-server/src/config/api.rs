@@ -43,6 +43,11 @@ pub struct ApiSettings {
     /// it; after a crash another instance (or the restarted one) takes it
     /// over once this has passed.
     pub purchase_lease_secs: u32,
+    /// How long one server instance owns an organizer mint request while it
+    /// mints it (renewed after each transaction); after a crash another
+    /// instance (or the restarted one) finishes the request once this has
+    /// passed.
+    pub mint_lease_secs: u32,
     /// Card price currency of events created through the API (ISO 4217,
     /// lower case).
     pub currency: String,
@@ -81,6 +86,7 @@ impl Default for ApiSettings {
             public_url: "http://127.0.0.1:8080".into(),
             reservation_secs: 300,
             purchase_lease_secs: 30,
+            mint_lease_secs: 30,
             currency: "usd".into(),
         }
     }
@@ -129,6 +135,7 @@ impl ApiSettings {
             ("api.nonce_ttl_secs", self.nonce_ttl_secs),
             ("api.reservation_secs", self.reservation_secs),
             ("api.purchase_lease_secs", self.purchase_lease_secs),
+            ("api.mint_lease_secs", self.mint_lease_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

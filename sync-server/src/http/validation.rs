@@ -57,7 +57,8 @@ where
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// Whether the request says its body is JSON.
+pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -68,6 +69,19 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Parses `bytes` as a `T`, refusing unknown fields, with errors that name
 /// the field. Used by [`ValidJson`]; public for bodies read another way.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let (value, unknown) = parse_json_noting_unknown(bytes)?;
+    if let Some(field) = unknown {
+        return Err(field_error(field, "unknown field"));
+    }
+    Ok(value)
+}
+
+/// [`parse_json`] that answers the path of the first unknown field instead of
+/// refusing it, for messages whose protocol lets a newer sender add fields
+/// (the gate protocol); the caller decides.
+pub fn parse_json_noting_unknown<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, Option<String>), ApiError> {
     let mut unknown: Option<String> = None;
     let mut json = serde_json::Deserializer::from_slice(bytes);
     let parsed = {
@@ -88,10 +102,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     json.end()
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    if let Some(field) = unknown {
-        return Err(field_error(field, "unknown field"));
-    }
-    Ok(value)
+    Ok((value, unknown))
 }
 
 /// Turns serde's error at `path` into the answer the client sees.

@@ -11,11 +11,14 @@ mod error;
 pub mod events;
 pub mod gates;
 pub mod health;
+pub mod incidents;
 pub mod inventory;
 pub mod minting;
 pub mod organizer;
 pub mod purchases;
 pub mod replay;
+pub mod rules;
+pub mod staff;
 pub mod tickets;
 pub mod transfers;
 pub mod validation;
@@ -66,6 +69,8 @@ pub struct Services {
     pub read_cache: Arc<ReadCache>,
     /// The mail relay's last answer to `/health`.
     pub smtp_probe: Arc<health::SmtpProbe>,
+    /// One lock per event that this instance's mints take ticket ids under.
+    pub mint_locks: Arc<minting::EventLocks>,
 }
 
 impl Services {
@@ -99,6 +104,7 @@ impl Services {
             payments,
             read_cache: Arc::default(),
             smtp_probe: Arc::default(),
+            mint_locks: Arc::default(),
             store,
             config: Arc::new(config),
             server_key: Arc::new(server_key),

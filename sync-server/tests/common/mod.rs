@@ -279,6 +279,9 @@ pub fn event() -> CachedEvent {
         reentry: ReentryPolicy::Forbidden,
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: T0 + 6 * 3600,
+        end_grace_secs: 0,
     }
 }
 
@@ -344,7 +347,8 @@ impl TestServer {
         &self,
         n: u32,
     ) -> Vec<sync_server::services::organizer::IssuedTicket> {
-        use sync_server::services::organizer::{NewEvent, NewTier, create_event, mint_tickets};
+        use sync_server::services::minting::{self, MintKind, MintOrder, MintOutcome};
+        use sync_server::services::organizer::{NewEvent, NewTier, create_event};
         create_event(
             &self.state,
             &NewEvent {
@@ -364,6 +368,10 @@ impl TestServer {
                 reentry: ReentryPolicy::Forbidden,
                 transferable: true,
                 nft: sync_server::services::organizer::NftStandard::SplToken,
+                unknown_tickets: UnknownTicketPolicy::Reject,
+                holder_proof: HolderProofPolicy::NotRequired,
+                tier_gates: vec![],
+                end_grace_secs: 0,
             },
         )
         .await
@@ -378,9 +386,17 @@ impl TestServer {
                 )
             })
             .collect();
-        let issued = mint_tickets(&self.state, EVENT, &recipients, |_| {})
-            .await
-            .unwrap();
+        let order = MintOrder {
+            event_id: EVENT,
+            caller: minting::ADMIN_CALLER,
+            kind: MintKind::Admin,
+            idempotency_key: None,
+            recipients: &recipients,
+        };
+        let MintOutcome::Completed(_, issued) = minting::mint(&self.state, &order).await.unwrap()
+        else {
+            panic!("the seed mint did not complete");
+        };
         self.put_gates().await;
         issued
     }

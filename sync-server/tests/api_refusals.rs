@@ -160,20 +160,19 @@ async fn every_route_refuses_bad_paths_queries_bodies_and_methods_as_json() {
             }
         }
 
+        // No route takes PATCH.
         let wrong = server
             .http
-            .request(reqwest::Method::DELETE, format!("{}{good}", server.url))
+            .request(reqwest::Method::PATCH, format!("{}{good}", server.url))
             .send()
             .await
             .unwrap();
-        if method != reqwest::Method::DELETE {
-            assert!(wrong.headers().contains_key("allow"), "DELETE {good}");
-            let (status, body) = assert_json_error(&format!("DELETE {good}"), wrong).await;
-            assert_eq!(
-                (status, body["error"].as_str()),
-                (405, Some("method_not_allowed"))
-            );
-        }
+        assert!(wrong.headers().contains_key("allow"), "PATCH {good}");
+        let (status, body) = assert_json_error(&format!("PATCH {good}"), wrong).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (405, Some("method_not_allowed"))
+        );
     }
     let (status, body) = assert_json_error(
         "an unknown route",
@@ -258,6 +257,15 @@ fn id_routes(holder: &str) -> Vec<(reqwest::Method, &'static str, Option<Value>)
             "/api/events/{event}",
             Some(json!({"name": "Renamed gala"})),
         ),
+        (
+            M::PUT,
+            "/api/events/{event}/rules",
+            Some(json!({"end_grace_secs": 60})),
+        ),
+        (M::GET, "/api/events/{event}/validators", None),
+        (M::PUT, "/api/events/{event}/validators/{wallet}", None),
+        (M::DELETE, "/api/events/{event}/validators/{wallet}", None),
+        (M::GET, "/api/events/{event}/incidents", None),
         (M::GET, "/api/tickets/{event}/{ticket}", None),
         (M::GET, "/api/tickets/{event}/{ticket}/qr", None),
         (
@@ -318,6 +326,7 @@ async fn ids_beyond_the_database_are_not_found_and_log_no_error() {
         for (method, template, body) in id_routes(&holder) {
             let path = concrete(template, |name| match name {
                 "event" => id.to_owned(),
+                "wallet" => holder.clone(),
                 _ => "1".to_owned(),
             });
             let token = bearer(template, &session);

@@ -56,6 +56,9 @@ fn snapshot(issuer: &SigningKey, owner: &PublicKeyBytes, now: i64) -> CacheSnaps
             reentry: ReentryPolicy::Forbidden,
             unknown_tickets: UnknownTicketPolicy::Reject,
             holder_proof: HolderProofPolicy::NotRequired,
+            tier_gates: vec![],
+            ends_at: now + 86_400,
+            end_grace_secs: 0,
         }],
         tickets: (1..=TICKETS)
             .map(|t| CachedTicket {

@@ -407,7 +407,7 @@ impl DecisionLoop {
                 SyncEvent::Backlog(backlog) => {
                     state.counts.unsent = unsent_after(&mut state.uncounted, backlog);
                 }
-                SyncEvent::Started | SyncEvent::Answered { .. } => {}
+                SyncEvent::Started | SyncEvent::Answered { .. } | SyncEvent::Online(_) => {}
             }
         }
         let unsent = state.counts.unsent;
@@ -548,18 +548,11 @@ fn show_sync_event(v: &mut StatusView, event: SyncEvent) {
     match event {
         SyncEvent::Started => v.sync_enabled = true,
         SyncEvent::Answered { at } => {
-            v.online = true;
             v.last_sync_at = Some(at);
             v.sync_error = None;
         }
-        SyncEvent::Failed {
-            server_answered,
-            error,
-            ..
-        } => {
-            v.online = server_answered;
-            v.sync_error = Some(error);
-        }
+        SyncEvent::Failed { error, .. } => v.sync_error = Some(error),
+        SyncEvent::Online(online) => v.online = online,
         SyncEvent::CacheSynced { generated_at, .. } => v.cache_generated_at = Some(generated_at),
         // The loop's own count, corrected by the store's (see `LoopState`).
         SyncEvent::Backlog(_) | SyncEvent::Uploaded(_) => {}

@@ -128,9 +128,16 @@ pub struct SyncConfig {
     pub server: Option<String>,
     /// How long the server may hold a delta request open waiting for a change.
     pub poll_wait_secs: u32,
-    /// A request that takes longer than this (beyond the long-poll wait) marks
-    /// the gate offline.
+    /// A request that takes longer than this (beyond the long-poll wait) is
+    /// given up and counts as failed.
     pub request_timeout_secs: u64,
+    /// The gate goes offline after this many failed or slow requests in a
+    /// row, and online again only after both the cache feed and the journal
+    /// upload made a healthy round trip (see `crate::online`).
+    pub offline_after_failures: u32,
+    /// A request answered later than this (beyond the long-poll wait)
+    /// counts as slow: the link is too poor to call the gate online.
+    pub slow_request_ms: u64,
     /// Journal rows per upload.
     pub upload_batch: usize,
     /// Longest pause between retries after failures (exponential backoff with jitter).
@@ -265,6 +272,8 @@ impl Default for SyncConfig {
             server: None,
             poll_wait_secs: 25,
             request_timeout_secs: 10,
+            offline_after_failures: 3,
+            slow_request_ms: 5000,
             upload_batch: 200,
             max_backoff_secs: 60,
         }
@@ -522,6 +531,22 @@ impl Config {
         }
         if self.sync.max_backoff_secs == 0 {
             bad("sync.max_backoff_secs", "must be at least 1".into());
+        }
+        if !(1..=100).contains(&self.sync.offline_after_failures) {
+            bad(
+                "sync.offline_after_failures",
+                format!("{} is outside 1..=100", self.sync.offline_after_failures),
+            );
+        }
+        let timeout_ms = self.sync.request_timeout_secs.saturating_mul(1000);
+        if !(100..=timeout_ms).contains(&self.sync.slow_request_ms) {
+            bad(
+                "sync.slow_request_ms",
+                format!(
+                    "{} is outside 100..={timeout_ms} (up to sync.request_timeout_secs)",
+                    self.sync.slow_request_ms
+                ),
+            );
         }
         if !(20..=5000).contains(&self.outputs.relay_pulse_ms) {
             bad(

@@ -87,16 +87,12 @@ impl Gate {
             .as_ref()
             .map(|e| e.tiers.iter().map(|t| (t.index, t.name.clone())).collect())
             .unwrap_or_default();
-        let policy = event.map(|e| GatePolicy {
-            event_id: e.event_id,
-            gate: config.number,
-            direction: config.direction,
-            event_status: e.status,
-            doors: e.doors,
-            allowed_tiers: config.allowed_tiers.clone(),
-            reentry: e.reentry,
-            unknown_tickets: e.unknown_tickets,
-            holder_proof: e.holder_proof,
+        let policy = event.map(|e| {
+            e.policy_for(
+                config.number,
+                config.direction,
+                config.allowed_tiers.clone(),
+            )
         });
         Self {
             number: config.number,

@@ -23,6 +23,7 @@ pub mod cache_file;
 pub mod config;
 pub mod enrolment;
 pub mod gate;
+pub mod online;
 pub mod outputs;
 pub mod profiles;
 pub mod qr;

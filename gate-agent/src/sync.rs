@@ -8,8 +8,9 @@
 //!   gate's own presence records.
 //! - Journal: unsent rows in batches; only the ids the server acknowledges are
 //!   marked uploaded. Failures back off exponentially with jitter.
-//! - Status: the gate is online while the server answers and offline when a
-//!   request fails or times out; the backlog travels in `x-gate-backlog`.
+//! - Status: every request's outcome (healthy, slow, failed) goes to the
+//!   hysteresis of [`crate::online`], so a poor link shows offline instead of
+//!   flapping; the backlog travels in `x-gate-backlog`.
 //!
 //! The task shares no state with the decision loop: it tells the loop what
 //! happened with [`SyncEvent`]s on a bounded channel, and the loop (which owns
@@ -35,6 +36,7 @@ use uuid::Uuid;
 use crate::config::{Config, SyncConfig};
 use crate::enrolment::{Enrolment, error_body};
 use crate::gate::Clock;
+use crate::online::{Half, OnlineState, Outcome};
 use crate::stop::Stop;
 use crate::store::{Backlog, Store, StoreError};
 
@@ -51,13 +53,12 @@ pub enum SyncEvent {
     /// The server answered a request, at `at` (the agent's clock).
     Answered { at: UnixSeconds },
     /// Requests failed `times` times since the last event said so; `error`
-    /// is the latest reason. A server that answered (a refusal, an unreadable
-    /// payload) still counts as online.
-    Failed {
-        server_answered: bool,
-        error: String,
-        times: u64,
-    },
+    /// is the latest reason (a refusal or an unreadable payload included).
+    Failed { error: String, times: u64 },
+    /// The gate went online or offline ([`crate::online`]: after several
+    /// failed or slow requests in a row, back after a healthy round trip of
+    /// both the feed and the upload).
+    Online(bool),
     /// The ticket cache now holds the server's as of `generated_at`, after a
     /// snapshot or a delta; `changes` is how many changes deltas brought (a
     /// snapshot counts none: it replaces the cache whole). The loop reloads
@@ -79,15 +80,7 @@ impl SyncEvent {
     fn absorb(self, later: SyncEvent) -> SyncEvent {
         use SyncEvent as E;
         match (self, later) {
-            (
-                E::Failed { times: before, .. },
-                E::Failed {
-                    server_answered,
-                    error,
-                    times,
-                },
-            ) => E::Failed {
-                server_answered,
+            (E::Failed { times: before, .. }, E::Failed { error, times }) => E::Failed {
                 error,
                 times: before.saturating_add(times),
             },
@@ -188,16 +181,6 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
-impl SyncError {
-    /// Whether the server answered (the gate is online even if it refused).
-    fn server_answered(&self) -> bool {
-        matches!(
-            self,
-            SyncError::Refused { .. } | SyncError::BadPayload { .. }
-        )
-    }
-}
-
 /// Starts the sync thread; it reports to the decision loop on `events`. It
 /// returns when `stop` is triggered.
 pub fn start(
@@ -242,6 +225,10 @@ pub fn start(
             let backlog = Store::open(&db)
                 .and_then(|s| s.unsent_count())
                 .unwrap_or_default();
+            let reports = Rc::new(Reports {
+                events,
+                held: RefCell::default(),
+            });
             let link = Rc::new(Link {
                 client,
                 server,
@@ -249,12 +236,12 @@ pub fn start(
                 key,
                 timeout: Duration::from_secs(settings.request_timeout_secs),
                 backlog: Cell::new(backlog),
-            });
-            let reports = Rc::new(Reports {
-                events,
-                held: RefCell::default(),
+                slow: Duration::from_millis(settings.slow_request_ms),
+                online: RefCell::new(OnlineState::new(settings.offline_after_failures)),
+                reports: Rc::clone(&reports),
             });
             reports.send(SyncEvent::Started);
+            reports.send(SyncEvent::Online(false));
             tracing::info!(server = %link.server, device = %enrolment.device_id, "sync task started");
             // Both halves run on this one thread, so they share the link and
             // the reports without locks.
@@ -290,9 +277,58 @@ struct Link {
     timeout: Duration,
     /// Unsent journal rows, reported to the server with every request.
     backlog: Cell<u64>,
+    /// An answer later than this (beyond a long poll's wait) is slow.
+    slow: Duration,
+    /// Whether the gate counts as online, from how requests went.
+    online: RefCell<OnlineState>,
+    reports: Rc<Reports>,
 }
 
 impl Link {
+    /// How a request that took `took` went for the link; `wait` is how long
+    /// the server was asked to hold it (a long poll).
+    fn outcome(
+        &self,
+        result: &Result<Vec<u8>, SyncError>,
+        took: Duration,
+        wait: Duration,
+    ) -> Outcome {
+        match result {
+            Err(SyncError::Unreachable(_)) => Outcome::Failed,
+            // Answered (a refusal or an unreadable payload is an answer).
+            _ if took > wait + self.slow => Outcome::Slow,
+            _ => Outcome::Healthy,
+        }
+    }
+
+    /// Takes in how a request of `half` went; tells the decision loop when
+    /// the gate went online or offline.
+    fn observe(&self, half: Half, outcome: Outcome) {
+        let changed = self.online.borrow_mut().record(half, outcome);
+        if let Some(online) = changed {
+            if online {
+                tracing::info!("sync server reachable again: online");
+            } else {
+                tracing::warn!(?outcome, "requests keep failing or are slow: offline");
+            }
+            self.reports.send(SyncEvent::Online(online));
+        }
+    }
+
+    /// Sends one signed request; its result and how it went for the link.
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+        wait: Duration,
+    ) -> (Result<Vec<u8>, SyncError>, Outcome) {
+        let started = std::time::Instant::now();
+        let result = self.request(method, path_and_query, body, wait).await;
+        let outcome = self.outcome(&result, started.elapsed(), wait);
+        (result, outcome)
+    }
+
     async fn request(
         &self,
         method: reqwest::Method,
@@ -408,7 +444,6 @@ fn report(reports: &Reports, clock: &dyn Clock, result: Result<(), &SyncError>) 
             at: now_secs(clock),
         },
         Err(e) => SyncEvent::Failed {
-            server_answered: e.server_answered(),
             error: e.to_string(),
             times: 1,
         },
@@ -485,15 +520,17 @@ impl CachePuller {
     }
 
     async fn pull_snapshot(&self, store: &mut Store) -> Result<(), SyncError> {
-        let bytes = self
+        let (bytes, outcome) = self
             .link
-            .request(
+            .exchange(
                 reqwest::Method::GET,
                 "/gate/v1/snapshot",
                 Vec::new(),
                 Duration::ZERO,
             )
-            .await?;
+            .await;
+        self.link.observe(Half::Feed, outcome);
+        let bytes = bytes?;
         let snapshot: CacheSnapshot = SignedPayload::from_file_bytes(&bytes)
             .and_then(|p| p.open(Some(&self.server_key)))
             .map_err(|e| SyncError::BadPayload {
@@ -515,16 +552,17 @@ impl CachePuller {
 
     async fn pull_delta(&self, store: &mut Store, cursor: u64) -> Result<(), SyncError> {
         let wait = self.settings.poll_wait_secs;
-        let bytes = match self
+        let (answer, outcome) = self
             .link
-            .request(
+            .exchange(
                 reqwest::Method::GET,
                 &format!("/gate/v1/delta?cursor={cursor}&wait={wait}"),
                 Vec::new(),
                 Duration::from_secs(u64::from(wait)),
             )
-            .await
-        {
+            .await;
+        self.link.observe(Half::Feed, outcome);
+        let bytes = match answer {
             // The server no longer knows the cursor: start over from a snapshot.
             Err(SyncError::Refused { status, .. }) if status == 404 || status == 410 => {
                 return self.forget_cursor(store);
@@ -622,6 +660,7 @@ impl JournalUploader {
         self.recount(store)?;
         let rows = store.unsent_journal(self.settings.upload_batch)?;
         if rows.is_empty() {
+            self.link.observe(Half::Upload, Outcome::NothingToSend);
             return Ok(0);
         }
         let sent: Vec<Uuid> = rows.iter().map(|r| r.record.scan_id).collect();
@@ -634,15 +673,30 @@ impl JournalUploader {
             what: "journal batch",
             message: e.to_string(),
         })?;
-        let answer = self
+        let (answer, outcome) = self
             .link
-            .request(
+            .exchange(
                 reqwest::Method::POST,
                 "/gate/v1/journal",
                 body,
                 Duration::ZERO,
             )
-            .await?;
+            .await;
+        // Taken in once the acknowledged rows are marked, so a gate shown
+        // online again has its backlog's first batch on the server.
+        let stored = self.store_ack(store, answer, &sent);
+        self.link.observe(Half::Upload, outcome);
+        stored
+    }
+
+    /// Marks the rows the server's answer acknowledges; how many.
+    fn store_ack(
+        &self,
+        store: &mut Store,
+        answer: Result<Vec<u8>, SyncError>,
+        sent: &[Uuid],
+    ) -> Result<usize, SyncError> {
+        let answer = answer?;
         report(&self.reports, &*self.clock, Ok(()));
         let ack: JournalAck =
             serde_json::from_slice(&answer).map_err(|e| SyncError::BadPayload {
@@ -656,6 +710,14 @@ impl JournalUploader {
             .filter(|id| sent.contains(id))
             .collect();
         let marked = store.mark_uploaded(&acked)?;
+        if !ack.refused.is_empty() {
+            // Acknowledged too: sending them again would change nothing.
+            tracing::warn!(
+                refused = ack.refused.len(),
+                first_reason = %ack.refused[0].reason,
+                "the server refused scan records"
+            );
+        }
         if !ack.conflicts.is_empty() {
             tracing::warn!(
                 conflicts = ack.conflicts.len(),
@@ -689,7 +751,6 @@ mod tests {
     fn events_without_room_wait_merged_and_the_latest_state_wins() {
         use SyncEvent as E;
         let failed = |error: &str| E::Failed {
-            server_answered: false,
             error: error.to_owned(),
             times: 1,
         };
@@ -728,7 +789,6 @@ mod tests {
                 E::Started,
                 E::Answered { at: 10 },
                 E::Failed {
-                    server_answered: false,
                     error: "second".to_owned(),
                     times: 2,
                 },

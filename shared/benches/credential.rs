@@ -103,6 +103,9 @@ fn benches(c: &mut Criterion) {
         },
         unknown_tickets: UnknownTicketPolicy::Reject,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: 1_764_100_000,
+        end_grace_secs: 0,
     };
     c.bench_function("decide (re-entry, all checks run)", |b| {
         b.iter(|| {

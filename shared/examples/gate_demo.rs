@@ -73,6 +73,9 @@ fn main() {
         },
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: now + 4 * 3600,
+        end_grace_secs: 0,
     };
     let issuer_keys: HashMap<u64, Vec<PublicKeyBytes>> =
         HashMap::from([(EVENT, vec![PublicKeyBytes::from(&issuer.verifying_key())])]);

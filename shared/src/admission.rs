@@ -15,6 +15,11 @@ use crate::UnixSeconds;
 use crate::credential::{CredentialError, IssuerKeys, VerifiedCredential, verify_text};
 use crate::keys::PublicKeyBytes;
 
+mod review;
+mod text;
+
+pub use review::{Presented, outcome_opens, review_admission};
+
 /// Which way a scanner lets people through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,7 +50,7 @@ pub struct DoorsWindow {
 
 /// Whether someone who left may come back in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReentryPolicy {
     Forbidden,
@@ -67,7 +72,7 @@ pub enum UnknownTicketPolicy {
 
 /// Whether the event asks for the holder's rotating proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HolderProofPolicy {
     NotRequired,
@@ -76,6 +81,18 @@ pub enum HolderProofPolicy {
     Required {
         window_secs: u32,
     },
+}
+
+/// Which gates may admit one tier: the organizer's rule. A tier the rule
+/// does not list may pass any gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TierGates {
+    /// The tier's index.
+    pub tier: u8,
+    /// Gate numbers that admit it; every other gate refuses it.
+    pub gates: Vec<u32>,
 }
 
 /// Everything a gate needs to know to apply the rules for one event.
@@ -87,11 +104,34 @@ pub struct GatePolicy {
     pub direction: Direction,
     pub event_status: EventStatus,
     pub doors: DoorsWindow,
-    /// Tier indexes allowed through this gate; `None` allows all tiers.
+    /// Tier indexes allowed through this gate (the gate's own setting);
+    /// `None` allows all tiers.
     pub allowed_tiers: Option<Vec<u8>>,
+    /// The event's tier -> gates rule: a tier listed passes only the gates
+    /// listed for it.
+    pub tier_gates: Vec<TierGates>,
+    /// When the event ends. Entries are refused from `ends_at +
+    /// end_grace_secs` on; exits never are.
+    pub ends_at: UnixSeconds,
+    pub end_grace_secs: u32,
     pub reentry: ReentryPolicy,
     pub unknown_tickets: UnknownTicketPolicy,
     pub holder_proof: HolderProofPolicy,
+}
+
+impl GatePolicy {
+    /// The first moment entries are refused because the event is over.
+    pub fn entries_end_at(&self) -> UnixSeconds {
+        self.ends_at.saturating_add(i64::from(self.end_grace_secs))
+    }
+
+    /// Whether the event's tier -> gates rule lets `tier` through this gate.
+    fn tier_passes_here(&self, tier: u8) -> bool {
+        self.tier_gates
+            .iter()
+            .filter(|rule| rule.tier == tier)
+            .all(|rule| rule.gates.contains(&self.gate))
+    }
 }
 
 /// A ticket's standing as set by the organizer.
@@ -184,6 +224,12 @@ pub enum Rejection {
     DoorsClosed {
         closed_at: UnixSeconds,
     },
+    /// The event ended at `ended_at`, and its grace for latecomers ran out
+    /// at `admitted_until`.
+    EventEnded {
+        ended_at: UnixSeconds,
+        admitted_until: UnixSeconds,
+    },
     TierNotAllowed {
         tier: u8,
     },
@@ -235,29 +281,6 @@ impl Decision {
             },
             Decision::ExitRecorded { .. } => "exit_recorded",
             Decision::Rejected(r) => r.code(),
-        }
-    }
-
-    /// Words for the gate's screen, in the terms staff use. `now` turns
-    /// timestamps into "12 min ago" so no time zone is needed.
-    pub fn staff_text(&self, now: UnixSeconds) -> String {
-        match self {
-            Decision::Admitted(a) => match a.kind {
-                AdmissionKind::FirstEntry => "Welcome - entry OK".to_owned(),
-                AdmissionKind::ReEntry { exited_at } => {
-                    format!("Re-entry OK (went out {})", ago(now, exited_at))
-                }
-                AdmissionKind::UnknownTicket => {
-                    "Entry OK - new ticket, signature checked".to_owned()
-                }
-            },
-            Decision::ExitRecorded {
-                was_inside: true, ..
-            } => "Exit recorded".to_owned(),
-            Decision::ExitRecorded {
-                was_inside: false, ..
-            } => "Exit recorded (no entry was on record)".to_owned(),
-            Decision::Rejected(r) => r.staff_text(now),
         }
     }
 
@@ -350,6 +373,7 @@ impl Rejection {
             Rejection::EventCancelled => "event_cancelled",
             Rejection::DoorsNotOpen { .. } => "doors_not_open",
             Rejection::DoorsClosed { .. } => "doors_closed",
+            Rejection::EventEnded { .. } => "event_ended",
             Rejection::TierNotAllowed { .. } => "tier_not_allowed",
             Rejection::Frozen => "frozen",
             Rejection::Revoked => "revoked",
@@ -363,73 +387,6 @@ impl Rejection {
             Rejection::ReEntryNotAllowed { .. } => "reentry_not_allowed",
             Rejection::ReEntryTooSoon { .. } => "reentry_too_soon",
         }
-    }
-
-    pub fn staff_text(&self, now: UnixSeconds) -> String {
-        match self {
-            Rejection::UnreadableCode(_) => "Not a ticket code - scan again".to_owned(),
-            Rejection::BadSignature(_) => "FORGED CODE - call a supervisor".to_owned(),
-            Rejection::IssuerKeyMissing => {
-                "Gate has no ticket data for this event - call a technician".to_owned()
-            }
-            Rejection::WrongEvent { ticket_event, .. } => {
-                format!("Ticket is for another event (#{ticket_event})")
-            }
-            Rejection::EventCancelled => "Event cancelled".to_owned(),
-            Rejection::DoorsNotOpen { opens_at } => {
-                format!("Doors not open yet - open {}", until(now, *opens_at))
-            }
-            Rejection::DoorsClosed { closed_at } => {
-                format!("Doors closed {}", ago(now, *closed_at))
-            }
-            Rejection::TierNotAllowed { tier } => {
-                format!("Tier {tier} ticket: not valid at this gate - send to the right gate")
-            }
-            Rejection::Frozen => "Ticket on security hold - call a supervisor".to_owned(),
-            Rejection::Revoked => "Ticket revoked".to_owned(),
-            Rejection::Refunded => "Ticket refunded - no longer valid".to_owned(),
-            Rejection::StaleGeneration { .. } => {
-                "Old code: ticket was transferred - ask for the current code".to_owned()
-            }
-            Rejection::OwnerMismatch => "Code does not match the ticket's holder".to_owned(),
-            Rejection::HolderProofMissing => {
-                "Show the live code from the ticket app (not a screenshot)".to_owned()
-            }
-            Rejection::HolderProofStale { .. } => {
-                "Code expired - ask the holder to refresh the ticket app".to_owned()
-            }
-            Rejection::UnknownTicket => "Unknown ticket - send to the box office".to_owned(),
-            Rejection::AlreadyInside { since, gate } => {
-                format!(
-                    "ALREADY INSIDE - entered {} at gate {gate}",
-                    ago(now, *since)
-                )
-            }
-            Rejection::ReEntryNotAllowed { exited_at } => {
-                format!("No re-entry at this event (left {})", ago(now, *exited_at))
-            }
-            Rejection::ReEntryTooSoon { allowed_at, .. } => {
-                format!("Re-entry allowed {}", until(now, *allowed_at))
-            }
-        }
-    }
-}
-
-fn ago(now: UnixSeconds, at: UnixSeconds) -> String {
-    let secs = now.saturating_sub(at).max(0);
-    match secs {
-        0..=59 => format!("{secs} s ago"),
-        60..=5999 => format!("{} min ago", secs / 60),
-        _ => format!("{} h ago", secs / 3600),
-    }
-}
-
-fn until(now: UnixSeconds, at: UnixSeconds) -> String {
-    let secs = at.saturating_sub(now).max(0);
-    match secs {
-        0..=59 => format!("in {secs} s"),
-        60..=5999 => format!("in {} min", secs / 60),
-        _ => format!("in {} h", secs / 3600),
     }
 }
 
@@ -445,8 +402,16 @@ pub fn decide(
     policy: &GatePolicy,
     now: UnixSeconds,
 ) -> Decision {
+    decide_presented(&Presented::from(credential), state, policy, now)
+}
+
+fn decide_presented(
+    body: &Presented,
+    state: Option<&TicketState>,
+    policy: &GatePolicy,
+    now: UnixSeconds,
+) -> Decision {
     use Rejection as R;
-    let body = credential.body();
     let reject = Decision::Rejected;
 
     if body.event_id != policy.event_id {
@@ -466,7 +431,7 @@ pub fn decide(
                 current: state.generation,
             });
         }
-        if body.generation == state.generation && body.owner != state.owner {
+        if body.generation == state.generation && body.owner.is_some_and(|o| o != state.owner) {
             return reject(R::OwnerMismatch);
         }
     }
@@ -495,9 +460,18 @@ pub fn decide(
     {
         return reject(R::TierNotAllowed { tier });
     }
+    if !policy.tier_passes_here(tier) {
+        return reject(R::TierNotAllowed { tier });
+    }
     if now < policy.doors.opens_at {
         return reject(R::DoorsNotOpen {
             opens_at: policy.doors.opens_at,
+        });
+    }
+    if now >= policy.entries_end_at() {
+        return reject(R::EventEnded {
+            ended_at: policy.ends_at,
+            admitted_until: policy.entries_end_at(),
         });
     }
     if now >= policy.doors.closes_at {
@@ -506,7 +480,7 @@ pub fn decide(
         });
     }
     if let HolderProofPolicy::Required { window_secs } = policy.holder_proof {
-        match credential.holder_proof_signed_at() {
+        match body.holder_proof_signed_at {
             None => return reject(R::HolderProofMissing),
             Some(signed_at) if now.abs_diff(signed_at) > u64::from(window_secs) => {
                 return reject(R::HolderProofStale {

@@ -25,8 +25,8 @@ pub mod wire;
 
 pub use admission::{
     Admission, AdmissionKind, Decision, Direction, DoorsWindow, EventStatus, GatePolicy,
-    HolderProofPolicy, Presence, ReentryPolicy, Rejection, TicketState, TicketStatus,
-    UnknownTicketPolicy, decide, evaluate,
+    HolderProofPolicy, Presence, Presented, ReentryPolicy, Rejection, TicketState, TicketStatus,
+    TierGates, UnknownTicketPolicy, decide, evaluate, outcome_opens, review_admission,
 };
 pub use credential::{
     Credential, CredentialBody, CredentialError, HolderProof, IssuerKeys, VerifiedCredential,

@@ -22,15 +22,23 @@ use uuid::Uuid;
 
 use crate::UnixSeconds;
 use crate::admission::{
-    Direction, DoorsWindow, Evaluation, EventStatus, HolderProofPolicy, Presence, ReentryPolicy,
-    TicketStatus, UnknownTicketPolicy,
+    Direction, DoorsWindow, Evaluation, EventStatus, GatePolicy, HolderProofPolicy, Presence,
+    ReentryPolicy, TicketStatus, TierGates, UnknownTicketPolicy,
 };
 use crate::keys::{PublicKeyBytes, signature_serde};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
-/// The oldest protocol version this build still accepts.
-pub const MIN_PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
+/// The oldest protocol version this build still accepts. Version 3 added the
+/// event's end time and its tier -> gates rule to the cached event, which
+/// older agents cannot read.
+pub const MIN_PROTOCOL_VERSION: u16 = 3;
+
+/// Most characters of a scan record's `source` a server stores; longer
+/// ones are cut by [`ScanRecord::from_evaluation`].
+pub const MAX_SCAN_SOURCE_CHARS: usize = 128;
+/// Most characters of a scan record's `outcome` code.
+pub const MAX_SCAN_OUTCOME_CHARS: usize = 64;
 
 /// Headers of a device-signed HTTP request.
 pub const HEADER_DEVICE_ID: &str = "x-gate-device";
@@ -123,7 +131,9 @@ pub struct TierInfo {
 }
 
 /// What a gate caches about an event: enough to build its `GatePolicy` and to
-/// verify credentials offline.
+/// verify credentials offline. The rules (re-entry, unknown tickets, holder
+/// proof, tier -> gates, end-time grace) are the organizer's and reach the
+/// gates with every change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CachedEvent {
@@ -131,11 +141,46 @@ pub struct CachedEvent {
     pub name: String,
     pub status: EventStatus,
     pub doors: DoorsWindow,
+    /// When the event ends (Unix seconds); entries are refused from
+    /// `ends_at + end_grace_secs` on.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub ends_at: UnixSeconds,
     pub issuer_keys: Vec<PublicKeyBytes>,
     pub tiers: Vec<TierInfo>,
     pub reentry: ReentryPolicy,
     pub unknown_tickets: UnknownTicketPolicy,
     pub holder_proof: HolderProofPolicy,
+    /// Which gates admit which tier; a tier not listed passes any gate.
+    pub tier_gates: Vec<TierGates>,
+    /// Seconds after `ends_at` during which gates still admit latecomers.
+    pub end_grace_secs: u32,
+}
+
+impl CachedEvent {
+    /// The rules at one gate of this event: the event's rules with the
+    /// gate's number, direction and own tier list. Gates and the server
+    /// build their policy here, so both apply the same rules.
+    pub fn policy_for(
+        &self,
+        gate: u32,
+        direction: Direction,
+        allowed_tiers: Option<Vec<u8>>,
+    ) -> GatePolicy {
+        GatePolicy {
+            event_id: self.event_id,
+            gate,
+            direction,
+            event_status: self.status,
+            doors: self.doors,
+            allowed_tiers,
+            tier_gates: self.tier_gates.clone(),
+            ends_at: self.ends_at,
+            end_grace_secs: self.end_grace_secs,
+            reentry: self.reentry,
+            unknown_tickets: self.unknown_tickets,
+            holder_proof: self.holder_proof,
+        }
+    }
 }
 
 /// What a gate caches about a ticket (the organizer's view; presence is the
@@ -252,18 +297,41 @@ impl ScanRecord {
     pub fn from_evaluation(evaluation: &Evaluation, context: ScanContext) -> Self {
         let body = evaluation.credential.as_ref().map(|c| *c.body());
         let decision = &evaluation.decision;
+        let mut source = context.source;
+        if let Some((cut, _)) = source.char_indices().nth(MAX_SCAN_SOURCE_CHARS) {
+            source.truncate(cut);
+        }
         Self {
             scan_id: context.scan_id,
             gate: context.gate,
             direction: context.direction,
             scanned_at_ms: context.scanned_at_ms,
-            source: context.source,
+            source,
             event_id: body.map(|b| b.event_id),
             ticket_id: body.map(|b| b.ticket_id),
             generation: body.map(|b| b.generation),
             tier: decision.tier().or(body.map(|b| b.tier)),
             outcome: decision.code().to_owned(),
             opened: decision.opens_gate(),
+        }
+    }
+
+    /// The free-text field out of its bounds, if any: `source` must be 1 to
+    /// [`MAX_SCAN_SOURCE_CHARS`] characters without control characters, and
+    /// `outcome` 1 to [`MAX_SCAN_OUTCOME_CHARS`] of `a-z`, `0-9` and `_`.
+    pub fn unbounded_field(&self) -> Option<&'static str> {
+        let source_ok = !self.source.is_empty()
+            && self.source.chars().count() <= MAX_SCAN_SOURCE_CHARS
+            && !self.source.chars().any(char::is_control);
+        let outcome_ok = (1..=MAX_SCAN_OUTCOME_CHARS).contains(&self.outcome.len())
+            && self
+                .outcome
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        match (source_ok, outcome_ok) {
+            (false, _) => Some("source"),
+            (_, false) => Some("outcome"),
+            (true, true) => None,
         }
     }
 }
@@ -277,8 +345,25 @@ pub struct JournalBatch {
     pub scans: Vec<ScanRecord>,
 }
 
-/// The server's answer to a journal batch. Every scan id in `acked` is stored
-/// (now or by an earlier upload) and may be marked uploaded by the gate.
+/// A scan record the server refused for good: it is not stored, and sending
+/// it again changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefusedScan {
+    pub scan_id: Uuid,
+    /// Why: `wrong_event` (the record names another event than the
+    /// device's or the upload's), `source_invalid` / `outcome_invalid` (a
+    /// free-text field out of bounds, or an outcome that does not match
+    /// `opened`), and for handheld uploads `code_missing`, `code_invalid`
+    /// (not a ticket code, or not signed by the event's issuer) and
+    /// `code_mismatch` (the record's ticket, event or generation is not the
+    /// code's).
+    pub reason: String,
+}
+
+/// The server's answer to a journal batch. Every scan id in `acked` is done
+/// with and may be marked uploaded by the gate: stored (now or by an earlier
+/// upload), or refused for good (also listed in `refused`, with the reason).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JournalAck {
@@ -288,6 +373,10 @@ pub struct JournalAck {
     pub stored: u32,
     /// How many it had already (a retried upload).
     pub duplicates: u32,
+    /// Records not stored, with the reason; counted in
+    /// `sync_scans_refused_total{reason}`.
+    #[serde(default)]
+    pub refused: Vec<RefusedScan>,
     /// Admissions that conflict with an earlier admission of the same ticket
     /// (e.g. two gates offline); kept and listed for organizers.
     #[serde(default)]

@@ -9,13 +9,16 @@ use shared::credential::verify_text;
 use shared::{
     Admission, AdmissionKind, Credential, CredentialBody, CredentialError, Decision, Direction,
     DoorsWindow, EventStatus, GatePolicy, HolderProofPolicy, IssuerKeys, Presence, PublicKeyBytes,
-    ReentryPolicy, Rejection, TicketState, TicketStatus, UnixSeconds, UnknownTicketPolicy, decide,
-    evaluate,
+    ReentryPolicy, Rejection, TicketState, TicketStatus, TierGates, UnixSeconds,
+    UnknownTicketPolicy, decide, evaluate, outcome_opens,
 };
 
 const EVENT: u64 = 77;
 const OPENS: UnixSeconds = 10_000;
 const CLOSES: UnixSeconds = 20_000;
+/// The event ends before the doors close; its grace runs past them.
+const ENDS: UnixSeconds = 18_000;
+const GRACE: u32 = 3_000;
 const NOW: UnixSeconds = 15_000;
 const GATE: u32 = 2;
 
@@ -56,6 +59,9 @@ fn policy() -> GatePolicy {
         },
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: ENDS,
+        end_grace_secs: GRACE,
     }
 }
 
@@ -287,6 +293,72 @@ fn table() -> Vec<Row> {
             rejected(R::DoorsClosed { closed_at: CLOSES }),
         )
         .at(CLOSES),
+        // The organizer's end time, with its grace for latecomers.
+        row(
+            "last second of the end-time grace",
+            admitted(AdmissionKind::FirstEntry),
+        )
+        .policy(|p| p.doors.closes_at = 30_000)
+        .at(ENDS + i64::from(GRACE) - 1),
+        row(
+            "the second the end-time grace runs out",
+            rejected(R::EventEnded {
+                ended_at: ENDS,
+                admitted_until: ENDS + i64::from(GRACE),
+            }),
+        )
+        .policy(|p| p.doors.closes_at = 30_000)
+        .at(ENDS + i64::from(GRACE)),
+        row(
+            "the second the event ends without grace",
+            rejected(R::EventEnded {
+                ended_at: ENDS,
+                admitted_until: ENDS,
+            }),
+        )
+        .policy(|p| p.end_grace_secs = 0)
+        .at(ENDS),
+        row(
+            "exit after the event ended",
+            Decision::ExitRecorded {
+                tier: 0,
+                was_inside: true,
+            },
+        )
+        .state(|s| s.presence = inside)
+        .policy(|p| p.direction = Direction::Exit)
+        .at(ENDS + 10_000),
+        // The organizer's tier -> gates rule.
+        row(
+            "tier kept to other gates by the organizer",
+            rejected(R::TierNotAllowed { tier: 0 }),
+        )
+        .policy(|p| {
+            p.tier_gates = vec![TierGates {
+                tier: 0,
+                gates: vec![5],
+            }]
+        }),
+        row(
+            "tier sent to this gate by the organizer",
+            admitted(AdmissionKind::FirstEntry),
+        )
+        .policy(|p| {
+            p.tier_gates = vec![TierGates {
+                tier: 0,
+                gates: vec![5, GATE],
+            }]
+        }),
+        row(
+            "another tier's gates do not bind this one",
+            admitted(AdmissionKind::FirstEntry),
+        )
+        .policy(|p| {
+            p.tier_gates = vec![TierGates {
+                tier: 1,
+                gates: vec![5],
+            }]
+        }),
         // The ticket's standing.
         row("frozen", rejected(R::Frozen)).state(|s| s.status = TicketStatus::Frozen),
         row("revoked", rejected(R::Revoked)).state(|s| s.status = TicketStatus::Revoked),
@@ -390,6 +462,13 @@ fn every_outcome_of_the_admission_rules() {
             !matches!(decision, Decision::Rejected(_))
         );
         assert!(!decision.staff_text(row.now).is_empty());
+        // The server checks an uploaded record's `opened` by its code.
+        assert_eq!(
+            outcome_opens(decision.code()),
+            Some(decision.opens_gate()),
+            "{}",
+            row.name
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -399,8 +478,10 @@ fn every_rejection_has_its_own_code() {
     let mut codes: Vec<&str> = table().iter().map(|r| r.expected.code()).collect();
     codes.sort_unstable();
     codes.dedup();
-    // 4 admission/exit codes + 19 rejection codes appear in the table.
-    assert_eq!(codes.len(), 23, "{codes:?}");
+    // 4 admission/exit codes + 20 rejection codes appear in the table.
+    assert_eq!(codes.len(), 24, "{codes:?}");
+    assert_eq!(outcome_opens("journal_unavailable"), None);
+    assert_eq!(outcome_opens("Admitted"), None);
 }
 
 #[test]

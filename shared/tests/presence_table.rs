@@ -261,6 +261,9 @@ fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
         },
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: 1_000_000,
+        end_grace_secs: 0,
     };
     let mut gate_state = state(Presence::NeverEntered, 0);
     gate_state.owner = holder;

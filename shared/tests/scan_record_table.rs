@@ -35,6 +35,9 @@ fn policy(direction: Direction) -> GatePolicy {
         reentry: ReentryPolicy::Forbidden,
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: 20_000,
+        end_grace_secs: 0,
     }
 }
 

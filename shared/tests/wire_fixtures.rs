@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use shared::wire::*;
 use shared::{
     Direction, DoorsWindow, EventStatus, HolderProofPolicy, Presence, PublicKeyBytes,
-    ReentryPolicy, TicketStatus, UnknownTicketPolicy,
+    ReentryPolicy, TicketStatus, TierGates, UnknownTicketPolicy,
 };
 use uuid::Uuid;
 
@@ -80,6 +80,12 @@ fn event() -> CachedEvent {
         },
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::Required { window_secs: 30 },
+        tier_gates: vec![TierGates {
+            tier: 1,
+            gates: vec![3, 4],
+        }],
+        ends_at: 1_764_100_800,
+        end_grace_secs: 1800,
     }
 }
 
@@ -165,9 +171,13 @@ fn journal_messages() {
         "journal_ack.json",
         JournalAck {
             v: 1,
-            acked: vec![scan().scan_id, Uuid::from_u128(2)],
+            acked: vec![scan().scan_id, Uuid::from_u128(2), Uuid::from_u128(4)],
             stored: 1,
             duplicates: 1,
+            refused: vec![RefusedScan {
+                scan_id: Uuid::from_u128(4),
+                reason: "wrong_event".into(),
+            }],
             conflicts: vec![],
             server_time: 1_764_075_601,
         },
@@ -178,7 +188,7 @@ fn journal_messages() {
 fn signed_cache_snapshot_and_delta() {
     let server = SigningKey::from_bytes(&[8; 32]);
     let snapshot = CacheSnapshot {
-        v: 2,
+        v: PROTOCOL_VERSION,
         cursor: 41,
         generated_at: 1_764_070_000,
         events: vec![event()],
@@ -207,7 +217,7 @@ fn signed_cache_snapshot_and_delta() {
     let mut frozen = ticket(2);
     frozen.status = TicketStatus::Frozen;
     let delta = CacheDelta {
-        v: 2,
+        v: PROTOCOL_VERSION,
         from_cursor: 41,
         to_cursor: 44,
         generated_at: 1_764_070_100,
@@ -247,4 +257,5 @@ fn old_agent_messages_without_later_fields_still_decode() {
     let ack = r#"{"v":1,"acked":[],"stored":0,"duplicates":0,"server_time":5}"#;
     let ack: JournalAck = serde_json::from_str(ack).unwrap();
     assert!(ack.conflicts.is_empty());
+    assert!(ack.refused.is_empty());
 }

@@ -41,6 +41,9 @@ fn event(now: i64) -> CachedEvent {
         reentry: ReentryPolicy::Forbidden,
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: now + 3600,
+        end_grace_secs: 0,
     }
 }
 

@@ -139,9 +139,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "sync server listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let connections = state.config.connections.clone();
+    http::connections::serve(app(state), listener, connections, shutdown).await?;
     Ok(())
 }
 
@@ -164,10 +163,12 @@ pub async fn run_state(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    match services::organizer::reconcile(&state).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(repaired = n, "database repaired from the chain"),
-        Err(e) => tracing::warn!(error = %e, "could not compare the database with the chain"),
+    if state.chain.is_some() {
+        match services::minting::recovery::recover_on_start(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(repaired = n, "database repaired from the chain"),
+            Err(e) => tracing::warn!(error = %e, "could not compare the database with the chain"),
+        }
     }
     if !state.config.chain.rpc_listen.is_empty()
         && let Some(ctx) = &state.chain

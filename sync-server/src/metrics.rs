@@ -5,6 +5,10 @@
 //!   route template (never the raw path, so ids do not explode the series);
 //! - `sync_scans_total{gate,outcome}`: scans stored from gates and handhelds
 //!   by outcome code (`admitted`, `already_inside`, ...);
+//! - `sync_scans_refused_total{reason}`: scan records refused at ingest and
+//!   never stored (`wrong_event`, `code_missing`, `code_invalid`, ...);
+//! - `sync_incidents_total{reason}`: offline admissions the server would have
+//!   refused (`revoked`, `stale_generation`, `event_ended`, ...);
 //! - `sync_replay_entries_total{result}`: scans settled by the replay worker
 //!   (`confirmed`, `failed`, `expired`);
 //! - `sync_chain_transactions_total{kind,result}`: transactions the server
@@ -18,6 +22,8 @@ pub struct Metrics {
     registry: Registry,
     pub http: HistogramVec,
     pub scans: IntCounterVec,
+    pub refused: IntCounterVec,
+    pub incidents: IntCounterVec,
     pub replay: IntCounterVec,
     pub transactions: IntCounterVec,
     pub purchases: IntCounterVec,
@@ -36,6 +42,20 @@ impl Metrics {
         let scans = IntCounterVec::new(
             Opts::new("sync_scans_total", "Scans stored, by gate and outcome"),
             &["gate", "outcome"],
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "sync_scans_refused_total",
+                "Scan records refused at ingest, by reason",
+            ),
+            &["reason"],
+        )?;
+        let incidents = IntCounterVec::new(
+            Opts::new(
+                "sync_incidents_total",
+                "Offline admissions the server would have refused, by reason",
+            ),
+            &["reason"],
         )?;
         let replay = IntCounterVec::new(
             Opts::new(
@@ -61,12 +81,16 @@ impl Metrics {
         registry.register(Box::new(purchases.clone()))?;
         registry.register(Box::new(http.clone()))?;
         registry.register(Box::new(scans.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(incidents.clone()))?;
         registry.register(Box::new(replay.clone()))?;
         registry.register(Box::new(transactions.clone()))?;
         Ok(Self {
             registry,
             http,
             scans,
+            refused,
+            incidents,
             replay,
             transactions,
             purchases,
@@ -79,6 +103,20 @@ impl Metrics {
             self.scans
                 .with_label_values(&[&gate.to_string(), outcome])
                 .inc();
+        }
+    }
+
+    /// Counts scan records refused at ingest, by reason.
+    pub fn count_refused<'a>(&self, reasons: impl IntoIterator<Item = &'a str>) {
+        for reason in reasons {
+            self.refused.with_label_values(&[reason]).inc();
+        }
+    }
+
+    /// Counts newly recorded incidents, by reason.
+    pub fn count_incidents<'a>(&self, reasons: impl IntoIterator<Item = &'a str>) {
+        for reason in reasons {
+            self.incidents.with_label_values(&[reason]).inc();
         }
     }
 

@@ -540,6 +540,19 @@ async fn an_emailed_ticket_is_claimed_once_by_whoever_has_the_code(db: Db) {
 
     // At the door: the sender's old code is refused, the new one admitted.
     let validator = scene.login(&wallet(73), Some("validator")).await;
+    let (status, _) = scene
+        .call(
+            reqwest::Method::PUT,
+            &format!(
+                "/api/events/{}/validators/{}",
+                scene.event_id,
+                address(&wallet(73))
+            ),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the event's validator");
     let check = |code: &str| json!({ "event_id": scene.event_id, "gate": 1, "code": code });
     let (status, old) = scene
         .call(

@@ -316,6 +316,42 @@ async fn the_document_is_openapi_3_with_consistent_security_and_error_answers() 
             "{method} {path}"
         );
     }
+    // An event's rules, validators and incidents: its organizer's wallet or
+    // the admin token.
+    let either = vec![
+        BTreeSet::from(["wallet_session".to_owned()]),
+        BTreeSet::from(["admin_token".to_owned()]),
+    ];
+    for (method, path) in [
+        ("PUT", "/api/events/{event}/rules"),
+        ("GET", "/api/events/{event}/validators"),
+        ("PUT", "/api/events/{event}/validators/{wallet}"),
+        ("DELETE", "/api/events/{event}/validators/{wallet}"),
+        ("GET", "/api/events/{event}/incidents"),
+    ] {
+        assert_eq!(
+            security_names(by_route(method, path)),
+            either,
+            "{method} {path}"
+        );
+    }
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("EventView", "rules"),
+        ("CreateEventBody", "rules"),
+        ("UpdateEventBody", "rules"),
+        ("RulesChange", "tier_gates"),
+        ("RulesChange", "end_grace_secs"),
+        ("HandheldScanBody", "code"),
+        ("JournalAck", "refused"),
+        ("IncidentReport", "incidents"),
+        ("CachedEvent", "ends_at"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema}.{field} is not in the document"
+        );
+    }
     let create = by_route("POST", "/api/events");
     assert_eq!(
         create["requestBody"]["content"]["application/json"]["schema"]["$ref"],

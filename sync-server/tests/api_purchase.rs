@@ -337,6 +337,15 @@ async fn card_purchase_is_minted_after_the_signed_webhook_and_the_ticket_then_en
         )
         .await;
     assert_eq!(status, 204);
+    let (status, _, _) = server
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/events/{event_id}/validators/{}", address(&wallet(72))),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the event's validator");
     let (status, verdict, _) = server
         .call(
             reqwest::Method::POST,

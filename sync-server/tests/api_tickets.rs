@@ -452,6 +452,16 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
         )
         .await;
     assert_eq!(status, 204);
+    // The organizer lets the steward validate this event.
+    let (status, _, _) = server
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/events/{event_id}/validators/{}", address(&steward)),
+            Some(&org),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
     let mut codes = Vec::new();
     for _ in 0..2 {
         let (status, minted, _) = server
@@ -525,7 +535,8 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
         .await;
     assert_eq!(bad["opens"], false, "{bad}");
 
-    // A scan the handheld decided offline, uploaded twice: stored once.
+    // A scan the handheld decided offline, with the code it scanned,
+    // uploaded twice: stored once.
     let offline = shared::wire::ScanRecord {
         scan_id: uuid::Uuid::now_v7(),
         gate: 1,
@@ -539,6 +550,8 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
         outcome: "admitted".into(),
         opened: true,
     };
+    let mut offline = serde_json::to_value(&offline).unwrap();
+    offline["code"] = json!(codes[1]);
     let sync = json!({ "event_id": event_id, "gate": 1, "scans": [offline] });
     let (status, ack, _) = server
         .call(

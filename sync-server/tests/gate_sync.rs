@@ -436,6 +436,10 @@ async fn oversized_batches_are_refused(db: Db) {
     let r = gate
         .request("POST", "/gate/v1/journal", b"[1,2,3]".to_vec())
         .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 422, "JSON, but not a journal batch");
+    let r = gate
+        .request("POST", "/gate/v1/journal", b"{\"v\":".to_vec())
+        .await;
+    assert_eq!(r.status(), 400, "not JSON at all");
     assert_eq!(server.state.store.scan_count(EVENT).await.unwrap(), 0);
 }

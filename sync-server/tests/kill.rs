@@ -6,17 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/stripe_standin.rs"]
 mod stripe_standin;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
 use common::*;
 use ed25519_dalek::SigningKey;
+use process::{Process, free_port, now, start, start_with_env, write_config};
 use shared::wire::{EnrolResponse, JournalAck, ScanRecord};
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
@@ -24,109 +25,7 @@ use solana_sdk::signer::Signer;
 const TICKETS: u32 = 24;
 const KILLS: usize = 8;
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-struct Process {
-    child: Child,
-    url: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_config(dir: &Path, database_url: &str, port: u16, rpc_port: u16) -> std::path::PathBuf {
-    let path = dir.join("sync.toml");
-    let text = format!(
-        r#"listen = "127.0.0.1:{port}"
-database_url = "{database_url}"
-server_key_file = "{dir}/server-key"
-admin_token = "{ADMIN}"
-[chain]
-embedded_file = "{dir}/chain.sqlite"
-authority_key_file = "{dir}/authority.json"
-issuer_key_file = "{dir}/issuer-key"
-rpc_listen = "127.0.0.1:{rpc_port}"
-[replay]
-idle_ms = 50
-batch_max = 5
-"#,
-        dir = dir.display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn start(config: &Path, port: u16) -> Process {
-    start_with_env(config, port, &[]).await
-}
-
-async fn start_with_env(config: &Path, port: u16, env: &[(&str, &str)]) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_sync-server"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{url}/health")).await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Process { child, url }
-}
-
 impl Process {
-    fn kill(mut self) {
-        // SIGKILL: no shutdown code runs.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> serde_json::Value {
-        let r = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(serde_json::Value::Null)
-    }
-
     async fn enrol(&self, event: u64, gate: &str, seed: u8) -> Gate {
         let token = self
             .admin(
@@ -221,7 +120,7 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
     };
     let port = free_port();
     let rpc_port = free_port();
-    let config = write_config(dir.path(), &database_url, port, rpc_port);
+    let config = write_config(dir.path(), &database_url, port, rpc_port, "");
 
     // Setup on a first run: event on chain, gates, tickets, two devices.
     let server = start(&config, port).await;
@@ -453,7 +352,7 @@ async fn a_purchase_cut_off_between_chain_and_database_is_completed_on_restart(d
     };
     let port = free_port();
     let rpc_port = free_port();
-    let config = write_config(dir.path(), &database_url, port, rpc_port);
+    let config = write_config(dir.path(), &database_url, port, rpc_port, "");
     let url = format!("http://127.0.0.1:{port}");
     let stripe = stripe_standin::StripeStandin::start(
         SECRET_KEY,

@@ -71,6 +71,9 @@ impl Venue {
             reentry: ReentryPolicy::Forbidden,
             unknown_tickets: UnknownTicketPolicy::Reject,
             holder_proof: HolderProofPolicy::NotRequired,
+            tier_gates: vec![],
+            ends_at: DOORS_OPEN + 12 * 3600,
+            end_grace_secs: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Operations built on the [`Chain`] trait, the same on every implementation:
 //! sending a transaction until it is confirmed, funding keys, creating events
-//! and minting tickets through the program's client API.
+//! through the program's client API, reading event and ticket accounts, and
+//! keeping a signed transaction as text until it is settled.
 
 use std::time::{Duration, Instant};
 
@@ -122,6 +123,23 @@ pub async fn wait_for(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// A signed transaction as text (base64 of its wire bytes), for keeping it
+/// in a database column until it is settled.
+pub fn encode_transaction(transaction: &Transaction) -> Result<String, bincode::Error> {
+    use base64::Engine as _;
+    let bytes = bincode::serialize(transaction)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The transaction [`encode_transaction`] wrote; `None` when `text` is not one.
+pub fn decode_transaction(text: &str) -> Option<Transaction> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    bincode::deserialize(&bytes).ok()
 }
 
 /// Lamports held by `address` (0 when the account does not exist).
@@ -246,51 +264,4 @@ pub async fn ensure_event(
     event(chain, &organizer.pubkey(), event_id)
         .await?
         .ok_or_else(|| ChainError::Refused(format!("event {address} disappeared")))
-}
-
-/// Mints one ticket per `(recipient, tier)` to the event of `organizer`, in
-/// transactions of as many as the event's NFT standard allows
-/// (`TokenStandard::max_mint_batch`: 5 for SPL Token, 4 for Token-2022);
-/// returns the new ticket ids in order.
-/// `progress` hears the ids each transaction minted, as it lands.
-pub async fn mint(
-    chain: &dyn Chain,
-    organizer: &Keypair,
-    event_id: u64,
-    recipients: &[(Pubkey, u8)],
-    mut progress: impl FnMut(&[u32]),
-) -> Result<Vec<u32>, ChainError> {
-    let event_address = program::event_address(&organizer.pubkey(), event_id).0;
-    let mut ids = Vec::with_capacity(recipients.len());
-    let per_tx = event(chain, &organizer.pubkey(), event_id)
-        .await?
-        .ok_or_else(|| ChainError::Refused(format!("no event {event_address}")))?
-        .token_standard
-        .max_mint_batch();
-    for chunk in recipients.chunks(per_tx) {
-        let on_chain = event(chain, &organizer.pubkey(), event_id)
-            .await?
-            .ok_or_else(|| ChainError::Refused(format!("no event {event_address}")))?;
-        let first = on_chain.minted;
-        send(
-            chain,
-            organizer,
-            &[
-                program::mint_compute_budget(),
-                program::mint_tickets(
-                    &organizer.pubkey(),
-                    &event_address,
-                    first,
-                    chunk,
-                    on_chain.token_standard,
-                ),
-            ],
-            &[],
-        )
-        .await?;
-        let landed: Vec<u32> = (0..chunk.len()).map(|i| first + i as u32).collect();
-        progress(&landed);
-        ids.extend(landed);
-    }
-    Ok(ids)
 }

@@ -26,6 +26,12 @@ pub struct ApiSettings {
     /// Prefix of the rate-limit keys in Redis.
     pub redis_key_prefix: String,
     pub rate_limits: RateLimitSettings,
+    /// A request header naming the client's address, set by a reverse
+    /// proxy in front of this server (`x-forwarded-for`: the last address
+    /// in it, the one the proxy added, counts). Empty: the address the
+    /// connection comes from. Set it only when clients cannot reach the
+    /// server except through that proxy, or they could claim any address.
+    pub client_ip_header: String,
     /// The address buyers and wallets reach this server at. Each ticket
     /// NFT's metadata URI is `{public_url}/m/{event}/{ticket}`, fixed at
     /// mint, so set it before minting (at most 60 characters).
@@ -37,6 +43,11 @@ pub struct ApiSettings {
     /// it; after a crash another instance (or the restarted one) takes it
     /// over once this has passed.
     pub purchase_lease_secs: u32,
+    /// How long one server instance owns an organizer mint request while it
+    /// mints it (renewed after each transaction); after a crash another
+    /// instance (or the restarted one) finishes the request once this has
+    /// passed.
+    pub mint_lease_secs: u32,
     /// Card price currency of events created through the API (ISO 4217,
     /// lower case).
     pub currency: String,
@@ -50,6 +61,8 @@ pub struct RateLimitSettings {
     pub mint: Quota,
     /// Online ticket validations, per validator wallet and gate.
     pub validate: Quota,
+    /// Login nonce requests, per client address (per /64 for IPv6).
+    pub nonce: Quota,
 }
 
 /// `requests` per `period_secs`, allowed in a burst and then spread evenly.
@@ -69,9 +82,11 @@ impl Default for ApiSettings {
             redis_url: String::new(),
             redis_key_prefix: REDIS_KEY_PREFIX.to_owned(),
             rate_limits: RateLimitSettings::default(),
+            client_ip_header: String::new(),
             public_url: "http://127.0.0.1:8080".into(),
             reservation_secs: 300,
             purchase_lease_secs: 30,
+            mint_lease_secs: 30,
             currency: "usd".into(),
         }
     }
@@ -87,6 +102,10 @@ impl Default for RateLimitSettings {
             validate: Quota {
                 requests: 5,
                 period_secs: 1,
+            },
+            nonce: Quota {
+                requests: 20,
+                period_secs: 60,
             },
         }
     }
@@ -116,6 +135,7 @@ impl ApiSettings {
             ("api.nonce_ttl_secs", self.nonce_ttl_secs),
             ("api.reservation_secs", self.reservation_secs),
             ("api.purchase_lease_secs", self.purchase_lease_secs),
+            ("api.mint_lease_secs", self.mint_lease_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {
@@ -132,9 +152,20 @@ impl ApiSettings {
                 message: "use redis://HOST:PORT (or leave empty for in-process limits)".into(),
             });
         }
+        if !self
+            .client_ip_header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.client_ip_header",
+                message: format!("{:?} is not a header name", self.client_ip_header),
+            });
+        }
         for (key, quota) in [
             ("api.rate_limits.mint", self.rate_limits.mint),
             ("api.rate_limits.validate", self.rate_limits.validate),
+            ("api.rate_limits.nonce", self.rate_limits.nonce),
         ] {
             if quota.requests == 0 || quota.period_secs == 0 {
                 return Err(ConfigError::Invalid {

@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod api;
+mod connections;
 mod smtp;
 mod stripe;
 
 pub use api::{ApiSettings, MIN_JWT_SECRET_BYTES, Quota, REDIS_KEY_PREFIX, RateLimitSettings};
+pub use connections::ConnectionSettings;
 pub use smtp::{SmtpSettings, SmtpTls};
 pub use stripe::StripeSettings;
 
@@ -30,6 +32,7 @@ pub struct Config {
     /// Bearer token for the organizer endpoints under `/api/admin`.
     /// Leave empty to disable them.
     pub admin_token: String,
+    pub connections: ConnectionSettings,
     pub gates: GateSettings,
     pub chain: ChainSettings,
     pub replay: ReplaySettings,
@@ -150,6 +153,7 @@ impl Default for Config {
             database_url: "sqlite://sync-server.db".into(),
             server_key_file: "server-key.json".into(),
             admin_token: String::new(),
+            connections: ConnectionSettings::default(),
             gates: GateSettings::default(),
             chain: ChainSettings::default(),
             replay: ReplaySettings::default(),
@@ -318,6 +322,7 @@ impl Config {
                     .into(),
             });
         }
+        self.connections.validate()?;
         self.api.validate()?;
         self.smtp.validate()?;
         self.stripe.validate()?;

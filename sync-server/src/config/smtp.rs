@@ -35,6 +35,9 @@ pub struct SmtpSettings {
     pub claim_url: String,
     /// Longest wait for the relay per command.
     pub timeout_secs: u32,
+    /// `/health` reuses the relay's last answer for this many seconds
+    /// instead of opening an SMTP session on every call.
+    pub health_cache_secs: u32,
 }
 
 impl Default for SmtpSettings {
@@ -48,6 +51,7 @@ impl Default for SmtpSettings {
             from: "Tickets <tickets@example.invalid>".into(),
             claim_url: "https://tickets.example.invalid/claim".into(),
             timeout_secs: 30,
+            health_cache_secs: 60,
         }
     }
 }
@@ -75,6 +79,9 @@ impl SmtpSettings {
                 "smtp.username",
                 "set both username and password, or neither".into(),
             );
+        }
+        if self.health_cache_secs == 0 {
+            return invalid("smtp.health_cache_secs", "must be at least 1".into());
         }
         if self.port == 0 || self.timeout_secs == 0 {
             return invalid(

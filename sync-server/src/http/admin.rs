@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
+use crate::http::validation::{ValidJson, Validate, check_count, check_range, check_text};
 use crate::services::gates;
 use crate::store::{Conflict, GateCounts};
 
@@ -57,9 +58,22 @@ pub struct NewGate {
     /// 1 to 64 characters; enrolment tokens name the gate by it.
     pub name: String,
     pub direction: Direction,
-    /// Tier indexes this gate admits; absent for all.
+    /// Tier indexes this gate admits (at most 256); absent for all.
     #[serde(default)]
     pub allowed_tiers: Option<Vec<u8>>,
+}
+
+/// Longest gate name, in characters.
+pub const MAX_GATE_NAME: usize = 64;
+
+impl Validate for NewGate {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_text("name", &self.name, 1..=MAX_GATE_NAME, false)?;
+        if let Some(tiers) = &self.allowed_tiers {
+            check_count("allowed_tiers", tiers.len(), 0..=256)?;
+        }
+        Ok(())
+    }
 }
 
 /// Define or change a gate
@@ -74,10 +88,9 @@ pub struct NewGate {
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Defined"),
-        (status = 400, description = "`bad_request`: the name is empty or longer than 64 characters; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "(plain text) a field is missing, unknown or of the wrong type", body = String, content_type = "text/plain"),
+        (status = 422, description = "`invalid_field`: `name` is blank, longer than 64 characters or holds control characters, or another field is missing, unknown or of the wrong type", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,
     )
@@ -86,7 +99,7 @@ pub async fn put_gate(
     _: Admin,
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
-    Json(gate): Json<NewGate>,
+    ValidJson(gate): ValidJson<NewGate>,
 ) -> Result<StatusCode, ApiError> {
     let info = GateInfo {
         number: gate.number,
@@ -103,9 +116,20 @@ pub async fn put_gate(
 pub struct NewEnrolToken {
     /// The gate's name (as defined with `PUT .../gates`).
     pub gate: String,
-    /// Lifetime of the token (default `gates.enrol_token_ttl_secs`).
+    /// Lifetime of the token, 60 s to 90 days (default
+    /// `gates.enrol_token_ttl_secs`).
     #[serde(default)]
     pub ttl_secs: Option<u32>,
+}
+
+impl Validate for NewEnrolToken {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_text("gate", &self.gate, 1..=MAX_GATE_NAME, false)?;
+        if let Some(ttl) = self.ttl_secs {
+            check_range("ttl_secs", ttl, 60..=90 * 24 * 3600)?;
+        }
+        Ok(())
+    }
 }
 
 /// Issue a one-time enrolment token for a gate
@@ -120,11 +144,10 @@ pub struct NewEnrolToken {
     security(("admin_token" = [])),
     responses(
         (status = 201, description = "Issued", body = EnrolToken),
-        (status = 400, description = "(plain text) the body or the event id does not parse", body = String, content_type = "text/plain"),
         (status = 404, description = "`not_found`: the event has no gate of that name", body = ErrorBody),
         (status = 409, description = "`conflict`: the server has no source of randomness", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "(plain text) a field is missing, unknown or of the wrong type", body = String, content_type = "text/plain"),
+        (status = 422, description = "`invalid_field`: `gate` is blank, too long or holds control characters, `ttl_secs` is out of range, or a field is missing, unknown or of the wrong type", body = ErrorBody),
+        crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,
     )
@@ -133,7 +156,7 @@ pub async fn create_enrol_token(
     _: Admin,
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
-    Json(request): Json<NewEnrolToken>,
+    ValidJson(request): ValidJson<NewEnrolToken>,
 ) -> Result<(StatusCode, Json<EnrolToken>), ApiError> {
     let token = gates::issue_enrol_token(&state, event_id, &request.gate, request.ttl_secs).await?;
     Ok((StatusCode::CREATED, Json(token)))
@@ -158,7 +181,7 @@ pub struct GateStatus {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "One entry per defined gate (none for an unknown event)", body = Vec<GateStatus>),
-        (status = 400, description = "(plain text) the event id does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: the event id does not parse", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,
     )
@@ -198,7 +221,7 @@ pub struct ConflictQuery {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The conflicts, oldest first", body = Vec<Conflict>),
-        (status = 400, description = "(plain text) the event id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: the event id or the query string does not parse", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,
     )
@@ -224,7 +247,7 @@ pub async fn conflicts(
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "(plain text) the device id is not a UUID", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: the device id is not a UUID", body = ErrorBody),
         (status = 404, description = "`not_found`: no active device with that id", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,

@@ -4,16 +4,19 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shared::wire::{CachedEvent, CachedTicket};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 
 use crate::http::admin::Admin;
+use crate::http::api::mints;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::services::minting;
+use crate::http::validation::{check_id, check_text};
+use crate::services::minting::{self, MintKind, MintOrder, MintRequestView};
 use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
 
@@ -34,7 +37,8 @@ pub struct CreatedEvent {
 /// Create an event on chain
 ///
 /// `POST /api/admin/events`: create (or finish creating) an event on chain
-/// and publish it to its gates. Repeating it repairs a half-done creation.
+/// and publish it to its gates with its check-in rules. Repeating it repairs
+/// a half-done creation.
 #[utoipa::path(
     post,
     path = "/api/admin/events",
@@ -44,10 +48,11 @@ pub struct CreatedEvent {
     security(("admin_token" = [])),
     responses(
         (status = 201, description = "Created (or found complete) and published", body = CreatedEvent),
-        (status = 400, description = "`bad_request`: a field is out of range (name, venue, capacity, times); or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`): `event_id` above 2^63-1, a field out of range (name, venue, capacity, tiers, a rule), text holding control characters, `ends_at` before `starts_at` or in the past, `doors_close_at` before `doors_open_at`; `chain_refused`: the program refused the operation; `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -57,20 +62,13 @@ pub async fn create_event(
     State(state): State<AppState>,
     Json(spec): Json<NewEvent>,
 ) -> Result<(StatusCode, Json<CreatedEvent>), ApiError> {
-    if spec.name.trim().is_empty() || spec.name.len() > 64 {
-        return Err(ApiError::BadRequest("name: 1 to 64 characters".into()));
+    check_id("event_id", spec.event_id)?;
+    check_text("name", &spec.name, 1..=64, false)?;
+    check_text("venue", &spec.venue, 0..=64, false)?;
+    for (i, tier) in spec.tiers.iter().enumerate() {
+        check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
     }
-    if spec.venue.len() > 64 {
-        return Err(ApiError::BadRequest("venue: at most 64 characters".into()));
-    }
-    if !(1..=100_000).contains(&spec.capacity) {
-        return Err(ApiError::BadRequest("capacity: 1 to 100000".into()));
-    }
-    if spec.ends_at <= spec.starts_at || spec.doors_close_at <= spec.doors_open_at {
-        return Err(ApiError::BadRequest(
-            "ends_at must be after starts_at, doors_close_at after doors_open_at".into(),
-        ));
-    }
+    organizer::check_new_event(&spec, state.clock.now())?;
     let event = organizer::create_event(&state, &spec).await?;
     let row = state
         .store
@@ -121,23 +119,31 @@ pub struct MintResponse {
 /// Mint tickets to wallets
 ///
 /// `POST /api/admin/events/{event}/tickets`: mint tickets to wallets (paid
-/// off chain), publish them to the gates, return their QR credentials. All
-/// or nothing: if the chain fails part way, the tickets already minted are
-/// revoked and the request fails.
+/// off chain), publish them to the gates, return their QR credentials. The
+/// request and its seats are recorded before anything goes to chain; a
+/// crash or a chain outage part way is finished in the background (202;
+/// `GET /api/admin/mints/{request}`). All or nothing: if the chain refuses
+/// part way, the tickets already minted are revoked and the request fails.
 #[utoipa::path(
     post,
     path = "/api/admin/events/{event}/tickets",
     operation_id = "admin_mint",
     tag = "admin",
-    params(("event" = u64, Path, description = "The event id")),
+    params(
+        ("event" = u64, Path, description = "The event id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any 1 to 255 visible ASCII characters picked per request. A retry with the same key and body answers the first request's outcome (201 with the same tickets, 202 while it still mints, or its refusal) and never mints again; the same key with another body is 422 naming `Idempotency-Key`."),
+    ),
     request_body = MintRequest,
     security(("admin_token" = [])),
     responses(
-        (status = 201, description = "Minted and published", body = MintResponse),
-        (status = 400, description = "`bad_request`: no recipients, more than 100, or a wallet is not base58; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 201, description = "Minted and published", body = MintResponse, headers(("Mint-Request-Id" = String, description = "The mint request; read it at `GET /api/admin/mints/{request}`"))),
+        (status = 202, description = "Recorded and still minting; finished in the background: read `Location`", body = MintRequestView, headers(("Mint-Request-Id" = String, description = "The mint request"), ("Location" = String, description = "`/api/admin/mints/{request}`"))),
+        (status = 400, description = "`bad_request`: no recipients, more than 100, a wallet is not base58, or the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 409, description = "`sold_out`: a tier or the event has fewer seats left than asked (nothing recorded)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`: `recipients[3].tier` when the event has no such tier, `Idempotency-Key` when the key was used for another body), `chain_refused` (with `Mint-Request-Id`); `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -146,8 +152,9 @@ pub async fn mint(
     _: Admin,
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
+    headers: HeaderMap,
     Json(request): Json<MintRequest>,
-) -> Result<(StatusCode, Json<MintResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     if request.recipients.is_empty() || request.recipients.len() > MAX_MINT_PER_REQUEST {
         return Err(ApiError::BadRequest(format!(
             "recipients: 1 to {MAX_MINT_PER_REQUEST}"
@@ -160,21 +167,30 @@ pub async fn mint(
         })?;
         recipients.push((wallet, r.tier));
     }
+    let key = mints::idempotency_key(&headers)?;
     // Organizer mints take seats like purchases do, so a buyer who is
-    // paying keeps the seat they hold; a failure part way mints nothing.
-    let issued = minting::mint(&state, event_id, &recipients).await?;
-    Ok((
-        StatusCode::CREATED,
+    // paying keeps the seat they hold.
+    let order = MintOrder {
+        event_id,
+        caller: minting::ADMIN_CALLER,
+        kind: MintKind::Admin,
+        idempotency_key: key.as_deref(),
+        recipients: &recipients,
+    };
+    let outcome = minting::mint(&state, &order).await?;
+    mints::answer(&state, outcome, "/api/admin/mints", |tickets| {
         Json(MintResponse {
-            tickets: issued
+            tickets: tickets
                 .into_iter()
                 .map(|t| MintedTicket {
                     ticket: t.ticket,
                     code: t.credential.encode(),
                 })
                 .collect(),
-        }),
-    ))
+        })
+        .into_response()
+    })
+    .await
 }
 
 /// Revoke a ticket on chain
@@ -190,7 +206,7 @@ pub async fn mint(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Revoked; the ticket as gates now see it", body = CachedTicket),
-        (status = 400, description = "`bad_request`; or (plain text) an id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: an id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 422, description = "`chain_refused`: the program refused the operation", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
@@ -227,10 +243,11 @@ pub struct RefreshRequest {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The tickets as now published", body = Vec<CachedTicket>),
-        (status = 400, description = "`bad_request`: no ticket ids or more than 1000; or (plain text) the body or the event id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: no ticket ids or more than 1000, or the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "`chain_refused`: the program refused the operation; or (plain text) a body field is missing, unknown or of the wrong type", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`chain_refused`: the program refused the operation; `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -250,6 +267,7 @@ pub async fn refresh(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReplayQuery {
     /// Include every scan's replay state.
@@ -278,7 +296,7 @@ pub struct ReplayStatus {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The replay figures", body = ReplayStatus),
-        (status = 400, description = "(plain text) the event id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: the event id or the query string does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,

@@ -39,6 +39,9 @@ pub enum ApiError {
     Gone(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The request's body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The body is not JSON at all (or not UTF-8, or cut short).
     #[error("{0}")]
     MalformedJson(String),
@@ -66,7 +69,7 @@ pub enum ApiError {
     #[error(transparent)]
     Claim(#[from] ClaimError),
     #[error("storage failure")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The chain could not be reached (or none is configured); try again.
     #[error("{0}")]
     ChainUnavailable(String),
@@ -76,6 +79,17 @@ pub enum ApiError {
     /// A fault of the server itself; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // An id from the client that no row can have: nothing by that
+            // id exists, and nothing failed.
+            StoreError::IdOutOfRange(id) => Self::NotFound(format!("nothing has the id {id}")),
+            e => Self::Store(e),
+        }
+    }
 }
 
 impl From<crate::services::organizer::OrganizerError> for ApiError {
@@ -96,7 +110,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { field, message } => Self::Validation { field, message },
             ServiceError::Payment(e) => Self::Payment(e),
             ServiceError::Claim(e) => Self::Claim(e),
-            ServiceError::Store(e) => Self::Store(e),
+            ServiceError::Store(e) => e.into(),
             ServiceError::ChainUnavailable(m) => Self::ChainUnavailable(m),
             ServiceError::ChainRefused(m) => Self::ChainRefused(m),
             ServiceError::Internal(m) => Self::Internal(m),
@@ -121,6 +135,7 @@ impl ApiError {
             ApiError::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),
             ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

@@ -8,14 +8,18 @@ use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use shared::wire::{
     EnrolRequest, EnrolResponse, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP, JournalAck, JournalBatch, SignedPayload,
+    HEADER_TIMESTAMP, JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload,
 };
 
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::openapi::BinaryBody;
 use crate::http::state::AppState;
+use crate::http::validation::{
+    Validate, check_text, field_error, is_json, parse_json_noting_unknown,
+};
 use crate::services::gates::{self, SignedRequest};
 use crate::store::{Device, NonceUse};
 
@@ -35,21 +39,56 @@ pub use shared::wire::HEADER_BACKLOG;
     request_body = EnrolRequest,
     responses(
         (status = 200, description = "Enrolled", body = EnrolResponse),
-        (status = 400, description = "`bad_request`: `device_key` is not an ed25519 key; or (plain text) the body is not JSON", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: `device_key` is not an ed25519 key; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 401, description = "`unknown_token`, `token_used` or `token_expired`", body = ErrorBody),
         (status = 404, description = "`not_found`: the token's gate no longer exists", body = ErrorBody),
         (status = 409, description = "`key_already_enrolled`: this device key is enrolled already", body = ErrorBody),
-        (status = 415, description = "(plain text) the body is not sent as `application/json`", body = String, content_type = "text/plain"),
-        (status = 422, description = "(plain text) a field is missing or of the wrong type", body = String, content_type = "text/plain"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`): a field is missing, of the wrong type, or unknown (unless the agent speaks a newer protocol version), or its text too long or holding control characters", body = ErrorBody),
         (status = 426, description = "`unsupported_version`: the agent's protocol version is too old", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
     )
 )]
 pub async fn enrol(
     State(state): State<AppState>,
-    Json(request): Json<EnrolRequest>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<EnrolResponse>, ApiError> {
+    if !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let request: EnrolRequest = gate_message(&body, |r: &EnrolRequest| r.v)?;
+    request.validate()?;
     Ok(Json(gates::enrol(&state, &request).await?))
+}
+
+/// The free text a box sends about itself is kept and shown: bounded, and
+/// without control characters.
+impl Validate for EnrolRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_text("token", &self.token, 1..=128, false)?;
+        check_text("agent_version", &self.agent_version, 1..=64, false)?;
+        if let Some(hostname) = &self.hostname {
+            check_text("hostname", hostname, 1..=253, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// A gate's JSON message. A field the message type does not know is refused
+/// (422 naming it) unless the sender speaks a newer protocol version than
+/// this server, whose added fields it cannot know yet.
+fn gate_message<T: DeserializeOwned>(
+    bytes: &[u8],
+    version: impl Fn(&T) -> u16,
+) -> Result<T, ApiError> {
+    let (message, unknown) = parse_json_noting_unknown::<T>(bytes)?;
+    if let Some(field) = unknown
+        && version(&message) <= PROTOCOL_VERSION
+    {
+        return Err(field_error(field, "unknown field"));
+    }
+    Ok(message)
 }
 
 /// A request signed by an enrolled, unrevoked device, with its body.
@@ -228,7 +267,7 @@ pub struct BacklogHeader {
     security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
     responses(
         (status = 200, description = "The signed delta (binary); no changes when the wait ran out", body = inline(BinaryBody), content_type = "application/octet-stream"),
-        (status = 400, description = "`bad_request`: the request body could not be read; or (plain text) the query string does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: the request body could not be read, or the query string does not parse", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the device signature was refused (see the snapshot)", body = ErrorBody),
         (status = 410, description = "`cursor_unknown`: the cursor is past anything this server wrote (a restored or replaced database); fetch a new snapshot", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
@@ -264,10 +303,11 @@ pub async fn delta(
     security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
     responses(
         (status = 200, description = "Stored (or stored before: a retried upload)", body = JournalAck),
-        (status = 400, description = "`bad_request`: not a journal batch", body = ErrorBody),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the device signature was refused, or the nonce was used before", body = ErrorBody),
         (status = 403, description = "`forbidden`: the batch names another device", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: more scans than `gates.max_batch`, or a body over 4 MiB", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`): not a journal batch, or a field it does not know (from an agent that speaks this server's protocol version or an older one)", body = ErrorBody),
         (status = 426, description = "`unsupported_version`", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
     )
@@ -276,6 +316,7 @@ pub async fn journal(
     State(state): State<AppState>,
     request: JournalRequest,
 ) -> Result<Json<JournalAck>, ApiError> {
-    let ack = gates::ingest_journal(&state, &request.device, &request.nonce, &request.body).await?;
+    let batch: JournalBatch = gate_message(&request.body, |b: &JournalBatch| b.v)?;
+    let ack = gates::ingest_journal(&state, &request.device, &request.nonce, batch).await?;
     Ok(Json(ack))
 }

@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod api;
 pub mod chain_admin;
+pub mod connections;
+pub mod deadline;
 pub mod error;
 pub mod gate;
 pub mod limits;
@@ -69,6 +71,10 @@ pub fn app(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline::body_deadline,
+        ))
         .layer(axum::middleware::from_fn(rejections::as_json))
         .with_state(state)
 }
@@ -81,7 +87,8 @@ pub struct Health {
     /// The chain answered a blockhash within 5 s; `null` when the server
     /// runs without a chain.
     pub chain: Option<bool>,
-    /// The configured SMTP relay greeted within 5 s; `null` without one.
+    /// The configured SMTP relay greeted within 5 s, when last asked (at
+    /// most `smtp.health_cache_secs` ago); `null` without one.
     pub smtp: Option<bool>,
     pub smtp_configured: bool,
     pub payments_configured: bool,
@@ -105,28 +112,10 @@ async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (axum::http::StatusCode, axum::Json<Health>) {
     let database = state.store.ping().await.is_ok();
-    // The chain answers a blockhash within 5 s, or it counts as down.
-    let chain = match &state.chain {
-        None => None,
-        Some(ctx) => {
-            let answered = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                ctx.chain.latest_blockhash(),
-            )
-            .await;
-            Some(matches!(answered, Ok(Ok(_))))
-        }
-    };
+    let chain = crate::services::health::chain(&state).await;
     // A configured relay must answer too: confirmations and claim links
-    // are mail.
-    let smtp = match &state.mailer {
-        None => None,
-        Some(mailer) => {
-            let answered =
-                tokio::time::timeout(std::time::Duration::from_secs(5), mailer.check()).await;
-            Some(matches!(answered, Ok(Ok(()))))
-        }
-    };
+    // are mail. Its answer is reused for `smtp.health_cache_secs`.
+    let smtp = crate::services::health::smtp(&state).await;
     let healthy = database && chain != Some(false) && smtp != Some(false);
     let status = if healthy {
         axum::http::StatusCode::OK

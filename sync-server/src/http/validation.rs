@@ -57,7 +57,8 @@ where
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// Whether the request says its body is JSON.
+pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -68,6 +69,19 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Parses `bytes` as a `T`, refusing unknown fields, with errors that name
 /// the field. Used by [`ValidJson`]; public for bodies read another way.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let (value, unknown) = parse_json_noting_unknown(bytes)?;
+    if let Some(field) = unknown {
+        return Err(field_error(field, "unknown field"));
+    }
+    Ok(value)
+}
+
+/// [`parse_json`] that answers the path of the first unknown field instead of
+/// refusing it, for messages whose protocol lets a newer sender add fields
+/// (the gate protocol); the caller decides.
+pub fn parse_json_noting_unknown<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, Option<String>), ApiError> {
     let mut unknown: Option<String> = None;
     let mut json = serde_json::Deserializer::from_slice(bytes);
     let parsed = {
@@ -88,10 +102,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     json.end()
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    if let Some(field) = unknown {
-        return Err(field_error(field, "unknown field"));
-    }
-    Ok(value)
+    Ok((value, unknown))
 }
 
 /// Turns serde's error at `path` into the answer the client sees.
@@ -206,6 +217,18 @@ pub fn check_range<T: PartialOrd + Display>(
         return Err(field_error(
             field,
             format_args!("must be from {} to {}", range.start(), range.end()),
+        ));
+    }
+    Ok(())
+}
+
+/// An id the server gives out (event ids): the database holds signed
+/// 64-bit integers, so anything above `i64::MAX` names nothing.
+pub fn check_id(field: &str, value: u64) -> Result<(), ApiError> {
+    if i64::try_from(value).is_err() {
+        return Err(field_error(
+            field,
+            format_args!("must be at most {}", i64::MAX),
         ));
     }
     Ok(())
@@ -474,6 +497,8 @@ mod tests {
         assert!(check_range("price", 0u64, 0..=10).is_ok());
         assert!(check_range("price", 11u64, 0..=10).is_err());
         assert!(check_count("tickets", 0, 1..=50).is_err());
+        assert!(check_id("event_id", i64::MAX as u64).is_ok());
+        assert!(check_id("event_id", i64::MAX as u64 + 1).is_err());
         assert!(check_email("email", "ana@example.org").is_ok());
         for bad in [
             "ana",

@@ -8,6 +8,12 @@
 //! wallet and its role. [`session_wallet`] admits a token only when it is
 //! valid, unexpired and untampered.
 //!
+//! Asking for a nonce needs no proof of anything, so a nonce is bound to
+//! the client address that asked for it: it logs in only from there, and
+//! the few pending nonces kept per wallet are kept per wallet *and* client,
+//! so requests from elsewhere cannot push a wallet's own nonce out (and
+//! the HTTP layer limits how often one address may ask).
+//!
 //! Roles (organizer, validator, holder) are stored by `crate::store::auth`;
 //! a wallet not listed is a holder. The role is read from the database on
 //! every request rather than trusted from the token, so revoking a validator
@@ -162,11 +168,13 @@ pub async fn session_wallet(
     Ok((wallet, role))
 }
 
-/// Stores a fresh one-time nonce for `wallet` to sign. A wallet keeps at
-/// most [`MAX_PENDING_NONCES`] unspent ones; older ones are dropped.
+/// Stores a fresh one-time nonce for `wallet` to sign, usable from
+/// `client` only. A wallet keeps at most [`MAX_PENDING_NONCES`] unspent
+/// ones per client; older ones are dropped.
 pub async fn new_login_nonce(
     services: &Services,
     wallet: &PublicKeyBytes,
+    client: &str,
 ) -> Result<LoginChallenge, ServiceError> {
     ensure_enabled(&services.config.api)?;
     let mut bytes = [0u8; 16];
@@ -177,7 +185,7 @@ pub async fn new_login_nonce(
     let expires_at = now + i64::from(services.config.api.nonce_ttl_secs);
     services
         .store
-        .create_login_nonce(wallet, &nonce, now, expires_at)
+        .create_login_nonce(wallet, client, &nonce, now, expires_at)
         .await?;
     Ok(LoginChallenge {
         message: login_message(&nonce),
@@ -186,11 +194,12 @@ pub async fn new_login_nonce(
     })
 }
 
-/// Logs `wallet` in with its `signature` over one of its pending nonces'
-/// messages, spending that nonce.
+/// Logs `wallet` in with its `signature` over the message of one of the
+/// nonces `client` asked for, spending that nonce.
 pub async fn login(
     services: &Services,
     wallet: &PublicKeyBytes,
+    client: &str,
     signature: &Signature,
 ) -> Result<Session, ServiceError> {
     ensure_enabled(&services.config.api)?;
@@ -199,10 +208,10 @@ pub async fn login(
         .ok_or_else(|| ServiceError::invalid("wallet", "not an ed25519 public key"))?;
     let now = services.clock.now();
     // The request names no nonce: the one the wallet signed is found by
-    // trying its few pending ones.
+    // trying the few this client holds.
     let signed = services
         .store
-        .login_nonces(wallet)
+        .login_nonces(wallet, client)
         .await?
         .into_iter()
         .find(|n| {

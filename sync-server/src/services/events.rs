@@ -3,12 +3,13 @@
 //! database, then to the gates, so a chain refusal leaves nothing behind
 //! but the event's invisible details.
 
-use shared::{DoorsWindow, PublicKeyBytes, ReentryPolicy};
+use shared::{DoorsWindow, PublicKeyBytes};
 use solana_sdk::signature::Signer;
 use ticketing::client::{EventParams, TierParams};
 
 use super::inventory::{self, CardPrice};
 use super::organizer::{self, NewEvent, NewTier, NftStandard, OrganizerError};
+use super::rules::{self, EventRules, RulesChange};
 use super::{ServiceError, Services};
 use crate::store::{DetailsChange, EventDetails, EventFilter, EventRecord};
 
@@ -31,6 +32,8 @@ pub struct EventDraft {
     pub card_prices: Vec<Option<u64>>,
     pub transferable: bool,
     pub nft: NftStandard,
+    /// The check-in rules; those not given are [`EventRules::default`].
+    pub rules: RulesChange,
 }
 
 /// What an organizer changes of a live event; `None` keeps the current
@@ -45,6 +48,8 @@ pub struct EventChanges {
     pub doors_open_secs_before: Option<u32>,
     pub capacity: Option<u32>,
     pub transferable: Option<bool>,
+    /// Check-in rules to change.
+    pub rules: Option<RulesChange>,
 }
 
 /// One page of the public listing.
@@ -55,12 +60,11 @@ pub struct EventList {
     pub total: u64,
 }
 
-/// `event_id` if the database can hold it; larger ids name no event and
-/// are the caller's mistake.
+/// `event_id` if the database can hold it; larger ids name no event.
 fn storable(event_id: u64) -> Result<u64, ServiceError> {
     i64::try_from(event_id)
         .map(|_| event_id)
-        .map_err(|_| ServiceError::BadRequest(format!("{event_id} is too large")))
+        .map_err(|_| ServiceError::NotFound(format!("no event {event_id}")))
 }
 
 /// The event with its details, or not found.
@@ -85,6 +89,22 @@ pub async fn list(
     Ok(EventList { events, total })
 }
 
+/// The wallet recorded as an event's organizer; not found for an unknown
+/// event.
+pub async fn organizer_of(
+    services: &Services,
+    event_id: u64,
+) -> Result<PublicKeyBytes, ServiceError> {
+    let recorded = services
+        .store
+        .event_organizer(storable(event_id)?)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no event {event_id}")))?;
+    recorded
+        .parse()
+        .map_err(|_| ServiceError::Internal(format!("event {event_id}: organizer {recorded:?}")))
+}
+
 /// Refuses anyone but the wallet recorded as the event's organizer.
 pub async fn require_organizer(
     services: &Services,
@@ -105,12 +125,21 @@ pub async fn require_organizer(
 }
 
 /// Creates an event on chain for `organizer`'s wallet, publishes it to its
-/// gates and records its card prices. Re-entry is forbidden.
+/// gates with its check-in rules and records its card prices. Its doors
+/// close at its end plus the grace its rules give latecomers.
 pub async fn create(
     services: &Services,
     organizer: PublicKeyBytes,
     draft: &EventDraft,
 ) -> Result<EventRecord, ServiceError> {
+    rules::check_times(
+        draft.starts_at,
+        draft.ends_at,
+        services.clock.now(),
+        "ends_at",
+    )?;
+    draft.rules.check("rules.", draft.tiers.len())?;
+    let event_rules = draft.rules.applied_to(&EventRules::default());
     // Ids are the server's: time-ordered, unique across restarts.
     let event_id = u64::try_from(uuid::Uuid::now_v7().as_u128() >> 80)
         .map_err(|_| ServiceError::Internal("event id".into()))?;
@@ -124,12 +153,16 @@ pub async fn create(
         starts_at: draft.starts_at,
         ends_at: draft.ends_at,
         doors_open_at: draft.starts_at - i64::from(doors_before),
-        doors_close_at: draft.ends_at,
+        doors_close_at: rules::doors_close_at(draft.ends_at, &event_rules),
         capacity: draft.capacity,
         tiers: draft.tiers.clone(),
-        reentry: ReentryPolicy::Forbidden,
+        reentry: event_rules.reentry,
         transferable: draft.transferable,
         nft: draft.nft,
+        unknown_tickets: event_rules.unknown_tickets,
+        holder_proof: event_rules.holder_proof,
+        tier_gates: event_rules.tier_gates.clone(),
+        end_grace_secs: event_rules.end_grace_secs,
     };
     // Details first (invisible until the event row exists), then chain, then
     // the event itself with the requesting wallet as its organizer.
@@ -165,7 +198,8 @@ pub async fn create(
 }
 
 /// Changes a live event on chain first (the program keeps capacity at or
-/// above what is minted), then here, then at the gates (name, doors).
+/// above what is minted), then here, then at the gates (name, doors, end,
+/// rules). Its times must still make sense (see [`rules::check_times`]).
 /// `organizer` is recorded again as the event's organizer.
 pub async fn update(
     services: &Services,
@@ -180,9 +214,27 @@ pub async fn update(
     let current = organizer::event_on_chain(services, event_id).await?;
     let starts_at = changes.starts_at.unwrap_or(current.starts_at);
     let ends_at = changes.ends_at.unwrap_or(current.ends_at);
-    if ends_at <= starts_at {
-        return Err(ServiceError::invalid("ends_at", "must be after starts_at"));
+    if changes.starts_at.is_some() || changes.ends_at.is_some() {
+        let moved = if changes.ends_at.is_some() {
+            "ends_at"
+        } else {
+            "starts_at"
+        };
+        rules::check_times(starts_at, ends_at, services.clock.now(), moved)?;
     }
+    let cached_now = services
+        .store
+        .event(event_id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no event {event_id}")))?;
+    let event_rules = match &changes.rules {
+        Some(change) => {
+            change.check("rules.", cached_now.tiers.len())?;
+            change.applied_to(&EventRules::of(&cached_now))
+        }
+        None => EventRules::of(&cached_now),
+    };
+    let doors_close_at = rules::doors_close_at(ends_at, &event_rules);
     let doors_open_at = match changes.doors_open_secs_before {
         Some(before) => starts_at - i64::from(before),
         // Doors keep their distance to the start when only the start moves.
@@ -209,7 +261,7 @@ pub async fn update(
         starts_at,
         ends_at,
         doors_open_at,
-        doors_close_at: ends_at,
+        doors_close_at,
         capacity,
         tiers: current
             .tiers
@@ -275,13 +327,14 @@ pub async fn update(
         .store
         .update_event_details(event_id, &change)
         .await?;
-    if let Some(mut cached) = services.store.event(event_id).await? {
-        cached.name = params.name.clone();
-        cached.doors = DoorsWindow {
-            opens_at: doors_open_at,
-            closes_at: ends_at,
-        };
-        services.publish_event(&cached, organizer).await?;
-    }
+    let mut cached = cached_now;
+    cached.name = params.name.clone();
+    cached.doors = DoorsWindow {
+        opens_at: doors_open_at,
+        closes_at: doors_close_at,
+    };
+    cached.ends_at = ends_at;
+    rules::apply(&mut cached, &event_rules);
+    services.publish_event(&cached, organizer).await?;
     record(services, event_id).await
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use shared::PublicKeyBytes;
 use shared::wire::{
     EnrolRequest, EnrolResponse, GateInfo, JournalAck, JournalBatch, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, SignedPayload, device_request_message,
+    PROTOCOL_VERSION, RefusedScan, ScanRecord, SignedPayload, device_request_message,
 };
 use uuid::Uuid;
 
@@ -92,8 +92,15 @@ pub async fn define_gate(
     mut gate: GateInfo,
 ) -> Result<(), ServiceError> {
     let name = gate.name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(ServiceError::BadRequest("name: 1 to 64 characters".into()));
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ServiceError::invalid("name", "1 to 64 characters"));
+    }
+    // Shown on the kiosk page and in logs, and named by enrolment tokens.
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "name",
+            "control characters are not allowed",
+        ));
     }
     gate.name = name.to_owned();
     if services.store.event(event_id).await?.is_none() {
@@ -365,16 +372,19 @@ pub async fn delta(
     }
 }
 
-/// Stores a gate's journal upload (`body`, a JSON [`JournalBatch`]) with
-/// the request's nonce in the same transaction. Idempotent on scan ids.
+/// Stores a gate's journal upload with the request's nonce in the same
+/// transaction. Idempotent on scan ids.
+///
+/// A record naming another event than the device's, or with a free-text
+/// field out of bounds, is refused (acknowledged, listed in `refused`,
+/// counted, never stored): a gate reports scans of its own event only.
+/// New admissions the server would have refused are recorded as incidents.
 pub async fn ingest_journal(
     services: &Services,
     device: &Device,
     nonce: &NonceUse,
-    body: &[u8],
+    batch: JournalBatch,
 ) -> Result<JournalAck, ServiceError> {
-    let batch: JournalBatch = serde_json::from_slice(body)
-        .map_err(|e| ServiceError::BadRequest(format!("not a journal batch: {e}")))?;
     check_version(batch.v)?;
     if batch.device_id != device.device_id {
         return Err(ServiceError::Forbidden("the batch names another device"));
@@ -387,14 +397,78 @@ pub async fn ingest_journal(
         ))
         .into());
     }
+    let (scans, refused) = screen_journal(device.event_id, batch.scans);
+    if let Some(event) = services.store.event(device.event_id).await? {
+        let no_owners = std::collections::HashMap::new();
+        super::incidents::review(services, &event, device.gate_number, &scans, &no_owners).await?;
+    }
     let (mut ack, new_outcomes) = services
         .store
-        .ingest_request(device, &batch.scans, services.clock.now(), nonce)
+        .ingest_request(device, &scans, services.clock.now(), nonce)
         .await?
         .ok_or_else(|| unauthorized("replayed request (nonce already used)"))?;
+    with_refusals(services, &mut ack, refused);
     after_ingest(services, device.gate_number, &ack, &new_outcomes);
     ack.v = PROTOCOL_VERSION.min(batch.v);
     Ok(ack)
+}
+
+/// A gate's records split into those to store and those refused: a record
+/// naming another event than the device's (never filed under the device's
+/// event), a free-text field out of bounds, or an outcome code that says
+/// the opposite of `opened`.
+fn screen_journal(event_id: u64, scans: Vec<ScanRecord>) -> (Vec<ScanRecord>, Vec<RefusedScan>) {
+    let mut refused = Vec::new();
+    let kept = scans
+        .into_iter()
+        .filter(|scan| match record_fault(scan, event_id) {
+            None => true,
+            Some(reason) => {
+                refused.push(RefusedScan {
+                    scan_id: scan.scan_id,
+                    reason: reason.to_owned(),
+                });
+                false
+            }
+        })
+        .collect();
+    (kept, refused)
+}
+
+/// Why a record cannot be filed under `event_id`, if it cannot. Outcome codes
+/// this build does not know pass (a newer gate's), as long as they are
+/// bounded.
+pub(crate) fn record_fault(scan: &ScanRecord, event_id: u64) -> Option<&'static str> {
+    if scan.event_id.is_some_and(|named| named != event_id) {
+        return Some("wrong_event");
+    }
+    if let Some(field) = scan.unbounded_field() {
+        return Some(if field == "source" {
+            "source_invalid"
+        } else {
+            "outcome_invalid"
+        });
+    }
+    if shared::outcome_opens(&scan.outcome).is_some_and(|opens| opens != scan.opened) {
+        return Some("outcome_invalid");
+    }
+    None
+}
+
+/// Adds the refused records to an upload's acknowledgement (done with: a
+/// retry changes nothing) and counts them.
+pub(crate) fn with_refusals(services: &Services, ack: &mut JournalAck, refused: Vec<RefusedScan>) {
+    if refused.is_empty() {
+        return;
+    }
+    for refusal in &refused {
+        tracing::warn!(scan = %refusal.scan_id, reason = %refusal.reason, "scan record refused");
+    }
+    services
+        .metrics
+        .count_refused(refused.iter().map(|r| r.reason.as_str()));
+    ack.acked.extend(refused.iter().map(|r| r.scan_id));
+    ack.refused = refused;
 }
 
 /// What follows every stored upload, a gate's or a handheld's: the new

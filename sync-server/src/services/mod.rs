@@ -10,11 +10,15 @@ pub mod auth;
 mod error;
 pub mod events;
 pub mod gates;
+pub mod health;
+pub mod incidents;
 pub mod inventory;
 pub mod minting;
 pub mod organizer;
 pub mod purchases;
 pub mod replay;
+pub mod rules;
+pub mod staff;
 pub mod tickets;
 pub mod transfers;
 pub mod validation;
@@ -63,6 +67,10 @@ pub struct Services {
     pub payments: Option<Arc<dyn PaymentProvider>>,
     /// Public event reads, reused for a second unless an event changed.
     pub read_cache: Arc<ReadCache>,
+    /// The mail relay's last answer to `/health`.
+    pub smtp_probe: Arc<health::SmtpProbe>,
+    /// One lock per event that this instance's mints take ticket ids under.
+    pub mint_locks: Arc<minting::EventLocks>,
 }
 
 impl Services {
@@ -95,6 +103,8 @@ impl Services {
             mailer,
             payments,
             read_cache: Arc::default(),
+            smtp_probe: Arc::default(),
+            mint_locks: Arc::default(),
             store,
             config: Arc::new(config),
             server_key: Arc::new(server_key),

@@ -5,7 +5,8 @@
 //! Order is always chain first, then database, and every step can be
 //! repeated: creating an event that exists on chain only adds what is
 //! missing; tickets minted on chain but missing from the database (a crash in
-//! between) are found by [`reconcile`] from the event's `minted` counter.
+//! between) are found by [`reconcile`], which looks up every id below the
+//! event's `minted` counter.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use ed25519_dalek::SigningKey;
 use shared::wire::{CachedEvent, CachedTicket, TierInfo};
 use shared::{
     Credential, CredentialBody, DoorsWindow, EventStatus, HolderProofPolicy, PublicKeyBytes,
-    ReentryPolicy, TicketStatus, UnknownTicketPolicy,
+    ReentryPolicy, TicketStatus, TierGates, UnknownTicketPolicy,
 };
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
@@ -48,6 +49,7 @@ pub enum OrganizerError {
 
 /// A tier of a new event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTier {
     pub name: String,
     /// Price when bought on chain, in lamports.
@@ -55,8 +57,12 @@ pub struct NewTier {
     pub supply: u32,
 }
 
-/// What an organizer gives to create an event.
+/// What an organizer gives to create an event: its times (it ends after it
+/// starts and not in the past; doors close after they open), tiers, and its
+/// check-in rules (each optional but `reentry`; see `PUT
+/// /api/events/{event}/rules`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewEvent {
     pub event_id: u64,
     pub name: String,
@@ -72,6 +78,76 @@ pub struct NewEvent {
     /// The NFT each ticket comes with (default `spl_token`).
     #[serde(default)]
     pub nft: NftStandard,
+    /// Well-signed tickets the gate does not know yet (default `reject`).
+    #[serde(default = "reject_unknown")]
+    pub unknown_tickets: UnknownTicketPolicy,
+    /// The holder's rotating proof (default `not_required`).
+    #[serde(default = "no_holder_proof")]
+    pub holder_proof: HolderProofPolicy,
+    /// Which gates admit which tier (default: any tier at any gate).
+    #[serde(default)]
+    pub tier_gates: Vec<TierGates>,
+    /// Seconds after `ends_at` during which gates still admit (default 0).
+    #[serde(default)]
+    pub end_grace_secs: u32,
+}
+
+fn reject_unknown() -> UnknownTicketPolicy {
+    UnknownTicketPolicy::Reject
+}
+
+fn no_holder_proof() -> HolderProofPolicy {
+    HolderProofPolicy::NotRequired
+}
+
+impl NewEvent {
+    /// The check-in rules it asks for.
+    pub fn rules(&self) -> super::rules::EventRules {
+        super::rules::EventRules {
+            reentry: self.reentry,
+            unknown_tickets: self.unknown_tickets,
+            holder_proof: self.holder_proof,
+            tier_gates: self.tier_gates.clone(),
+            end_grace_secs: self.end_grace_secs,
+        }
+    }
+}
+
+/// Checks a new event's fields before anything is written: text lengths,
+/// capacity, times (at `now`) and rules, each refusal naming its field.
+pub fn check_new_event(spec: &NewEvent, now: i64) -> Result<(), super::ServiceError> {
+    use super::ServiceError;
+    if spec.name.trim().is_empty() || spec.name.chars().count() > 64 {
+        return Err(ServiceError::invalid("name", "1 to 64 characters"));
+    }
+    if spec.venue.chars().count() > 64 {
+        return Err(ServiceError::invalid("venue", "at most 64 characters"));
+    }
+    if !(1..=100_000).contains(&spec.capacity) {
+        return Err(ServiceError::invalid(
+            "capacity",
+            "must be from 1 to 100000",
+        ));
+    }
+    if !(1..=4).contains(&spec.tiers.len()) {
+        return Err(ServiceError::invalid("tiers", "1 to 4 items"));
+    }
+    super::rules::check_times(spec.starts_at, spec.ends_at, now, "ends_at")?;
+    if spec.doors_close_at <= spec.doors_open_at {
+        return Err(ServiceError::invalid(
+            "doors_close_at",
+            "must be after doors_open_at",
+        ));
+    }
+    let rules = spec.rules();
+    super::rules::RulesChange {
+        reentry: Some(rules.reentry),
+        unknown_tickets: Some(rules.unknown_tickets),
+        holder_proof: Some(rules.holder_proof),
+        tier_gates: Some(rules.tier_gates),
+        end_grace_secs: Some(rules.end_grace_secs),
+    }
+    .check("", spec.tiers.len())
 }
 
 /// The NFT standard of an event's tickets. Both are real NFTs (supply 1,
@@ -222,7 +298,7 @@ pub async fn create_event_for(
         minimum.saturating_mul(2),
     )
     .await?;
-    let cached = CachedEvent {
+    let mut cached = CachedEvent {
         event_id: spec.event_id,
         name: spec.name.clone(),
         status: EventStatus::Active,
@@ -230,6 +306,7 @@ pub async fn create_event_for(
             opens_at: spec.doors_open_at,
             closes_at: spec.doors_close_at,
         },
+        ends_at: spec.ends_at,
         issuer_keys: vec![PublicKeyBytes::from(&ctx.issuer.verifying_key())],
         tiers: spec
             .tiers
@@ -241,9 +318,12 @@ pub async fn create_event_for(
             })
             .collect(),
         reentry: spec.reentry,
-        unknown_tickets: UnknownTicketPolicy::Reject,
-        holder_proof: HolderProofPolicy::NotRequired,
+        unknown_tickets: spec.unknown_tickets,
+        holder_proof: spec.holder_proof,
+        tier_gates: Vec::new(),
+        end_grace_secs: 0,
     };
+    super::rules::apply(&mut cached, &spec.rules());
     let recorded = organizer_wallet.unwrap_or_else(|| pubkey_bytes(&organizer));
     state.publish_event(&cached, &recorded).await?;
     Ok(cached)
@@ -265,41 +345,6 @@ pub fn credential_for(
         },
         &ctx.issuer,
     ))
-}
-
-/// Mints one ticket per `(wallet, tier)` on chain, publishes them to the
-/// gates and returns them with their QR credentials. `progress` hears the
-/// ids of each transaction's tickets as they land.
-pub async fn mint_tickets(
-    state: &Services,
-    event_id: u64,
-    recipients: &[(Pubkey, u8)],
-    progress: impl FnMut(&[u32]),
-) -> Result<Vec<IssuedTicket>, OrganizerError> {
-    let ctx = chain_of(state)?;
-    state
-        .store
-        .event_chain(event_id)
-        .await?
-        .ok_or(OrganizerError::UnknownEvent(event_id))?;
-    let ids = ops::mint(
-        ctx.chain.as_ref(),
-        &ctx.authority,
-        event_id,
-        recipients,
-        progress,
-    )
-    .await?;
-    let tickets = read_and_publish(state, ctx, event_id, &ids).await?;
-    tickets
-        .into_iter()
-        .map(|ticket| {
-            Ok(IssuedTicket {
-                credential: credential_for(state, &ticket)?,
-                ticket,
-            })
-        })
-        .collect()
 }
 
 /// Revokes a ticket on chain (refunding an on-chain price to its holder)
@@ -369,62 +414,95 @@ async fn read_and_publish(
     event_id: u64,
     ids: &[u32],
 ) -> Result<Vec<CachedTicket>, OrganizerError> {
-    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
     let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(100) {
-        let on_chain = ops::tickets(ctx.chain.as_ref(), &event_address, chunk).await?;
-        for (id, ticket) in chunk.iter().zip(on_chain) {
-            let ticket = ticket.ok_or_else(|| {
-                OrganizerError::Chain(ChainError::Refused(format!(
-                    "ticket {id} is not on chain after minting"
-                )))
-            })?;
-            out.push(CachedTicket {
-                event_id,
-                ticket_id: *id,
-                tier: ticket.tier,
-                owner: pubkey_bytes(&ticket.owner),
-                generation: ticket.generation,
-                status: match ticket.status {
-                    ticketing::client::TicketStatus::Active => TicketStatus::Active,
-                    ticketing::client::TicketStatus::Frozen => TicketStatus::Frozen,
-                    ticketing::client::TicketStatus::Revoked => TicketStatus::Revoked,
-                    ticketing::client::TicketStatus::Refunded => TicketStatus::Refunded,
-                },
-            });
-        }
+    for (id, ticket) in read_tickets(ctx, event_id, ids).await? {
+        out.push(ticket.ok_or_else(|| {
+            OrganizerError::Chain(ChainError::Refused(format!(
+                "ticket {id} is not on chain after minting"
+            )))
+        })?);
     }
     state.publish_tickets(&out).await?;
     Ok(out)
 }
 
-/// Repairs the database from the chain for every event this server created:
-/// tickets minted on chain but never published (a crash between the two) are
-/// published now. Returns how many were repaired.
-pub async fn reconcile(state: &Services) -> Result<usize, OrganizerError> {
-    let ctx = chain_of(state)?;
-    let mut repaired = 0;
-    for row in state.store.event_chains().await? {
-        let Some(event) =
-            ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), row.event_id).await?
-        else {
-            continue;
-        };
-        let known = state.store.ticket_count(row.event_id).await?;
-        if u64::from(event.minted) > known {
-            let missing: Vec<u32> =
-                (u32::try_from(known).unwrap_or(u32::MAX)..event.minted).collect();
-            tracing::warn!(
-                event = row.event_id,
-                count = missing.len(),
-                "tickets on chain but not in the database; publishing them"
-            );
-            repaired += read_and_publish(state, ctx, row.event_id, &missing)
-                .await?
-                .len();
+/// Tickets as the chain has them, `None` where an id has no account.
+async fn read_tickets(
+    ctx: &ChainContext,
+    event_id: u64,
+    ids: &[u32],
+) -> Result<Vec<(u32, Option<CachedTicket>)>, OrganizerError> {
+    let event_address = ticketing::client::event_address(&ctx.authority.pubkey(), event_id).0;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(100) {
+        let on_chain = ops::tickets(ctx.chain.as_ref(), &event_address, chunk).await?;
+        for (id, ticket) in chunk.iter().zip(on_chain) {
+            out.push((
+                *id,
+                ticket.map(|ticket| CachedTicket {
+                    event_id,
+                    ticket_id: *id,
+                    tier: ticket.tier,
+                    owner: pubkey_bytes(&ticket.owner),
+                    generation: ticket.generation,
+                    status: match ticket.status {
+                        ticketing::client::TicketStatus::Active => TicketStatus::Active,
+                        ticketing::client::TicketStatus::Frozen => TicketStatus::Frozen,
+                        ticketing::client::TicketStatus::Revoked => TicketStatus::Revoked,
+                        ticketing::client::TicketStatus::Refunded => TicketStatus::Refunded,
+                    },
+                }),
+            ));
         }
     }
+    Ok(out)
+}
+
+/// Repairs the database from the chain for every event this server created
+/// ([`reconcile_event`]). Returns how many tickets were published.
+pub async fn reconcile(state: &Services) -> Result<usize, OrganizerError> {
+    let mut repaired = 0;
+    for row in state.store.event_chains().await? {
+        repaired += reconcile_event(state, row.event_id).await?;
+    }
     Ok(repaired)
+}
+
+/// Publishes every ticket of `event_id` the chain has and the database does
+/// not: each id below the event's `minted` counter is looked up, so holes
+/// (a ticket of a later mint known, one of an earlier mint cut off by a
+/// crash) are found too. Returns how many were published.
+pub async fn reconcile_event(state: &Services, event_id: u64) -> Result<usize, OrganizerError> {
+    let ctx = chain_of(state)?;
+    let Some(event) = ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id).await?
+    else {
+        return Ok(0);
+    };
+    let known: std::collections::HashSet<u32> = state
+        .store
+        .known_ticket_ids(event_id)
+        .await?
+        .into_iter()
+        .collect();
+    let missing: Vec<u32> = (0..event.minted).filter(|id| !known.contains(id)).collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    // A ticket closed on chain has no account any more: nothing to publish.
+    let found: Vec<CachedTicket> = read_tickets(ctx, event_id, &missing)
+        .await?
+        .into_iter()
+        .filter_map(|(_, ticket)| ticket)
+        .collect();
+    if !found.is_empty() {
+        tracing::warn!(
+            event = event_id,
+            count = found.len(),
+            "tickets on chain but not in the database; publishing them"
+        );
+        state.publish_tickets(&found).await?;
+    }
+    Ok(found.len())
 }
 
 /// The event account of `event_id` as the chain has it now: not found when

@@ -7,15 +7,19 @@
 //! `validate_entries` batch, not one transaction per scan.
 //!
 //! [`validate_online`] decides now; [`ingest_offline`] stores scans a
-//! handheld decided while offline, idempotent by scan id.
+//! handheld decided while offline, idempotent by scan id, each with the code
+//! it scanned, which is verified: the posted outcome is never taken on its
+//! word alone. Who may validate which event is `super::staff`'s.
+
+use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
-use shared::wire::{CachedEvent, JournalAck, ScanContext, ScanRecord};
+use shared::wire::{CachedEvent, JournalAck, RefusedScan, ScanContext, ScanRecord};
 use shared::{Credential, GatePolicy, PublicKeyBytes};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::gates::after_ingest;
+use super::gates::{after_ingest, record_fault, with_refusals};
 use super::{ServiceError, Services};
 use crate::store::Device;
 
@@ -70,17 +74,7 @@ async fn event_and_policy(
     let info = services.store.gate(event_id, gate).await?.ok_or_else(|| {
         ServiceError::invalid("gate", format!("event {event_id} has no gate {gate}"))
     })?;
-    let policy = GatePolicy {
-        event_id,
-        gate,
-        direction: info.direction,
-        event_status: event.status,
-        doors: event.doors,
-        allowed_tiers: info.allowed_tiers,
-        reentry: event.reentry,
-        unknown_tickets: event.unknown_tickets,
-        holder_proof: event.holder_proof,
-    };
+    let policy = event.policy_for(gate, info.direction, info.allowed_tiers);
     Ok((event, policy))
 }
 
@@ -155,30 +149,105 @@ pub async fn validate_online(
     })
 }
 
+/// A scan a handheld decided offline, with the code (the QR credential's
+/// text) it scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandheldScan {
+    pub record: ScanRecord,
+    pub code: Option<String>,
+}
+
 /// Stores scans `validator`'s handheld decided offline at `gate`;
-/// idempotent by scan id. Each scan must name that gate.
+/// idempotent by scan id. Each scan must name that gate. Each record is
+/// checked against the code it carries (signed by the event's issuer, for
+/// this event, the record's ticket and generation) and refused on its own
+/// otherwise (`code_missing`, `code_invalid`, `code_mismatch`,
+/// `wrong_event`, `outcome_invalid`, `source_invalid`): nothing of a refused
+/// record is stored. New admissions the server would have refused are
+/// recorded as incidents.
 pub async fn ingest_offline(
     services: &Services,
     validator: &PublicKeyBytes,
     event_id: u64,
     gate: u32,
-    scans: &[ScanRecord],
+    scans: &[HandheldScan],
 ) -> Result<JournalAck, ServiceError> {
-    policy(services, event_id, gate).await?;
-    if let Some(i) = scans.iter().position(|scan| scan.gate != gate) {
+    let (event, _) = event_and_policy(services, event_id, gate).await?;
+    if let Some(i) = scans.iter().position(|scan| scan.record.gate != gate) {
         return Err(ServiceError::invalid(
             format!("scans[{i}].gate"),
             "must be the gate of the request",
         ));
     }
-    let (ack, new_outcomes) = services
+    let mut kept = Vec::with_capacity(scans.len());
+    let mut owners = HashMap::new();
+    let mut refused = Vec::new();
+    for scan in scans {
+        match checked_record(&event, scan) {
+            Ok((record, owner)) => {
+                owners.insert(record.scan_id, owner);
+                kept.push(record);
+            }
+            Err(reason) => refused.push(RefusedScan {
+                scan_id: scan.record.scan_id,
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+    super::incidents::review(services, &event, gate, &kept, &owners).await?;
+    let (mut ack, new_outcomes) = services
         .store
         .ingest_counted(
             &handheld(validator, event_id, gate),
-            scans,
+            &kept,
             services.clock.now(),
         )
         .await?;
+    with_refusals(services, &mut ack, refused);
     after_ingest(services, gate, &ack, &new_outcomes);
     Ok(ack)
+}
+
+/// The record to store for a handheld's scan, with its ids taken from the
+/// verified code and the code's owner; or why it is refused.
+fn checked_record(
+    event: &CachedEvent,
+    scan: &HandheldScan,
+) -> Result<(ScanRecord, PublicKeyBytes), &'static str> {
+    let record = &scan.record;
+    if let Some(fault) = record_fault(record, event.event_id) {
+        return Err(fault);
+    }
+    if shared::outcome_opens(&record.outcome).is_none() {
+        return Err("outcome_invalid");
+    }
+    let code = scan
+        .code
+        .as_deref()
+        .filter(|code| !code.trim().is_empty())
+        .ok_or("code_missing")?;
+    let credential = Credential::decode(code).map_err(|_| "code_invalid")?;
+    if credential.body.event_id != event.event_id {
+        return Err("wrong_event");
+    }
+    let keys = |id: u64| -> Vec<PublicKeyBytes> {
+        if id == event.event_id {
+            event.issuer_keys.clone()
+        } else {
+            Vec::new()
+        }
+    };
+    let verified = credential.verify(&keys).map_err(|_| "code_invalid")?;
+    let body = verified.body();
+    if record.ticket_id.is_some_and(|id| id != body.ticket_id)
+        || record.generation.is_some_and(|g| g != body.generation)
+    {
+        return Err("code_mismatch");
+    }
+    let mut stored = record.clone();
+    stored.event_id = Some(body.event_id);
+    stored.ticket_id = Some(body.ticket_id);
+    stored.generation = Some(body.generation);
+    stored.tier = record.tier.or(Some(body.tier));
+    Ok((stored, body.owner))
 }

@@ -1,6 +1,7 @@
 //! The one place that starts and stops the server's background workers:
 //! the replay worker (when `[replay] enabled`), and, with a chain, the
-//! purchase worker and the email-transfer expiry sweep. Each worker owns
+//! purchase worker, the mint worker (finishing organizer mints a crash cut
+//! off) and the email-transfer expiry sweep. Each worker owns
 //! its loop and stops at the shutdown signal after its current round.
 
 use tokio::sync::watch;
@@ -27,6 +28,10 @@ impl Workers {
         }
         if services.chain.is_some() {
             tasks.push(tokio::spawn(super::purchases::run(
+                services.clone(),
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(super::minting::recovery::run(
                 services.clone(),
                 stopped.clone(),
             )));

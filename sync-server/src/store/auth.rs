@@ -11,8 +11,9 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
-/// Unspent nonces kept per wallet. A login tries the signature against each,
-/// so this also bounds the work one verify request can cause.
+/// Unspent nonces kept per wallet and client address. A login tries the
+/// signature against each, so this also bounds the work one verify request
+/// can cause.
 pub const MAX_PENDING_NONCES: i64 = 5;
 
 /// Expired nonces are kept this long after expiry, so a late or replayed
@@ -69,12 +70,15 @@ pub struct LoginNonce {
 }
 
 impl Store {
-    /// Stores a wallet's new login nonce. Keeps only the wallet's newest
-    /// [`MAX_PENDING_NONCES`] and purges long-expired ones, so asking for
-    /// nonces again and again does not grow the table.
+    /// Stores a wallet's new login nonce, bound to the `client` address that
+    /// asked for it. Keeps only the newest [`MAX_PENDING_NONCES`] of that
+    /// wallet and client (so nobody elsewhere can push a wallet's pending
+    /// nonces out) and purges long-expired ones, so asking for nonces again
+    /// and again does not grow the table.
     pub async fn create_login_nonce(
         &self,
         wallet: &PublicKeyBytes,
+        client: &str,
         nonce: &str,
         now: i64,
         expires_at: i64,
@@ -86,19 +90,22 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "DELETE FROM login_nonces WHERE wallet = $1 AND nonce NOT IN (
-                 SELECT nonce FROM login_nonces WHERE wallet = $1
-                 ORDER BY created_at DESC, nonce DESC LIMIT $2)",
+            "DELETE FROM login_nonces WHERE wallet = $1 AND client = $2 AND nonce NOT IN (
+                 SELECT nonce FROM login_nonces WHERE wallet = $1 AND client = $2
+                 ORDER BY created_at DESC, nonce DESC LIMIT $3)",
         )
         .bind(&wallet)
+        .bind(client)
         .bind(MAX_PENDING_NONCES - 1)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO login_nonces (nonce, wallet, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO login_nonces (nonce, wallet, client, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(nonce)
         .bind(&wallet)
+        .bind(client)
         .bind(now)
         .bind(expires_at)
         .execute(&mut *tx)
@@ -107,16 +114,19 @@ impl Store {
         Ok(())
     }
 
-    /// The wallet's stored nonces (spent and expired ones too), newest first.
+    /// The nonces `client` asked for `wallet` (spent and expired ones too),
+    /// newest first.
     pub async fn login_nonces(
         &self,
         wallet: &PublicKeyBytes,
+        client: &str,
     ) -> Result<Vec<LoginNonce>, StoreError> {
         let rows = sqlx::query(
-            "SELECT nonce, expires_at, used_at FROM login_nonces WHERE wallet = $1
-             ORDER BY created_at DESC, nonce DESC LIMIT $2",
+            "SELECT nonce, expires_at, used_at FROM login_nonces WHERE wallet = $1 AND client = $2
+             ORDER BY created_at DESC, nonce DESC LIMIT $3",
         )
         .bind(wallet.to_base58())
+        .bind(client)
         .bind(MAX_PENDING_NONCES)
         .fetch_all(&self.pool)
         .await?;

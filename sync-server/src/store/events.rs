@@ -2,8 +2,8 @@
 //! details an organizer gives beyond what gates need, the public listing
 //! with its filters, who organizes an event, and a holder's tickets.
 
-use shared::EventStatus;
 use shared::wire::{CachedTicket, TierInfo};
+use shared::{EventStatus, HolderProofPolicy, ReentryPolicy, TierGates, UnknownTicketPolicy};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -11,6 +11,7 @@ use super::{Store, StoreError, corrupt, enum_parse, i64_of, ticket_from_row, unj
 
 /// The columns of an [`EventRecord`]; callers add the WHERE clause.
 const EVENT_RECORD: &str = "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers,
+        e.reentry, e.unknown_tickets, e.holder_proof, e.tier_gates, e.end_grace_secs,
         d.description, d.venue, d.starts_at, d.ends_at, d.capacity, d.nft
      FROM events e JOIN event_details d ON d.event_id = e.event_id";
 
@@ -39,6 +40,12 @@ pub struct EventRecord {
     pub tiers: Vec<TierInfo>,
     /// The NFT standard's wire name (`spl_token`, `token_2022_metadata`).
     pub nft: String,
+    /// The check-in rules, as gates receive them.
+    pub reentry: ReentryPolicy,
+    pub unknown_tickets: UnknownTicketPolicy,
+    pub holder_proof: HolderProofPolicy,
+    pub tier_gates: Vec<TierGates>,
+    pub end_grace_secs: u32,
 }
 
 /// What an organizer gives about an event that gates do not need.
@@ -98,6 +105,11 @@ fn record_from_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
         status: enum_parse(&r.try_get::<String, _>("status")?)?,
         tiers: unjson(&r.try_get::<String, _>("tiers")?)?,
         nft: r.try_get("nft")?,
+        reentry: unjson(&r.try_get::<String, _>("reentry")?)?,
+        unknown_tickets: enum_parse(&r.try_get::<String, _>("unknown_tickets")?)?,
+        holder_proof: unjson(&r.try_get::<String, _>("holder_proof")?)?,
+        tier_gates: unjson(&r.try_get::<String, _>("tier_gates")?)?,
+        end_grace_secs: u32::try_from(r.try_get::<i64, _>("end_grace_secs")?).map_err(corrupt)?,
     })
 }
 

@@ -25,13 +25,15 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO events (event_id, organizer, name, status, doors_open, doors_close,
-                 issuer_keys, tiers, reentry, unknown_tickets, holder_proof)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 issuer_keys, tiers, reentry, unknown_tickets, holder_proof, ends_at,
+                 end_grace_secs, tier_gates)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (event_id) DO UPDATE SET name = excluded.name, status = excluded.status,
                  doors_open = excluded.doors_open, doors_close = excluded.doors_close,
                  issuer_keys = excluded.issuer_keys, tiers = excluded.tiers,
                  reentry = excluded.reentry, unknown_tickets = excluded.unknown_tickets,
-                 holder_proof = excluded.holder_proof",
+                 holder_proof = excluded.holder_proof, ends_at = excluded.ends_at,
+                 end_grace_secs = excluded.end_grace_secs, tier_gates = excluded.tier_gates",
         )
         .bind(i64_of(event.event_id)?)
         .bind(organizer.to_base58())
@@ -44,6 +46,9 @@ impl Store {
         .bind(json(&event.reentry))
         .bind(enum_text(&event.unknown_tickets))
         .bind(json(&event.holder_proof))
+        .bind(event.ends_at)
+        .bind(i64::from(event.end_grace_secs))
+        .bind(json(&event.tier_gates))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -250,6 +255,9 @@ fn event_from_row(r: &AnyRow) -> Result<CachedEvent, StoreError> {
         reentry: unjson(&r.try_get::<String, _>("reentry")?)?,
         unknown_tickets: enum_parse(&r.try_get::<String, _>("unknown_tickets")?)?,
         holder_proof: unjson(&r.try_get::<String, _>("holder_proof")?)?,
+        ends_at: r.try_get("ends_at")?,
+        end_grace_secs: u32::try_from(r.try_get::<i64, _>("end_grace_secs")?).map_err(corrupt)?,
+        tier_gates: unjson(&r.try_get::<String, _>("tier_gates")?)?,
     })
 }
 

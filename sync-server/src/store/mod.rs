@@ -10,8 +10,10 @@
 //! every subject shares; each subject's statements live in its own module:
 //! `gates` (gates, enrolment, devices, request nonces), `feed` (events,
 //! tickets and the gates' change feed), `scans` (ingest, conflicts, gate
-//! figures, ticket state), `presence` (where holders are), `replay` (the
-//! chain side), `inventory` and `payments`.
+//! figures, ticket state), `presence` (where holders are), `incidents`
+//! (admissions the server would have refused), `validators` (who may scan
+//! an event), `replay` (the chain side), `inventory`, `mints` (organizer
+//! mints as durable intents) and `payments`.
 
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -21,18 +23,26 @@ pub mod auth;
 mod events;
 mod feed;
 mod gates;
+mod incidents;
 mod inventory;
+mod mints;
 mod payments;
 mod presence;
 mod purchases;
 mod replay;
 mod scans;
 mod transfers;
+mod validators;
 pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;
 pub use gates::{Device, EnrolError, NonceUse, token_hash};
+pub use incidents::Incident;
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
+pub use mints::{
+    MintItem, MintItemState, MintKind, MintRequest, MintState, NewMintRequest, Recorded,
+    UnsettledMint,
+};
 pub use payments::record_webhook_event;
 pub use purchases::{
     MailStatus, NewPurchase, PaymentMethod, PaymentOutcome, Purchase, PurchaseStatus, WebhookEffect,
@@ -40,6 +50,7 @@ pub use purchases::{
 pub use replay::{EventChain, PendingScan, ReplayState, ReplaySummary, ScanReplay, Settlement};
 pub use scans::{Conflict, GateCounts};
 pub use transfers::{EmailTransfer, TransferStatus};
+pub use validators::ValidatorAssignment;
 
 pub use crate::config::Backend;
 
@@ -53,6 +64,10 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// An id no row can have: the database's integers are signed 64-bit,
+    /// so an id above `i64::MAX` names nothing (it came from a client).
+    #[error("{0} is not an id this server could have given out")]
+    IdOutOfRange(u64),
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -83,8 +98,9 @@ fn param_list(from: usize, count: usize) -> String {
         .join(",")
 }
 
+/// `v` as the database's integer; an id beyond it names no row.
 pub(crate) fn i64_of(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| corrupt(format!("{v} does not fit a 64-bit signed column")))
+    i64::try_from(v).map_err(|_| StoreError::IdOutOfRange(v))
 }
 
 fn enum_text<T: Serialize>(value: &T) -> String {

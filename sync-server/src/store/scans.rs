@@ -276,6 +276,7 @@ impl Store {
                     .unwrap_or(u32::MAX)
                     .saturating_sub(stored),
                 acked,
+                refused: Vec::new(),
                 conflicts,
                 server_time: now,
             },

@@ -182,6 +182,12 @@ async fn start_full(
     };
     config.gates.max_batch = 500;
     config.api.jwt_secret = JWT_SECRET.into();
+    // Every test wallet logs in from this one address; the tests of the
+    // nonce limit set their own.
+    config.api.rate_limits.nonce = sync_server::config::Quota {
+        requests: 100_000,
+        period_secs: 1,
+    };
     configure(&mut config);
     let store = Store::connect(&config.database_url).await.unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
@@ -220,14 +226,16 @@ async fn start_full(
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let serving = state.clone();
-    let router = sync_server::app(serving.clone()).merge(extra(serving));
+    // The test's own routes first; everything else is the real app with
+    // its own layers (its JSON refusals of unknown routes included).
+    let router = extra(serving.clone()).fallback_service(sync_server::app(serving));
+    let connections = state.config.connections.clone();
     tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+        sync_server::http::connections::serve(router, listener, connections, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
     });
     TestServer {
         url,
@@ -271,6 +279,9 @@ pub fn event() -> CachedEvent {
         reentry: ReentryPolicy::Forbidden,
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof: HolderProofPolicy::NotRequired,
+        tier_gates: vec![],
+        ends_at: T0 + 6 * 3600,
+        end_grace_secs: 0,
     }
 }
 
@@ -336,7 +347,8 @@ impl TestServer {
         &self,
         n: u32,
     ) -> Vec<sync_server::services::organizer::IssuedTicket> {
-        use sync_server::services::organizer::{NewEvent, NewTier, create_event, mint_tickets};
+        use sync_server::services::minting::{self, MintKind, MintOrder, MintOutcome};
+        use sync_server::services::organizer::{NewEvent, NewTier, create_event};
         create_event(
             &self.state,
             &NewEvent {
@@ -356,6 +368,10 @@ impl TestServer {
                 reentry: ReentryPolicy::Forbidden,
                 transferable: true,
                 nft: sync_server::services::organizer::NftStandard::SplToken,
+                unknown_tickets: UnknownTicketPolicy::Reject,
+                holder_proof: HolderProofPolicy::NotRequired,
+                tier_gates: vec![],
+                end_grace_secs: 0,
             },
         )
         .await
@@ -370,9 +386,17 @@ impl TestServer {
                 )
             })
             .collect();
-        let issued = mint_tickets(&self.state, EVENT, &recipients, |_| {})
-            .await
-            .unwrap();
+        let order = MintOrder {
+            event_id: EVENT,
+            caller: minting::ADMIN_CALLER,
+            kind: MintKind::Admin,
+            idempotency_key: None,
+            recipients: &recipients,
+        };
+        let MintOutcome::Completed(_, issued) = minting::mint(&self.state, &order).await.unwrap()
+        else {
+            panic!("the seed mint did not complete");
+        };
         self.put_gates().await;
         issued
     }

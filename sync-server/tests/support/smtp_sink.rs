@@ -27,6 +27,8 @@ pub struct Delivery {
 pub struct SmtpSink {
     pub addr: SocketAddr,
     deliveries: mpsc::UnboundedReceiver<Delivery>,
+    /// Connections the sink accepted (one per SMTP session).
+    sessions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How the sink behaves.
@@ -46,8 +48,11 @@ impl SmtpSink {
     pub fn start_on(listener: TcpListener, rules: SinkRules) -> Self {
         let addr = listener.local_addr().unwrap();
         let (tx, deliveries) = mpsc::unbounded_channel();
+        let sessions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&sessions);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (tx, rules) = (tx.clone(), rules.clone());
                 tokio::spawn(async move {
                     // A client hanging up mid-session is not the sink's failure.
@@ -55,7 +60,16 @@ impl SmtpSink {
                 });
             }
         });
-        Self { addr, deliveries }
+        Self {
+            addr,
+            deliveries,
+            sessions,
+        }
+    }
+
+    /// How many SMTP sessions clients opened so far.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The next delivered message (panics after 10 s without one).

@@ -15,6 +15,7 @@ use shared::PublicKeyBytes;
 
 use crate::http::admin::Admin;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::limits::{self, ClientAddress};
 use crate::http::state::AppState;
 use crate::http::validation::{ValidJson, Validate, field_error, parse_wallet};
 use crate::services::auth::{self as login, AuthError, Session};
@@ -88,8 +89,11 @@ pub struct NonceResponse {
 
 /// A one-time message for a wallet to sign
 ///
-/// `POST /api/auth/nonce`: a fresh one-time message for a wallet to sign.
-/// A wallet keeps at most 5 unspent nonces; older ones are dropped.
+/// `POST /api/auth/nonce`: a fresh one-time message for a wallet to sign,
+/// valid from the address that asked for it only (log in from there). A
+/// wallet keeps at most 5 unspent nonces per client address; older ones are
+/// dropped. Each address may ask `api.rate_limits.nonce` times (20 a
+/// minute).
 #[utoipa::path(
     post,
     path = "/api/auth/nonce",
@@ -99,6 +103,7 @@ pub struct NonceResponse {
         (status = 200, description = "The message to sign", body = NonceResponse),
         (status = 403, description = "`login_disabled`: no `api.jwt_secret` configured", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `wallet` is missing or not a base58 public key", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this address asked too often; `Retry-After` says when to retry", body = ErrorBody),
         (status = 500, description = "`internal`: no source of randomness", body = ErrorBody),
         crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::StorageDown,
@@ -106,11 +111,13 @@ pub struct NonceResponse {
 )]
 pub async fn nonce(
     State(state): State<AppState>,
+    client: ClientAddress,
     ValidJson(request): ValidJson<NonceRequest>,
 ) -> Result<Json<NonceResponse>, ApiError> {
     login::ensure_enabled(&state.config.api)?;
+    limits::check_nonce(&state, &client).await?;
     let wallet = parse_wallet("wallet", &request.wallet)?;
-    let challenge = login::new_login_nonce(&state, &wallet).await?;
+    let challenge = login::new_login_nonce(&state, &wallet, &client.0).await?;
     Ok(Json(NonceResponse {
         nonce: challenge.nonce,
         message: challenge.message,
@@ -149,7 +156,7 @@ impl Validate for VerifyRequest {
 ///
 /// `POST /api/auth/verify`: spends the nonce the signature is over and
 /// answers a session token. The request names no nonce: the server tries the
-/// wallet's pending ones.
+/// ones this client address asked for the wallet.
 #[utoipa::path(
     post,
     path = "/api/auth/verify",
@@ -157,7 +164,7 @@ impl Validate for VerifyRequest {
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "Logged in", body = Session),
-        (status = 401, description = "`bad_signature` (matches no nonce of the wallet), `nonce_expired` or `nonce_used`: request a new nonce", body = ErrorBody),
+        (status = 401, description = "`bad_signature` (matches no nonce this address asked for the wallet), `nonce_expired` or `nonce_used`: request a new nonce", body = ErrorBody),
         (status = 403, description = "`login_disabled`: no `api.jwt_secret` configured", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `wallet` or `signature` is missing or malformed", body = ErrorBody),
         crate::http::openapi::responses::JsonBodyRefusals,
@@ -166,12 +173,13 @@ impl Validate for VerifyRequest {
 )]
 pub async fn verify(
     State(state): State<AppState>,
+    client: ClientAddress,
     ValidJson(request): ValidJson<VerifyRequest>,
 ) -> Result<Json<Session>, ApiError> {
     login::ensure_enabled(&state.config.api)?;
     let wallet = parse_wallet("wallet", &request.wallet)?;
     let signature = request.signature()?;
-    let session = login::login(&state, &wallet, &signature).await?;
+    let session = login::login(&state, &wallet, &client.0, &signature).await?;
     Ok(Json(session))
 }
 

@@ -6,6 +6,9 @@
 //!   `GET /api/events/{id}`.
 //! - `PUT /api/events/{id}` (the event's organizer): changed on chain, then
 //!   here, then at the gates.
+//!
+//! Both creating and changing take the event's check-in rules (`rules`),
+//! which `PUT /api/events/{id}/rules` also sets (see `super::manage`).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -21,6 +24,7 @@ use crate::http::validation::{
 };
 use crate::services::events::{self, EventChanges, EventDraft};
 use crate::services::organizer::NewTier;
+use crate::services::rules::{EventRules, RulesChange};
 use crate::store::{EventFilter, EventRecord};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -39,7 +43,7 @@ pub struct TierBody {
 }
 
 /// A new event: name 3 to 64 characters, capacity 1 to 100000, ends after
-/// it starts, prices >= 0.
+/// it starts and not in the past, prices >= 0.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventBody {
@@ -52,7 +56,8 @@ pub struct CreateEventBody {
     pub venue: String,
     /// Unix seconds.
     pub starts_at: i64,
-    /// Unix seconds, after `starts_at`; doors close then.
+    /// Unix seconds, after `starts_at` and in the future; doors close then
+    /// (plus the rules' `end_grace_secs`).
     pub ends_at: i64,
     /// Doors open this long before the start (default 1 h).
     #[serde(default)]
@@ -68,6 +73,11 @@ pub struct CreateEventBody {
     /// ticket is sold.
     #[serde(default)]
     pub nft: crate::services::organizer::NftStandard,
+    /// The check-in rules; each one not given takes its default: no
+    /// re-entry, unknown tickets refused, no holder proof, any tier at any
+    /// gate, no grace after the end.
+    #[serde(default)]
+    pub rules: RulesChange,
 }
 
 impl Validate for CreateEventBody {
@@ -116,10 +126,13 @@ pub struct EventView {
     pub tiers: Vec<String>,
     /// `spl_token` or `token_2022_metadata`: the NFT each ticket comes with.
     pub nft: String,
+    /// The check-in rules the gates apply.
+    pub rules: EventRules,
 }
 
 impl From<EventRecord> for EventView {
     fn from(r: EventRecord) -> Self {
+        let rules = EventRules::from(&r);
         Self {
             event_id: r.event_id,
             name: r.name,
@@ -134,6 +147,7 @@ impl From<EventRecord> for EventView {
                 shared::EventStatus::Cancelled => "cancelled",
             }
             .to_owned(),
+            rules,
             tiers: r.tiers.into_iter().map(|t| t.name).collect(),
             nft: r.nft,
         }
@@ -143,8 +157,8 @@ impl From<EventRecord> for EventView {
 /// Create an event
 ///
 /// `POST /api/events` (organizer): the event is created on chain with the
-/// calling wallet as its organizer, then published to its gates. The
-/// server picks the event id. Re-entry is forbidden.
+/// calling wallet as its organizer, then published to its gates with its
+/// check-in rules. The server picks the event id.
 #[utoipa::path(
     post,
     path = "/api/events",
@@ -155,7 +169,7 @@ impl From<EventRecord> for EventView {
         (status = 201, description = "Created", body = EventView),
         (status = 403, description = "`role_required`: the wallet is not an organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 422, description = "`invalid_field` (with `field`), or `chain_refused`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`: an unknown field, `ends_at` before `starts_at` or in the past, a rule out of range, ...), or `chain_refused`", body = ErrorBody),
         crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::SessionRefusals,
         crate::http::openapi::responses::ChainOrStorageDown,
@@ -192,6 +206,7 @@ pub async fn create_event(
             .collect(),
         transferable: body.transferable.unwrap_or(true),
         nft: body.nft,
+        rules: body.rules,
     };
     let event = events::create(&state, user.wallet, &draft).await?;
     Ok((StatusCode::CREATED, Json(event.into())))
@@ -241,7 +256,7 @@ pub struct EventPage {
     params(ListQuery),
     responses(
         (status = 200, description = "One page of events", body = EventPage),
-        (status = 400, description = "(plain text) the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: the query string does not parse", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
         crate::http::openapi::responses::Internal,
     )
@@ -297,7 +312,7 @@ async fn list_events_page(state: &AppState, query: &ListQuery) -> Result<EventPa
     params(("event" = u64, Path, description = "The event id")),
     responses(
         (status = 200, description = "The event", body = EventView),
-        (status = 400, description = "`bad_request`: the id is too large; or (plain text) it does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: the id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
         crate::http::openapi::responses::Internal,
@@ -336,6 +351,9 @@ pub struct UpdateEventBody {
     pub capacity: Option<u32>,
     #[serde(default)]
     pub transferable: Option<bool>,
+    /// Check-in rules to change (see `PUT /api/events/{event}/rules`).
+    #[serde(default)]
+    pub rules: Option<RulesChange>,
 }
 
 impl Validate for UpdateEventBody {
@@ -363,7 +381,8 @@ impl Validate for UpdateEventBody {
 
 /// `PUT /api/events/{id}` (the event's organizer): changes it on chain
 /// first (the program keeps capacity at or above what is sold), then here,
-/// then at the gates (name, doors).
+/// then at the gates (name, doors, end, rules). New times must make sense:
+/// the end after the start and not in the past.
 #[utoipa::path(
     put,
     path = "/api/events/{event}",
@@ -377,7 +396,7 @@ impl Validate for UpdateEventBody {
         (status = 200, description = "Changed on chain, here and at the gates", body = EventView),
         (status = 403, description = "`role_required`, `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 422, description = "`invalid_field` (capacity below what is sold or held, ends before it starts, ...) or `chain_refused`", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (capacity below what is sold or held, ends before it starts or in the past, a rule out of range, an unknown field, ...) or `chain_refused`", body = ErrorBody),
         crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::SessionRefusals,
         crate::http::openapi::responses::ChainOrStorageDown,
@@ -401,6 +420,7 @@ pub async fn update_event(
         doors_open_secs_before: body.doors_open_secs_before,
         capacity: body.capacity,
         transferable: body.transferable,
+        rules: body.rules,
     };
     let event = events::update(&state, &user.wallet, event_id, &changes).await?;
     Ok(Json(event.into()))

@@ -1,11 +1,15 @@
 //! The ticketing API (`/api`, `/m`): wallet login and roles ([`auth`]),
-//! events ([`events`]), minting and tickets ([`tickets`]), NFT metadata
+//! events ([`events`]), minting and tickets ([`tickets`], mint requests and
+//! their idempotency keys in [`mints`]), NFT metadata
 //! ([`nft`]), transfers by wallet and by email ([`transfers`]), purchases
-//! ([`purchases`]) and online validation for handhelds ([`validate`]).
+//! ([`purchases`]), online validation for handhelds ([`validate`]), and an
+//! event's rules, validators and incidents ([`manage`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
 pub mod events;
+pub mod manage;
+pub mod mints;
 pub mod nft;
 pub mod purchases;
 pub mod tickets;
@@ -33,8 +37,20 @@ pub fn routes() -> Router<AppState> {
             "/api/events/{event}",
             get(events::get_event).put(events::update_event),
         )
+        .route("/api/events/{event}/rules", put(manage::put_rules))
+        .route("/api/events/{event}/validators", get(manage::validators))
+        .route(
+            "/api/events/{event}/validators/{wallet}",
+            put(manage::assign_validator).delete(manage::unassign_validator),
+        )
+        .route(
+            "/api/events/{event}/incidents",
+            get(manage::incident_report),
+        )
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))
+        .route("/api/mints/{request}", get(mints::get_mint))
+        .route("/api/admin/mints/{request}", get(mints::admin_get_mint))
         .route("/api/tickets/my", get(tickets::my_tickets))
         .route("/api/tickets/{event}/{ticket}", get(tickets::get_ticket))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))

@@ -36,7 +36,7 @@ use crate::services::tickets;
                 {"trait_type": "Status", "value": "Active"}
             ]
         })),
-        (status = 400, description = "`bad_request`: the event id is too large; or (plain text) an id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`bad_request`: an id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
         crate::http::openapi::responses::Internal,
@@ -63,7 +63,7 @@ pub async fn metadata(
     params(crate::http::openapi::responses::TicketPath),
     responses(
         (status = 200, description = "The ticket card", body = String, content_type = "image/svg+xml"),
-        (status = 400, description = "(plain text) an id does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: an id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
     )

@@ -18,7 +18,9 @@ use crate::adapters::payments::PaymentError;
 use crate::http::admin::Admin;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::http::validation::{ValidJson, Validate, check_email, check_text, field_error};
+use crate::http::validation::{
+    ValidJson, Validate, check_email, check_id, check_text, field_error,
+};
 pub use crate::services::purchases::PaymentMethod;
 use crate::services::purchases::{
     self, Order, Purchase, PurchaseDetail, PurchaseStatus, WebhookEffect,
@@ -38,6 +40,7 @@ pub struct PurchaseBody {
 
 impl Validate for PurchaseBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         if let Some(email) = &self.email {
             check_email("email", email)?;
         }

@@ -2,8 +2,10 @@
 //! [`crate::services::minting`] and [`crate::services::tickets`]:
 //!
 //! - `POST /api/tickets/mint` and `/api/tickets/batch-mint` (the event's
-//!   organizer; rate limited): NFTs to wallets, paid off chain, all or
-//!   nothing; answers their QR code text.
+//!   organizer; rate limited; `Idempotency-Key`): NFTs to wallets, paid off
+//!   chain, recorded before they go to chain, all or nothing; answers their
+//!   QR code text (the shared answers and `GET /api/mints/{request}`:
+//!   [`super::mints`]).
 //! - `GET /api/tickets/my` (logged in): the wallet's tickets with their codes.
 //! - `GET /api/tickets/{event}/{ticket}` and `.../qr?format=png|svg` (holder
 //!   or the event's organizer): the signed credential, as text or image.
@@ -13,7 +15,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shared::PublicKeyBytes;
@@ -21,11 +23,15 @@ use shared::wire::CachedTicket;
 use solana_sdk::pubkey::Pubkey;
 
 use super::auth::{AuthUser, Role};
+use super::mints;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::http::validation::{ValidJson, Validate, check_count, field_error, parse_wallet};
+use crate::http::validation::{
+    ValidJson, Validate, check_count, check_id, field_error, parse_wallet,
+};
+use crate::services::minting::{self, MintKind, MintOrder, MintOutcome, MintRequestView};
 use crate::services::organizer::IssuedTicket;
-use crate::services::{Services, events, minting, tickets};
+use crate::services::{Services, events, tickets};
 
 pub use crate::services::tickets::qr_png;
 
@@ -118,25 +124,35 @@ pub struct MintBody {
 
 impl Validate for MintBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         parse_wallet("wallet", &self.wallet).map(|_| ())
     }
 }
 
+/// The idempotency key's header, as the mint endpoints document it.
+const IDEMPOTENCY_DOC: &str = "Any 1 to 255 visible ASCII characters the caller picks per request (a UUID is fine). A retry with the same key and the same body answers the first request's outcome and never mints again: 201 with the same tickets, 202 while it is still minting, or its refusal. The same key with another body is 422 naming `Idempotency-Key`. Keys are kept per wallet.";
+
 /// Mint one ticket to a wallet
 ///
 /// `POST /api/tickets/mint` (the event's organizer): one NFT to a wallet,
-/// paid off chain, published to the gates; answers its QR code text.
+/// paid off chain, published to the gates; answers its QR code text. The
+/// request is recorded (with its seat) before anything goes to chain, so a
+/// crash or a chain outage never loses it: it is finished in the background
+/// and its state read at `GET /api/mints/{request}`.
 #[utoipa::path(
     post,
     path = "/api/tickets/mint",
     tag = "tickets",
     request_body = MintBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_DOC)),
     security(("wallet_session" = [])),
     responses(
-        (status = 201, description = "Minted", body = TicketView),
+        (status = 201, description = "Minted", body = TicketView, headers(("Mint-Request-Id" = String, description = "The mint request; read it at `GET /api/mints/{request}`"))),
+        (status = 202, description = "Recorded and still minting (the chain did not answer in time, or the first request with this `Idempotency-Key` still runs); it is finished in the background: read `Location`", body = MintRequestView, headers(("Mint-Request-Id" = String, description = "The mint request"), ("Location" = String, description = "`/api/mints/{request}`"))),
         (status = 403, description = "`role_required` (not an organizer), `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event (in the database or on chain)", body = ErrorBody),
-        (status = 422, description = "`invalid_field` (with `field`), or `chain_refused` (e.g. the tier is sold out)", body = ErrorBody),
+        (status = 409, description = "`sold_out`: no seat left in the tier or the event (nothing recorded)", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`: `tier` when the event has no such tier, `Idempotency-Key` when the key was used for another body), or `chain_refused` (with `Mint-Request-Id`; its seat went back on sale)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the wallet spent its mint budget (`api.rate_limits.mint`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
         crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::SessionRefusals,
@@ -147,18 +163,43 @@ impl Validate for MintBody {
 pub async fn mint(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     ValidJson(body): ValidJson<MintBody>,
-) -> Result<(StatusCode, Json<TicketView>), ApiError> {
+) -> Result<Response, ApiError> {
     require_organizer_of(&state, &user, body.event_id).await?;
-    crate::http::limits::check_mint(&state, &user).await?;
+    let key = mints::idempotency_key(&headers)?;
     let wallet = wallet_of(&body.wallet)?;
-    let recipient = [(Pubkey::new_from_array(wallet.0), body.tier)];
-    let ticket = minting::mint(&state, body.event_id, &recipient)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::Internal("mint returned nothing".into()))?;
-    Ok((StatusCode::CREATED, Json(ticket.into())))
+    let recipients = [(Pubkey::new_from_array(wallet.0), body.tier)];
+    let caller = user.wallet.to_base58();
+    let order = MintOrder {
+        event_id: body.event_id,
+        caller: &caller,
+        kind: MintKind::Single,
+        idempotency_key: key.as_deref(),
+        recipients: &recipients,
+    };
+    let outcome = mint_once(&state, &user, &order).await?;
+    mints::answer(&state, outcome, "/api/mints", |tickets| {
+        match tickets.into_iter().next() {
+            Some(ticket) => Json(TicketView::from(ticket)).into_response(),
+            None => ApiError::Internal("mint returned nothing".into()).into_response(),
+        }
+    })
+    .await
+}
+
+/// Answers a retry from its first request without spending the mint
+/// budget; mints anew otherwise.
+async fn mint_once(
+    state: &AppState,
+    user: &AuthUser,
+    order: &MintOrder<'_>,
+) -> Result<MintOutcome, ApiError> {
+    if let Some(outcome) = minting::replay(state, order).await? {
+        return Ok(outcome);
+    }
+    crate::http::limits::check_mint(state, user).await?;
+    Ok(minting::mint(state, order).await?)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -184,6 +225,7 @@ pub const MAX_BATCH_MINT: usize = 100;
 
 impl Validate for BatchMintBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         check_count("recipients", self.recipients.len(), 1..=MAX_BATCH_MINT)?;
         for (i, r) in self.recipients.iter().enumerate() {
             parse_wallet(&format!("recipients[{i}].wallet"), &r.wallet)?;
@@ -192,44 +234,49 @@ impl Validate for BatchMintBody {
     }
 }
 
-/// Mint up to 100 tickets, all or nothing
+/// Mint up to 100 tickets
 ///
-/// `POST /api/tickets/batch-mint`: up to 100 tickets, all or nothing.
+/// `POST /api/tickets/batch-mint`: up to 100 tickets.
 ///
-/// Inventory is checked against the chain first (event capacity and each
-/// tier's supply), so a batch that does not fit mints nothing (409). The
-/// mint itself takes several transactions; if the chain fails part way,
-/// the tickets this batch already minted are revoked on chain (void at every
-/// gate) and the request fails, so a batch never half-succeeds.
+/// The batch's seats are taken at once with the request's record, before
+/// anything goes to chain, so a batch that does not fit mints nothing (409).
+/// The mint itself takes several transactions, each recorded before it is
+/// sent: if the server dies or the chain stops answering part way, the
+/// batch is finished in the background (202 until then; read
+/// `GET /api/mints/{request}`, or retry with the same `Idempotency-Key`).
+/// If the chain refuses part way, the tickets this batch already minted are
+/// revoked on chain (void at every gate), the seats of the rest go back on
+/// sale and the request fails (422 `chain_refused`), so a batch never
+/// half-succeeds.
 #[utoipa::path(
     post,
     path = "/api/tickets/batch-mint",
     tag = "tickets",
     request_body = BatchMintBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_DOC)),
     security(("wallet_session" = [])),
     responses(
-        (status = 201, description = "All minted", body = Vec<TicketView>),
+        (status = 201, description = "All minted", body = Vec<TicketView>, headers(("Mint-Request-Id" = String, description = "The mint request; read it at `GET /api/mints/{request}`"))),
+        (status = 202, description = "Recorded and still minting; finished in the background: read `Location`", body = MintRequestView, headers(("Mint-Request-Id" = String, description = "The mint request"), ("Location" = String, description = "`/api/mints/{request}`"))),
         (status = 403, description = "`role_required` (not an organizer), `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event (in the database or on chain)", body = ErrorBody),
-        (status = 409, description = "`conflict`: sold out, or a tier has fewer tickets left than asked", body = ErrorBody),
-        (status = 422, description = "`invalid_field` (with `field`; e.g. `recipients[3].tier`: no such tier), or `chain_refused`", body = ErrorBody),
+        (status = 409, description = "`sold_out`: a tier or the event has fewer seats left than asked (nothing recorded)", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`; e.g. `recipients[3].tier`: no such tier, or `Idempotency-Key` used for another body), or `chain_refused` (with `Mint-Request-Id`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the wallet spent its mint budget (`api.rate_limits.mint`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
         crate::http::openapi::responses::JsonBodyRefusals,
         crate::http::openapi::responses::SessionRefusals,
         crate::http::openapi::responses::ChainOrStorageDown,
+        crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn batch_mint(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     ValidJson(body): ValidJson<BatchMintBody>,
-) -> Result<(StatusCode, Json<Vec<TicketView>>), ApiError> {
+) -> Result<Response, ApiError> {
     require_organizer_of(&state, &user, body.event_id).await?;
-    crate::http::limits::check_mint(&state, &user).await?;
-    let tiers = body.recipients.iter().map(|r| r.tier);
-    if let Some(i) = minting::unknown_tier(&state, body.event_id, tiers).await? {
-        return Err(field_error(format!("recipients[{i}].tier"), "no such tier"));
-    }
+    let key = mints::idempotency_key(&headers)?;
     let recipients: Vec<(Pubkey, u8)> = body
         .recipients
         .iter()
@@ -238,13 +285,25 @@ pub async fn batch_mint(
             Ok((Pubkey::new_from_array(wallet.0), r.tier))
         })
         .collect::<Result<_, ApiError>>()?;
-    // Seats are taken for the whole batch at once, or none (409 sold_out),
-    // counting buyers who are paying right now as well as what is minted.
-    let issued = minting::mint(&state, body.event_id, &recipients).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(issued.into_iter().map(TicketView::from).collect()),
-    ))
+    let caller = user.wallet.to_base58();
+    let order = MintOrder {
+        event_id: body.event_id,
+        caller: &caller,
+        kind: MintKind::Batch,
+        idempotency_key: key.as_deref(),
+        recipients: &recipients,
+    };
+    let outcome = mint_once(&state, &user, &order).await?;
+    mints::answer(&state, outcome, "/api/mints", |tickets| {
+        Json(
+            tickets
+                .into_iter()
+                .map(TicketView::from)
+                .collect::<Vec<_>>(),
+        )
+        .into_response()
+    })
+    .await
 }
 
 /// The calling wallet's tickets
@@ -299,7 +358,7 @@ pub struct QrQuery {
             (inline(crate::http::openapi::BinaryBody) = "image/png"),
             (String = "image/svg+xml"),
         )),
-        (status = 400, description = "(plain text) an id or the query string does not parse", body = String, content_type = "text/plain"),
+        (status = 400, description = "`bad_request`: an id or the query string does not parse", body = ErrorBody),
         (status = 403, description = "`forbidden`: neither the holder nor the event's organizer; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such ticket or event", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `format` is neither `png` nor `svg`", body = ErrorBody),

@@ -153,7 +153,7 @@ impl From<Submitted> for SubmittedTransfer {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The unsigned transaction", body = TransferRequest),
-        (status = 400, description = "`malformed_json`: the body is not JSON; or (plain text) a path id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`malformed_json`: the body is not JSON; `bad_request`: a path id does not parse", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not the ticket's holder; or `login_disabled`", body = ErrorBody),
@@ -223,7 +223,7 @@ impl Validate for SignedTransferBody {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "Sent; the ticket as it is now on chain (after a transfer: its new owner and generation) and the email transfer it opened or cancelled", body = SubmittedTransfer),
-        (status = 400, description = "`malformed_json`: the body is not JSON; or (plain text) a path id does not parse", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "`malformed_json`: the body is not JSON; `bad_request`: a path id does not parse", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send the body as `application/json`", body = ErrorBody),
         (status = 403, description = "`login_disabled`", body = ErrorBody),

@@ -1,27 +1,29 @@
-//! Validation for handheld clients without the gate agent (`/api/validate`,
-//! validator or organizer role): bodies and handlers. The decisions and the
-//! journal are `crate::services::validation`.
+//! Validation for handheld clients without the gate agent (`/api/validate`):
+//! bodies and handlers. Only the event's organizer and the wallets it
+//! assigned (`PUT /api/events/{event}/validators/{wallet}`) may write scans
+//! into an event. The decisions and the journal are
+//! `crate::services::validation`.
 //!
 //! - `POST /api/validate` `{event_id, gate, code}`: decide now (5 per second
 //!   per validator and gate).
 //! - `POST /api/validate/offline` `{event_id, gate, scan}` and
 //!   `POST /api/validate/sync` `{event_id, gate, scans: [...]}`: scans a
-//!   handheld decided while offline; idempotent by scan id.
+//!   handheld decided while offline, each with the code it scanned;
+//!   idempotent by scan id.
 
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use shared::Direction;
 use shared::wire::{JournalAck, ScanRecord};
 use uuid::Uuid;
 
-use super::auth::{AuthUser, Role};
+use super::auth::AuthUser;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::http::validation::{ValidJson, Validate, check_count, check_text};
-use crate::services::validation::{self, OnlineDecision};
-
-/// Who may validate tickets.
-const VALIDATORS: &[Role] = &[Role::Validator, Role::Organizer];
+use crate::http::validation::{ValidJson, Validate, check_count, check_id, check_text};
+use crate::services::staff;
+use crate::services::validation::{self, HandheldScan, OnlineDecision};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +37,7 @@ pub struct ValidateBody {
 
 impl Validate for ValidateBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         check_text(
             "code",
             &self.code,
@@ -74,10 +77,10 @@ impl From<OnlineDecision> for ValidateResponse {
 
 /// Validate a ticket now
 ///
-/// `POST /api/validate` (validator or organizer): the same admission rules
-/// as the gates, against the server's view of the ticket; the scan is
-/// journalled like a gate's and replayed on chain in the next batch. 5 per
-/// second per validator and gate.
+/// `POST /api/validate` (the event's organizer or a validator it assigned):
+/// the same admission rules as the gates, against the server's view of the
+/// ticket; the scan is journalled like a gate's and replayed on chain in the
+/// next batch. 5 per second per validator and gate.
 #[utoipa::path(
     post,
     path = "/api/validate",
@@ -86,7 +89,7 @@ impl From<OnlineDecision> for ValidateResponse {
     security(("wallet_session" = [])),
     responses(
         (status = 200, description = "The decision (a refusal is a decision too: see `outcome`)", body = ValidateResponse),
-        (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the wallet is neither the event's organizer nor a validator it assigned; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `code` is empty or too long, or the event has no such gate", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the validator spent its budget at this gate (`api.rate_limits.validate`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Whole seconds to wait before trying again"))),
@@ -100,7 +103,7 @@ pub async fn validate(
     user: AuthUser,
     ValidJson(body): ValidJson<ValidateBody>,
 ) -> Result<Json<ValidateResponse>, ApiError> {
-    user.require_role(VALIDATORS)?;
+    staff::require_validator(&state, &user.wallet, user.role, body.event_id).await?;
     crate::http::limits::check_validate(&state, &user, body.event_id, body.gate).await?;
     let decision =
         validation::validate_online(&state, &user.wallet, body.event_id, body.gate, &body.code)
@@ -108,17 +111,71 @@ pub async fn validate(
     Ok(Json(decision.into()))
 }
 
+/// A scan a handheld decided offline: the journal record (as a gate's, see
+/// `ScanRecord`) and the code it scanned, which the server verifies.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandheldScanBody {
+    /// Unique (UUIDv7 made by the handheld); uploads are idempotent on it.
+    pub scan_id: Uuid,
+    /// The gate of the request.
+    pub gate: u32,
+    pub direction: Direction,
+    /// When the handheld decided, in Unix milliseconds of its clock.
+    pub scanned_at_ms: i64,
+    /// The handheld's input, 1 to 128 characters.
+    pub source: String,
+    /// When given, the code's event, ticket and generation.
+    #[serde(default)]
+    pub event_id: Option<u64>,
+    #[serde(default)]
+    pub ticket_id: Option<u32>,
+    #[serde(default)]
+    pub generation: Option<u32>,
+    #[serde(default)]
+    pub tier: Option<u8>,
+    /// The decision's stable code (`admitted`, `already_inside`, ...); must
+    /// agree with `opened`.
+    pub outcome: String,
+    pub opened: bool,
+    /// The scanned QR code's text (the signed credential). A record without
+    /// one is refused (`code_missing`).
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+impl From<HandheldScanBody> for HandheldScan {
+    fn from(b: HandheldScanBody) -> Self {
+        HandheldScan {
+            record: ScanRecord {
+                scan_id: b.scan_id,
+                gate: b.gate,
+                direction: b.direction,
+                scanned_at_ms: b.scanned_at_ms,
+                source: b.source,
+                event_id: b.event_id,
+                ticket_id: b.ticket_id,
+                generation: b.generation,
+                tier: b.tier,
+                outcome: b.outcome,
+                opened: b.opened,
+            },
+            code: b.code,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfflineBody {
     pub event_id: u64,
     pub gate: u32,
-    pub scan: ScanRecord,
+    pub scan: HandheldScanBody,
 }
 
 impl Validate for OfflineBody {
     fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
+        check_id("event_id", self.event_id)
     }
 }
 
@@ -128,11 +185,12 @@ pub struct SyncBody {
     pub event_id: u64,
     pub gate: u32,
     /// 1 to 1000 scans, each at this gate.
-    pub scans: Vec<ScanRecord>,
+    pub scans: Vec<HandheldScanBody>,
 }
 
 impl Validate for SyncBody {
     fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
         check_count("scans", self.scans.len(), 1..=1000)
     }
 }
@@ -142,16 +200,19 @@ async fn store_offline(
     user: &AuthUser,
     event_id: u64,
     gate: u32,
-    scans: &[ScanRecord],
+    scans: Vec<HandheldScanBody>,
 ) -> Result<JournalAck, ApiError> {
-    user.require_role(VALIDATORS)?;
-    Ok(validation::ingest_offline(state, &user.wallet, event_id, gate, scans).await?)
+    staff::require_validator(state, &user.wallet, user.role, event_id).await?;
+    let scans: Vec<HandheldScan> = scans.into_iter().map(HandheldScan::from).collect();
+    Ok(validation::ingest_offline(state, &user.wallet, event_id, gate, &scans).await?)
 }
 
 /// Upload one scan a handheld decided offline
 ///
-/// `POST /api/validate/offline` (validator or organizer): idempotent by
-/// scan id.
+/// `POST /api/validate/offline` (the event's organizer or a validator it
+/// assigned): idempotent by scan id. The record is refused (listed in
+/// `refused`, not stored) when its code is missing, not the event issuer's,
+/// or not the record's ticket and generation.
 #[utoipa::path(
     post,
     path = "/api/validate/offline",
@@ -159,8 +220,8 @@ async fn store_offline(
     request_body = OfflineBody,
     security(("wallet_session" = [])),
     responses(
-        (status = 200, description = "Stored (or stored before)", body = JournalAck),
-        (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 200, description = "Stored (or stored before), or refused with its reason in `refused`", body = JournalAck),
+        (status = 403, description = "`forbidden`: the wallet is neither the event's organizer nor a validator it assigned; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
         (status = 422, description = "`invalid_field`: the event has no such gate, or the scan names another gate", body = ErrorBody),
         crate::http::openapi::responses::JsonBodyRefusals,
@@ -173,21 +234,15 @@ pub async fn offline(
     user: AuthUser,
     ValidJson(body): ValidJson<OfflineBody>,
 ) -> Result<Json<JournalAck>, ApiError> {
-    let ack = store_offline(
-        &state,
-        &user,
-        body.event_id,
-        body.gate,
-        std::slice::from_ref(&body.scan),
-    )
-    .await?;
+    let ack = store_offline(&state, &user, body.event_id, body.gate, vec![body.scan]).await?;
     Ok(Json(ack))
 }
 
 /// Upload scans a handheld decided offline
 ///
-/// `POST /api/validate/sync` (validator or organizer): up to 1000 scans,
-/// idempotent by scan id.
+/// `POST /api/validate/sync` (the event's organizer or a validator it
+/// assigned): up to 1000 scans, idempotent by scan id; each is checked
+/// against its code like `/api/validate/offline`'s.
 #[utoipa::path(
     post,
     path = "/api/validate/sync",
@@ -195,8 +250,8 @@ pub async fn offline(
     request_body = SyncBody,
     security(("wallet_session" = [])),
     responses(
-        (status = 200, description = "Stored (or stored before)", body = JournalAck),
-        (status = 403, description = "`role_required`: the wallet is neither a validator nor an organizer; or `login_disabled`", body = ErrorBody),
+        (status = 200, description = "Stored (or stored before); refused records listed in `refused` with their reason", body = JournalAck),
+        (status = 403, description = "`forbidden`: the wallet is neither the event's organizer nor a validator it assigned; or `login_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
         (status = 422, description = "`invalid_field`: no scans or more than 1000, the event has no such gate, or a scan names another gate", body = ErrorBody),
         crate::http::openapi::responses::JsonBodyRefusals,
@@ -209,6 +264,6 @@ pub async fn sync(
     user: AuthUser,
     ValidJson(body): ValidJson<SyncBody>,
 ) -> Result<Json<JournalAck>, ApiError> {
-    let ack = store_offline(&state, &user, body.event_id, body.gate, &body.scans).await?;
+    let ack = store_offline(&state, &user, body.event_id, body.gate, body.scans).await?;
     Ok(Json(ack))
 }

@@ -24,7 +24,9 @@ use crate::http::error::ApiError;
 
 const DESCRIPTION: &str = "The server gate boxes sync with, and the ticketing API.
 
-Three kinds of caller, each with its own credentials: gate boxes sign every request with the key they enrolled (`/gate/v1`, security `gate_*`); organizers use the server's admin token (`/api/admin`, `admin_token`); wallets log in by signing a one-time message and send the session token they get (`wallet_session`). Events, NFT metadata, health, metrics and this document are public.
+Three kinds of caller, each with its own credentials: gate boxes sign every request with the key they enrolled (`/gate/v1`, security `gate_*`); organizers use the server's admin token (`/api/admin`, `admin_token`); wallets log in by signing a one-time message and send the session token they get (`wallet_session`). An event's rules, validators and incidents (`/api/events/{event}/...`) take its organizer's wallet or the admin token. Events, NFT metadata, health, metrics and this document are public.
+
+Every request body is read strictly: a field the endpoint does not know is refused with 422 `invalid_field` naming it (a gate speaking a newer protocol version than the server may add fields).
 
 Errors answer a JSON body `{\"error\": code, \"message\": text}` (`ErrorBody`), with `field` when one field of the request body is at fault; act on `error`, not on `message`. Every refusal has this shape, including a path segment or query string that does not parse, a body too large or of the wrong type, and an unknown route or method (`not_found`, `method_not_allowed`).
 
@@ -62,9 +64,16 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::api::events::list_events,
         crate::http::api::events::get_event,
         crate::http::api::events::update_event,
+        crate::http::api::manage::put_rules,
+        crate::http::api::manage::validators,
+        crate::http::api::manage::assign_validator,
+        crate::http::api::manage::unassign_validator,
+        crate::http::api::manage::incident_report,
         crate::http::api::tickets::get_ticket,
         crate::http::api::tickets::mint,
         crate::http::api::tickets::batch_mint,
+        crate::http::api::mints::get_mint,
+        crate::http::api::mints::admin_get_mint,
         crate::http::api::tickets::my_tickets,
         crate::http::api::tickets::qr,
         crate::http::api::transfers::transfer,
@@ -90,10 +99,10 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         (name = "gate", description = "The gate protocol: a box enrols with a one-time token, then signs every request with its own key. Snapshots and deltas are binary and signed by the server."),
         (name = "admin", description = "Organizer endpoints, with the server's admin token: gates and their boxes, events and tickets on chain, the replay of scans, wallet roles."),
         (name = "auth", description = "Wallet login: ask for a one-time message, sign it with the wallet, get a session token."),
-        (name = "events", description = "Events as buyers see them; creating one takes an organizer's wallet."),
+        (name = "events", description = "Events as buyers see them; creating one takes an organizer's wallet. Its organizer sets its check-in rules (re-entry, unknown tickets, holder proof, tier -> gates, end-time grace), assigns the wallets that may validate it, and reviews its conflicts and incidents."),
         (name = "tickets", description = "Minting (organizers), holders' tickets and QR codes, transfers signed by the holder's wallet, to a wallet or to an email address claimed with the mailed code."),
         (name = "purchases", description = "Buying a ticket: a seat is held while the buyer pays by card (Stripe, confirmed by its signed webhook) or in SOL (a transaction the buyer's wallet signs); then the ticket is minted to the buyer."),
-        (name = "validation", description = "Handhelds without the gate agent (validator or organizer wallets): validate online, upload scans decided offline."),
+        (name = "validation", description = "Handhelds without the gate agent (the event's organizer or a validator it assigned): validate online, upload scans decided offline with the codes they scanned."),
         (name = "metadata", description = "What wallets and marketplaces read about a ticket NFT. Public."),
         (name = "service", description = "Health, metrics and this documentation. Public."),
     )

@@ -7,8 +7,16 @@ use crate::http::error::ErrorBody;
 /// Refusals of a JSON request body.
 #[derive(utoipa::IntoResponses)]
 pub enum JsonBodyRefusals {
-    #[response(status = 400, description = "`malformed_json`: the body is not JSON")]
+    #[response(
+        status = 400,
+        description = "`malformed_json`: the body is not JSON; `bad_request`: a path parameter does not parse"
+    )]
     Malformed(ErrorBody),
+    #[response(
+        status = 408,
+        description = "`request_timeout`: the body did not arrive within `connections.body_timeout_secs`"
+    )]
+    TooSlow(ErrorBody),
     #[response(status = 413, description = "`payload_too_large`")]
     TooLarge(ErrorBody),
     #[response(

@@ -20,7 +20,6 @@ mod worker;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use shared::PublicKeyBytes;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
@@ -82,16 +81,12 @@ fn chain_ctx(services: &Services) -> Result<&ChainContext, ServiceError> {
 }
 
 fn encode_tx(transaction: &Transaction) -> Result<String, ServiceError> {
-    let bytes =
-        bincode::serialize(transaction).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    crate::chain::ops::encode_transaction(transaction)
+        .map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
 fn decode_tx(text: &str) -> Option<Transaction> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()?;
-    bincode::deserialize(&bytes).ok()
+    crate::chain::ops::decode_transaction(text)
 }
 
 async fn load(services: &Services, purchase_id: &str) -> Result<Purchase, ServiceError> {

@@ -61,7 +61,9 @@ pub async fn fulfil_card(services: &Services, purchase_id: &str) -> Result<(), S
         if purchase.method == PaymentMethod::Sol {
             return Ok(());
         }
-        // Sign a mint of the next ticket id and record it before sending.
+        // Sign a mint of the next ticket id and record it before sending;
+        // the event's lock keeps this server's mints from racing for it.
+        let turn = services.mint_locks.lock(purchase.event_id).await;
         let event = event_on_chain(services, purchase.event_id).await?;
         let event_address =
             ticketing::client::event_address(&ctx.authority.pubkey(), purchase.event_id).0;
@@ -90,7 +92,9 @@ pub async fn fulfil_card(services: &Services, purchase_id: &str) -> Result<(), S
             .await?;
         crate::failpoint::failpoint("purchase.mint_recorded");
         let deadline = Instant::now() + Duration::from_secs(60);
-        match crate::chain::ops::wait_for(ctx.chain.as_ref(), &transaction, deadline).await {
+        let sent = crate::chain::ops::wait_for(ctx.chain.as_ref(), &transaction, deadline).await;
+        drop(turn);
+        match sent {
             Ok(()) => {
                 crate::failpoint::failpoint("purchase.after_chain");
                 complete(services, purchase_id).await?;

@@ -214,14 +214,26 @@ async fn an_exit_without_an_entry_is_an_incident_and_locks_nobody_out(db: Db) {
         matches!(state, None | Some(shared::Presence::NeverEntered)),
         "{state:?}"
     );
-    // The exit is flagged for the organizer.
-    let pool = raw_pool(&server.state).await;
-    let flagged: Vec<(String,)> =
-        sqlx::query_as("SELECT scan_id FROM scans WHERE unmatched_exit = 1")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(flagged, vec![(stray.scan_id.to_string(),)]);
+    // The exit is flagged for the organizer, listed with the incidents.
+    let report = server
+        .admin_get(&format!("/api/events/{EVENT}/incidents"))
+        .await;
+    let listed: Vec<(String, String)> = report["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["scan_id"].as_str().unwrap().to_owned(),
+                i["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(stray.scan_id.to_string(), "exit_without_entry".to_owned())],
+        "{report}"
+    );
 
     // The holder's first entry is admitted (decided by the gate, recorded
     // as an admission, not a conflict) and goes on chain as the fold.

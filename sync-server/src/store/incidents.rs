@@ -21,11 +21,13 @@ pub struct Incident {
     /// The refusal the server's rules give it now: `revoked`, `frozen`,
     /// `refunded`, `stale_generation`, `owner_mismatch`, `unknown_ticket`,
     /// `event_cancelled`, `doors_not_open`, `doors_closed`, `event_ended`,
-    /// `tier_not_allowed`.
+    /// `tier_not_allowed`; or `exit_without_entry`: an exit of someone with
+    /// no recorded entry since their last exit, which moved nobody.
     pub reason: String,
     /// When the gate admitted, by its clock (Unix milliseconds).
     pub scanned_at_ms: i64,
-    /// When the server found it (Unix seconds).
+    /// When the server found it (Unix seconds; for an exit without entry,
+    /// when the exit was uploaded).
     pub recorded_at: i64,
 }
 
@@ -106,13 +108,17 @@ impl Store {
         Ok(new)
     }
 
-    /// An event's incidents whose scans are stored, oldest scan first.
+    /// An event's incidents whose scans are stored, and its exits without
+    /// entry (as the presence fold flags them), oldest scan first.
     pub async fn incidents(&self, event_id: u64) -> Result<Vec<Incident>, StoreError> {
         let rows = sqlx::query(
             "SELECT i.scan_id, i.ticket_id, i.gate, i.reason, i.scanned_at_ms, i.recorded_at
              FROM incidents i JOIN scans s ON s.scan_id = i.scan_id
              WHERE i.event_id = $1 AND s.event_id = $1
-             ORDER BY i.scanned_at_ms, i.scan_id",
+             UNION ALL
+             SELECT scan_id, ticket_id, gate, 'exit_without_entry', scanned_at_ms, received_at
+             FROM scans WHERE event_id = $1 AND unmatched_exit = 1
+             ORDER BY 5, 1",
         )
         .bind(i64_of(event_id)?)
         .fetch_all(&self.pool)

@@ -228,10 +228,8 @@ fn every_way_a_tickets_scans_fold() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
-    // A gate that saw every scan itself and the server folding them must end
-    // with the same presence and count, or gates would take wrong views.
+/// Ticket 5 of event 7, its holder's key and the verified code gates read.
+fn holders_code() -> (PublicKeyBytes, shared::VerifiedCredential) {
     let issuer = SigningKey::from_bytes(&[1; 32]);
     let holder = PublicKeyBytes::from(&SigningKey::from_bytes(&[2; 32]).verifying_key());
     let code = Credential::issue(
@@ -245,8 +243,16 @@ fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
         &issuer,
     );
     let keys = vec![PublicKeyBytes::from(&issuer.verifying_key())];
-    let verified = code.verify(&|_: u64| keys.clone()).unwrap();
-    let policy = |direction| GatePolicy {
+    (holder, code.verify(&|_: u64| keys.clone()).unwrap())
+}
+
+/// Gate 4 of event 7, doors open all along, with the given rules.
+fn gate_policy(
+    direction: Direction,
+    reentry: ReentryPolicy,
+    unknown_tickets: UnknownTicketPolicy,
+) -> GatePolicy {
+    GatePolicy {
         event_id: 7,
         gate: 4,
         direction,
@@ -256,14 +262,28 @@ fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
             closes_at: 1_000_000,
         },
         allowed_tiers: None,
-        reentry: ReentryPolicy::AllowedAfter {
-            min_outside_secs: 60,
-        },
-        unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
-        holder_proof: HolderProofPolicy::NotRequired,
         tier_gates: vec![],
         ends_at: 1_000_000,
         end_grace_secs: 0,
+        reentry,
+        unknown_tickets,
+        holder_proof: HolderProofPolicy::NotRequired,
+    }
+}
+
+#[test]
+fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
+    // A gate that saw every scan itself and the server folding them must end
+    // with the same presence and count, or gates would take wrong views.
+    let (holder, verified) = holders_code();
+    let policy = |direction| {
+        gate_policy(
+            direction,
+            ReentryPolicy::AllowedAfter {
+                min_outside_secs: 60,
+            },
+            UnknownTicketPolicy::AdmitIfSigned,
+        )
     };
     let mut gate_state = state(Presence::NeverEntered, 0);
     gate_state.owner = holder;
@@ -303,36 +323,13 @@ fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
 
 #[test]
 fn an_exit_first_never_locks_out_a_holder_where_reentry_is_forbidden() {
-    let issuer = SigningKey::from_bytes(&[1; 32]);
-    let holder = PublicKeyBytes::from(&SigningKey::from_bytes(&[2; 32]).verifying_key());
-    let code = Credential::issue(
-        CredentialBody {
-            event_id: 7,
-            ticket_id: 5,
-            tier: 0,
-            owner: holder,
-            generation: 1,
-        },
-        &issuer,
-    );
-    let keys = vec![PublicKeyBytes::from(&issuer.verifying_key())];
-    let verified = code.verify(&|_: u64| keys.clone()).unwrap();
-    let policy = |direction| GatePolicy {
-        event_id: 7,
-        gate: 4,
-        direction,
-        event_status: EventStatus::Active,
-        doors: DoorsWindow {
-            opens_at: 0,
-            closes_at: 1_000_000,
-        },
-        allowed_tiers: None,
-        tier_gates: vec![],
-        ends_at: 1_000_000,
-        end_grace_secs: 0,
-        reentry: ReentryPolicy::Forbidden,
-        unknown_tickets: UnknownTicketPolicy::Reject,
-        holder_proof: HolderProofPolicy::NotRequired,
+    let (holder, verified) = holders_code();
+    let policy = |direction| {
+        gate_policy(
+            direction,
+            ReentryPolicy::Forbidden,
+            UnknownTicketPolicy::Reject,
+        )
     };
     let mut gate_state = state(Presence::NeverEntered, 0);
     gate_state.owner = holder;

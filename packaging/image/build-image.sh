@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Builds the gate appliance image: Debian 12 (bookworm), the gate-agent
+# package, a read-only root in slot A of an A/B pair, a FAT boot partition and
+# an ext4 data partition for the agent's store. Layout and boot: README.md
+# (section "Image") beside packaging/build.sh.
+#
+#   packaging/image/build-image.sh [options] ARCH DEBDIR OUT.img
+#
+#   ARCH      amd64 or arm64
+#   DEBDIR    holds gate-agent_*_ARCH.deb (packaging/build.sh OUTDIR)
+#   options   --profile vm|pi   vm: serial scanner on ttyS1, log outputs,
+#                               status page on 0.0.0.0:8088, root autologin
+#                               on the serial console (tests only); pi: the
+#                               package's own config (GPIO HAT), no login.
+#                               Default: vm for amd64, pi for arm64.
+#             --ntp HOST        default NTP server baked into the image
+#             --data-size MIB   data partition (default 256)
+#             --mirror URL      Debian mirror (default http://deb.debian.org/debian)
+#
+# Runs as root (chroot, and owners kept in the file systems). No loop
+# devices or mounts: partitions are written into the image file at their
+# offsets (mke2fs -d, mkfs.vfat --offset, mtools). The Debian base (everything
+# but the agent) is cached as a tarball under
+# ${XDG_CACHE_HOME:-~/.cache}/nft-gate/image, keyed by its recipe, so a warm
+# build only installs the agent and writes the file systems.
+# arm64 on an amd64 machine needs qemu-user-static and binfmt-support.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+profile="" ntp="" data_mib=256 mirror=http://deb.debian.org/debian
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=$2; shift 2 ;;
+    --ntp) ntp=$2; shift 2 ;;
+    --data-size) data_mib=$2; shift 2 ;;
+    --mirror) mirror=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    --*) echo "unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+[ $# -eq 3 ] || { echo "usage: $0 [--profile vm|pi] [--ntp HOST] ARCH DEBDIR OUT.img" >&2; exit 2; }
+arch=$1 debdir=$2 out=$3
+case "$arch" in amd64|arm64) ;; *) echo "ARCH must be amd64 or arm64" >&2; exit 2 ;; esac
+[ -n "$profile" ] || { [ "$arch" = amd64 ] && profile=vm || profile=pi; }
+case "$profile" in vm|pi) ;; *) echo "--profile must be vm or pi" >&2; exit 2 ;; esac
+[ "$(id -u)" -eq 0 ] || { echo "build-image.sh runs as root (chroot, file owners)" >&2; exit 2; }
+deb=$(ls "$debdir"/gate-agent_*_"$arch".deb 2>/dev/null | sort -V | tail -n1)
+[ -n "$deb" ] || { echo "no gate-agent_*_$arch.deb in $debdir" >&2; exit 2; }
+for tool in mmdebstrap sfdisk mke2fs mkfs.vfat mcopy mmd; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install mmdebstrap fdisk e2fsprogs dosfstools mtools)" >&2; exit 2; }
+done
+
+say() { printf '[build-image %s] %s\n' "$(date +%T)" "$*"; }
+t0=$(date +%s)
+
+# --- the Debian base, cached ------------------------------------------------
+# The packages of the appliance. No recommends (mmdebstrap's default).
+packages=(systemd systemd-sysv udev systemd-timesyncd systemd-resolved
+  ca-certificates kmod initramfs-tools zstd e2fsprogs dosfstools)
+components=main
+case "$arch" in
+  amd64) packages+=(linux-image-amd64) ;;
+  # raspi-firmware: the Pi's boot firmware (non-free-firmware component).
+  arm64) packages+=(linux-image-arm64 raspi-firmware); components=main,non-free-firmware ;;
+esac
+dpkg_opts=('path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*'
+  'path-exclude=/usr/share/locale/*' 'path-exclude=/usr/share/doc/*'
+  'path-include=/usr/share/doc/*/copyright' 'path-exclude=/usr/share/lintian/*')
+# initramfs: generic (the image boots on any board of the arch), zstd.
+initramfs_conf='MODULES=most\nCOMPRESS=zstd\n'
+recipe="bookworm $arch $components $mirror ${packages[*]} ${dpkg_opts[*]} $initramfs_conf merged-usr v1"
+key=$(printf '%s' "$recipe" | sha256sum | cut -c1-16)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/nft-gate/image
+base=$cache/base-$arch-$key.tar
+mkdir -p "$cache"
+if [ -s "$base" ]; then
+  say "Debian base from the cache: $base"
+else
+  say "Debian base: mmdebstrap bookworm $arch (${packages[*]})"
+  args=(--mode=root --format=tar --variant=essential --arch="$arch" --components="$components"
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+    --include="$(IFS=,; echo "${packages[*]}")"
+    --essential-hook="mkdir -p \"\$1/etc/initramfs-tools/conf.d\" && printf '$initramfs_conf' > \"\$1/etc/initramfs-tools/conf.d/gate-image.conf\""
+    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*')
+  for o in "${dpkg_opts[@]}"; do args+=(--dpkgopt="$o"); done
+  mmdebstrap "${args[@]}" bookworm "$base.partial" "$mirror"
+  mv "$base.partial" "$base"
+  # Older bases of this arch are other recipes: keep the cache small.
+  find "$cache" -maxdepth 1 -name "base-$arch-*.tar" ! -name "$(basename "$base")" -delete
+fi
+
+# --- the root tree --------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/gate-image.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"
+tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xpf "$base"
+
+say "installing $(basename "$deb")"
+cp "$deb" "$root/tmp/gate-agent.deb"
+chroot "$root" dpkg -i /tmp/gate-agent.deb >/dev/null
+rm -f "$root/tmp/gate-agent.deb"
+version=$(dpkg-deb -f "$deb" Version)
+agent_help=$(chroot "$root" /usr/bin/gate-agent enrol --help 2>&1 || true)
+
+# Kernel modules no gate box drives (sound, GPUs of desktops, InfiniBand,
+# Wi-Fi other than the Pi's own, staging drivers): a smaller root. The
+# initramfs was made before, with everything.
+kver=$(ls "$root/usr/lib/modules" | sort -V | tail -n1)
+mods=$root/usr/lib/modules/$kver/kernel
+rm -rf "$mods/sound" "$mods/drivers/infiniband" "$mods/drivers/staging" \
+  "$mods/drivers/gpu/drm/amd" "$mods/drivers/gpu/drm/radeon" "$mods/drivers/gpu/drm/nouveau" \
+  "$mods/drivers/gpu/drm/i915" "$mods/drivers/comedi" "$mods/drivers/iio" \
+  "$mods/drivers/isdn" "$mods/net/mac80211"
+find "$mods/drivers/net/wireless" -mindepth 1 -maxdepth 1 ! -name broadcom -exec rm -rf {} + 2>/dev/null || true
+[ "$arch" = arm64 ] || rm -rf "$mods/drivers/net/wireless"
+chroot "$root" depmod "$kver"
+
+# The partition table's disk id: PARTUUID=<id>-02 is slot A's root.
+disk_id=$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+part_a=PARTUUID=$disk_id-02
+part_b=PARTUUID=$disk_id-03
+
+say "configuring the appliance ($profile profile)"
+gid_agent=$(awk -F: '$1=="gate-agent"{print $3}' "$root/etc/group")
+[ -n "$gid_agent" ] || { echo "the package did not create the gate-agent group" >&2; exit 1; }
+install -d "$root/boot/firmware" "$root/var/lib/gate-agent" "$root/media/gate-usb"
+cat > "$root/etc/fstab" <<FSTAB
+# The root file system is read-only; its slot (A or B) is the kernel's root=.
+/dev/root        /                    ext4   ro,noatime                    0 0
+# Boot partition: kernel, initrd, firmware, and what a technician drops here
+# (gate-enrol.toml, gate-cache.bin, gate-ntp.conf). Readable by the agent.
+LABEL=GATE-BOOT  /boot/firmware       vfat   rw,noatime,flush,uid=0,gid=$gid_agent,fmask=0137,dmask=0027,x-systemd.device-timeout=30s  0 2
+# Data partition: the agent's store, journal and device key. data=journal:
+# file data goes through the ext4 journal too (the agent also syncs every
+# commit: SQLite WAL, synchronous=FULL).
+LABEL=gate-data  /var/lib/gate-agent  ext4   rw,noatime,nodev,nosuid,noexec,data=journal,errors=remount-ro  0 2
+# Everything else that changes at run time lives in memory.
+tmpfs            /tmp                 tmpfs  mode=1777,nosuid,nodev,size=64M    0 0
+tmpfs            /var/tmp             tmpfs  mode=1777,nosuid,nodev,size=16M    0 0
+tmpfs            /var/log             tmpfs  mode=0755,nosuid,nodev,size=32M    0 0
+tmpfs            /var/lib/systemd     tmpfs  mode=0755,nosuid,nodev,size=8M     0 0
+tmpfs            /var/cache           tmpfs  mode=0755,nosuid,nodev,size=8M     0 0
+FSTAB
+
+# An empty machine-id: systemd makes one at each boot and keeps it in /run.
+# Nothing on the box depends on it lasting (the agent's identity is its
+# device key on the data partition).
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+echo gate > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tgate\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+
+# Logs in memory only; the agent's journal is its own, on the data partition.
+install -d "$root/etc/systemd/journald.conf.d"
+printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n' > "$root/etc/systemd/journald.conf.d/gate-image.conf"
+
+# Wired network by DHCP (NTP servers from DHCP are used too).
+install -d "$root/etc/systemd/network"
+cat > "$root/etc/systemd/network/80-gate-wired.network" <<'NET'
+[Match]
+Name=en* eth*
+
+[Network]
+DHCP=yes
+NET
+# network-online.target (the enrolment waits on it) once any link is up,
+# and never more than a minute: the gate works offline.
+install -d "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
+cat > "$root/etc/systemd/system/systemd-networkd-wait-online.service.d/gate-image.conf" <<'WAIT'
+[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=60
+WAIT
+
+# Time: systemd-timesyncd. Servers from the boot partition's gate-ntp.conf
+# (timesyncd.conf syntax, or one host per line), else from the DHCP lease,
+# else the one baked in with --ntp, else Debian's pool.
+install -d "$root/etc/systemd/timesyncd.conf.d" "$root/usr/libexec/gate-image"
+if [ -n "$ntp" ]; then
+  printf '[Time]\nNTP=%s\n' "$ntp" > "$root/etc/systemd/timesyncd.conf.d/50-gate-image.conf"
+fi
+install -m 0755 "$here/files/ntp-from-boot" "$root/usr/libexec/gate-image/ntp-from-boot"
+install -m 0644 "$here/files/gate-ntp-from-boot.service" "$root/etc/systemd/system/gate-ntp-from-boot.service"
+# The clock starts no earlier than the image's build (boxes without RTC).
+touch "$root/usr/lib/clock-epoch"
+
+# The agent's enrolment reads /boot/firmware/gate-enrol.toml; packages
+# whose gate-agent has no `enrol --from-file` get a wrapper that reads the
+# file and calls `enrol --server --token` until the server answers.
+if ! grep -q -- '--from-file' <<<"$agent_help"; then
+  say "gate-agent $version has no 'enrol --from-file': installing the enrolment wrapper"
+  install -m 0755 "$here/files/enrol-from-file" "$root/usr/libexec/gate-image/enrol-from-file"
+  install -d "$root/etc/systemd/system/gate-agent-enrol.service.d"
+  cat > "$root/etc/systemd/system/gate-agent-enrol.service.d/50-gate-image-wrapper.conf" <<'DROPIN'
+[Service]
+ExecStart=
+ExecStart=/usr/libexec/gate-image/enrol-from-file /boot/firmware/gate-enrol.toml 600
+DROPIN
+fi
+
+if [ "$profile" = vm ]; then
+  install -m 0640 -g "$gid_agent" "$here/files/gate-agent.vm.toml" "$root/etc/gate-agent/gate-agent.toml"
+  # Tests log in on the first serial port without a password.
+  install -d "$root/etc/systemd/system/serial-getty@ttyS0.service.d"
+  cat > "$root/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<'GETTY'
+[Service]
+ExecStart=
+ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,38400,9600 - $TERM
+GETTY
+  console="console=ttyS0,115200n8"
+else
+  console="console=serial0,115200 console=tty1"
+fi
+
+systemctl --root="$root" enable systemd-networkd.service systemd-networkd-wait-online.service \
+  systemd-resolved.service systemd-timesyncd.service gate-ntp-from-boot.service \
+  gate-agent.service gate-agent-enrol.service >/dev/null 2>&1
+# Nothing left for first-boot or update-time services to do on a read-only root.
+touch "$root/etc/.updated" "$root/var/.updated"
+printf '%s\n' "gate-image $version $arch $profile $(date -u +%FT%TZ)" > "$root/etc/gate-image-release"
+
+# --- the boot partition's content --------------------------------------------
+bootdir=$work/boot
+install -d "$bootdir/slot-a"
+cp "$root/boot/vmlinuz-$kver" "$bootdir/slot-a/vmlinuz"
+cp "$root/boot/initrd.img-$kver" "$bootdir/slot-a/initrd.img"
+cmdline_a="root=$part_a rootfstype=ext4 ro rootwait $console panic=10 quiet"
+echo "$cmdline_a" > "$bootdir/slot-a/cmdline.txt"
+if [ "$arch" = arm64 ]; then
+  # Raspberry Pi firmware; config.txt takes kernel, initrd, device trees and
+  # cmdline.txt from the slot's folder (os_prefix). tryboot.txt is the
+  # config the firmware uses for one boot after `reboot "0 tryboot"`.
+  cp "$root"/usr/lib/raspi-firmware/* "$bootdir/" 2>/dev/null || true
+  cp "$root/usr/lib/linux-image-$kver"/broadcom/bcm27*.dtb "$bootdir/slot-a/"
+  sed "s/@SLOT@/slot-a/" "$here/files/config.txt" > "$bootdir/config.txt"
+  sed "s/@SLOT@/slot-b/" "$here/files/config.txt" > "$bootdir/tryboot.txt"
+fi
+cp "$here/files/README-boot.txt" "$bootdir/README.txt"
+
+# --- the image ------------------------------------------------------------------
+# MBR, four primary partitions, 1 MiB aligned (the Pi's firmware reads MBR):
+#   1 GATE-BOOT  FAT32  256 MiB   /boot/firmware
+#   2 rootA      ext4   root slot A (read-only, this build)
+#   3 rootB      -      root slot B, same size, empty until an update
+#   4 gate-data  ext4   /var/lib/gate-agent
+mib=$((1024 * 1024))
+boot_mib=256
+used_kib=$(du -sk --apparent-size "$root" | cut -f1)
+root_mib=$(( (used_kib * 5 / 4 / 1024 + 64 + 63) / 64 * 64 ))
+rm -f "$out"
+total_mib=$((1 + boot_mib + 2 * root_mib + data_mib))
+truncate -s "${total_mib}M" "$out"
+sfdisk --quiet "$out" <<SFDISK
+label: dos
+label-id: 0x$disk_id
+unit: sectors
+start=$((1 * 2048)), size=$((boot_mib * 2048)), type=c, bootable
+start=$(((1 + boot_mib) * 2048)), size=$((root_mib * 2048)), type=83
+start=$(((1 + boot_mib + root_mib) * 2048)), size=$((root_mib * 2048)), type=83
+start=$(((1 + boot_mib + 2 * root_mib) * 2048)), size=$((data_mib * 2048)), type=83
+SFDISK
+off_boot=$((1 * mib))
+off_a=$(((1 + boot_mib) * mib))
+off_data=$(((1 + boot_mib + 2 * root_mib) * mib))
+
+say "writing file systems: boot ${boot_mib} MiB, root slots 2 x ${root_mib} MiB, data ${data_mib} MiB"
+# FAT: made in its own file (mkfs.vfat --offset gives a FAT mtools cannot
+# read back), then written at its offset, sparse.
+mkfs.vfat -F 32 -n GATE-BOOT -i "$disk_id" -h $((off_boot / 512)) -C "$work/boot.fat" $((boot_mib * 1024)) >/dev/null
+mcopy -i "$work/boot.fat" -s "$bootdir"/* ::
+dd if="$work/boot.fat" of="$out" bs=1M seek=$((off_boot / mib)) conv=notrunc,sparse status=none
+rm -f "$work/boot.fat"
+# Root: no journal (never written while mounted), owners and modes as built.
+mke2fs -q -t ext4 -L rootA -b 4096 -O ^has_journal -m 0 -d "$root" \
+  -E offset=$off_a,root_owner=0:0 "$out" $((root_mib * 256))
+# Data: empty; the agent makes its files on first start.
+mke2fs -q -t ext4 -L gate-data -b 4096 -m 1 -E offset=$off_data,root_owner=0:0 \
+  "$out" $((data_mib * 256))
+
+say "done in $(( $(date +%s) - t0 )) s: $out ($(du -h --apparent-size "$out" | cut -f1) apparent, $(du -h "$out" | cut -f1) allocated; root tree $((used_kib / 1024)) MiB)"

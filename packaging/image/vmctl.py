@@ -58,7 +58,7 @@ class Console:
         self.sock = connect_unix(path, deadline)
         self.buf = b""
 
-    def read_until(self, pattern, deadline):
+    def read_until(self, pattern, deadline, quiet=False):
         rx = re.compile(pattern)
         while True:
             m = rx.search(self.buf)
@@ -66,6 +66,8 @@ class Console:
                 return m
             left = deadline - time.monotonic()
             if left <= 0:
+                if quiet:
+                    return None
                 tail = self.buf[-600:].decode(errors="replace")
                 fail(f"timed out waiting for {pattern!r} on the console; last output:\n{tail}")
             self.sock.settimeout(min(left, 1.0))
@@ -79,17 +81,13 @@ class Console:
 
     def login(self, deadline):
         # A newline makes a waiting shell print its prompt again.
-        n = 0
-        while True:
+        prompt = rb"root@[\w-]+:[^\r\n]*# "
+        while time.monotonic() < deadline:
             self.sock.sendall(b"\r")
-            try:
-                self.read_until(rb"root@[\w-]+:[^\r\n]*# ", min(deadline, time.monotonic() + 5))
-                break
-            except SystemExit:
-                n += 1
-                if time.monotonic() > deadline:
-                    raise
-        self.buf = b""
+            if self.read_until(prompt, min(deadline, time.monotonic() + 5), quiet=True):
+                self.buf = b""
+                return
+        self.read_until(prompt, deadline)
 
     def run(self, cmd, deadline):
         tag = f"{os.getpid()}{int(time.monotonic() * 1000) % 100000}"
@@ -162,7 +160,7 @@ def cmd_wait_status(args, deadline):
         try:
             s = get_json(url)
             last = s
-            if eval(expr, {}, {"s": s}):
+            if eval(expr, {"s": s}):
                 print(json.dumps(s))
                 return
         except (OSError, ValueError, KeyError, TypeError):
@@ -211,7 +209,7 @@ def cmd_wallets(args, deadline):
 
 
 def cmd_json(args, deadline):
-    value = eval(args[0], {"json": json}, {"j": json.load(sys.stdin)})
+    value = eval(args[0], {"json": json, "j": json.load(sys.stdin)})
     print(value if isinstance(value, str) else json.dumps(value))
 
 

@@ -84,8 +84,8 @@ img=$work/gate.img
 image_secs=$(since "$t")
 say "image built in $image_secs s"
 # Partition offsets from the image's own table.
-part_offset() { sfdisk -J "$img" | python3 -c "import json,sys; print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['start']*512)"; }
-boot_off=$(part_offset 1)
+part_field() { sfdisk -J "$img" | python3 -c "import json,sys; print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['$2'])"; }
+boot_off=$(( $(part_field 1 start) * 512 ))
 bootfs="$img@@$boot_off"
 
 # --- sync server ---------------------------------------------------------------------
@@ -147,6 +147,8 @@ codes() { sed -n "$(($1 + 1)),$(($2 + 1))p" "$work/codes" > "$3"; }
 
 step "boot partition: gate-enrol.toml (server through the VM's forward)"
 printf 'server = "http://10.0.2.100:8080"\ntoken = "%s"\n' "$token" | mcopy -i "$bootfs" - ::gate-enrol.toml
+# A time server for systemd-timesyncd, the way a technician gives one.
+printf 'ntp.venue.test\r\n' | mcopy -i "$bootfs" - ::gate-ntp.conf
 mdir -b -i "$bootfs" :: | sed 's/^/    /'
 for f in vmlinuz initrd.img cmdline.txt; do mcopy -n -i "$bootfs" "::slot-a/$f" "$work/$f"; done
 cmdline=$(cat "$work/cmdline.txt")
@@ -246,6 +248,11 @@ say "data: $(console 'findmnt -no SOURCE,OPTIONS /var/lib/gate-agent')"
 console 'findmnt -no OPTIONS / | grep -q "^ro,"' || die "the root file system is not read-only"
 console 'findmnt -no OPTIONS /var/lib/gate-agent | grep -q "data=journal"' || die "the data partition is not data=journal"
 ok "root read-only, data partition data=journal"
+
+console 'grep -qx "NTP=ntp.venue.test" /run/systemd/timesyncd.conf.d/60-boot-partition.conf' ||
+  die "gate-ntp.conf did not reach systemd-timesyncd"
+[ "$(console 'systemctl is-active systemd-timesyncd')" = active ] || die "systemd-timesyncd is not active"
+ok "systemd-timesyncd active with NTP=ntp.venue.test from the boot partition's gate-ntp.conf"
 
 step "scans through the serial scanner (CRLF): 10 admissions, 3 re-entries refused"
 watch_start "$work/verdicts-1.jsonl"
@@ -364,6 +371,9 @@ done
 qemu_pid=""
 if mdir -b -i "$bootfs" :: | grep -qi 'gate-enrol.toml'; then die "gate-enrol.toml is still on the boot partition"; fi
 ok "gate-enrol.toml is gone from the boot partition: $(mdir -b -i "$bootfs" :: | tr '\n' ' ')"
+dd if="$img" of="$work/boot.fat" bs=512 skip=$((boot_off / 512)) count="$(part_field 1 size)" status=none
+fsck.vfat -n "$work/boot.fat" > "$work/fsck.log" 2>&1 || { cat "$work/fsck.log"; die "the boot partition's FAT is not clean"; }
+ok "the boot partition's FAT is clean (fsck.vfat -n)"
 
 step "figures"
 say "gate-agent package: $(stat -c %s "$agent_deb") bytes ($(basename "$agent_deb"))"

@@ -15,6 +15,9 @@
 #                               Default: vm for amd64, pi for arm64.
 #             --ntp HOST        default NTP server baked into the image
 #             --data-size MIB   data partition (default 256)
+#             --root-size MIB   each root slot (default: the root tree plus a
+#                               quarter and 64 MiB, in 64 MiB steps); later
+#                               updates must fit in it
 #             --mirror URL      Debian mirror (default http://deb.debian.org/debian)
 #
 # Runs as root (chroot, and owners kept in the file systems). No loop
@@ -27,12 +30,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-profile="" ntp="" data_mib=256 mirror=http://deb.debian.org/debian
+profile="" ntp="" data_mib=256 root_mib="" mirror=http://deb.debian.org/debian
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
     --ntp) ntp=$2; shift 2 ;;
     --data-size) data_mib=$2; shift 2 ;;
+    --root-size) root_mib=$2; shift 2 ;;
     --mirror) mirror=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     --*) echo "unknown option $1" >&2; exit 2 ;;
@@ -125,6 +129,9 @@ part_b=PARTUUID=$disk_id-03
 say "configuring the appliance ($profile profile)"
 gid_agent=$(awk -F: '$1=="gate-agent"{print $3}' "$root/etc/group")
 [ -n "$gid_agent" ] || { echo "the package did not create the gate-agent group" >&2; exit 1; }
+# Mount points, empty (raspi-firmware's kernel hook fills /boot/firmware in
+# the chroot: the boot partition gets its own copy below).
+rm -rf "$root/boot/firmware"
 install -d "$root/boot/firmware" "$root/var/lib/gate-agent" "$root/media/gate-usb"
 cat > "$root/etc/fstab" <<FSTAB
 # The root file system is read-only; its slot (A or B) is the kernel's root=.
@@ -212,7 +219,8 @@ ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,3840
 GETTY
   console="console=ttyS0,115200n8"
 else
-  console="console=serial0,115200 console=tty1"
+  # Debian's kernel with the upstream device trees: the Pi's UART is ttyS1.
+  console="console=ttyS1,115200 console=tty0"
 fi
 
 systemctl --root="$root" enable systemd-networkd.service systemd-networkd-wait-online.service \
@@ -233,7 +241,7 @@ if [ "$arch" = arm64 ]; then
   # Raspberry Pi firmware; config.txt takes kernel, initrd, device trees and
   # cmdline.txt from the slot's folder (os_prefix). tryboot.txt is the
   # config the firmware uses for one boot after `reboot "0 tryboot"`.
-  cp "$root"/usr/lib/raspi-firmware/* "$bootdir/" 2>/dev/null || true
+  cp -r "$root/usr/lib/raspi-firmware/." "$bootdir/"
   cp "$root/usr/lib/linux-image-$kver"/broadcom/bcm27*.dtb "$bootdir/slot-a/"
   sed "s/@SLOT@/slot-a/" "$here/files/config.txt" > "$bootdir/config.txt"
   sed "s/@SLOT@/slot-b/" "$here/files/config.txt" > "$bootdir/tryboot.txt"
@@ -249,7 +257,9 @@ cp "$here/files/README-boot.txt" "$bootdir/README.txt"
 mib=$((1024 * 1024))
 boot_mib=256
 used_kib=$(du -sk --apparent-size "$root" | cut -f1)
-root_mib=$(( (used_kib * 5 / 4 / 1024 + 64 + 63) / 64 * 64 ))
+min_mib=$(( (used_kib * 5 / 4 / 1024 + 64 + 63) / 64 * 64 ))
+[ -n "$root_mib" ] || root_mib=$min_mib
+[ "$root_mib" -ge $((used_kib / 1024 + 32)) ] || { echo "--root-size $root_mib MiB is too small for the root tree ($((used_kib / 1024)) MiB)" >&2; exit 2; }
 rm -f "$out"
 total_mib=$((1 + boot_mib + 2 * root_mib + data_mib))
 truncate -s "${total_mib}M" "$out"

@@ -503,3 +503,104 @@ async fn gate_and_enrolment_text_is_bounded_and_printable(db: Db) {
 }
 
 on_both_backends!(gate_and_enrolment_text_is_bounded_and_printable);
+
+#[tokio::test]
+async fn admin_chain_bodies_name_the_field_at_fault() {
+    let server = start(Db::Sqlite).await;
+    let event = json!({
+        "event_id": 9, "name": "Gala", "venue": "Hall", "starts_at": T0,
+        "ends_at": T0 + 3600, "doors_open_at": T0 - 3600, "doors_close_at": T0 + 3600,
+        "capacity": 10, "tiers": [{"name": "general", "price_lamports": 0, "supply": 10}],
+        "reentry": "forbidden", "transferable": true
+    });
+    let with = |change: Value| {
+        let mut body = event.clone();
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let holder = address(&wallet(41));
+    let off_curve = {
+        // 32 bytes that are no point on the curve: nobody can sign for them.
+        let bytes = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|bytes| ed25519_dalek::VerifyingKey::from_bytes(bytes).is_err())
+            .unwrap();
+        bs58::encode(bytes).into_string()
+    };
+    for (path, body, field) in [
+        (
+            "/api/admin/events",
+            with(json!({"colour": "red"})),
+            "colour",
+        ),
+        (
+            "/api/admin/events",
+            with(json!({"capacity": "ten"})),
+            "capacity",
+        ),
+        (
+            "/api/admin/events",
+            with(json!({"name": "Gala\u{7}"})),
+            "name",
+        ),
+        (
+            "/api/admin/events",
+            with(
+                json!({"tiers": [{"name": "general", "price_lamports": 0, "supply": 10, "x": 1}]}),
+            ),
+            "tiers[0].x",
+        ),
+        (
+            "/api/admin/events/1/tickets",
+            json!({"recipients": []}),
+            "recipients",
+        ),
+        (
+            "/api/admin/events/1/tickets",
+            json!({"recipients": vec![json!({"wallet": holder}); 101]}),
+            "recipients",
+        ),
+        (
+            "/api/admin/events/1/tickets",
+            json!({"recipients": [{"wallet": holder}, {"wallet": "not-a-wallet"}]}),
+            "recipients[1].wallet",
+        ),
+        (
+            "/api/admin/events/1/tickets",
+            json!({"recipients": [{"wallet": off_curve}]}),
+            "recipients[0].wallet",
+        ),
+        (
+            "/api/admin/events/1/tickets",
+            json!({"recipients": [{"wallet": holder, "seat": "A1"}]}),
+            "recipients[0].seat",
+        ),
+        (
+            "/api/admin/events/1/tickets/refresh",
+            json!({"ticket_ids": []}),
+            "ticket_ids",
+        ),
+        (
+            "/api/admin/events/1/tickets/refresh",
+            json!({"ticket_ids": [1], "all": true}),
+            "all",
+        ),
+    ] {
+        let response = server
+            .http
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = assert_json_error(path, response).await;
+        assert_eq!(
+            (status, answer["error"].as_str(), answer["field"].as_str()),
+            (422, Some("invalid_field"), Some(field)),
+            "{path} {body}: {answer}"
+        );
+    }
+}

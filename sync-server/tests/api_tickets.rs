@@ -107,6 +107,7 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
         ("venue=quay", 0),
         (&*format!("starts_after={}", wall + 86_400), 1),
         (&*format!("starts_before={}", wall + 86_400), 0),
+        ("q=&venue=", 1),
     ] {
         let (status, page, _) = server
             .call(get.clone(), &format!("/api/events?{query}"), None, None)
@@ -115,6 +116,22 @@ async fn organizers_create_events_and_mint_holders_see_their_tickets(db: Db) {
             (status, page["total"].as_u64()),
             (200, Some(found)),
             "{query}: {page}"
+        );
+    }
+    // Filters are bounded text: refused, naming the parameter.
+    let long = "h".repeat(65);
+    for (query, field) in [
+        (format!("q={long}"), "q"),
+        (format!("venue={}", "p".repeat(10_000)), "venue"),
+        ("q=harbour%07".to_owned(), "q"),
+    ] {
+        let (status, error, _) = server
+            .call(get.clone(), &format!("/api/events?{query}"), None, None)
+            .await;
+        assert_eq!(
+            (status, error["field"].as_str()),
+            (422, Some(field)),
+            "{field}: {error}"
         );
     }
 

@@ -15,7 +15,9 @@ use crate::http::admin::Admin;
 use crate::http::api::mints;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
-use crate::http::validation::{check_id, check_text};
+use crate::http::validation::{
+    ValidJson, Validate, check_count, check_id, check_text, parse_wallet,
+};
 use crate::services::minting::{self, MintKind, MintOrder, MintRequestView};
 use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
@@ -52,7 +54,7 @@ pub struct CreatedEvent {
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
-        (status = 422, description = "`invalid_field` (with `field`): `event_id` above 2^63-1, a field out of range (name, venue, capacity, tiers, a rule), text holding control characters, `ends_at` before `starts_at` or in the past, `doors_close_at` before `doors_open_at`; `chain_refused`: the program refused the operation; `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`): `event_id` above 2^63-1, a field out of range (name, venue, capacity, tiers, a rule), missing, unknown or of the wrong type, text holding control characters, `ends_at` before `starts_at` or in the past, `doors_close_at` before `doors_open_at`; `chain_refused`: the program refused the operation", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -60,14 +62,9 @@ pub struct CreatedEvent {
 pub async fn create_event(
     _: Admin,
     State(state): State<AppState>,
-    Json(spec): Json<NewEvent>,
+    ValidJson(spec): ValidJson<NewEvent>,
 ) -> Result<(StatusCode, Json<CreatedEvent>), ApiError> {
-    check_id("event_id", spec.event_id)?;
-    check_text("name", &spec.name, 1..=64, false)?;
-    check_text("venue", &spec.venue, 0..=64, false)?;
-    for (i, tier) in spec.tiers.iter().enumerate() {
-        check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
-    }
+    // The rules that need the clock (an event must not lie in the past).
     organizer::check_new_event(&spec, state.clock.now())?;
     let event = organizer::create_event(&state, &spec).await?;
     let row = state
@@ -86,6 +83,19 @@ pub async fn create_event(
     ))
 }
 
+/// The rules of an admin event body that need no clock.
+impl Validate for NewEvent {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_id("event_id", self.event_id)?;
+        check_text("name", &self.name, 1..=64, false)?;
+        check_text("venue", &self.venue, 0..=64, false)?;
+        for (i, tier) in self.tiers.iter().enumerate() {
+            check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
@@ -101,6 +111,20 @@ pub struct Recipient {
 pub struct MintRequest {
     /// 1 to 100 recipients.
     pub recipients: Vec<Recipient>,
+}
+
+impl Validate for MintRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_count(
+            "recipients",
+            self.recipients.len(),
+            1..=MAX_MINT_PER_REQUEST,
+        )?;
+        for (i, r) in self.recipients.iter().enumerate() {
+            parse_wallet(&format!("recipients[{i}].wallet"), &r.wallet)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -138,12 +162,12 @@ pub struct MintResponse {
     responses(
         (status = 201, description = "Minted and published", body = MintResponse, headers(("Mint-Request-Id" = String, description = "The mint request; read it at `GET /api/admin/mints/{request}`"))),
         (status = 202, description = "Recorded and still minting; finished in the background: read `Location`", body = MintRequestView, headers(("Mint-Request-Id" = String, description = "The mint request"), ("Location" = String, description = "`/api/admin/mints/{request}`"))),
-        (status = 400, description = "`bad_request`: no recipients, more than 100, a wallet is not base58, or the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 409, description = "`sold_out`: a tier or the event has fewer seats left than asked (nothing recorded)", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
-        (status = 422, description = "`invalid_field` (with `field`: `recipients[3].tier` when the event has no such tier, `Idempotency-Key` when the key was used for another body), `chain_refused` (with `Mint-Request-Id`); `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`): no recipients or more than 100 (`recipients`), a wallet that is not a base58 ed25519 key (`recipients[3].wallet`), a tier the event does not have (`recipients[3].tier`), a field missing, unknown or of the wrong type, `Idempotency-Key` when the key was used for another body; `chain_refused` (with `Mint-Request-Id`)", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -153,19 +177,12 @@ pub async fn mint(
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
     headers: HeaderMap,
-    Json(request): Json<MintRequest>,
+    ValidJson(request): ValidJson<MintRequest>,
 ) -> Result<Response, ApiError> {
-    if request.recipients.is_empty() || request.recipients.len() > MAX_MINT_PER_REQUEST {
-        return Err(ApiError::BadRequest(format!(
-            "recipients: 1 to {MAX_MINT_PER_REQUEST}"
-        )));
-    }
     let mut recipients = Vec::with_capacity(request.recipients.len());
     for (i, r) in request.recipients.iter().enumerate() {
-        let wallet: Pubkey = r.wallet.parse().map_err(|_| {
-            ApiError::BadRequest(format!("recipients[{i}].wallet: not a base58 public key"))
-        })?;
-        recipients.push((wallet, r.tier));
+        let wallet = parse_wallet(&format!("recipients[{i}].wallet"), &r.wallet)?;
+        recipients.push((Pubkey::new_from_array(wallet.0), r.tier));
     }
     let key = mints::idempotency_key(&headers)?;
     // Organizer mints take seats like purchases do, so a buyer who is
@@ -230,6 +247,12 @@ pub struct RefreshRequest {
     pub ticket_ids: Vec<u32>,
 }
 
+impl Validate for RefreshRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_count("ticket_ids", self.ticket_ids.len(), 1..=1000)
+    }
+}
+
 /// Read tickets from chain again
 ///
 /// `POST /api/admin/events/{event}/tickets/refresh`: read tickets from
@@ -243,11 +266,11 @@ pub struct RefreshRequest {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The tickets as now published", body = Vec<CachedTicket>),
-        (status = 400, description = "`bad_request`: no ticket ids or more than 1000, or the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the event id does not parse; `malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 404, description = "`not_found`: the event is not on chain", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as `application/json`", body = ErrorBody),
-        (status = 422, description = "`chain_refused`: the program refused the operation; `invalid_body`: a body field is missing, unknown or of the wrong type", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`): no ticket ids or more than 1000 (`ticket_ids`), a field missing, unknown or of the wrong type; `chain_refused`: the program refused the operation", body = ErrorBody),
         (status = 503, description = "`chain_unavailable` (no chain configured, or it does not answer) or `storage_unavailable`", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
     )
@@ -256,11 +279,8 @@ pub async fn refresh(
     _: Admin,
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
-    Json(request): Json<RefreshRequest>,
+    ValidJson(request): ValidJson<RefreshRequest>,
 ) -> Result<Json<Vec<CachedTicket>>, ApiError> {
-    if request.ticket_ids.is_empty() || request.ticket_ids.len() > 1000 {
-        return Err(ApiError::BadRequest("ticket_ids: 1 to 1000".into()));
-    }
     Ok(Json(
         organizer::refresh_tickets(&state, event_id, &request.ticket_ids).await?,
     ))

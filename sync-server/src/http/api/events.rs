@@ -222,10 +222,10 @@ pub struct ListQuery {
     /// Events per page: 1 to 100 (default 20).
     #[serde(default)]
     pub limit: Option<u32>,
-    /// Part of the name, any case.
+    /// Part of the name, any case: up to 64 characters (empty: any name).
     #[serde(default)]
     pub q: Option<String>,
-    /// Part of the venue, any case.
+    /// Part of the venue, any case: up to 64 characters (empty: any venue).
     #[serde(default)]
     pub venue: Option<String>,
     /// Only events starting at or after this time (Unix seconds).
@@ -257,14 +257,25 @@ pub struct EventPage {
     responses(
         (status = 200, description = "One page of events", body = EventPage),
         (status = 400, description = "`bad_request`: the query string does not parse", body = ErrorBody),
+        (status = 422, description = "`invalid_field` (with `field`): `q` or `venue` longer than 64 characters or holding control characters", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
         crate::http::openapi::responses::Internal,
     )
 )]
 pub async fn list_events(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    Query(mut query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
+    // Checked before the read cache keys on them: a filter is at most 64
+    // characters of printable text, and an empty one filters nothing.
+    for (field, text) in [("q", &mut query.q), ("venue", &mut query.venue)] {
+        if text.as_deref().is_some_and(str::is_empty) {
+            *text = None;
+        }
+        if let Some(text) = text {
+            check_text(field, text, 1..=64, false)?;
+        }
+    }
     let key = format!(
         "list:{:?}:{:?}:{:?}:{:?}:{:?}:{:?}",
         query.page, query.limit, query.q, query.venue, query.starts_after, query.starts_before
@@ -281,11 +292,6 @@ pub async fn list_events(
 async fn list_events_page(state: &AppState, query: &ListQuery) -> Result<EventPage, ApiError> {
     let page = query.page.unwrap_or(1).max(1);
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
-    for (field, text) in [("q", &query.q), ("venue", &query.venue)] {
-        if let Some(text) = text {
-            check_text(field, text, 1..=64, false)?;
-        }
-    }
     let filter = EventFilter {
         name: query.q.clone(),
         venue: query.venue.clone(),

@@ -547,9 +547,15 @@ fn unsent_after(uncounted: &mut VecDeque<i64>, backlog: &Backlog) -> u64 {
 fn show_sync_event(v: &mut StatusView, event: SyncEvent) {
     match event {
         SyncEvent::Started => v.sync_enabled = true,
-        SyncEvent::Answered { at } => {
+        SyncEvent::Answered {
+            at,
+            clock_skew_secs,
+        } => {
             v.last_sync_at = Some(at);
             v.sync_error = None;
+            if clock_skew_secs.is_some() {
+                v.clock_skew_secs = clock_skew_secs;
+            }
         }
         SyncEvent::Failed { error, .. } => v.sync_error = Some(error),
         SyncEvent::Online(online) => v.online = online,

@@ -66,10 +66,55 @@ pub fn import(
     configured_key: Option<&str>,
     now_ms: i64,
 ) -> Result<ImportSummary, CacheFileError> {
+    let (snapshot, signer) = read_for(store, path, configured_key)?;
+    Ok(store.import_snapshot(&snapshot, &signer, now_ms)?)
+}
+
+/// What [`import_if_newer`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    Done(ImportSummary),
+    /// The file is not ahead of the cache (its cursor is at most the
+    /// cache's): left alone, so an old file never rolls a gate back.
+    NotNewer {
+        file_cursor: u64,
+        cache_cursor: u64,
+    },
+}
+
+/// [`import`] only when the file's snapshot is ahead of what the store
+/// holds: for a start-up hook that loads a file from the boot partition or
+/// a USB stick on every start.
+pub fn import_if_newer(
+    store: &mut Store,
+    path: &Path,
+    configured_key: Option<&str>,
+    now_ms: i64,
+) -> Result<Imported, CacheFileError> {
+    let (snapshot, signer) = read_for(store, path, configured_key)?;
+    if let Some(cache_cursor) = store.meta("cursor")?.and_then(|c| c.parse::<u64>().ok())
+        && cache_cursor >= snapshot.cursor
+    {
+        return Ok(Imported::NotNewer {
+            file_cursor: snapshot.cursor,
+            cache_cursor,
+        });
+    }
+    Ok(Imported::Done(
+        store.import_snapshot(&snapshot, &signer, now_ms)?,
+    ))
+}
+
+/// Reads a cache file signed by the key `store` expects.
+fn read_for(
+    store: &Store,
+    path: &Path,
+    configured_key: Option<&str>,
+) -> Result<(CacheSnapshot, PublicKeyBytes), CacheFileError> {
     let expected = expected_signer(configured_key, store)?;
     let (snapshot, signer) = read(path, expected.as_ref())?;
     if expected.is_none() {
         tracing::warn!(signer = %signer, "no server key configured; trusting this cache's signer from now on");
     }
-    Ok(store.import_snapshot(&snapshot, &signer, now_ms)?)
+    Ok((snapshot, signer))
 }

@@ -21,6 +21,7 @@
 pub mod agent;
 pub mod cache_file;
 pub mod config;
+pub mod enrol_file;
 pub mod enrolment;
 pub mod gate;
 pub mod online;
@@ -111,17 +112,24 @@ fn camera_input(
     height: u32,
     fps: u32,
     inputs: &mut Vec<Box<dyn Input>>,
-    problems: &mut Vec<String>,
+    _problems: &mut Vec<String>,
 ) {
-    match qr::camera::V4l2Camera::open(index, width, height, fps) {
-        Ok(camera) => inputs.push(Box::new(qr::CameraInput::new(
-            name,
-            Box::new(camera),
-            Duration::from_millis(config.qr.frame_budget_ms),
-            config.qr.repeat_suppress_ms,
-        ))),
-        Err(e) => problems.push(format!("{name}: {e}")),
-    }
+    // A camera missing at start-up is no reason to leave it out: it is
+    // opened again every second until it appears (the status page says why
+    // it does not read meanwhile).
+    let camera = match qr::camera::V4l2Camera::open(index, width, height, fps) {
+        Ok(camera) => camera,
+        Err(e) => {
+            tracing::warn!(input = %name, error = %e, "camera not available yet; retrying every second");
+            qr::camera::V4l2Camera::new(index, width, height, fps)
+        }
+    };
+    inputs.push(Box::new(qr::CameraInput::new(
+        name,
+        Box::new(camera),
+        Duration::from_millis(config.qr.frame_budget_ms),
+        config.qr.repeat_suppress_ms,
+    )));
 }
 
 #[cfg(not(feature = "camera"))]

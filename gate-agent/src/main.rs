@@ -20,6 +20,7 @@ use gate_agent::store::{ExportFormat, Store};
     after_help = "Examples:
   gate-agent config check /etc/gate-agent/gate-agent.toml
   gate-agent enrol --server http://sync.venue.lan:8080 --token 7Q2...   (once per box)
+  gate-agent enrol --from-file /boot/firmware/gate-enrol.toml --wait 10min   (first boot)
   gate-agent cache import /media/usb/gate-cache.bin
   gate-agent status
   gate-agent decode ticket-photo.jpg
@@ -98,16 +99,26 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct EnrolArgs {
     /// The sync server's base URL, e.g. http://sync.venue.lan:8080
-    #[arg(long, value_name = "URL")]
-    server: String,
+    #[arg(long, value_name = "URL", required_unless_present = "from_file")]
+    server: Option<String>,
     /// The one-time enrolment token shown to the organizer for this gate.
     #[arg(
         long,
         value_name = "TOKEN",
         env = "GATE_AGENT_ENROL_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        required_unless_present = "from_file"
     )]
-    token: String,
+    token: Option<String>,
+    /// Read the server and token from a file instead (TOML: `server = "..."`
+    /// and `token = "..."`), e.g. gate-enrol.toml on the boot partition.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["server", "token"])]
+    from_file: Option<PathBuf>,
+    /// Keep trying this long while the server cannot be reached or answers
+    /// 5xx (e.g. 10min at first boot, before the network is up). A refused
+    /// token fails at once.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s")]
+    wait: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,7 +135,17 @@ enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 enum CacheCommand {
     /// Load a signed cache file (from the server or a USB stick) into the store.
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+        /// A missing file is no error (a start-up hook looking for a file
+        /// on the boot partition or a USB stick).
+        #[arg(long)]
+        if_present: bool,
+        /// Only when the file is ahead of the cache (its cursor is newer),
+        /// so an old file never rolls the gate back.
+        #[arg(long)]
+        if_newer: bool,
+    },
     /// Show the cached events and ticket counts.
     Info {
         #[arg(long)]
@@ -231,10 +252,15 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            let enrolment = runtime.block_on(gate_agent::enrolment::enrol(
-                &config,
-                &args.server,
-                &args.token,
+            let file = match &args.from_file {
+                Some(path) => gate_agent::enrol_file::read(path)?,
+                None => gate_agent::enrol_file::EnrolFile {
+                    server: args.server.clone().unwrap_or_default(),
+                    token: args.token.clone().unwrap_or_default(),
+                },
+            };
+            let enrolment = runtime.block_on(gate_agent::enrol_file::enrol_until(
+                &config, &file, args.wait,
             ))?;
             println!(
                 "enrolled as gate {} \"{}\" ({:?}) of event {}\ndevice id   {}\nserver key  {}\nstore       {}\ndevice key  {}",
@@ -330,15 +356,36 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(3)
             })
         }
-        Command::Cache(CacheCommand::Import { file }) => {
+        Command::Cache(CacheCommand::Import {
+            file,
+            if_present,
+            if_newer,
+        }) => {
+            if *if_present && !file.exists() {
+                println!("{}: no such file; nothing imported", file.display());
+                return Ok(ExitCode::SUCCESS);
+            }
             let config = load_config(&cli, &[])?;
             let mut store = open_store(&config)?;
-            let summary = gate_agent::cache_file::import(
-                &mut store,
-                file,
-                config.gate.server_key.as_deref(),
-                SystemClock.now_ms(),
-            )?;
+            let key = config.gate.server_key.as_deref();
+            let now = SystemClock.now_ms();
+            let summary = if *if_newer {
+                match gate_agent::cache_file::import_if_newer(&mut store, file, key, now)? {
+                    gate_agent::cache_file::Imported::Done(summary) => summary,
+                    gate_agent::cache_file::Imported::NotNewer {
+                        file_cursor,
+                        cache_cursor,
+                    } => {
+                        println!(
+                            "{}: not newer than the cache (cursor {file_cursor}, cache at {cache_cursor}); nothing imported",
+                            file.display()
+                        );
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            } else {
+                gate_agent::cache_file::import(&mut store, file, key, now)?
+            };
             println!(
                 "imported {} event(s), {} ticket(s) into {} (kept local presence of {})",
                 summary.events,

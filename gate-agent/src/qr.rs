@@ -411,7 +411,7 @@ fn decode_worker(
 #[cfg(feature = "camera")]
 pub mod camera {
     use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::{FrameError, FrameSource};
     use image::GrayImage;
@@ -428,18 +428,30 @@ pub mod camera {
         height: u32,
         fps: u32,
         frames: Option<Receiver<FrameResult>>,
+        /// After a failed open, the next attempt waits until then.
+        retry_at: Option<Instant>,
     }
 
+    /// Pause between attempts to open a camera that is not there (yet).
+    const REOPEN: Duration = Duration::from_secs(1);
+
     impl V4l2Camera {
-        /// Opens the camera once to report a missing device at start-up.
-        pub fn open(index: u32, width: u32, height: u32, fps: u32) -> Result<Self, FrameError> {
-            let mut camera = Self {
+        /// A camera opened on first use, and again whenever it failed: one
+        /// missing at boot or unplugged later is picked up when it appears.
+        pub fn new(index: u32, width: u32, height: u32, fps: u32) -> Self {
+            Self {
                 index,
                 width,
                 height,
                 fps,
                 frames: None,
-            };
+                retry_at: None,
+            }
+        }
+
+        /// Opens the camera now, to report a missing device at start-up.
+        pub fn open(index: u32, width: u32, height: u32, fps: u32) -> Result<Self, FrameError> {
+            let mut camera = Self::new(index, width, height, fps);
             camera.start()?;
             Ok(camera)
         }
@@ -506,7 +518,13 @@ pub mod camera {
     impl FrameSource for V4l2Camera {
         fn next_frame(&mut self) -> Result<Option<GrayImage>, FrameError> {
             if self.frames.is_none() {
-                self.start()?;
+                if let Some(at) = self.retry_at.take() {
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                }
+                if let Err(e) = self.start() {
+                    self.retry_at = Some(Instant::now() + REOPEN);
+                    return Err(e);
+                }
             }
             let Some(frames) = &self.frames else {
                 return Ok(None);

@@ -41,6 +41,10 @@ pub struct StatusView {
     pub last_sync_at: Option<i64>,
     /// Seconds since the server last answered.
     pub last_sync_age_secs: Option<i64>,
+    /// How far this box's clock is from the server's (positive: ahead), in
+    /// whole seconds, from the `Date` of the server's last answer. Doors-open
+    /// and end-time windows are decided on this box's clock.
+    pub clock_skew_secs: Option<i64>,
     /// Why the last sync request failed, while it does.
     pub sync_error: Option<String>,
     /// Why scans cannot be recorded right now, if they cannot.
@@ -182,6 +186,10 @@ impl StatusBoard {
                 "gate_cache_age_seconds",
                 view.cache_age_secs.map_or(f64::NAN, |a| a as f64),
             ),
+            (
+                "gate_clock_skew_seconds",
+                view.clock_skew_secs.map_or(f64::NAN, |s| s as f64),
+            ),
         ] {
             let _ = writeln!(out, "# TYPE {name} gauge\n{name} {value}");
         }
@@ -279,7 +287,7 @@ function show(v){
   document.getElementById("rejected").textContent=v.counts.rejected;
   document.getElementById("inside").textContent=v.counts.inside;
   document.getElementById("gate").textContent=v.gate_name+" ("+v.direction+")";
-  document.getElementById("net").textContent=(v.online?"online":"offline")+(v.last_sync_age_secs!=null?(", synced "+age(v.last_sync_age_secs)+" ago"):(v.sync_enabled?", never synced":""));
+  document.getElementById("net").textContent=(v.online?"online":"offline")+(v.last_sync_age_secs!=null?(", synced "+age(v.last_sync_age_secs)+" ago"):(v.sync_enabled?", never synced":""))+(v.clock_skew_secs!=null&&Math.abs(v.clock_skew_secs)>=2?(", clock "+Math.abs(v.clock_skew_secs)+" s "+(v.clock_skew_secs>0?"ahead":"behind")):"");
   document.getElementById("cache").textContent="cache age "+age(v.cache_age_secs);
   document.getElementById("unsent").textContent=v.counts.unsent+" not uploaded";
   const down=Object.entries(v.inputs||{}).filter(([,st])=>!st.startsWith("reading")).map(([n,st])=>"Scanner "+n+": "+st);

@@ -50,8 +50,12 @@ pub const SYNC_EVENTS: usize = 64;
 pub enum SyncEvent {
     /// The task runs: the gate is enrolled and sync is enabled.
     Started,
-    /// The server answered a request, at `at` (the agent's clock).
-    Answered { at: UnixSeconds },
+    /// The server answered a request, at `at` (the agent's clock), with its
+    /// own time in its `Date` header `clock_skew_secs` behind ours.
+    Answered {
+        at: UnixSeconds,
+        clock_skew_secs: Option<i64>,
+    },
     /// Requests failed `times` times since the last event said so; `error`
     /// is the latest reason (a refusal or an unreadable payload included).
     Failed { error: String, times: u64 },
@@ -238,6 +242,7 @@ pub fn start(
                 backlog: Cell::new(backlog),
                 slow: Duration::from_millis(settings.slow_request_ms),
                 online: RefCell::new(OnlineState::new(settings.offline_after_failures)),
+                clock_skew_secs: Cell::new(None),
                 reports: Rc::clone(&reports),
             });
             reports.send(SyncEvent::Started);
@@ -281,6 +286,8 @@ struct Link {
     slow: Duration,
     /// Whether the gate counts as online, from how requests went.
     online: RefCell<OnlineState>,
+    /// Our clock minus the server's, from the `Date` of its last answer.
+    clock_skew_secs: Cell<Option<i64>>,
     reports: Rc<Reports>,
 }
 
@@ -362,6 +369,20 @@ impl Link {
         }
         let unreachable = |e: reqwest::Error| SyncError::Unreachable(e.to_string());
         let response = request.send().await.map_err(unreachable)?;
+        if let Some(server_time) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        {
+            let here = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default();
+            self.clock_skew_secs
+                .set(Some(here - server_time.as_secs() as i64));
+        }
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
@@ -438,10 +459,11 @@ fn now_secs(clock: &dyn Clock) -> i64 {
 }
 
 /// Tells the decision loop how a request went.
-fn report(reports: &Reports, clock: &dyn Clock, result: Result<(), &SyncError>) {
+fn report(reports: &Reports, link: &Link, clock: &dyn Clock, result: Result<(), &SyncError>) {
     reports.send(match result {
         Ok(()) => SyncEvent::Answered {
             at: now_secs(clock),
+            clock_skew_secs: link.clock_skew_secs.get(),
         },
         Err(e) => SyncEvent::Failed {
             error: e.to_string(),
@@ -505,7 +527,12 @@ impl CachePuller {
             Err(e @ SyncError::Store(_)) => {
                 tracing::error!(error = %e, "cannot write the ticket cache");
             }
-            other => report(&self.reports, &*self.clock, other.as_ref().map(|_| ())),
+            other => report(
+                &self.reports,
+                &self.link,
+                &*self.clock,
+                other.as_ref().map(|_| ()),
+            ),
         }
         Some(result)
     }
@@ -645,7 +672,7 @@ impl JournalUploader {
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "journal upload failed");
                     if !matches!(e, SyncError::Store(_)) {
-                        report(&self.reports, &*self.clock, Err(&e));
+                        report(&self.reports, &self.link, &*self.clock, Err(&e));
                     }
                     if !pause(&self.stop, backoff.pause()).await {
                         break;
@@ -697,7 +724,7 @@ impl JournalUploader {
         sent: &[Uuid],
     ) -> Result<usize, SyncError> {
         let answer = answer?;
-        report(&self.reports, &*self.clock, Ok(()));
+        report(&self.reports, &self.link, &*self.clock, Ok(()));
         let ack: JournalAck =
             serde_json::from_slice(&answer).map_err(|e| SyncError::BadPayload {
                 what: "journal acknowledgement",
@@ -767,7 +794,10 @@ mod tests {
                 unsent: 3,
                 through_seq: 3,
             }),
-            E::Answered { at: 10 },
+            E::Answered {
+                at: 10,
+                clock_skew_secs: None,
+            },
             failed("second"),
             E::Uploaded(2),
             E::Uploaded(5),
@@ -787,7 +817,10 @@ mod tests {
             received,
             [
                 E::Started,
-                E::Answered { at: 10 },
+                E::Answered {
+                    at: 10,
+                    clock_skew_secs: None,
+                },
                 E::Failed {
                     error: "second".to_owned(),
                     times: 2,

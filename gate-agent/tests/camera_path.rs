@@ -368,3 +368,53 @@ fn decode_command_prints_every_payload_one_per_line() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.png"));
 }
+
+/// The V4L2 camera through nokhwa, as the packaged (`camera`) build runs it:
+/// a camera that is not there (unplugged, or not yet probed at boot) is
+/// reported on the status page and opened again until it appears; it never
+/// ends the input or the agent.
+#[cfg(feature = "camera")]
+#[test]
+fn a_missing_v4l2_camera_is_reported_and_tried_again() {
+    use gate_agent::qr::camera::V4l2Camera;
+
+    // No such device node on this machine.
+    let index = (40..64)
+        .find(|i| !Path::new(&format!("/dev/video{i}")).exists())
+        .unwrap();
+    let error = V4l2Camera::open(index, 640, 480, 15)
+        .err()
+        .expect("the camera is not there");
+    assert!(!error.to_string().is_empty());
+
+    let (ctx, _rx, stop) = context();
+    let board = Arc::clone(&ctx.board);
+    let input = Box::new(CameraInput::new(
+        "gate camera".into(),
+        Box::new(V4l2Camera::new(index, 640, 480, 15)),
+        Duration::from_millis(120),
+        3000,
+    ));
+    let handle = input.start(ctx).unwrap();
+    let state = |board: &StatusBoard| board.view().inputs.get("gate camera").cloned();
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        if let Some(s) = state(&board)
+            && !seen.contains(&s)
+        {
+            seen.push(s);
+        }
+        if seen.iter().any(|s| s.starts_with("frame error")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        seen.iter().any(|s| s.starts_with("frame error")),
+        "the page says why the camera does not read: {seen:?}"
+    );
+    // Still trying: the capture thread has not ended.
+    assert!(!handle.is_finished());
+    stop.trigger();
+    handle.join().unwrap();
+}

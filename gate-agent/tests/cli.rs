@@ -259,3 +259,68 @@ fn import_verify_export_and_status_work_from_the_command_line() {
         text(&out)
     );
 }
+
+#[test]
+fn the_start_up_import_skips_missing_files_and_never_rolls_the_cache_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let dbs = db.to_str().unwrap();
+    let venue = Venue::new();
+    let hook = |file: &std::path::Path| {
+        agent(&[
+            "--db",
+            dbs,
+            "cache",
+            "import",
+            "--if-present",
+            "--if-newer",
+            file.to_str().unwrap(),
+        ])
+    };
+
+    // No stick, no file on the boot partition: nothing to do, no error.
+    let out = hook(&dir.path().join("gate-cache.bin"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing imported"), "{}", text(&out));
+
+    // A file at cursor 7 into an empty store: imported.
+    let older = dir.path().join("older");
+    std::fs::create_dir(&older).unwrap();
+    let older = venue.write_cache_file(&older, &venue.snapshot(3));
+    let out = hook(&older);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("imported 1 event(s), 3 ticket(s)"),
+        "{}",
+        text(&out)
+    );
+
+    // A newer one (cursor 9, five tickets) replaces it.
+    let mut snapshot = venue.snapshot(5);
+    snapshot.cursor = 9;
+    let newer = dir.path().join("newer");
+    std::fs::create_dir(&newer).unwrap();
+    let newer = venue.write_cache_file(&newer, &snapshot);
+    let out = hook(&newer);
+    assert!(text(&out).contains("5 ticket(s)"), "{}", text(&out));
+
+    // The older file again, or the same one: left alone on every start.
+    for file in [&older, &newer] {
+        let out = hook(file);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("not newer than the cache (cursor")
+                && text(&out).contains("cache at 9"),
+            "{}",
+            text(&out)
+        );
+    }
+    let out = agent(&["--db", dbs, "cache", "info"]);
+    assert!(text(&out).contains("5 cached"), "{}", text(&out));
+
+    // A bad file still fails the hook loudly (and the unit goes on: `-`).
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"not a cache").unwrap();
+    let out = hook(&junk);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}

@@ -141,6 +141,80 @@ fn enrolling_against_an_unreachable_server_says_so() {
     assert!(stderr.contains("cannot reach the sync server"), "{stderr}");
 }
 
+/// First boot: the token file is on the boot partition before the network
+/// or the server is up. The agent keeps trying, enrols once the server
+/// answers, and a refused token fails at once instead of waiting.
+#[test]
+fn first_boot_enrolment_from_a_file_waits_for_the_server_and_not_for_a_refusal() {
+    let mut server = SyncServer::start();
+    let venue = Venue::new();
+    server.seed(&venue, 3);
+    let token = server.enrol_token();
+    server.take_down();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let file = dir.path().join("gate-enrol.toml");
+    std::fs::write(
+        &file,
+        format!("server = \"{}\"\ntoken = \"{token}\"\n", server.url()),
+    )
+    .unwrap();
+    let enrolling = Command::new(agent_bin())
+        .arg("--db")
+        .arg(&db)
+        .args(["enrol", "--from-file"])
+        .arg(&file)
+        .args(["--wait", "60s"])
+        .env_remove("GATE_AGENT_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It has failed at least once (the first retry comes after 1 s) before
+    // the server is back.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    server.bring_back();
+    let out = enrolling.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("enrolment failed; trying again"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("enrolled as gate 1 \"north\""),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The same (now spent) token on another box: refused at once, however
+    // long it was told to wait.
+    let other = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (ok, _, stderr) = agent_cli(
+        &other.path().join("gate.db"),
+        &[
+            "enrol",
+            "--from-file",
+            file.to_str().unwrap(),
+            "--wait",
+            "10min",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("(token_used)"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+    // A file that is not an enrolment file says what it should hold.
+    std::fs::write(&file, "server = \"http://x\"\n").unwrap();
+    let (ok, _, stderr) = agent_cli(
+        &other.path().join("gate.db"),
+        &["enrol", "--from-file", file.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("missing field `token`"), "{stderr}");
+}
+
 #[test]
 fn published_ticket_reaches_the_running_gate_and_a_revoked_one_is_then_refused() {
     let server = SyncServer::start();

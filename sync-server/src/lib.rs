@@ -191,7 +191,33 @@ pub async fn run_state(
         });
     }
     let workers = services::workers::Workers::start(&state.services);
+    let watchdog = systemd_ready();
     let served = serve(state, listener, shutdown).await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     workers.stop().await;
     served
+}
+
+/// Tells systemd (`Type=notify`) the server is ready: the database is open
+/// and repaired, the workers run and the socket listens. Under `WatchdogSec`
+/// a task pings the watchdog at a third of its period, so a runtime that no
+/// longer schedules tasks gets the service restarted. Without systemd
+/// (`NOTIFY_SOCKET` unset) this does nothing.
+fn systemd_ready() -> Option<tokio::task::JoinHandle<()>> {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return None;
+    }
+    let period = std::time::Duration::from_micros(usec / 3);
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    }))
 }

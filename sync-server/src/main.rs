@@ -50,6 +50,17 @@ enum Command {
         #[arg(long)]
         ttl_secs: Option<u32>,
     },
+    /// Write an event's signed gate cache to a file, for gates with no
+    /// network at all: put it on the boot partition as gate-cache.bin or on
+    /// a USB stick (`gate-agent cache import FILE`).
+    CacheFile {
+        /// The event's id.
+        #[arg(long)]
+        event: u64,
+        /// Where to write it.
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +154,30 @@ async fn main() -> anyhow::Result<()> {
             eprintln!(
                 "valid for gate {} of event {} until {} (Unix time)",
                 token.gate, token.event_id, token.expires_at
+            );
+            Ok(())
+        }
+        Command::CacheFile { event, out } => {
+            let config = load(cli.config.as_deref())?;
+            let state = sync_server::open_state(config).await?;
+            let signed = sync_server::services::gates::cache_file(&state.services, event)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let snapshot: shared::wire::CacheSnapshot = signed
+                .open(None)
+                .map_err(|e| anyhow::anyhow!("the cache just signed does not read back: {e}"))?;
+            let bytes = signed.to_file_bytes();
+            let partial = out.with_extension("partial");
+            std::fs::write(&partial, &bytes)
+                .and_then(|()| std::fs::rename(&partial, &out))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "wrote {} ({} bytes): event {event}, {} ticket(s), cursor {}, signed by {}",
+                out.display(),
+                bytes.len(),
+                snapshot.tickets.len(),
+                snapshot.cursor,
+                signed.signer
             );
             Ok(())
         }

@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use shared::wire::*;
 use shared::{PublicKeyBytes, TicketStatus};
+use sync_server::Clock as _;
 
 on_both_backends!(
     one_time_token_enrols_exactly_one_device,
@@ -19,7 +20,32 @@ on_both_backends!(
     two_offline_gates_admitting_one_ticket_make_one_conflict,
     exit_between_admissions_is_no_conflict,
     oversized_batches_are_refused,
+    a_box_clock_off_is_shown_with_its_gate,
 );
+
+/// The skew of a box is its signed timestamp minus the server's time, from
+/// its last request, shown with its gate; a box outside the window is
+/// refused and changes nothing.
+async fn a_box_clock_off_is_shown_with_its_gate(db: Db) {
+    let server = start(db).await;
+    server.seed(1).await;
+    let gate = server.enrol("north", 101).await;
+    let skew = |counts: &serde_json::Value| counts[0]["clock_skew_secs"].clone();
+    let counts = server
+        .admin_get(&format!("/api/admin/events/{EVENT}/gates"))
+        .await;
+    assert_eq!(skew(&counts), serde_json::Value::Null, "not heard from yet");
+    let path = "/gate/v1/snapshot";
+    for (off, status, shown) in [(30, 200, 30), (-7, 200, -7), (3600, 401, -7)] {
+        let signed = gate.sign_at("GET", path, b"", gate.clock.now() + off);
+        let response = gate.send_signed("GET", path, Vec::new(), &signed).await;
+        assert_eq!(response.status(), status, "{off} s off");
+        let counts = server
+            .admin_get(&format!("/api/admin/events/{EVENT}/gates"))
+            .await;
+        assert_eq!(skew(&counts), serde_json::json!(shown), "{off} s off");
+    }
+}
 
 async fn one_time_token_enrols_exactly_one_device(db: Db) {
     let server = start(db).await;

@@ -239,17 +239,7 @@ pub async fn authenticate(
     request: &SignedRequest<'_>,
 ) -> Result<Device, ServiceError> {
     let (device, nonce) = verify(services, request).await?;
-    if !services
-        .store
-        .accept_request(
-            nonce.device_id,
-            &nonce.nonce,
-            nonce.now,
-            nonce.forget_before,
-            nonce.backlog,
-        )
-        .await?
-    {
+    if !services.store.accept_request(&nonce).await? {
         return Err(unauthorized("replayed request (nonce already used)"));
     }
     Ok(device)
@@ -311,6 +301,7 @@ pub async fn verify(
             now,
             forget_before: now - 2 * window,
             backlog,
+            clock_skew_secs: Some(timestamp - now),
         },
     ))
 }
@@ -320,6 +311,21 @@ pub async fn snapshot(services: &Services, device: &Device) -> Result<SignedPayl
     let snapshot = services
         .store
         .snapshot(device.event_id, services.clock.now())
+        .await?;
+    Ok(SignedPayload::sign(&snapshot, &services.server_key))
+}
+
+/// The whole cache of `event_id`, signed with the server key, for a gate
+/// with no network at all: written to a file (`sync-server cache-file`) and
+/// loaded from the boot partition or a USB stick (`gate-agent cache import`).
+/// Gates enrolled with this server trust it, as they trust its snapshots.
+pub async fn cache_file(services: &Services, event_id: u64) -> Result<SignedPayload, ServiceError> {
+    if services.store.event(event_id).await?.is_none() {
+        return Err(ServiceError::NotFound(format!("no event {event_id}")));
+    }
+    let snapshot = services
+        .store
+        .snapshot(event_id, services.clock.now())
         .await?;
     Ok(SignedPayload::sign(&snapshot, &services.server_key))
 }

@@ -46,6 +46,8 @@ pub struct NonceUse {
     /// Nonces older than this are forgotten (they are outside the window).
     pub forget_before: i64,
     pub backlog: Option<u64>,
+    /// The request's timestamp minus `now`: how far the box's clock is off.
+    pub clock_skew_secs: Option<i64>,
 }
 
 /// Expired nonces are purged at most this often, not on every request.
@@ -222,27 +224,9 @@ impl Store {
     /// request); then nothing is written. Nonces older than `forget_before`
     /// are dropped now and then: the timestamp window refuses those requests
     /// anyway.
-    pub async fn accept_request(
-        &self,
-        device_id: Uuid,
-        nonce: &str,
-        now: i64,
-        forget_before: i64,
-        backlog: Option<u64>,
-    ) -> Result<bool, StoreError> {
+    pub async fn accept_request(&self, request: &NonceUse) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let accepted = self
-            .accept_in(
-                &mut tx,
-                &NonceUse {
-                    device_id,
-                    nonce: nonce.to_owned(),
-                    now,
-                    forget_before,
-                    backlog,
-                },
-            )
-            .await?;
+        let accepted = self.accept_in(&mut tx, request).await?;
         if accepted {
             tx.commit().await?;
         }
@@ -278,10 +262,12 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE devices SET last_seen_at = $1, backlog = COALESCE($2, backlog) WHERE device_id = $3",
+            "UPDATE devices SET last_seen_at = $1, backlog = COALESCE($2, backlog),
+                clock_skew_secs = COALESCE($3, clock_skew_secs) WHERE device_id = $4",
         )
         .bind(request.now)
         .bind(request.backlog.map(i64_of).transpose()?)
+        .bind(request.clock_skew_secs)
         .bind(request.device_id.to_string())
         .execute(&mut **tx)
         .await?;

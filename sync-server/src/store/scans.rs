@@ -48,6 +48,9 @@ pub struct GateCounts {
     pub last_seen_at: Option<i64>,
     /// Unsent journal entries the gate reported on its last request.
     pub backlog: u64,
+    /// How far the clock of the gate's most recently heard box is from the
+    /// server's, in seconds (positive: ahead), from its last signed request.
+    pub clock_skew_secs: Option<i64>,
 }
 
 /// What the replay worker makes of a new scan: admissions of known tickets
@@ -407,6 +410,8 @@ impl Store {
         let gates = sqlx::query(
             "SELECT g.number, g.name,
                 (SELECT MAX(d.last_seen_at) FROM devices d WHERE d.event_id = g.event_id AND d.gate_number = g.number) AS last_seen,
+                (SELECT d.clock_skew_secs FROM devices d WHERE d.event_id = g.event_id AND d.gate_number = g.number
+                   AND d.revoked_at IS NULL AND d.last_seen_at IS NOT NULL ORDER BY d.last_seen_at DESC LIMIT 1) AS clock_skew,
                 (SELECT CAST(COALESCE(SUM(d.backlog), 0) AS BIGINT) FROM devices d WHERE d.event_id = g.event_id AND d.gate_number = g.number AND d.revoked_at IS NULL) AS backlog,
                 (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 1 AND s.direction = 'entry') AS admitted,
                 (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 0) AS rejected,
@@ -453,6 +458,7 @@ impl Store {
                     conflicts: count(r, "conflicts")?,
                     last_seen_at: r.try_get("last_seen")?,
                     backlog: count(r, "backlog")?,
+                    clock_skew_secs: r.try_get("clock_skew")?,
                 })
             })
             .collect()

@@ -529,7 +529,11 @@ pub struct Signed {
 
 impl Gate {
     pub fn sign(&self, method: &str, path: &str, body: &[u8]) -> Signed {
-        let timestamp = self.clock.now();
+        self.sign_at(method, path, body, self.clock.now())
+    }
+
+    /// [`Gate::sign`] as a box whose clock reads `timestamp`.
+    pub fn sign_at(&self, method: &str, path: &str, body: &[u8], timestamp: i64) -> Signed {
         let nonce = Uuid::now_v7().simple().to_string();
         let message = device_request_message(method, path, timestamp, &nonce, body);
         Signed {

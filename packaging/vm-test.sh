@@ -379,6 +379,9 @@ step "figures"
 say "gate-agent package: $(stat -c %s "$agent_deb") bytes ($(basename "$agent_deb"))"
 [ -n "$server_deb" ] && say "sync-server package: $(stat -c %s "$server_deb") bytes ($(basename "$server_deb"))"
 say "image: $(stat -c %s "$img") bytes ($(( $(stat -c %s "$img") / 1048576 )) MiB partitioned), $(du -k "$img" | cut -f1) KiB allocated (sparse); built in $image_secs s"
+if command -v zstd >/dev/null; then
+  say "image compressed for distribution (zstd -3): $(zstd -q -3 -T0 -c "$img" | wc -c) bytes"
+fi
 say "boot to ready ($accel): first boot with enrolment $boot_to_ready s, after the power cut $boot2_to_ready s"
 say "1,000 serial scans: $scan_secs s; gate-agent VmRSS afterwards: $rss"
 say "total: $(since "$T0") s"

@@ -22,7 +22,8 @@
 #
 # Runs as root (chroot, and owners kept in the file systems). No loop
 # devices or mounts: partitions are written into the image file at their
-# offsets (mke2fs -d, mkfs.vfat --offset, mtools). The Debian base (everything
+# offsets (mke2fs -d; the FAT made with mkfs.vfat and filled with mtools in
+# a file of its own, then copied in). The Debian base (everything
 # but the agent) is cached as a tarball under
 # ${XDG_CACHE_HOME:-~/.cache}/nft-gate/image, keyed by its recipe, so a warm
 # build only installs the agent and writes the file systems.

@@ -342,6 +342,7 @@ cmp -s "$work/agent-4" "$work/server-3" || die "agent and server disagree on the
 ok "server and agent hold the same $(wc -l < "$work/server-3") admissions, one per ticket, all confirmed on chain"
 
 step "1,000 scans (the 40 tickets again: refused re-entries), then the agent's memory"
+rss_before=$(console 'grep VmRSS /proc/$(systemctl show -p MainPID --value gate-agent)/status' | awk '{print $2, $3}')
 before=$(wait_status 10 'True' | jq_ 'j["counts"]["admitted"] + j["counts"]["rejected"]')
 t=$(date +%s)
 python3 "$vmctl" --timeout 600 send "$work/scan.sock" "$work/codes" 1000 5
@@ -349,7 +350,7 @@ wait_status 600 "s['counts']['admitted'] + s['counts']['rejected'] >= $before + 
 scan_secs=$(since "$t")
 ok "1,000 verdicts in $scan_secs s"
 rss=$(console 'grep VmRSS /proc/$(systemctl show -p MainPID --value gate-agent)/status' | awk '{print $2, $3}')
-ok "gate-agent VmRSS after 1,000 scans: $rss"
+ok "gate-agent VmRSS after 1,000 scans: $rss (before them: $rss_before)"
 
 step "camera path"
 if console 'modinfo vivid >/dev/null 2>&1'; then
@@ -383,6 +384,6 @@ if command -v zstd >/dev/null; then
   say "image compressed for distribution (zstd -3): $(zstd -q -3 -T0 -c "$img" | wc -c) bytes"
 fi
 say "boot to ready ($accel): first boot with enrolment $boot_to_ready s, after the power cut $boot2_to_ready s"
-say "1,000 serial scans: $scan_secs s; gate-agent VmRSS afterwards: $rss"
+say "1,000 serial scans: $scan_secs s; gate-agent VmRSS afterwards: $rss (before: $rss_before)"
 say "total: $(since "$T0") s"
 printf '\nPASS: every check held\n'

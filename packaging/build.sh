@@ -9,7 +9,8 @@
 # linux-libc-dev). Packages are assembled with dpkg-deb, which every Debian
 # machine has: each package's files are listed below, next to what they are.
 # PROFILE (default release) picks the cargo profile; STRIP the strip program
-# (aarch64-linux-gnu-strip for arm64).
+# (aarch64-linux-gnu-strip for arm64); BINDIR packages binaries already built
+# there instead of building.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -31,10 +32,17 @@ esac
 cargo_args=(--locked --profile "$profile")
 [ -n "$target" ] && cargo_args+=(--target "$target")
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nft-gate/target}"
-echo "==> building gate-agent (camera) and sync-server $version for $arch ($profile)"
-(cd "$root" && cargo build "${cargo_args[@]}" -p gate-agent --features camera --bin gate-agent)
-(cd "$root" && cargo build "${cargo_args[@]}" -p sync-server --bin sync-server)
-dir="$CARGO_TARGET_DIR/${target:+$target/}$([ "$profile" = dev ] && echo debug || echo "$profile")"
+if [ -n "${BINDIR:-}" ]; then
+  # Binaries built already (the test suite's workspace build, which has the
+  # camera feature): package those instead of building again.
+  dir=$BINDIR
+  echo "==> packaging gate-agent and sync-server $version for $arch from $dir"
+else
+  echo "==> building gate-agent (camera) and sync-server $version for $arch ($profile)"
+  (cd "$root" && cargo build "${cargo_args[@]}" -p gate-agent --features camera --bin gate-agent)
+  (cd "$root" && cargo build "${cargo_args[@]}" -p sync-server --bin sync-server)
+  dir="$CARGO_TARGET_DIR/${target:+$target/}$([ "$profile" = dev ] && echo debug || echo "$profile")"
+fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT

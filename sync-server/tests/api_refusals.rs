@@ -289,6 +289,14 @@ fn id_routes(holder: &str) -> Vec<(reqwest::Method, &'static str, Option<Value>)
             None,
         ),
         (M::GET, "/m/{event}/{ticket}", None),
+        (M::GET, "/console/events/{event}", None),
+        (M::GET, "/console/events/{event}/live", None),
+        (M::GET, "/console/events/{event}/gates", None),
+        (
+            M::POST,
+            "/console/events/{event}/enrol-tokens",
+            Some(json!("gate=north")),
+        ),
         (M::GET, "/api/tickets/{event}/{ticket}/metadata", None),
         (M::GET, "/m/{event}/{ticket}/image.svg", None),
     ]
@@ -322,6 +330,24 @@ async fn ids_beyond_the_database_are_not_found_and_log_no_error() {
         assert!(listed.contains(route), "{route} is missing from the table");
     }
 
+    // The console's pages, signed in as the admin, answer with a page.
+    let signed_in = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/console/sign-in", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("admin_token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    let console_cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("the console's session cookie")
+        .to_owned();
     for id in [TOO_BIG, "18446744073709551615"] {
         for (method, template, body) in id_routes(&holder) {
             let path = concrete(template, |name| match name {
@@ -329,6 +355,20 @@ async fn ids_beyond_the_database_are_not_found_and_log_no_error() {
                 "wallet" => holder.clone(),
                 _ => "1".to_owned(),
             });
+            if template.starts_with("/console/") {
+                let mut request = server
+                    .http
+                    .request(method.clone(), format!("{}{path}", server.url))
+                    .header("cookie", &console_cookie);
+                if let Some(Value::String(form)) = body {
+                    request = request
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), 404, "{method} {path}");
+                continue;
+            }
             let token = bearer(template, &session);
             let mut request = server
                 .http

@@ -21,6 +21,8 @@ use shared::{Presence, TicketState, TicketStatus};
 use tokio::sync::{Mutex, oneshot};
 
 /// The admin token the harness configures.
+pub mod browser;
+
 pub const ADMIN: &str = "end-to-end-admin-token";
 
 /// A running sync server.

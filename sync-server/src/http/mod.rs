@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod chain_admin;
 pub mod connections;
+pub mod console;
 pub mod deadline;
 pub mod error;
 pub mod gate;
@@ -63,6 +64,7 @@ pub fn app(state: AppState) -> Router {
             get(chain_admin::replay_status),
         )
         .merge(api::routes())
+        .merge(console::routes())
         .route("/metrics", get(metrics::render))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs_page))

@@ -4,6 +4,8 @@
 //! out of axum as plain text; this layer rewrites any error answer that is
 //! not already JSON into [`ErrorBody`], keeping its status and headers
 //! (`Retry-After`, `Allow`), so a client parses one shape everywhere.
+//! HTML answers are left alone: those are the console's own error pages,
+//! written for a person in a browser.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -41,19 +43,19 @@ fn default_message(status: StatusCode) -> String {
     }
 }
 
-fn is_json(response: &Response) -> bool {
+fn is_json_or_page(response: &Response) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"))
 }
 
 /// The middleware: error answers that are not JSON become [`ErrorBody`].
 pub async fn as_json(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+    if !(status.is_client_error() || status.is_server_error()) || is_json_or_page(&response) {
         return response;
     }
     let (mut parts, body) = response.into_parts();

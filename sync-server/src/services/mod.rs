@@ -13,6 +13,7 @@ pub mod gates;
 pub mod health;
 pub mod incidents;
 pub mod inventory;
+pub mod live;
 pub mod minting;
 pub mod organizer;
 pub mod purchases;

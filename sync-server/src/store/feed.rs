@@ -241,7 +241,7 @@ impl Store {
     }
 }
 
-fn event_from_row(r: &AnyRow) -> Result<CachedEvent, StoreError> {
+pub(super) fn event_from_row(r: &AnyRow) -> Result<CachedEvent, StoreError> {
     Ok(CachedEvent {
         event_id: u64::try_from(r.try_get::<i64, _>("event_id")?).map_err(corrupt)?,
         name: r.try_get("name")?,

@@ -25,6 +25,7 @@ mod feed;
 mod gates;
 mod incidents;
 mod inventory;
+mod live;
 mod mints;
 mod payments;
 mod presence;
@@ -39,6 +40,7 @@ pub use feed::ticket_of_row;
 pub use gates::{Device, EnrolError, NonceUse, token_hash};
 pub use incidents::Incident;
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
+pub use live::{MinuteCount, RefusalCount};
 pub use mints::{
     MintItem, MintItemState, MintKind, MintRequest, MintState, NewMintRequest, Recorded,
     UnsettledMint,

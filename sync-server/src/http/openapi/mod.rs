@@ -92,6 +92,15 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::api::validate::validate,
         crate::http::api::validate::offline,
         crate::http::api::validate::sync,
+        crate::http::console::home,
+        crate::http::console::sign_in_page,
+        crate::http::console::sign_in,
+        crate::http::console::sign_out,
+        crate::http::console::event_page,
+        crate::http::console::live_stream,
+        crate::http::console::gates_page,
+        crate::http::console::create_enrol_token,
+        crate::http::console::asset,
     ),
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&SecuritySchemes, &MetadataApiPath),
@@ -105,6 +114,7 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         (name = "validation", description = "Handhelds without the gate agent (the event's organizer or a validator it assigned): validate online, upload scans decided offline with the codes they scanned."),
         (name = "metadata", description = "What wallets and marketplaces read about a ticket NFT. Public."),
         (name = "service", description = "Health, metrics and this documentation. Public."),
+        (name = "console", description = "The organizer console: HTML pages for a browser, signed in with the admin token or an organizer's wallet (a session cookie), on the same services as the JSON API."),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,688 @@
+//! The organizer console: pages the sync server renders itself, on the same
+//! services as the JSON API (`crate::services`), with no script or style
+//! from anywhere else. Sign in with the admin token or with a wallet
+//! (the API's nonce login, signed by the browser wallet's `signMessage`);
+//! an organizer sees their own events, the admin every event. The live page
+//! updates itself from a server-sent event stream.
+
+mod html;
+mod session;
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::services::{gates, live};
+use html::{escape, page, when};
+pub use session::Viewer;
+
+/// How often the live stream looks for changes.
+const LIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The console's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/events/{event}", get(event_page))
+        .route("/console/events/{event}/live", get(live_stream))
+        .route("/console/events/{event}/gates", get(gates_page))
+        .route(
+            "/console/events/{event}/enrol-tokens",
+            post(create_enrol_token),
+        )
+        .route("/console/assets/{file}", get(asset))
+}
+
+/// A form post's fields. The body is read first (under the server's body
+/// limit, so an oversized one is 413 like anywhere else), then its type
+/// checked: a form must be `application/x-www-form-urlencoded`.
+fn form<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| ApiError::BadRequest(format!("the form does not read: {e}")))
+}
+
+/// The page a signed-out browser is sent to.
+fn to_sign_in() -> Response {
+    Redirect::to("/console/sign-in").into_response()
+}
+
+/// An HTML page with `status`.
+fn html(status: StatusCode, body: String) -> Response {
+    (status, Html(body)).into_response()
+}
+
+/// A page saying what went wrong, in words.
+fn problem(viewer: Option<&Viewer>, status: StatusCode, text: &str) -> Response {
+    let label = viewer.map(Viewer::label);
+    html(
+        status,
+        page(
+            "Problem",
+            label.as_deref(),
+            &format!(
+                r#"<p class="problem" role="alert">{}</p><p><a href="/console">Back to the events</a></p>"#,
+                escape(text)
+            ),
+        ),
+    )
+}
+
+/// Refuses a signed-in organizer another organizer's event.
+async fn may_see(state: &AppState, viewer: &Viewer, event_id: u64) -> Result<(), Response> {
+    let missing = || {
+        problem(
+            Some(viewer),
+            StatusCode::NOT_FOUND,
+            &format!("There is no event {event_id}."),
+        )
+    };
+    // The database holds signed 64-bit ids: a larger one names nothing.
+    if i64::try_from(event_id).is_err() {
+        return Err(missing());
+    }
+    let event = state.store.event(event_id).await.map_err(|e| {
+        problem(
+            Some(viewer),
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("The database does not answer: {e}"),
+        )
+    })?;
+    if event.is_none() {
+        return Err(missing());
+    }
+    if let Viewer::Organizer(wallet) = viewer {
+        let organizer = state
+            .store
+            .event_organizer(event_id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if organizer != wallet.to_base58() {
+            return Err(problem(
+                Some(viewer),
+                StatusCode::FORBIDDEN,
+                "This event is another organizer's.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The events list
+///
+/// `GET /console`: the signed-in user's events (the admin's: all), newest
+/// first; a signed-out browser is sent to the sign-in page.
+#[utoipa::path(
+    get,
+    path = "/console",
+    tag = "console",
+    operation_id = "console_home",
+    responses(
+        (status = 200, description = "The events page", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/console/sign-in`"),
+    )
+)]
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return to_sign_in();
+    };
+    let events = match state
+        .store
+        .console_events(viewer.organizer().as_deref(), 200)
+        .await
+    {
+        Ok(events) => events,
+        Err(e) => {
+            return problem(
+                Some(&viewer),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("The database does not answer: {e}"),
+            );
+        }
+    };
+    let mut body = String::from("<h1>Events</h1>");
+    if events.is_empty() {
+        body.push_str(r#"<p class="empty">No events yet.</p>"#);
+    } else {
+        let mut rows = String::new();
+        for e in &events {
+            let _ = write!(
+                rows,
+                r#"<tr><th scope="row"><a href="/console/events/{id}">{name}</a></th><td>{opens}</td><td>{ends}</td><td>{status}</td><td><a href="/console/events/{id}/gates">Gates</a></td></tr>"#,
+                id = e.event_id,
+                name = escape(&e.name),
+                opens = when(e.doors.opens_at),
+                ends = when(e.ends_at),
+                status = match e.status {
+                    shared::EventStatus::Active => "active",
+                    shared::EventStatus::Cancelled => "cancelled",
+                },
+            );
+        }
+        let _ = write!(
+            body,
+            r#"<div class="scroll"><table><caption>Your events</caption><thead><tr><th scope="col">Event</th><th scope="col">Doors open</th><th scope="col">Ends</th><th scope="col">Status</th><th scope="col"><span class="sr">Gates</span></th></tr></thead><tbody>{rows}</tbody></table></div>"#
+        );
+    }
+    html(StatusCode::OK, page("Events", Some(&viewer.label()), &body))
+}
+
+fn sign_in_body(error: Option<&str>, admin_enabled: bool) -> String {
+    let error = error.map_or(String::new(), |e| {
+        format!(r#"<p class="problem" role="alert">{}</p>"#, escape(e))
+    });
+    let admin = if admin_enabled {
+        r#"<section><h2>With the admin token</h2>
+<form method="post" action="/console/sign-in">
+<label for="admin_token">Admin token</label>
+<input id="admin_token" name="admin_token" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form></section>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"<h1>Sign in</h1>
+{error}
+<section><h2>With your wallet</h2>
+<p>Organizers sign a one-time message with their Solana wallet; nothing is sent on chain.</p>
+<button type="button" id="wallet-sign-in">Sign in with wallet</button>
+<p id="wallet-status" role="status"></p>
+<form method="post" action="/console/sign-in" id="wallet-form" hidden><input type="hidden" name="session" id="wallet-session"></form>
+</section>
+{admin}"#
+    )
+}
+
+/// The sign-in page
+///
+/// `GET /console/sign-in`: sign in with a wallet (the page asks the
+/// browser wallet to sign the login message of `POST /api/auth/nonce`) or
+/// with the admin token.
+#[utoipa::path(
+    get,
+    path = "/console/sign-in",
+    tag = "console",
+    operation_id = "console_sign_in_page",
+    responses((status = 200, description = "The sign-in page", body = String, content_type = "text/html"))
+)]
+pub async fn sign_in_page(State(state): State<AppState>) -> Response {
+    html(
+        StatusCode::OK,
+        page(
+            "Sign in",
+            None,
+            &sign_in_body(None, !state.config.admin_token.is_empty()),
+        ),
+    )
+}
+
+/// What the sign-in form posts: the admin token, or the session token the
+/// page got from `POST /api/auth/verify` for the wallet.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+/// Whether the console is served over HTTPS (then its cookie says `Secure`).
+fn secure(state: &AppState) -> bool {
+    state.config.api.public_url.starts_with("https://")
+}
+
+/// Sign in
+///
+/// `POST /console/sign-in` (form): sets the console's session cookie and
+/// sends the browser to `/console`; a wrong token or a wallet without the
+/// organizer role gets the sign-in page again, saying why (401).
+#[utoipa::path(
+    post,
+    path = "/console/sign-in",
+    tag = "console",
+    operation_id = "console_sign_in",
+    request_body(content = SignIn, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: to `/console`, with the session cookie"),
+        (status = 401, description = "Wrong admin token, or no valid organizer session: the page again", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form: SignIn = match form(&headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return refused.into_response(),
+    };
+    let refuse = |why: &str| {
+        html(
+            StatusCode::UNAUTHORIZED,
+            page(
+                "Sign in",
+                None,
+                &sign_in_body(Some(why), !state.config.admin_token.is_empty()),
+            ),
+        )
+    };
+    if !session::same_origin(&headers) {
+        return refuse("This sign-in did not come from this site.");
+    }
+    let now = state.clock.now();
+    let (value, max_age) = if let Some(token) = form.admin_token.as_deref() {
+        if !session::is_admin_token(&state, token.trim()) {
+            return refuse("That is not the admin token.");
+        }
+        let until = now + session::ADMIN_SESSION_SECS;
+        match session::admin_cookie(&state, until) {
+            Some(value) => (value, session::ADMIN_SESSION_SECS),
+            None => return refuse("The admin console is disabled on this server."),
+        }
+    } else if let Some(token) = form.session.as_deref() {
+        let token = token.trim();
+        let claims = crate::services::auth::read_token(&state.config.api, token, now);
+        match (
+            claims,
+            crate::services::auth::session_wallet(&state, token).await,
+        ) {
+            (Ok(claims), Ok((_, crate::store::auth::Role::Organizer))) => {
+                (format!("wallet.{token}"), (claims.exp - now).max(0))
+            }
+            (Ok(_), Ok((_, role))) => {
+                return refuse(&format!(
+                    "This wallet is a {} here, not an organizer: ask the server's admin for the organizer role.",
+                    role.as_str()
+                ));
+            }
+            _ => return refuse("The wallet's signature did not sign you in; try again."),
+        }
+    } else {
+        return refuse("Sign in with your wallet or the admin token.");
+    };
+    let mut response = Redirect::to("/console").into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&session::set_cookie(&value, max_age, secure(&state)))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Sign out
+///
+/// `POST /console/sign-out`: forgets the console's session cookie.
+#[utoipa::path(
+    post,
+    path = "/console/sign-out",
+    tag = "console",
+    operation_id = "console_sign_out",
+    responses((status = 303, description = "Signed out: to `/console/sign-in`"))
+)]
+pub async fn sign_out(State(state): State<AppState>) -> Response {
+    let mut response = to_sign_in();
+    if let Ok(cookie) = HeaderValue::from_str(&session::set_cookie("", 0, secure(&state))) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// An event's live page
+///
+/// `GET /console/events/{event}`: who is inside, per-gate figures (online,
+/// backlog, clock), admissions per minute, refusals by reason, the replay on
+/// chain and what to review; it updates itself from
+/// `/console/events/{event}/live`.
+#[utoipa::path(
+    get,
+    path = "/console/events/{event}",
+    tag = "console",
+    operation_id = "console_event_page",
+    params(("event" = u64, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "The live page", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/console/sign-in`"),
+        (status = 403, description = "Another organizer's event", body = String, content_type = "text/html"),
+        (status = 404, description = "No such event", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn event_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(event_id): Path<u64>,
+) -> Response {
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if let Err(refused) = may_see(&state, &viewer, event_id).await {
+        return refused;
+    }
+    let view = match live::view(&state.services, event_id).await {
+        Ok(view) => view,
+        Err(e) => {
+            return problem(
+                Some(&viewer),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("The live figures are not available: {e}"),
+            );
+        }
+    };
+    let mut sections = String::new();
+    for (id, content) in html::live_sections(&view) {
+        let _ = write!(
+            sections,
+            r#"<section id="{id}" class="live">{content}</section>"#
+        );
+    }
+    let body = format!(
+        r#"<h1>{name}</h1>
+<p class="meta">Doors {opens} – {closes} · ends {ends} · <a href="/console/events/{id}/gates">Gates and devices</a></p>
+<p id="live-state" role="status" data-stream="/console/events/{id}/live">Live: connecting…</p>
+{sections}"#,
+        name = escape(&view.event.name),
+        opens = when(view.event.doors.opens_at),
+        closes = when(view.event.doors.closes_at),
+        ends = when(view.event.ends_at),
+        id = event_id,
+    );
+    html(
+        StatusCode::OK,
+        page(&view.event.name, Some(&viewer.label()), &body),
+    )
+}
+
+/// An event's live figures as a stream
+///
+/// `GET /console/events/{event}/live`: server-sent events; each `update`
+/// event carries a JSON object of the live page's sections (element id to
+/// HTML), sent at once and again whenever a figure changes.
+#[utoipa::path(
+    get,
+    path = "/console/events/{event}/live",
+    tag = "console",
+    operation_id = "console_live_stream",
+    params(("event" = u64, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "The stream", body = String, content_type = "text/event-stream"),
+        (status = 401, description = "`unauthenticated`: not signed in to the console", body = crate::http::error::ErrorBody),
+        (status = 403, description = "`forbidden`: another organizer's event", body = crate::http::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn live_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(event_id): Path<u64>,
+) -> Response {
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return ApiError::Unauthorized("sign in to the console first").into_response();
+    };
+    match may_see(&state, &viewer, event_id).await {
+        Ok(()) => {}
+        Err(refused) if refused.status() == StatusCode::FORBIDDEN => {
+            return ApiError::Forbidden("this event is another organizer's").into_response();
+        }
+        Err(_) => return ApiError::NotFound(format!("no event {event_id}")).into_response(),
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(4);
+    let services = state.services.clone();
+    tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            match live::view(&services, event_id).await {
+                Ok(view) => {
+                    let sections: serde_json::Map<String, serde_json::Value> =
+                        html::live_sections(&view)
+                            .into_iter()
+                            .map(|(id, content)| (id.to_owned(), content.into()))
+                            .collect();
+                    let data = serde_json::Value::Object(sections).to_string();
+                    if data != last {
+                        let event = Event::default().event("update").data(data.clone());
+                        if tx.send(Ok(event)).await.is_err() {
+                            return;
+                        }
+                        last = data;
+                    }
+                }
+                Err(e) => {
+                    let event = Event::default().event("problem").data(e.to_string());
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(LIVE_EVERY).await;
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// An event's gates and devices
+///
+/// `GET /console/events/{event}/gates`: each gate with its direction,
+/// figures and link state, and a form that issues a one-time enrolment
+/// token for a gate box.
+#[utoipa::path(
+    get,
+    path = "/console/events/{event}/gates",
+    tag = "console",
+    operation_id = "console_gates_page",
+    params(("event" = u64, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "The gates page", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/console/sign-in`"),
+        (status = 403, description = "Another organizer's event", body = String, content_type = "text/html"),
+        (status = 404, description = "No such event", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn gates_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(event_id): Path<u64>,
+) -> Response {
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if let Err(refused) = may_see(&state, &viewer, event_id).await {
+        return refused;
+    }
+    gates_body(&state, &viewer, event_id, None).await
+}
+
+async fn gates_body(
+    state: &AppState,
+    viewer: &Viewer,
+    event_id: u64,
+    issued: Option<(String, gates::EnrolToken)>,
+) -> Response {
+    let view = match live::view(&state.services, event_id).await {
+        Ok(view) => view,
+        Err(e) => {
+            return problem(
+                Some(viewer),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("The gates are not available: {e}"),
+            );
+        }
+    };
+    let mut options = String::new();
+    for g in &view.gates {
+        let _ = write!(
+            options,
+            r#"<option value="{name}">{number} · {name}</option>"#,
+            name = escape(&g.counts.name),
+            number = g.counts.gate
+        );
+    }
+    let issued = issued.map_or(String::new(), |(gate_name, token)| {
+        let qr = qrcode::QrCode::new(token.token.as_bytes())
+            .map(|code| {
+                code.render::<qrcode::render::svg::Color>()
+                    .min_dimensions(200, 200)
+                    .build()
+            })
+            .unwrap_or_default();
+        format!(
+            r#"<section class="issued" aria-labelledby="issued-title"><h2 id="issued-title">Enrolment token for {gate}</h2>
+<p>Valid once, until {until}. On the box: <code>gate-agent enrol --server URL --token TOKEN</code>, or put it in <code>gate-enrol.toml</code> on the boot partition.</p>
+<p><code id="enrol-token">{token}</code></p>
+<div class="qr">{qr}</div></section>"#,
+            gate = escape(&gate_name),
+            until = when(token.expires_at),
+            token = escape(&token.token),
+        )
+    });
+    let form = if view.gates.is_empty() {
+        r#"<p class="empty">This event has no gates yet (<code>PUT /api/admin/events/{event}/gates</code>).</p>"#.to_owned()
+    } else {
+        format!(
+            r#"<form method="post" action="/console/events/{event_id}/enrol-tokens">
+<label for="gate">Gate</label><select id="gate" name="gate" required>{options}</select>
+<button type="submit">Issue an enrolment token</button></form>"#
+        )
+    };
+    let mut sections = String::new();
+    for (id, content) in html::live_sections(&view) {
+        if id == "gates" {
+            let _ = write!(
+                sections,
+                r#"<section id="{id}" class="live">{content}</section>"#
+            );
+        }
+    }
+    let body = format!(
+        r#"<h1>{name}: gates and devices</h1>
+<p class="meta"><a href="/console/events/{event_id}">Live view</a></p>
+{issued}
+{sections}
+<section><h2>Enrol a gate box</h2>{form}</section>"#,
+        name = escape(&view.event.name),
+    );
+    html(
+        StatusCode::OK,
+        page(
+            &format!("{} gates", view.event.name),
+            Some(&viewer.label()),
+            &body,
+        ),
+    )
+}
+
+/// The enrolment-token form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// The gate's name.
+    pub gate: String,
+}
+
+/// Issue an enrolment token
+///
+/// `POST /console/events/{event}/enrol-tokens` (form): a one-time token for
+/// a box of the named gate, shown as text and as a QR code on the gates
+/// page (the same service as `POST /api/admin/events/{event}/enrol-tokens`).
+#[utoipa::path(
+    post,
+    path = "/console/events/{event}/enrol-tokens",
+    tag = "console",
+    operation_id = "console_create_enrol_token",
+    params(("event" = u64, Path, description = "The event id")),
+    request_body(content = NewToken, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The gates page with the new token", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/console/sign-in`"),
+        (status = 403, description = "Another organizer's event, or a post from another site", body = String, content_type = "text/html"),
+        (status = 404, description = "No such event or gate", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn create_enrol_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(event_id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let form: NewToken = match form(&headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if !session::same_origin(&headers) {
+        return problem(
+            Some(&viewer),
+            StatusCode::FORBIDDEN,
+            "This form was not sent from this site.",
+        );
+    }
+    if let Err(refused) = may_see(&state, &viewer, event_id).await {
+        return refused;
+    }
+    match gates::issue_enrol_token(&state.services, event_id, &form.gate, None).await {
+        Ok(token) => gates_body(&state, &viewer, event_id, Some((form.gate, token))).await,
+        Err(e) => problem(
+            Some(&viewer),
+            StatusCode::NOT_FOUND,
+            &format!("No token issued: {e}"),
+        ),
+    }
+}
+
+/// The console's stylesheet and script
+///
+/// `GET /console/assets/{file}`: `console.css` and `console.js`, compiled
+/// into the server.
+#[utoipa::path(
+    get,
+    path = "/console/assets/{file}",
+    tag = "console",
+    operation_id = "console_asset",
+    params(("file" = String, Path, description = "`console.css` or `console.js`")),
+    responses(
+        (status = 200, description = "The file", body = String, content_type = "text/css"),
+        (status = 404, description = "`not_found`: no such file", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "console.css" => (include_str!("console.css"), "text/css; charset=utf-8"),
+        "console.js" => (include_str!("console.js"), "text/javascript; charset=utf-8"),
+        _ => return ApiError::NotFound(format!("no asset {file}")).into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}

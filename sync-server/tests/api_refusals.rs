@@ -93,6 +93,10 @@ async fn assert_json_error(what: &str, response: reqwest::Response) -> (u16, Val
         (400..600).contains(&status),
         "{what}: {status} is not a refusal: {text}"
     );
+    // The console answers a person in a browser with a page.
+    if what.contains(" /console/") && content_type.starts_with("text/html") {
+        return (status, json!({"error": "page", "message": text}));
+    }
     assert!(
         content_type.starts_with("application/json"),
         "{what}: {status} answered as {content_type:?}: {text}"

@@ -359,6 +359,31 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
         )
         .unwrap();
 
+    // A one-time sign-in link (what `demo --serve` prints): once, not twice.
+    browser.click("header form button").unwrap();
+    let link = format!(
+        "{}{}",
+        server.url,
+        sync_server::http::console::sign_in_link(&server.state).unwrap()
+    );
+    browser.open(&link).unwrap();
+    browser
+        .wait_for(
+            "the events page through the link",
+            Duration::from_secs(20),
+            "return location.pathname === '/console' && document.querySelector('header').textContent.includes('admin');",
+        )
+        .unwrap();
+    browser.click("header form button").unwrap();
+    browser.open(&link).unwrap();
+    browser
+        .wait_for(
+            "the used link refused",
+            Duration::from_secs(20),
+            "const p = document.querySelector('.problem'); return p && p.textContent.includes('used already');",
+        )
+        .unwrap();
+
     for gate in boxes {
         gate.stop();
     }

@@ -29,6 +29,10 @@ struct Args {
     /// Show the components' logs too.
     #[arg(long)]
     verbose: bool,
+    /// Keep the server, the gates and the chain running after the demo, to
+    /// look at the finished event in the organizer console (Ctrl-C stops).
+    #[arg(long)]
+    serve: bool,
 }
 
 fn step(n: u32, title: &str) {
@@ -354,13 +358,34 @@ fn main() -> anyhow::Result<()> {
         per_entry / 1e9
     ));
 
-    north.stop();
-    south.stop();
-    server.stop()?;
+    let console = format!("{}/console", server.url);
+    let link = sync_server::http::console::sign_in_link(&server.state)
+        .map(|path| format!("{}{path}", server.url));
     println!(
         "\nDone in {:.1} s. Everything is in {}; run again to start over.",
         started.elapsed().as_secs_f64(),
         dir.display()
     );
+    println!("\nOrganizer console: {console}");
+    if let Some(link) = &link {
+        println!(
+            "One-time sign-in link (valid {} minutes): {link}",
+            sync_server::http::console::LINK_SECS / 60
+        );
+    }
+    if args.serve {
+        println!(
+            "The server, both gates and the chain keep running; Ctrl-C stops them. \
+             (Without --serve they stop now.)"
+        );
+        server.rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    } else {
+        println!("Run with --serve to keep them running and open the console.");
+    }
+    north.stop();
+    south.stop();
+    server.stop()?;
     Ok(())
 }

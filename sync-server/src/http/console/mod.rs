@@ -25,7 +25,13 @@ use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::{gates, live};
 use html::{escape, page, when};
-pub use session::Viewer;
+pub use session::{LINK_SECS, Viewer};
+
+/// A one-time sign-in link for the admin (the path and query after the
+/// server's address), valid for [`LINK_SECS`]; `None` without an admin token.
+pub fn sign_in_link(state: &AppState) -> Option<String> {
+    session::link_token(state, state.clock.now()).map(|token| format!("/console/link/{token}"))
+}
 
 /// How often the live stream looks for changes.
 const LIVE_EVERY: Duration = Duration::from_secs(1);
@@ -36,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console", get(home))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
+        .route("/console/link/{token}", get(follow_link))
         .route("/console/events/{event}", get(event_page))
         .route("/console/events/{event}/live", get(live_stream))
         .route("/console/events/{event}/gates", get(gates_page))
@@ -325,6 +332,52 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
     };
     let mut response = Redirect::to("/console").into_response();
     if let Ok(cookie) = HeaderValue::from_str(&session::set_cookie(&value, max_age, secure(&state)))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Sign in with a one-time link
+///
+/// `GET /console/link/{token}`: a link the server printed for its admin
+/// (`demo --serve`) signs the browser in as the admin, once, within ten
+/// minutes; used or expired, it says so.
+#[utoipa::path(
+    get,
+    path = "/console/link/{token}",
+    tag = "console",
+    operation_id = "console_follow_link",
+    params(("token" = String, Path, description = "The link's token")),
+    responses(
+        (status = 303, description = "Signed in: to `/console`, with the session cookie"),
+        (status = 401, description = "Used already, expired or not a link of this server: the sign-in page, saying so", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn follow_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    if !session::spend_link(&state, &token) {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            page(
+                "Sign in",
+                None,
+                &sign_in_body(
+                    Some(
+                        "This sign-in link was used already, has expired, or is not one of this server's. Sign in below.",
+                    ),
+                    !state.config.admin_token.is_empty(),
+                ),
+            ),
+        );
+    }
+    let until = state.clock.now() + session::ADMIN_SESSION_SECS;
+    let mut response = Redirect::to("/console").into_response();
+    if let Some(value) = session::admin_cookie(&state, until)
+        && let Ok(cookie) = HeaderValue::from_str(&session::set_cookie(
+            &value,
+            session::ADMIN_SESSION_SECS,
+            secure(&state),
+        ))
     {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }

@@ -52,9 +52,82 @@ impl Viewer {
 }
 
 fn admin_mac(admin_token: &str, expires_at: i64) -> Option<String> {
+    mac_of(
+        admin_token,
+        &format!("nft-gate console admin session until {expires_at}"),
+    )
+}
+
+fn mac_of(admin_token: &str, text: &str) -> Option<String> {
     let mut mac = Hmac::<Sha256>::new_from_slice(admin_token.as_bytes()).ok()?;
-    mac.update(format!("nft-gate console admin session until {expires_at}").as_bytes());
+    mac.update(text.as_bytes());
     Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+fn equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// How long a sign-in link is valid.
+pub const LINK_SECS: i64 = 600;
+
+/// Links used already (their MACs), so each signs in once. Kept by this
+/// process: behind several instances a link could be used once per
+/// instance within its ten minutes.
+static USED_LINKS: std::sync::Mutex<Vec<(i64, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// A sign-in link's token, valid for [`LINK_SECS`] from `now` and once:
+/// what `sync-server` and the demo print for the admin (`/console/link/TOKEN`).
+/// `None` when the server has no admin token.
+pub fn link_token(state: &AppState, now: i64) -> Option<String> {
+    if state.config.admin_token.is_empty() {
+        return None;
+    }
+    let until = now + LINK_SECS;
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).ok()?;
+    let nonce = hex::encode(nonce);
+    let mac = mac_of(
+        &state.config.admin_token,
+        &format!("nft-gate console sign-in link {nonce} until {until}"),
+    )?;
+    Some(format!("{until}.{nonce}.{mac}"))
+}
+
+/// Spends a sign-in link's token: true once for a valid, unexpired one.
+pub fn spend_link(state: &AppState, token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(until), Some(nonce), Some(mac), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(until) = until.parse::<i64>() else {
+        return false;
+    };
+    let now = state.clock.now();
+    let Some(expected) = mac_of(
+        &state.config.admin_token,
+        &format!("nft-gate console sign-in link {nonce} until {until}"),
+    ) else {
+        return false;
+    };
+    if state.config.admin_token.is_empty() || until <= now || !equal(&expected, mac) {
+        return false;
+    }
+    let mut used = USED_LINKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    used.retain(|(expires, _)| *expires > now);
+    if used.iter().any(|(_, m)| m == mac) {
+        return false;
+    }
+    used.push((until, mac.to_owned()));
+    true
 }
 
 /// The cookie value of an admin session until `expires_at`; `None` when the

@@ -96,6 +96,7 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::console::sign_in_page,
         crate::http::console::sign_in,
         crate::http::console::sign_out,
+        crate::http::console::follow_link,
         crate::http::console::event_page,
         crate::http::console::live_stream,
         crate::http::console::gates_page,

@@ -122,10 +122,31 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "doc tests"
 cargo test --workspace --locked --doc
 
-# Last, so the test runner's summary closes the output.
 say "tests"
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast || status=$?
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast || status=$?
 fi
+
+# The appliance, booted: the packages made from the binaries just tested,
+# the gate image built from them, booted in QEMU against a real server
+# (packaging/vm-test.sh; about two minutes warm). Building an image needs
+# root; SKIP_VM_TEST=1 skips it on a developer machine.
+if [ "${SKIP_VM_TEST:-0}" = 1 ]; then
+  say "appliance VM test skipped (SKIP_VM_TEST=1)"
+elif [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
+  say "appliance VM test skipped: building the image needs root (run as root, or with passwordless sudo)"
+else
+  say "appliance: packages, image, boot in a VM"
+  debs=$(mktemp -d)
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -E"
+  if BINDIR="$CARGO_TARGET_DIR/debug" packaging/build.sh "$debs"; then
+    DEBDIR="$debs" $sudo packaging/vm-test.sh || status=$?
+  else
+    status=1
+  fi
+  rm -rf "$debs"
+fi
+exit $status

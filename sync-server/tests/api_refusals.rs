@@ -293,7 +293,13 @@ fn id_routes(holder: &str) -> Vec<(reqwest::Method, &'static str, Option<Value>)
             None,
         ),
         (M::GET, "/m/{event}/{ticket}", None),
+        (M::GET, "/api/admin/events/{event}/devices", None),
         (M::GET, "/console/events/{event}", None),
+        (
+            M::POST,
+            "/console/events/{event}/devices/{device}/revoke",
+            Some(json!("")),
+        ),
         (M::GET, "/console/events/{event}/live", None),
         (M::GET, "/console/events/{event}/gates", None),
         (

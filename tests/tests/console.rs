@@ -325,6 +325,67 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
     assert_eq!(browser.text("#totals [data-figure=inside]").unwrap(), "1");
     shoot(&browser, "4-live");
 
+    // Both boxes listed online; revoking south's marks it so, on the page
+    // and in the API.
+    browser
+        .open(&format!("{}/console/events/{event_id}/gates", server.url))
+        .unwrap();
+    browser
+        .wait_for(
+            "both boxes online",
+            Duration::from_secs(30),
+            "return document.querySelectorAll('#devices tbody tr .ok').length === 2",
+        )
+        .unwrap();
+    shoot(&browser, "3-gates-devices");
+    let devices = server
+        .admin_ok(
+            Method::GET,
+            &format!("/api/admin/events/{event_id}/devices"),
+            None,
+            200,
+        )
+        .unwrap();
+    assert_eq!(devices.as_array().unwrap().len(), 2, "{devices}");
+    let south_box = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["gate"] == 2)
+        .unwrap()["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser
+        .click(&format!("tr[data-device='{south_box}'] button"))
+        .unwrap();
+    browser
+        .wait_for(
+            "south's box revoked on the page",
+            Duration::from_secs(20),
+            &format!(
+                "const row = document.querySelector(\"tr[data-device='{south_box}']\"); \
+                 return row && row.textContent.includes('revoked') && !row.querySelector('button');"
+            ),
+        )
+        .unwrap();
+    let devices = server
+        .admin_ok(
+            Method::GET,
+            &format!("/api/admin/events/{event_id}/devices"),
+            None,
+            200,
+        )
+        .unwrap();
+    assert!(
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["device_id"] == south_box.as_str() && d["revoked_at"].is_i64()),
+        "{devices}"
+    );
+
     // Signed out, a wrong admin token is refused in words; the admin token
     // signs in and shows every event.
     browser.click("header form button").unwrap();

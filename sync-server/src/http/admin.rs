@@ -261,3 +261,31 @@ pub async fn revoke_device(
     gates::revoke_device(&state, device_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The boxes of an event
+///
+/// `GET /api/admin/events/{event}/devices`: every box enrolled for the
+/// event, revoked ones too: its gate, agent version, hostname, when it was
+/// last heard from and whether that is recent (`online`), its unsent journal
+/// rows and how far its clock is off.
+#[utoipa::path(
+    get,
+    path = "/api/admin/events/{event}/devices",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The boxes, by gate then enrolment", body = Vec<gates::DeviceView>),
+        (status = 400, description = "`bad_request`: the event id does not parse", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
+    )
+)]
+pub async fn devices(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(event_id): Path<u64>,
+) -> Result<Json<Vec<gates::DeviceView>>, ApiError> {
+    Ok(Json(gates::devices(&state, event_id).await?))
+}

@@ -44,6 +44,7 @@ pub fn app(state: AppState) -> Router {
             post(admin::create_enrol_token),
         )
         .route("/api/admin/events/{event}/conflicts", get(admin::conflicts))
+        .route("/api/admin/events/{event}/devices", get(admin::devices))
         .route(
             "/api/admin/devices/{device}/revoke",
             post(admin::revoke_device),

@@ -206,6 +206,35 @@ pub async fn revoke_device(services: &Services, device_id: Uuid) -> Result<(), S
     }
 }
 
+/// A box of an event and whether it was heard from within
+/// `gates.online_within_secs`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct DeviceView {
+    #[serde(flatten)]
+    pub device: crate::store::DeviceRow,
+    pub online: bool,
+}
+
+/// The boxes enrolled for `event_id` (revoked ones too, marked so).
+pub async fn devices(services: &Services, event_id: u64) -> Result<Vec<DeviceView>, ServiceError> {
+    if i64::try_from(event_id).is_err() || services.store.event(event_id).await?.is_none() {
+        return Err(ServiceError::NotFound(format!("no event {event_id}")));
+    }
+    let now = services.clock.now();
+    let within = i64::from(services.config.gates.online_within_secs);
+    Ok(services
+        .store
+        .devices_of_event(event_id)
+        .await?
+        .into_iter()
+        .map(|device| DeviceView {
+            online: device.revoked_at.is_none()
+                && device.last_seen_at.is_some_and(|t| now - t <= within),
+            device,
+        })
+        .collect())
+}
+
 /// Each gate's counts, and whether it was heard from within
 /// `gates.online_within_secs`.
 pub async fn gate_counts(

@@ -16,6 +16,24 @@ pub struct RefusalCount {
     pub count: u64,
 }
 
+/// A gate box enrolled for an event, as organizers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeviceRow {
+    pub device_id: String,
+    /// The gate (by number) it serves.
+    pub gate: u32,
+    pub agent_version: String,
+    pub hostname: Option<String>,
+    /// Unix seconds.
+    pub enrolled_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    /// Journal rows it had not sent yet, on its last request.
+    pub backlog: u64,
+    /// Its clock minus the server's on its last signed request (seconds).
+    pub clock_skew_secs: Option<i64>,
+}
+
 /// Admissions in one minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MinuteCount {
@@ -41,6 +59,33 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    /// The boxes enrolled for an event, by gate then enrolment.
+    pub async fn devices_of_event(&self, event_id: u64) -> Result<Vec<DeviceRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_id, gate_number, agent_version, hostname, enrolled_at, revoked_at,
+                    last_seen_at, backlog, clock_skew_secs
+             FROM devices WHERE event_id = $1 ORDER BY gate_number, enrolled_at",
+        )
+        .bind(i64_of(event_id)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceRow {
+                    device_id: r.try_get("device_id")?,
+                    gate: u32::try_from(r.try_get::<i64, _>("gate_number")?).map_err(corrupt)?,
+                    agent_version: r.try_get("agent_version")?,
+                    hostname: r.try_get("hostname")?,
+                    enrolled_at: r.try_get("enrolled_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
+                    backlog: u64::try_from(r.try_get::<i64, _>("backlog")?).map_err(corrupt)?,
+                    clock_skew_secs: r.try_get("clock_skew_secs")?,
+                })
+            })
+            .collect()
     }
 
     /// Refused scans of an event by reason, most frequent first.

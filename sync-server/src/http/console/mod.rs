@@ -5,6 +5,7 @@
 //! an organizer sees their own events, the admin every event. The live page
 //! updates itself from a server-sent event stream.
 
+pub mod gates;
 mod html;
 mod session;
 pub mod signin;
@@ -14,17 +15,15 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::services::{gates, live};
+use crate::services::live;
 use html::{escape, page, when};
 pub use session::{LINK_SECS, Viewer};
 
@@ -49,10 +48,14 @@ pub fn routes() -> Router<AppState> {
         .route("/console/link/{token}", get(signin::follow_link))
         .route("/console/events/{event}", get(event_page))
         .route("/console/events/{event}/live", get(live_stream))
-        .route("/console/events/{event}/gates", get(gates_page))
+        .route("/console/events/{event}/gates", get(gates::gates_page))
         .route(
             "/console/events/{event}/enrol-tokens",
-            post(create_enrol_token),
+            post(gates::create_enrol_token),
+        )
+        .route(
+            "/console/events/{event}/devices/{device}/revoke",
+            post(gates::revoke_device),
         )
         .route("/console/assets/{file}", get(asset))
 }
@@ -82,14 +85,14 @@ fn to_sign_in() -> Response {
 }
 
 /// An HTML page with `status`.
-fn html(status: StatusCode, body: String) -> Response {
+fn respond(status: StatusCode, body: String) -> Response {
     (status, Html(body)).into_response()
 }
 
 /// A page saying what went wrong, in words.
 fn problem(viewer: Option<&Viewer>, status: StatusCode, text: &str) -> Response {
     let label = viewer.map(Viewer::label);
-    html(
+    respond(
         status,
         page(
             "Problem",
@@ -200,7 +203,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
             r#"<div class="scroll"><table><caption>Your events</caption><thead><tr><th scope="col">Event</th><th scope="col">Doors open</th><th scope="col">Ends</th><th scope="col">Status</th><th scope="col"><span class="sr">Gates</span></th></tr></thead><tbody>{rows}</tbody></table></div>"#
         );
     }
-    html(StatusCode::OK, page("Events", Some(&viewer.label()), &body))
+    respond(StatusCode::OK, page("Events", Some(&viewer.label()), &body))
 }
 
 /// An event's live page
@@ -261,7 +264,7 @@ pub async fn event_page(
         ends = when(view.event.ends_at),
         id = event_id,
     );
-    html(
+    respond(
         StatusCode::OK,
         page(&view.event.name, Some(&viewer.label()), &body),
     )
@@ -337,177 +340,6 @@ pub async fn live_stream(
     Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
         .keep_alive(KeepAlive::default())
         .into_response()
-}
-
-/// An event's gates and devices
-///
-/// `GET /console/events/{event}/gates`: each gate with its direction,
-/// figures and link state, and a form that issues a one-time enrolment
-/// token for a gate box.
-#[utoipa::path(
-    get,
-    path = "/console/events/{event}/gates",
-    tag = "console",
-    operation_id = "console_gates_page",
-    params(("event" = u64, Path, description = "The event id")),
-    responses(
-        (status = 200, description = "The gates page", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to `/console/sign-in`"),
-        (status = 403, description = "Another organizer's event", body = String, content_type = "text/html"),
-        (status = 404, description = "No such event", body = String, content_type = "text/html"),
-    )
-)]
-pub async fn gates_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(event_id): Path<u64>,
-) -> Response {
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
-    };
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
-    gates_body(&state, &viewer, event_id, None).await
-}
-
-async fn gates_body(
-    state: &AppState,
-    viewer: &Viewer,
-    event_id: u64,
-    issued: Option<(String, gates::EnrolToken)>,
-) -> Response {
-    let view = match live::view(&state.services, event_id).await {
-        Ok(view) => view,
-        Err(e) => {
-            return problem(
-                Some(viewer),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("The gates are not available: {e}"),
-            );
-        }
-    };
-    let mut options = String::new();
-    for g in &view.gates {
-        let _ = write!(
-            options,
-            r#"<option value="{name}">{number} · {name}</option>"#,
-            name = escape(&g.counts.name),
-            number = g.counts.gate
-        );
-    }
-    let issued = issued.map_or(String::new(), |(gate_name, token)| {
-        let qr = qrcode::QrCode::new(token.token.as_bytes())
-            .map(|code| {
-                code.render::<qrcode::render::svg::Color>()
-                    .min_dimensions(200, 200)
-                    .build()
-            })
-            .unwrap_or_default();
-        format!(
-            r#"<section class="issued" aria-labelledby="issued-title"><h2 id="issued-title">Enrolment token for {gate}</h2>
-<p>Valid once, until {until}. On the box: <code>gate-agent enrol --server URL --token TOKEN</code>, or put it in <code>gate-enrol.toml</code> on the boot partition.</p>
-<p><code id="enrol-token">{token}</code></p>
-<div class="qr">{qr}</div></section>"#,
-            gate = escape(&gate_name),
-            until = when(token.expires_at),
-            token = escape(&token.token),
-        )
-    });
-    let form = if view.gates.is_empty() {
-        r#"<p class="empty">This event has no gates yet (<code>PUT /api/admin/events/{event}/gates</code>).</p>"#.to_owned()
-    } else {
-        format!(
-            r#"<form method="post" action="/console/events/{event_id}/enrol-tokens">
-<label for="gate">Gate</label><select id="gate" name="gate" required>{options}</select>
-<button type="submit">Issue an enrolment token</button></form>"#
-        )
-    };
-    let mut sections = String::new();
-    for (id, content) in html::live_sections(&view) {
-        if id == "gates" {
-            let _ = write!(
-                sections,
-                r#"<section id="{id}" class="live">{content}</section>"#
-            );
-        }
-    }
-    let body = format!(
-        r#"<h1>{name}: gates and devices</h1>
-<p class="meta"><a href="/console/events/{event_id}">Live view</a></p>
-{issued}
-{sections}
-<section><h2>Enrol a gate box</h2>{form}</section>"#,
-        name = escape(&view.event.name),
-    );
-    html(
-        StatusCode::OK,
-        page(
-            &format!("{} gates", view.event.name),
-            Some(&viewer.label()),
-            &body,
-        ),
-    )
-}
-
-/// The enrolment-token form.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    /// The gate's name.
-    pub gate: String,
-}
-
-/// Issue an enrolment token
-///
-/// `POST /console/events/{event}/enrol-tokens` (form): a one-time token for
-/// a box of the named gate, shown as text and as a QR code on the gates
-/// page (the same service as `POST /api/admin/events/{event}/enrol-tokens`).
-#[utoipa::path(
-    post,
-    path = "/console/events/{event}/enrol-tokens",
-    tag = "console",
-    operation_id = "console_create_enrol_token",
-    params(("event" = u64, Path, description = "The event id")),
-    request_body(content = NewToken, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "The gates page with the new token", body = String, content_type = "text/html"),
-        (status = 303, description = "Not signed in: to `/console/sign-in`"),
-        (status = 403, description = "Another organizer's event, or a post from another site", body = String, content_type = "text/html"),
-        (status = 404, description = "No such event or gate", body = String, content_type = "text/html"),
-    )
-)]
-pub async fn create_enrol_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(event_id): Path<u64>,
-    body: Bytes,
-) -> Response {
-    let form: NewToken = match form(&headers, &body) {
-        Ok(form) => form,
-        Err(refused) => return refused.into_response(),
-    };
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
-    };
-    if !session::same_origin(&headers) {
-        return problem(
-            Some(&viewer),
-            StatusCode::FORBIDDEN,
-            "This form was not sent from this site.",
-        );
-    }
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
-    match gates::issue_enrol_token(&state.services, event_id, &form.gate, None).await {
-        Ok(token) => gates_body(&state, &viewer, event_id, Some((form.gate, token))).await,
-        Err(e) => problem(
-            Some(&viewer),
-            StatusCode::NOT_FOUND,
-            &format!("No token issued: {e}"),
-        ),
-    }
 }
 
 /// The console's stylesheet and script

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::html::{escape, page};
-use super::{form, html, session, to_sign_in};
+use super::{form, respond, session, to_sign_in};
 use crate::http::state::AppState;
 
 fn sign_in_body(error: Option<&str>, admin_enabled: bool) -> String {
@@ -51,7 +51,7 @@ fn sign_in_body(error: Option<&str>, admin_enabled: bool) -> String {
     responses((status = 200, description = "The sign-in page", body = String, content_type = "text/html"))
 )]
 pub async fn sign_in_page(State(state): State<AppState>) -> Response {
-    html(
+    respond(
         StatusCode::OK,
         page(
             "Sign in",
@@ -99,7 +99,7 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
         Err(refused) => return refused.into_response(),
     };
     let refuse = |why: &str| {
-        html(
+        respond(
             StatusCode::UNAUTHORIZED,
             page(
                 "Sign in",
@@ -168,7 +168,7 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
 )]
 pub async fn follow_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     if !session::spend_link(&state, &token) {
-        return html(
+        return respond(
             StatusCode::UNAUTHORIZED,
             page(
                 "Sign in",

@@ -386,6 +386,29 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
         "{devices}"
     );
 
+    // The offline cache file the page offers is the event's cache, signed
+    // by the server key the boxes pinned.
+    let file = browser
+        .script(
+            "return fetch(document.querySelector('a[download]').href) \
+               .then(r => r.arrayBuffer()) \
+               .then(b => btoa(String.fromCharCode(...new Uint8Array(b))));",
+            json!([]),
+        )
+        .unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(file.as_str().unwrap())
+        .unwrap();
+    let key =
+        sync_server::load_or_create_server_key(&dir.path().join("server/server-key")).unwrap();
+    let snapshot: shared::wire::CacheSnapshot =
+        shared::wire::SignedPayload::from_file_bytes(&bytes)
+            .unwrap()
+            .open(Some(&shared::PublicKeyBytes::from(&key.verifying_key())))
+            .unwrap();
+    assert_eq!(snapshot.events[0].event_id, event_id);
+    assert_eq!(snapshot.tickets.len(), 3);
+
     // Signed out, a wrong admin token is refused in words; the admin token
     // signs in and shows every event.
     browser.click("header form button").unwrap();

@@ -289,3 +289,56 @@ pub async fn devices(
 ) -> Result<Json<Vec<gates::DeviceView>>, ApiError> {
     Ok(Json(gates::devices(&state, event_id).await?))
 }
+
+/// An event's signed gate cache as a file
+///
+/// `GET /api/admin/events/{event}/cache-file`: the event's whole gate cache,
+/// signed with the server key, for gates with no network at all: save it
+/// as `gate-cache.bin` on the boot partition or a USB stick (the same file
+/// as `sync-server cache-file`).
+#[utoipa::path(
+    get,
+    path = "/api/admin/events/{event}/cache-file",
+    tag = "admin",
+    params(("event" = u64, Path, description = "The event id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The signed cache file", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "`bad_request`: the event id does not parse", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        crate::http::openapi::responses::AdminRefusals,
+        crate::http::openapi::responses::StorageDown,
+    )
+)]
+pub async fn cache_file(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(event_id): Path<u64>,
+) -> Result<axum::response::Response, ApiError> {
+    Ok(cache_file_response(&state, event_id).await?)
+}
+
+/// The signed cache of `event_id` as a download named `gate-cache.bin`.
+pub async fn cache_file_response(
+    state: &AppState,
+    event_id: u64,
+) -> Result<axum::response::Response, crate::services::ServiceError> {
+    use axum::response::IntoResponse;
+    if i64::try_from(event_id).is_err() {
+        return Err(crate::services::ServiceError::NotFound(format!(
+            "no event {event_id}"
+        )));
+    }
+    let signed = gates::cache_file(state, event_id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"gate-cache.bin\"",
+            ),
+        ],
+        signed.to_file_bytes(),
+    )
+        .into_response())
+}

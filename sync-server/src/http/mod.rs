@@ -46,6 +46,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/admin/events/{event}/conflicts", get(admin::conflicts))
         .route("/api/admin/events/{event}/devices", get(admin::devices))
         .route(
+            "/api/admin/events/{event}/cache-file",
+            get(admin::cache_file),
+        )
+        .route(
             "/api/admin/devices/{device}/revoke",
             post(admin::revoke_device),
         )

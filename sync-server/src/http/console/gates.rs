@@ -180,7 +180,9 @@ async fn gates_body(
 {issued}
 {sections}
 <section id="devices"><h2>Gate boxes</h2>{devices}</section>
-<section><h2>Enrol a gate box</h2>{form}</section>"#,
+<section><h2>Enrol a gate box</h2>{form}</section>
+<section><h2>Gates with no network</h2><p>A signed copy of this event's gate cache, for boxes with no network at all: save it as <code>gate-cache.bin</code> on the box's boot partition or a USB stick; the box loads it on its next start.</p>
+<p><a class="button" href="/console/events/{event_id}/cache-file" download="gate-cache.bin">Download the offline cache file</a></p></section>"#,
         name = escape(&view.event.name),
     );
     respond(
@@ -316,5 +318,44 @@ pub async fn revoke_device(
     match gates::revoke_device(&state.services, device_id).await {
         Ok(()) => gates_body(&state, &viewer, event_id, None).await,
         Err(_) => not_found(),
+    }
+}
+
+/// Download the offline cache file
+///
+/// `GET /console/events/{event}/cache-file`: the event's signed gate cache
+/// (as `GET /api/admin/events/{event}/cache-file`), for boxes with no
+/// network.
+#[utoipa::path(
+    get,
+    path = "/console/events/{event}/cache-file",
+    tag = "console",
+    operation_id = "console_cache_file",
+    params(("event" = u64, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "The signed cache file", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 303, description = "Not signed in: to `/console/sign-in`"),
+        (status = 403, description = "Another organizer's event", body = String, content_type = "text/html"),
+        (status = 404, description = "No such event", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn cache_file(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(event_id): Path<u64>,
+) -> Response {
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if let Err(refused) = may_see(&state, &viewer, event_id).await {
+        return refused;
+    }
+    match crate::http::admin::cache_file_response(&state, event_id).await {
+        Ok(file) => file,
+        Err(e) => problem(
+            Some(&viewer),
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("The cache file is not available: {e}"),
+        ),
     }
 }

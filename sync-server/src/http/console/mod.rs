@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
             "/console/events/{event}/devices/{device}/revoke",
             post(gates::revoke_device),
         )
+        .route("/console/events/{event}/cache-file", get(gates::cache_file))
         .route("/console/assets/{file}", get(asset))
 }
 

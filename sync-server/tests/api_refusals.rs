@@ -296,6 +296,7 @@ fn id_routes(holder: &str) -> Vec<(reqwest::Method, &'static str, Option<Value>)
         (M::GET, "/api/admin/events/{event}/devices", None),
         (M::GET, "/api/admin/events/{event}/cache-file", None),
         (M::GET, "/console/events/{event}/cache-file", None),
+        (M::GET, "/console/events/{event}/tickets", None),
         (M::GET, "/console/events/{event}", None),
         (
             M::POST,

@@ -386,6 +386,23 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
         "{devices}"
     );
 
+    // The attendee list: the admitted holder inside, found by wallet.
+    browser
+        .open(&format!(
+            "{}/console/events/{event_id}/tickets?q={}",
+            server.url,
+            &holders[0][..6]
+        ))
+        .unwrap();
+    let list = browser.text("main table").unwrap();
+    assert!(list.contains(&holders[0]), "{list}");
+    assert!(list.contains("inside"), "{list}");
+    assert!(!list.contains(&holders[1]), "{list}");
+    shoot(&browser, "5-tickets");
+    browser
+        .open(&format!("{}/console/events/{event_id}/gates", server.url))
+        .unwrap();
+
     // The offline cache file the page offers is the event's cache, signed
     // by the server key the boxes pinned.
     let file = browser
@@ -445,6 +462,13 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
 
     // A one-time sign-in link (what `demo --serve` prints): once, not twice.
     browser.click("header form button").unwrap();
+    browser
+        .wait_for(
+            "signed out",
+            Duration::from_secs(20),
+            "return location.pathname === '/console/sign-in';",
+        )
+        .unwrap();
     let link = format!(
         "{}{}",
         server.url,
@@ -459,6 +483,13 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
         )
         .unwrap();
     browser.click("header form button").unwrap();
+    browser
+        .wait_for(
+            "signed out",
+            Duration::from_secs(20),
+            "return location.pathname === '/console/sign-in';",
+        )
+        .unwrap();
     browser.open(&link).unwrap();
     browser
         .wait_for(

@@ -5,7 +5,7 @@ use serde::Serialize;
 use shared::wire::CachedEvent;
 use sqlx::Row;
 
-use super::feed::event_from_row;
+use super::feed::{event_from_row, ticket_of_row};
 use super::{Store, StoreError, corrupt, i64_of};
 
 /// How many scans a gate refused for one reason.
@@ -32,6 +32,16 @@ pub struct DeviceRow {
     pub backlog: u64,
     /// Its clock minus the server's on its last signed request (seconds).
     pub clock_skew_secs: Option<i64>,
+}
+
+/// A ticket as the attendee list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttendeeRow {
+    pub ticket: shared::wire::CachedTicket,
+    /// Inside now (`None`: never scanned).
+    pub inside: Option<bool>,
+    /// Admissions so far.
+    pub entries: u64,
 }
 
 /// Admissions in one minute.
@@ -86,6 +96,57 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// One page of an event's tickets, by id: all, or those whose id is
+    /// `search` or whose holder's wallet starts with it. With the number
+    /// matching.
+    pub async fn attendees(
+        &self,
+        event_id: u64,
+        search: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<AttendeeRow>, u64), StoreError> {
+        let id: i64 = search.parse().unwrap_or(-1);
+        let prefix = format!("{}%", search.replace(['\\', '%', '_'], ""));
+        let filter = "t.event_id = $1 AND ($2 = '' OR t.ticket_id = $3 OR t.owner LIKE $4)";
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT t.*, p.inside AS p_inside, p.entries AS p_entries FROM tickets t
+             LEFT JOIN ticket_presence p ON p.event_id = t.event_id AND p.ticket_id = t.ticket_id
+             WHERE {filter} ORDER BY t.ticket_id LIMIT $5 OFFSET $6"
+        )))
+        .bind(i64_of(event_id)?)
+        .bind(search.to_owned())
+        .bind(id)
+        .bind(prefix.clone())
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM tickets t WHERE {filter}"
+        )))
+        .bind(i64_of(event_id)?)
+        .bind(search.to_owned())
+        .bind(id)
+        .bind(prefix)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(AttendeeRow {
+                    ticket: ticket_of_row(r)?,
+                    inside: r.try_get::<Option<i64>, _>("p_inside")?.map(|i| i == 1),
+                    entries: r
+                        .try_get::<Option<i64>, _>("p_entries")?
+                        .map_or(0, |e| u64::try_from(e).unwrap_or(0)),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
     }
 
     /// Refused scans of an event by reason, most frequent first.

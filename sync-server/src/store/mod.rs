@@ -40,7 +40,7 @@ pub use feed::ticket_of_row;
 pub use gates::{Device, EnrolError, NonceUse, token_hash};
 pub use incidents::Incident;
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
-pub use live::{DeviceRow, MinuteCount, RefusalCount};
+pub use live::{AttendeeRow, DeviceRow, MinuteCount, RefusalCount};
 pub use mints::{
     MintItem, MintItemState, MintKind, MintRequest, MintState, NewMintRequest, Recorded,
     UnsettledMint,

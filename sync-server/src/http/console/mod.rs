@@ -9,6 +9,7 @@ pub mod gates;
 mod html;
 mod session;
 pub mod signin;
+pub mod tickets;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -58,6 +59,10 @@ pub fn routes() -> Router<AppState> {
             post(gates::revoke_device),
         )
         .route("/console/events/{event}/cache-file", get(gates::cache_file))
+        .route(
+            "/console/events/{event}/tickets",
+            get(tickets::tickets_page),
+        )
         .route("/console/assets/{file}", get(asset))
 }
 
@@ -256,7 +261,7 @@ pub async fn event_page(
     }
     let body = format!(
         r#"<h1>{name}</h1>
-<p class="meta">Doors {opens} – {closes} · ends {ends} · <a href="/console/events/{id}/gates">Gates and devices</a></p>
+<p class="meta">Doors {opens} – {closes} · ends {ends} · <a href="/console/events/{id}/gates">Gates and devices</a> · <a href="/console/events/{id}/tickets">Tickets and attendees</a></p>
 <p id="live-state" role="status" data-stream="/console/events/{id}/live">Live: connecting…</p>
 {sections}"#,
         name = escape(&view.event.name),

@@ -240,6 +240,13 @@ ok "gate-enrol.toml deleted from the boot partition after the enrolment"
 gates=$(adm GET "$api/api/admin/events/$event/gates")
 [ "$(jq_ '[g for g in j if g["gate"] == 1][0]["online"]' <<<"$gates")" = true ] || die "the server does not list gate 1 online: $gates"
 ok "the server lists gate 1 online: $gates"
+if devices=$(adm GET "$api/api/admin/events/$event/devices" 2>/dev/null); then
+  [ "$(jq_ 'len([d for d in j if d["gate"] == 1 and d["online"] and not d.get("revoked_at")])' <<<"$devices")" = 1 ] ||
+    die "the server does not list the box as gate 1's device, online: $devices"
+  ok "the server lists the box: $(jq_ '[{k: d.get(k) for k in ("device_id", "gate", "agent_version", "hostname", "online")} for d in j]' <<<"$devices")"
+else
+  say "this server has no GET /api/admin/events/{e}/devices: the gates listing above stands for it"
+fi
 console "systemctl --failed --no-legend" | sed 's/^/    failed unit: /'
 [ -z "$(console 'systemctl --failed --no-legend')" ] || die "failed units in the guest"
 ok "no failed units"

@@ -7,6 +7,7 @@
 //! HTTP layer and above storage, chain and the adapters.
 
 pub mod auth;
+pub mod cancellation;
 mod error;
 pub mod events;
 pub mod gates;
@@ -19,7 +20,9 @@ pub mod organizer;
 pub mod purchases;
 pub mod replay;
 pub mod rules;
+pub mod settlement;
 pub mod staff;
+pub mod ticket_holds;
 pub mod tickets;
 pub mod transfers;
 pub mod validation;

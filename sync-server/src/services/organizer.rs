@@ -199,7 +199,7 @@ pub struct IssuedTicket {
     pub credential: Credential,
 }
 
-fn chain_of(state: &Services) -> Result<&Arc<ChainContext>, OrganizerError> {
+pub(super) fn chain_of(state: &Services) -> Result<&Arc<ChainContext>, OrganizerError> {
     state.chain.as_ref().ok_or(OrganizerError::NoChain)
 }
 

@@ -1,7 +1,8 @@
 //! The one place that starts and stops the server's background workers:
 //! the replay worker (when `[replay] enabled`), and, with a chain, the
 //! purchase worker, the mint worker (finishing organizer mints a crash cut
-//! off) and the email-transfer expiry sweep. Each worker owns
+//! off), the cancellation worker (finishing event cancellations) and the
+//! email-transfer expiry sweep. Each worker owns
 //! its loop and stops at the shutdown signal after its current round.
 
 use tokio::sync::watch;
@@ -32,6 +33,10 @@ impl Workers {
                 stopped.clone(),
             )));
             tasks.push(tokio::spawn(super::minting::recovery::run(
+                services.clone(),
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(super::cancellation::run(
                 services.clone(),
                 stopped.clone(),
             )));

@@ -13,13 +13,15 @@
 //! figures, ticket state), `presence` (where holders are), `incidents`
 //! (admissions the server would have refused), `validators` (who may scan
 //! an event), `replay` (the chain side), `inventory`, `mints` (organizer
-//! mints as durable intents) and `payments`.
+//! mints as durable intents), `cancellations` (an event's cancellation, as
+//! far as it got) and `payments`.
 
 use serde::Serialize;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
 pub mod auth;
+mod cancellations;
 mod events;
 mod feed;
 mod gates;
@@ -34,6 +36,7 @@ mod replay;
 mod scans;
 mod transfers;
 mod validators;
+pub use cancellations::{Cancellation, CancellationPhase, RefundCounts};
 pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;

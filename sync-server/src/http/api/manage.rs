@@ -48,7 +48,7 @@ impl FromRequestParts<AppState> for EventManager {
 
 impl EventManager {
     /// Refuses unless this caller manages `event_id`.
-    async fn require(&self, state: &AppState, event_id: u64) -> Result<(), ApiError> {
+    pub(super) async fn require(&self, state: &AppState, event_id: u64) -> Result<(), ApiError> {
         let manager = match self {
             EventManager::Admin => Manager::Admin,
             EventManager::Organizer(user) => Manager::Organizer(&user.wallet),
@@ -163,7 +163,9 @@ pub async fn assign_validator(
 /// Stop a wallet validating an event
 ///
 /// `DELETE /api/events/{event}/validators/{wallet}` (the event's organizer,
-/// or the admin token): its next scan for this event is refused.
+/// or the admin token): its next scan for this event is refused, and when
+/// the event's validator list on chain has the key, it is taken off there
+/// too (`remove_validator`): it can record entries no more.
 #[utoipa::path(
     delete,
     path = "/api/events/{event}/validators/{wallet}",
@@ -177,10 +179,11 @@ pub async fn assign_validator(
         (status = 204, description = "No longer assigned"),
         (status = 400, description = "`bad_request`: the event id does not parse or is too large", body = ErrorBody),
         (status = 403, description = "`role_required`, `forbidden` (not this event's organizer) or `login_disabled`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such event, or the wallet is not assigned", body = ErrorBody),
-        (status = 422, description = "`invalid_field`: `wallet` is not a base58 public key", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event, or the wallet is neither assigned nor listed on chain", body = ErrorBody),
+        (status = 409, description = "`conflict`: the key is the one the server records the event's entries with, or the event is cancelled (its list on chain can no longer change)", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `wallet` is not a base58 public key; `chain_refused`: the program refused the removal", body = ErrorBody),
         crate::http::openapi::responses::SessionRefusals,
-        crate::http::openapi::responses::StorageDown,
+        crate::http::openapi::responses::ChainOrStorageDown,
     )
 )]
 pub async fn unassign_validator(

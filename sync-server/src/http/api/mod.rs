@@ -2,11 +2,14 @@
 //! events ([`events`]), minting and tickets ([`tickets`], mint requests and
 //! their idempotency keys in [`mints`]), NFT metadata
 //! ([`nft`]), transfers by wallet and by email ([`transfers`]), purchases
-//! ([`purchases`]), online validation for handhelds ([`validate`]), and an
-//! event's rules, validators and incidents ([`manage`]).
+//! ([`purchases`]), online validation for handhelds ([`validate`]), an
+//! event's rules, validators and incidents ([`manage`]), and its
+//! organizer's actions on chain: holds, cancellation, proceeds and closing
+//! ([`chain_actions`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
+pub mod chain_actions;
 pub mod events;
 pub mod manage;
 pub mod mints;
@@ -46,6 +49,30 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/events/{event}/incidents",
             get(manage::incident_report),
+        )
+        .route(
+            "/api/events/{event}/tickets/{ticket}/freeze",
+            post(chain_actions::freeze),
+        )
+        .route(
+            "/api/events/{event}/tickets/{ticket}/unfreeze",
+            post(chain_actions::unfreeze),
+        )
+        .route(
+            "/api/events/{event}/cancellation",
+            post(chain_actions::cancel).get(chain_actions::cancellation_progress),
+        )
+        .route(
+            "/api/events/{event}/withdraw",
+            post(chain_actions::withdraw),
+        )
+        .route(
+            "/api/events/{event}/tickets/close",
+            post(chain_actions::close_tickets),
+        )
+        .route(
+            "/api/events/{event}/close",
+            post(chain_actions::close_event),
         )
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))

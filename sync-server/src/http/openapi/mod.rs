@@ -24,7 +24,7 @@ use crate::http::error::ApiError;
 
 const DESCRIPTION: &str = "The server gate boxes sync with, and the ticketing API.
 
-Three kinds of caller, each with its own credentials: gate boxes sign every request with the key they enrolled (`/gate/v1`, security `gate_*`); organizers use the server's admin token (`/api/admin`, `admin_token`); wallets log in by signing a one-time message and send the session token they get (`wallet_session`). An event's rules, validators and incidents (`/api/events/{event}/...`) take its organizer's wallet or the admin token. Events, NFT metadata, health, metrics and this document are public.
+Three kinds of caller, each with its own credentials: gate boxes sign every request with the key they enrolled (`/gate/v1`, security `gate_*`); organizers use the server's admin token (`/api/admin`, `admin_token`); wallets log in by signing a one-time message and send the session token they get (`wallet_session`). An event's rules, validators, incidents and chain actions (`/api/events/{event}/...`) take its organizer's wallet or the admin token. Events, NFT metadata, health, metrics and this document are public.
 
 Every request body is read strictly: a field the endpoint does not know is refused with 422 `invalid_field` naming it (a gate speaking a newer protocol version than the server may add fields).
 
@@ -71,6 +71,13 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::api::manage::assign_validator,
         crate::http::api::manage::unassign_validator,
         crate::http::api::manage::incident_report,
+        crate::http::api::chain_actions::freeze,
+        crate::http::api::chain_actions::unfreeze,
+        crate::http::api::chain_actions::cancel,
+        crate::http::api::chain_actions::cancellation_progress,
+        crate::http::api::chain_actions::withdraw,
+        crate::http::api::chain_actions::close_tickets,
+        crate::http::api::chain_actions::close_event,
         crate::http::api::tickets::get_ticket,
         crate::http::api::tickets::mint,
         crate::http::api::tickets::batch_mint,
@@ -114,7 +121,7 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         (name = "gate", description = "The gate protocol: a box enrols with a one-time token, then signs every request with its own key. Snapshots and deltas are binary and signed by the server."),
         (name = "admin", description = "Organizer endpoints, with the server's admin token: gates and their boxes, events and tickets on chain, the replay of scans, wallet roles."),
         (name = "auth", description = "Wallet login: ask for a one-time message, sign it with the wallet, get a session token."),
-        (name = "events", description = "Events as buyers see them; creating one takes an organizer's wallet. Its organizer sets its check-in rules (re-entry, unknown tickets, holder proof, tier -> gates, end-time grace), assigns the wallets that may validate it, and reviews its conflicts and incidents."),
+        (name = "events", description = "Events as buyers see them; creating one takes an organizer's wallet. Its organizer sets its check-in rules (re-entry, unknown tickets, holder proof, tier -> gates, end-time grace), assigns the wallets that may validate it, reviews its conflicts and incidents, and acts on chain: freezes tickets, cancels the event (tickets revoked, card purchases refunded), withdraws the proceeds and closes the accounts after it."),
         (name = "tickets", description = "Minting (organizers), holders' tickets and QR codes, transfers signed by the holder's wallet, to a wallet or to an email address claimed with the mailed code."),
         (name = "purchases", description = "Buying a ticket: a seat is held while the buyer pays by card (Stripe, confirmed by its signed webhook) or in SOL (a transaction the buyer's wallet signs); then the ticket is minted to the buyer."),
         (name = "validation", description = "Handhelds without the gate agent (the event's organizer or a validator it assigned): validate online, upload scans decided offline with the codes they scanned."),

@@ -183,7 +183,7 @@ fn purchase_of_row(r: &AnyRow) -> Result<Purchase, StoreError> {
     })
 }
 
-fn purchases_of_rows(rows: &[AnyRow]) -> Result<Vec<Purchase>, StoreError> {
+pub(super) fn purchases_of_rows(rows: &[AnyRow]) -> Result<Vec<Purchase>, StoreError> {
     rows.iter().map(purchase_of_row).collect()
 }
 

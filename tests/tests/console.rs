@@ -98,6 +98,12 @@ fn as_wallet(
     })
 }
 
+/// Unix seconds as RFC 3339 UTC text.
+fn humantime_rfc3339(t: i64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t as u64))
+        .to_string()
+}
+
 fn shoot(browser: &Browser, name: &str) {
     let dir = artifacts_dir("console");
     for (label, (w, h)) in [("laptop", LAPTOP), ("phone", PHONE)] {
@@ -131,20 +137,79 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (status, event) = as_wallet(
-        &server,
-        &token,
-        Method::POST,
-        "/api/events",
-        json!({
-            "name": "Harbour Lights", "venue": "Pier 4",
-            "starts_at": now + 600, "ends_at": now + 7200,
-            "doors_open_secs_before": 3600, "capacity": 50,
-            "tiers": [{ "name": "general", "price_lamports": 0, "supply": 50 }]
-        }),
+    let browser = Browser::start(LAPTOP.0, LAPTOP.1).unwrap();
+    browser
+        .devtools(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": injected_wallet(&organizer) }),
+        )
+        .unwrap();
+
+    // Signed out: the console sends the browser to sign in.
+    browser.open(&format!("{}/console", server.url)).unwrap();
+    assert!(browser.url().unwrap().ends_with("/console/sign-in"));
+    shoot(&browser, "1-sign-in");
+
+    // The wallet signs the login message; the console lists the event.
+    browser.click("#wallet-sign-in").unwrap();
+    browser
+        .wait_for(
+            "the events page after the wallet signed",
+            Duration::from_secs(30),
+            "return location.pathname === '/console' && document.querySelector(\"a[href='/console/events/new']\") !== null",
+        )
+        .unwrap();
+    assert!(browser.text("main").unwrap().contains("No events yet"));
+    shoot(&browser, "2-events");
+
+    // The organizer creates the event from the console's form, with rules.
+    browser.click("a[href='/console/events/new']").unwrap();
+    browser
+        .wait_for(
+            "the new-event form",
+            Duration::from_secs(20),
+            "return document.getElementById('starts_at') !== null;",
+        )
+        .unwrap();
+    let utc = |t: i64| {
+        let text = humantime_rfc3339(t);
+        text[..16].to_owned()
+    };
+    browser.type_into("#name", "Harbour Lights").unwrap();
+    browser.type_into("#venue", "Pier 4").unwrap();
+    browser
+        .script(
+            "document.getElementById('starts_at').value = arguments[0]; \
+             document.getElementById('ends_at').value = arguments[1]; \
+             document.getElementById('capacity').value = '50'; \
+             document.getElementById('tier_supply').value = '50'; \
+             document.getElementById('reentry').value = 'allowed_after'; \
+             document.getElementById('min_outside_minutes').value = '10';",
+            json!([utc(now + 600), utc(now + 7200)]),
+        )
+        .unwrap();
+    shoot(&browser, "2-new-event");
+    browser.click("form.stack button[type=submit]").unwrap();
+    let created = browser
+        .wait_for(
+            "the new event's live page",
+            Duration::from_secs(60),
+            "const m = location.pathname.match(/^\\/console\\/events\\/(\\d+)$/); return m && m[1];",
+        )
+        .unwrap_or_else(|e| panic!("{e}: {}", browser.text("main").unwrap_or_default()));
+    let event_id: u64 = created.as_str().unwrap().parse().unwrap();
+    let rules = server
+        .rt
+        .block_on(server.state.store.event(event_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(rules.name, "Harbour Lights");
+    assert_eq!(
+        rules.reentry,
+        shared::ReentryPolicy::AllowedAfter {
+            min_outside_secs: 600
+        }
     );
-    assert_eq!(status, 201, "{event}");
-    let event_id = event["event_id"].as_u64().unwrap();
     for (number, name) in [(1, "north"), (2, "south")] {
         server
             .admin_ok(
@@ -185,31 +250,6 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
         .iter()
         .map(|t| t["code"].as_str().unwrap().to_owned())
         .collect();
-
-    let browser = Browser::start(LAPTOP.0, LAPTOP.1).unwrap();
-    browser
-        .devtools(
-            "Page.addScriptToEvaluateOnNewDocument",
-            json!({ "source": injected_wallet(&organizer) }),
-        )
-        .unwrap();
-
-    // Signed out: the console sends the browser to sign in.
-    browser.open(&format!("{}/console", server.url)).unwrap();
-    assert!(browser.url().unwrap().ends_with("/console/sign-in"));
-    shoot(&browser, "1-sign-in");
-
-    // The wallet signs the login message; the console lists the event.
-    browser.click("#wallet-sign-in").unwrap();
-    browser
-        .wait_for(
-            "the events page after the wallet signed",
-            Duration::from_secs(30),
-            "return location.pathname === '/console' && document.querySelector('table') !== null",
-        )
-        .unwrap();
-    assert!(browser.text("main").unwrap().contains("Harbour Lights"));
-    shoot(&browser, "2-events");
 
     // Two gate boxes enrolled with tokens read off the gates page.
     let mut boxes = Vec::new();

@@ -182,7 +182,14 @@ pub async fn create_event(
     ValidJson(body): ValidJson<CreateEventBody>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
     user.require_role(&[Role::Organizer])?;
-    let draft = EventDraft {
+    let event = events::create(&state, user.wallet, &draft_of(body)).await?;
+    Ok((StatusCode::CREATED, Json(event.into())))
+}
+
+/// What the events service creates from a checked body (also the
+/// console's new-event form).
+pub fn draft_of(body: CreateEventBody) -> EventDraft {
+    EventDraft {
         name: body.name,
         description: body.description,
         venue: body.venue,
@@ -207,9 +214,7 @@ pub async fn create_event(
         transferable: body.transferable.unwrap_or(true),
         nft: body.nft,
         rules: body.rules,
-    };
-    let event = events::create(&state, user.wallet, &draft).await?;
-    Ok((StatusCode::CREATED, Json(event.into())))
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -5,6 +5,7 @@
 //! an organizer sees their own events, the admin every event. The live page
 //! updates itself from a server-sent event stream.
 
+pub mod events;
 pub mod gates;
 mod html;
 mod session;
@@ -47,6 +48,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/sign-out", post(signin::sign_out))
         .route("/console/link/{token}", get(signin::follow_link))
+        .route("/console/events/new", get(events::new_event_page))
+        .route("/console/events", axum::routing::post(events::create_event))
         .route("/console/events/{event}", get(event_page))
         .route("/console/events/{event}/live", get(live_stream))
         .route("/console/events/{event}/gates", get(gates::gates_page))
@@ -186,6 +189,9 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         }
     };
     let mut body = String::from("<h1>Events</h1>");
+    if matches!(viewer, Viewer::Organizer(_)) {
+        body.push_str(r#"<p><a class="button" href="/console/events/new">New event</a></p>"#);
+    }
     if events.is_empty() {
         body.push_str(r#"<p class="empty">No events yet.</p>"#);
     } else {

@@ -113,6 +113,8 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::console::gates::revoke_device,
         crate::http::console::gates::cache_file,
         crate::http::console::tickets::tickets_page,
+        crate::http::console::events::new_event_page,
+        crate::http::console::events::create_event,
         crate::http::console::asset,
     ),
     components(schemas(crate::http::error::ErrorBody)),

@@ -1,0 +1,238 @@
+//! Creating an event from the console: one form (name, venue, times in UTC,
+//! doors, capacity, a tier, the check-in rules) checked by the same rules
+//! as `POST /api/events` and created by the same service, on chain, with
+//! the signed-in wallet as its organizer.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use shared::{ReentryPolicy, UnknownTicketPolicy};
+
+use super::html::{escape, page};
+use super::{Viewer, form, problem, respond, session, to_sign_in};
+use crate::http::api::events::{CreateEventBody, TierBody, draft_of};
+use crate::http::state::AppState;
+use crate::http::validation::Validate;
+use crate::services::events;
+use crate::services::rules::RulesChange;
+
+/// The new-event form's fields (times as `YYYY-MM-DDTHH:MM`, UTC).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEventForm {
+    pub name: String,
+    pub venue: String,
+    #[serde(default)]
+    pub description: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub doors_open_minutes: u32,
+    pub capacity: u32,
+    pub tier_name: String,
+    pub tier_price_lamports: i64,
+    pub tier_supply: u32,
+    /// `forbidden` or `allowed_after`.
+    pub reentry: String,
+    #[serde(default)]
+    pub min_outside_minutes: u32,
+    /// `reject` or `admit_if_signed`.
+    pub unknown_tickets: String,
+    #[serde(default)]
+    pub end_grace_minutes: u32,
+}
+
+/// `2026-12-05T18:30` (UTC) as Unix seconds.
+fn utc(field: &str, text: &str) -> Result<i64, String> {
+    let full = if text.len() == 16 {
+        format!("{text}:00Z")
+    } else {
+        format!("{text}Z")
+    };
+    humantime::parse_rfc3339(&full)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .ok_or_else(|| format!("{field}: a date and time like 2026-12-05T18:30 (UTC)"))
+}
+
+impl NewEventForm {
+    /// The API's body for this form, or what is wrong, in words.
+    fn body(&self) -> Result<CreateEventBody, String> {
+        let reentry = match self.reentry.as_str() {
+            "forbidden" => ReentryPolicy::Forbidden,
+            "allowed_after" => ReentryPolicy::AllowedAfter {
+                min_outside_secs: self.min_outside_minutes.saturating_mul(60),
+            },
+            _ => return Err("re-entry: forbidden or allowed after a time outside".into()),
+        };
+        let unknown_tickets = match self.unknown_tickets.as_str() {
+            "reject" => UnknownTicketPolicy::Reject,
+            "admit_if_signed" => UnknownTicketPolicy::AdmitIfSigned,
+            _ => return Err("unknown tickets: refuse or admit when well signed".into()),
+        };
+        let body = CreateEventBody {
+            name: self.name.trim().to_owned(),
+            description: self.description.trim().to_owned(),
+            venue: self.venue.trim().to_owned(),
+            starts_at: utc("starts", &self.starts_at)?,
+            ends_at: utc("ends", &self.ends_at)?,
+            doors_open_secs_before: Some(self.doors_open_minutes.saturating_mul(60)),
+            capacity: self.capacity,
+            tiers: vec![TierBody {
+                name: self.tier_name.trim().to_owned(),
+                price_lamports: self.tier_price_lamports,
+                supply: self.tier_supply,
+                card_price: None,
+            }],
+            transferable: Some(true),
+            nft: Default::default(),
+            rules: RulesChange {
+                reentry: Some(reentry),
+                unknown_tickets: Some(unknown_tickets),
+                end_grace_secs: Some(self.end_grace_minutes.saturating_mul(60)),
+                ..RulesChange::default()
+            },
+        };
+        body.validate().map_err(|e| e.to_string())?;
+        Ok(body)
+    }
+}
+
+fn form_page(viewer: &Viewer, error: Option<&str>, f: &NewEventForm) -> String {
+    let error = error.map_or(String::new(), |e| {
+        format!(r#"<p class="problem" role="alert">{}</p>"#, escape(e))
+    });
+    let selected = |on: bool| if on { " selected" } else { "" };
+    let body = format!(
+        r#"<h1>New event</h1>
+{error}
+<form method="post" action="/console/events" class="stack">
+<label for="name">Name</label><input id="name" name="name" required minlength="3" maxlength="64" value="{name}">
+<label for="venue">Venue</label><input id="venue" name="venue" required maxlength="64" value="{venue}">
+<label for="description">Description</label><input id="description" name="description" maxlength="1000" value="{description}">
+<label for="starts_at">Starts (UTC)</label><input id="starts_at" name="starts_at" type="datetime-local" required value="{starts}">
+<label for="ends_at">Ends (UTC)</label><input id="ends_at" name="ends_at" type="datetime-local" required value="{ends}">
+<label for="doors_open_minutes">Doors open, minutes before the start</label><input id="doors_open_minutes" name="doors_open_minutes" type="number" min="0" max="1440" value="{doors}">
+<label for="capacity">Capacity</label><input id="capacity" name="capacity" type="number" min="1" max="100000" required value="{capacity}">
+<label for="tier_name">Tier</label><input id="tier_name" name="tier_name" required maxlength="32" value="{tier}">
+<label for="tier_price_lamports">Tier price (lamports)</label><input id="tier_price_lamports" name="tier_price_lamports" type="number" min="0" value="{price}">
+<label for="tier_supply">Tier tickets</label><input id="tier_supply" name="tier_supply" type="number" min="1" max="100000" value="{supply}">
+<label for="reentry">Re-entry</label><select id="reentry" name="reentry"><option value="forbidden"{forbidden}>Forbidden</option><option value="allowed_after"{allowed}>Allowed after a time outside</option></select>
+<label for="min_outside_minutes">Minutes outside before re-entry</label><input id="min_outside_minutes" name="min_outside_minutes" type="number" min="0" value="{outside}">
+<label for="unknown_tickets">Well-signed tickets a gate does not know yet</label><select id="unknown_tickets" name="unknown_tickets"><option value="reject"{reject}>Refuse</option><option value="admit_if_signed"{admit}>Admit (offline gates)</option></select>
+<label for="end_grace_minutes">Minutes after the end gates still admit</label><input id="end_grace_minutes" name="end_grace_minutes" type="number" min="0" value="{grace}">
+<button type="submit">Create the event on chain</button>
+</form>"#,
+        name = escape(&f.name),
+        venue = escape(&f.venue),
+        description = escape(&f.description),
+        starts = escape(&f.starts_at),
+        ends = escape(&f.ends_at),
+        doors = f.doors_open_minutes,
+        capacity = f.capacity,
+        tier = escape(&f.tier_name),
+        price = f.tier_price_lamports,
+        supply = f.tier_supply,
+        forbidden = selected(f.reentry != "allowed_after"),
+        allowed = selected(f.reentry == "allowed_after"),
+        outside = f.min_outside_minutes,
+        reject = selected(f.unknown_tickets != "admit_if_signed"),
+        admit = selected(f.unknown_tickets == "admit_if_signed"),
+        grace = f.end_grace_minutes,
+    );
+    page("New event", Some(&viewer.label()), &body)
+}
+
+/// The new-event form
+///
+/// `GET /console/events/new`: the form an organizer (signed in with their
+/// wallet) creates an event with.
+#[utoipa::path(
+    get,
+    path = "/console/events/new",
+    tag = "console",
+    operation_id = "console_new_event_page",
+    responses(
+        (status = 200, description = "The form", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/console/sign-in`"),
+    )
+)]
+pub async fn new_event_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return to_sign_in();
+    };
+    let defaults = NewEventForm {
+        doors_open_minutes: 60,
+        capacity: 500,
+        tier_name: "general".into(),
+        tier_supply: 500,
+        reentry: "forbidden".into(),
+        unknown_tickets: "reject".into(),
+        ..NewEventForm::default()
+    };
+    respond(StatusCode::OK, form_page(&viewer, None, &defaults))
+}
+
+/// Create an event
+///
+/// `POST /console/events` (form): creates the event on chain with the
+/// signed-in wallet as its organizer (the same checks and service as
+/// `POST /api/events`) and opens its live page; a field out of range gets
+/// the form back saying which (422).
+#[utoipa::path(
+    post,
+    path = "/console/events",
+    tag = "console",
+    operation_id = "console_create_event",
+    request_body(content = NewEventForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Created: to the event's live page"),
+        (status = 403, description = "Signed in with the admin token (events belong to a wallet), or a post from another site", body = String, content_type = "text/html"),
+        (status = 422, description = "A field out of range: the form again, saying which", body = String, content_type = "text/html"),
+    )
+)]
+pub async fn create_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(viewer) = session::viewer(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if !session::same_origin(&headers) {
+        return problem(
+            Some(&viewer),
+            StatusCode::FORBIDDEN,
+            "This form was not sent from this site.",
+        );
+    }
+    let Viewer::Organizer(wallet) = viewer else {
+        return problem(
+            Some(&viewer),
+            StatusCode::FORBIDDEN,
+            "Events belong to an organizer's wallet: sign in with the wallet to create one.",
+        );
+    };
+    let fields: NewEventForm = match form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused.into_response(),
+    };
+    let checked = match fields.body() {
+        Ok(checked) => checked,
+        Err(why) => {
+            return respond(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form_page(&viewer, Some(&why), &fields),
+            );
+        }
+    };
+    match events::create(&state, wallet, &draft_of(checked)).await {
+        Ok(event) => Redirect::to(&format!("/console/events/{}", event.event_id)).into_response(),
+        Err(e) => respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form_page(&viewer, Some(&format!("Not created: {e}")), &fields),
+        ),
+    }
+}

@@ -259,9 +259,23 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     token: args.token.clone().unwrap_or_default(),
                 },
             };
-            let enrolment = runtime.block_on(gate_agent::enrol_file::enrol_until(
+            let enrolled = runtime.block_on(gate_agent::enrol_file::enrol_until(
                 &config, &file, args.wait,
-            ))?;
+            ));
+            // A box enrolled from this very file whose power went before the
+            // file was removed: done already, so the file may go now.
+            if let Err(gate_agent::enrolment::EnrolError::AlreadyEnrolled {
+                server_url,
+                device_id,
+                ..
+            }) = &enrolled
+                && args.from_file.is_some()
+                && server_url == file.server.trim_end_matches('/')
+            {
+                println!("already enrolled with {server_url} (device {device_id}); nothing to do");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let enrolment = enrolled?;
             println!(
                 "enrolled as gate {} \"{}\" ({:?}) of event {}\ndevice id   {}\nserver key  {}\nstore       {}\ndevice key  {}",
                 enrolment.gate.number,

@@ -187,6 +187,12 @@ fn first_boot_enrolment_from_a_file_waits_for_the_server_and_not_for_a_refusal()
         String::from_utf8_lossy(&out.stdout)
     );
 
+    // The same file again on the same box (the power went before the file
+    // was removed): nothing to do, and success, so the unit removes it.
+    let (ok, stdout, stderr) = agent_cli(&db, &["enrol", "--from-file", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("already enrolled with"), "{stdout}");
+
     // The same (now spent) token on another box: refused at once, however
     // long it was told to wait.
     let other = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use shared::{ReentryPolicy, UnknownTicketPolicy};
 
 use super::html::{escape, page};
-use super::{Viewer, form, problem, respond, session, to_sign_in};
+use super::{Viewer, form, problem, respond, session, to_sign_in, viewer_for};
 use crate::http::api::events::{CreateEventBody, TierBody, draft_of};
 use crate::http::state::AppState;
 use crate::http::validation::Validate;
@@ -198,26 +198,21 @@ pub async fn create_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
+    // A body that is no form is refused before anything else.
+    let fields: NewEventForm = match form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused.into_response(),
     };
-    if !session::same_origin(&headers) {
-        return problem(
-            Some(&viewer),
-            StatusCode::FORBIDDEN,
-            "This form was not sent from this site.",
-        );
-    }
+    let viewer = match viewer_for(&state, &headers, None, true).await {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused,
+    };
     let Viewer::Organizer(wallet) = viewer else {
         return problem(
             Some(&viewer),
             StatusCode::FORBIDDEN,
             "Events belong to an organizer's wallet: sign in with the wallet to create one.",
         );
-    };
-    let fields: NewEventForm = match form(&headers, &body) {
-        Ok(fields) => fields,
-        Err(refused) => return refused.into_response(),
     };
     let checked = match fields.body() {
         Ok(checked) => checked,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::html::{self, escape, page, when};
-use super::{Viewer, form, may_see, problem, respond, session, to_sign_in};
+use super::{Viewer, form, problem, respond, viewer_for};
 use crate::http::state::AppState;
 use crate::services::{gates, live};
 
@@ -39,12 +39,10 @@ pub async fn gates_page(
     headers: HeaderMap,
     Path(event_id): Path<u64>,
 ) -> Response {
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
+    let viewer = match viewer_for(&state, &headers, Some(event_id), false).await {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
     gates_body(&state, &viewer, event_id, None).await
 }
 
@@ -232,19 +230,10 @@ pub async fn create_enrol_token(
         Ok(form) => form,
         Err(refused) => return refused.into_response(),
     };
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
+    let viewer = match viewer_for(&state, &headers, Some(event_id), true).await {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused,
     };
-    if !session::same_origin(&headers) {
-        return problem(
-            Some(&viewer),
-            StatusCode::FORBIDDEN,
-            "This form was not sent from this site.",
-        );
-    }
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
     match gates::issue_enrol_token(&state.services, event_id, &form.gate, None).await {
         Ok(token) => gates_body(&state, &viewer, event_id, Some((form.gate, token))).await,
         Err(e) => problem(
@@ -281,19 +270,10 @@ pub async fn revoke_device(
     headers: HeaderMap,
     Path((event_id, device)): Path<(u64, String)>,
 ) -> Response {
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
+    let viewer = match viewer_for(&state, &headers, Some(event_id), true).await {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused,
     };
-    if !session::same_origin(&headers) {
-        return problem(
-            Some(&viewer),
-            StatusCode::FORBIDDEN,
-            "This form was not sent from this site.",
-        );
-    }
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
     let not_found = || {
         problem(
             Some(&viewer),
@@ -344,12 +324,10 @@ pub async fn cache_file(
     headers: HeaderMap,
     Path(event_id): Path<u64>,
 ) -> Response {
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
+    let viewer = match viewer_for(&state, &headers, Some(event_id), false).await {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
     match crate::http::admin::cache_file_response(&state, event_id).await {
         Ok(file) => file,
         Err(e) => problem(

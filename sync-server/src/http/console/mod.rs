@@ -114,6 +114,31 @@ fn problem(viewer: Option<&Viewer>, status: StatusCode, text: &str) -> Response 
     )
 }
 
+/// The signed-in user, allowed to see `event_id`; else the answer to give
+/// instead (the sign-in page, or a page saying why not). With `posted`, the
+/// request is a form post and must come from this site.
+async fn viewer_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    event_id: Option<u64>,
+    posted: bool,
+) -> Result<Viewer, Response> {
+    let Some(viewer) = session::viewer(state, headers).await else {
+        return Err(to_sign_in());
+    };
+    if posted && !session::same_origin(headers) {
+        return Err(problem(
+            Some(&viewer),
+            StatusCode::FORBIDDEN,
+            "This form was not sent from this site.",
+        ));
+    }
+    if let Some(event_id) = event_id {
+        may_see(state, &viewer, event_id).await?;
+    }
+    Ok(viewer)
+}
+
 /// Refuses a signed-in organizer another organizer's event.
 async fn may_see(state: &AppState, viewer: &Viewer, event_id: u64) -> Result<(), Response> {
     let missing = || {
@@ -242,12 +267,10 @@ pub async fn event_page(
     headers: HeaderMap,
     Path(event_id): Path<u64>,
 ) -> Response {
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
+    let viewer = match viewer_for(&state, &headers, Some(event_id), false).await {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
     let view = match live::view(&state.services, event_id).await {
         Ok(view) => view,
         Err(e) => {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use shared::TicketStatus;
 
 use super::html::{escape, page};
-use super::{may_see, problem, respond, session, to_sign_in};
+use super::{problem, respond, viewer_for};
 use crate::http::state::AppState;
 
 /// Tickets per page.
@@ -52,12 +52,10 @@ pub async fn tickets_page(
     Path(event_id): Path<u64>,
     Query(query): Query<AttendeeQuery>,
 ) -> Response {
-    let Some(viewer) = session::viewer(&state, &headers).await else {
-        return to_sign_in();
+    let viewer = match viewer_for(&state, &headers, Some(event_id), false).await {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = may_see(&state, &viewer, event_id).await {
-        return refused;
-    }
     let search: String = query
         .q
         .unwrap_or_default()

@@ -13,68 +13,188 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use image::GrayImage;
+use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::multi::MultipleBarcodeReader;
 use rxing::{
-    BarcodeFormat, BinaryBitmap, DecodeHints, Luma8LuminanceSource, common::HybridBinarizer,
+    BarcodeFormat, BinaryBitmap, DecodeHints, Luma8LuminanceSource, MultiFormatReader, Reader,
 };
 
 use crate::agent::{Input, InputContext};
 use crate::gate::Scan;
 
+/// How hard to look at a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// One pass of the multi-code reader: what every frame gets first.
+    Fast,
+    /// The slower passes, cheapest first, stopping at the first that finds a
+    /// code; each is started only before `until` (`None`: all of them).
+    Harder { until: Option<Instant> },
+}
+
 /// Every QR payload rxing finds in a grayscale frame. `try_harder` adds the
-/// slower passes (rotations, inverted codes).
+/// slower passes (rotations, inverted codes, another binarizer, a smaller
+/// copy of the frame), all of them.
 pub fn decode_frame(frame: &GrayImage, try_harder: bool) -> Vec<String> {
+    let effort = if try_harder {
+        Effort::Harder { until: None }
+    } else {
+        Effort::Fast
+    };
+    decode_with_effort(frame, effort)
+}
+
+/// Every QR payload rxing finds in a grayscale frame with the given effort.
+///
+/// The passes after the first, measured on ZXing's blackbox QR photos (see
+/// "Camera decoding on real photos" in docs/benchmarks.md):
+/// 1. the multi-code reader again, trying harder and inverted codes;
+/// 2. the single-code readers (rxing's port of zxing-cpp's, then ZXing's),
+///    which get some single damaged codes the multi reader misses;
+/// 3. the same with the global histogram binarizer instead of the hybrid one
+///    (it reads photos there that the hybrid binarizer's local thresholds
+///    do not);
+/// 4. the same on the frame scaled to three quarters (it reads photos there
+///    that the full-size frame does not).
+pub fn decode_with_effort(frame: &GrayImage, effort: Effort) -> Vec<String> {
     let (w, h) = frame.dimensions();
     if w == 0 || h == 0 {
         return Vec::new();
     }
-    let mut hints = DecodeHints {
+    let try_harder = effort != Effort::Fast;
+    let hints = DecodeHints {
         PossibleFormats: Some(std::collections::HashSet::from([BarcodeFormat::QR_CODE])),
         TryHarder: Some(try_harder),
         AlsoInverted: Some(try_harder),
         ..DecodeHints::default()
     };
-    let Ok(source) = Luma8LuminanceSource::new(frame.as_raw().clone(), w, h) else {
-        return Vec::new();
+    let mut found = multi_pass(frame, &hints);
+    let Effort::Harder { until } = effort else {
+        return found;
     };
-    let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
-    let mut reader = rxing::multi::qrcode::QRCodeMultiReader::new();
-    let mut found: Vec<String> = reader
-        .decode_multiple_with_hints(&mut bitmap, &hints)
-        .map(|results| results.iter().map(|r| r.getText().to_owned()).collect())
-        .unwrap_or_default();
-    if found.is_empty() && try_harder {
-        // The multi reader misses some single, damaged codes that the plain reader gets.
-        hints.PureBarcode = Some(false);
-        if let Ok(r) = rxing::helpers::detect_in_luma_with_hints(
-            frame.as_raw().clone(),
-            w,
-            h,
-            Some(BarcodeFormat::QR_CODE),
-            &mut hints,
-        ) {
-            found.push(r.getText().to_owned());
-        }
+    let in_time = || until.is_none_or(|t| Instant::now() < t);
+    if found.is_empty() && in_time() {
+        found.extend(single_pass(frame, &hints, Binarization::Hybrid));
+    }
+    if found.is_empty() && in_time() {
+        found.extend(single_pass(frame, &hints, Binarization::Global));
+    }
+    if found.is_empty() && in_time() {
+        found.extend(single_pass(
+            &three_quarters(frame),
+            &hints,
+            Binarization::Hybrid,
+        ));
     }
     found.dedup();
     found
 }
 
-/// Decodes one frame: a fast pass, then the slow passes only if the budget allows.
+fn luma_source(frame: &GrayImage) -> Option<Luma8LuminanceSource> {
+    let (w, h) = frame.dimensions();
+    Luma8LuminanceSource::new(frame.as_raw().clone(), w, h).ok()
+}
+
+/// Every code the multi-code reader finds.
+fn multi_pass(frame: &GrayImage, hints: &DecodeHints) -> Vec<String> {
+    let Some(source) = luma_source(frame) else {
+        return Vec::new();
+    };
+    let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+    rxing::multi::qrcode::QRCodeMultiReader::new()
+        .decode_multiple_with_hints(&mut bitmap, hints)
+        .map(|results| results.iter().map(|r| r.getText().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Binarization {
+    Hybrid,
+    Global,
+}
+
+/// The one code the single-code readers find, if any.
+fn single_pass(
+    frame: &GrayImage,
+    hints: &DecodeHints,
+    binarization: Binarization,
+) -> Option<String> {
+    let source = luma_source(frame)?;
+    let mut reader = MultiFormatReader::default();
+    let result = match binarization {
+        Binarization::Hybrid => {
+            reader.decode_with_hints(&mut BinaryBitmap::new(HybridBinarizer::new(source)), hints)
+        }
+        Binarization::Global => reader.decode_with_hints(
+            &mut BinaryBitmap::new(GlobalHistogramBinarizer::new(source)),
+            hints,
+        ),
+    };
+    result.ok().map(|r| r.getText().to_owned())
+}
+
+/// The frame at three quarters of its size (columns and rows past the last
+/// whole block of four dropped), each new pixel the exact area average
+/// of the pixels it covers: along each axis four pixels a, b, c, d become
+/// (3a + b) / 4, (b + c) / 2 and (c + 3d) / 4.
+pub fn three_quarters(frame: &GrayImage) -> GrayImage {
+    const WEIGHTS: [[u16; 2]; 3] = [[3, 1], [2, 2], [1, 3]];
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let (w2, h2) = (w / 4 * 3, h / 4 * 3);
+    if w2 == 0 || h2 == 0 {
+        return GrayImage::new(0, 0);
+    }
+    // Along the rows first; values stay multiplied by 4.
+    let mut rows = vec![0u16; w2 * h];
+    for (line, out) in frame
+        .as_raw()
+        .chunks_exact(w)
+        .zip(rows.chunks_exact_mut(w2))
+    {
+        for (p, o) in line.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+            for (k, [a, b]) in WEIGHTS.iter().enumerate() {
+                o[k] = u16::from(p[k]) * a + u16::from(p[k + 1]) * b;
+            }
+        }
+    }
+    // Then down the columns: values times 16, rounded.
+    let mut pixels = vec![0u8; w2 * h2];
+    for (block, out) in rows
+        .chunks_exact(4 * w2)
+        .zip(pixels.chunks_exact_mut(3 * w2))
+    {
+        let row = |i: usize| &block[i * w2..(i + 1) * w2];
+        for (k, [a, b]) in WEIGHTS.iter().enumerate() {
+            let (upper, lower) = (row(k), row(k + 1));
+            for (x, o) in out[k * w2..(k + 1) * w2].iter_mut().enumerate() {
+                *o = ((upper[x] * a + lower[x] * b + 8) / 16) as u8;
+            }
+        }
+    }
+    GrayImage::from_raw(w2 as u32, h2 as u32, pixels).unwrap_or_default()
+}
+
+/// Decodes one frame: a fast pass, then the slow passes only while the budget
+/// lasts (the first of them only if the fast pass used less than half of it).
 pub fn decode_within_budget(decoder: &Decoder, frame: &GrayImage, budget: Duration) -> Vec<String> {
     let started = Instant::now();
-    let fast = decoder(frame, false);
+    let fast = decoder(frame, Effort::Fast);
     if !fast.is_empty() || started.elapsed() * 2 >= budget {
         return fast;
     }
-    decoder(frame, true)
+    decoder(
+        frame,
+        Effort::Harder {
+            until: Some(started + budget),
+        },
+    )
 }
 
 /// A QR decoder; swappable so tests can inject one that panics.
-pub type Decoder = Arc<dyn Fn(&GrayImage, bool) -> Vec<String> + Send + Sync>;
+pub type Decoder = Arc<dyn Fn(&GrayImage, Effort) -> Vec<String> + Send + Sync>;
 
 pub fn rxing_decoder() -> Decoder {
-    Arc::new(decode_frame)
+    Arc::new(decode_with_effort)
 }
 
 /// Remembers codes recently decided so the same code held in view is passed on
@@ -575,8 +695,8 @@ mod tests {
     fn slow_passes_are_skipped_when_the_fast_pass_used_the_budget() {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let c = Arc::clone(&calls);
-        let slow: Decoder = Arc::new(move |_, harder| {
-            c.lock().unwrap().push(harder);
+        let slow: Decoder = Arc::new(move |_, effort| {
+            c.lock().unwrap().push(effort != Effort::Fast);
             Vec::new()
         });
         let frame = GrayImage::new(4, 4);
@@ -584,5 +704,32 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), [false]);
         decode_within_budget(&slow, &frame, Duration::from_secs(3600));
         assert_eq!(*calls.lock().unwrap(), [false, false, true]);
+    }
+
+    #[test]
+    fn three_quarters_averages_the_area_each_pixel_covers() {
+        // Columns 0, 4, 8, 12 and rows 0, 40, 80, 120: one block of four each way.
+        let frame = GrayImage::from_fn(4, 4, |x, y| image::Luma([(x * 4 + y * 40) as u8]));
+        let small = three_quarters(&frame);
+        assert_eq!(small.dimensions(), (3, 3));
+        // Along an axis a, b, c, d -> (3a + b) / 4, (b + c) / 2, (c + 3d) / 4.
+        let cols = [1.0, 6.0, 11.0];
+        let rows = [10.0, 60.0, 110.0];
+        for (y, row) in rows.iter().enumerate() {
+            for (x, col) in cols.iter().enumerate() {
+                let want = (row + col) as u8;
+                assert_eq!(small.get_pixel(x as u32, y as u32).0[0], want, "({x}, {y})");
+            }
+        }
+    }
+
+    #[test]
+    fn three_quarters_drops_incomplete_blocks_and_tiny_frames() {
+        let frame = GrayImage::from_pixel(9, 6, image::Luma([200]));
+        let small = three_quarters(&frame);
+        assert_eq!(small.dimensions(), (6, 3));
+        assert!(small.pixels().all(|p| p.0[0] == 200));
+        assert_eq!(three_quarters(&GrayImage::new(3, 40)).dimensions(), (0, 0));
+        assert!(decode_frame(&GrayImage::new(3, 3), true).is_empty());
     }
 }

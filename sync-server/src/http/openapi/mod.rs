@@ -21,6 +21,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::ApiError;
+use responses::ExtractorRefusals;
 
 const DESCRIPTION: &str = "The server gate boxes sync with, and the ticketing API.
 
@@ -118,7 +119,7 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::console::asset,
     ),
     components(schemas(crate::http::error::ErrorBody)),
-    modifiers(&SecuritySchemes, &MetadataApiPath),
+    modifiers(&SecuritySchemes, &MetadataApiPath, &ExtractorRefusals),
     tags(
         (name = "gate", description = "The gate protocol: a box enrols with a one-time token, then signs every request with its own key. Snapshots and deltas are binary and signed by the server."),
         (name = "admin", description = "Organizer endpoints, with the server's admin token: gates and their boxes, events and tickets on chain, the replay of scans, wallet roles."),

@@ -84,3 +84,73 @@ pub struct TicketPath {
     /// The ticket id within the event
     pub ticket: u32,
 }
+
+/// Refusals every route can give before its handler runs, added to each
+/// operation that does not describe them itself: a path segment or query
+/// string that does not parse (400 `bad_request`), an id past the largest
+/// one the server keeps (404 `not_found`), and for a request with a body,
+/// one too large (413) or of the wrong type (415). Without them the document
+/// would not describe answers the server really gives.
+pub struct ExtractorRefusals;
+
+impl utoipa::Modify for ExtractorRefusals {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let parameters = operation.parameters.as_deref().unwrap_or_default();
+                let in_path = parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+                let in_query = parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+                let has_body = operation.request_body.is_some();
+                let mut add = |status: &str, text: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| refusal(text).into());
+                };
+                if in_path || in_query || has_body {
+                    add(
+                        "400",
+                        "`bad_request`: a path segment, the query string or the body does not parse",
+                    );
+                }
+                if in_path {
+                    add("404", "`not_found`: nothing has this id");
+                }
+                if has_body {
+                    add("413", "`payload_too_large`");
+                    add(
+                        "415",
+                        "`unsupported_media_type`: the body is not of the type this operation reads",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A refusal answered with an [`ErrorBody`].
+fn refusal(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}

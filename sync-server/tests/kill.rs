@@ -22,8 +22,16 @@ use shared::wire::{EnrolResponse, JournalAck, ScanRecord};
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
-const TICKETS: u32 = 24;
-const KILLS: usize = 8;
+/// Kills per backend: `SERVER_KILL_LOOPS` (default 8). Each round acks
+/// about nine uploads before its kill, so the event gets three scans'
+/// worth of tickets per kill (at least 24) and every kill has work in flight.
+/// The long run: `SERVER_KILL_LOOPS=100 cargo nextest run --workspace -E 'binary(kill)'`.
+fn kills() -> usize {
+    std::env::var("SERVER_KILL_LOOPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8)
+}
 
 impl Process {
     async fn enrol(&self, event: u64, gate: &str, seed: u8) -> Gate {
@@ -121,6 +129,9 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
     let port = free_port();
     let rpc_port = free_port();
     let config = write_config(dir.path(), &database_url, port, rpc_port, "");
+    let kills = kills();
+    let tickets = u32::try_from(kills * 3).unwrap().max(24);
+    eprintln!("{db:?}: SERVER_KILL_LOOPS={kills}, {tickets} tickets");
 
     // Setup on a first run: event on chain, gates, tickets, two devices.
     let server = start(&config, port).await;
@@ -134,8 +145,8 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
                 "event_id": event, "name": "Kill test", "venue": "Lab",
                 "starts_at": t0, "ends_at": t0 + 7200,
                 "doors_open_at": t0 - 3600, "doors_close_at": t0 + 7200,
-                "capacity": 100,
-                "tiers": [{ "name": "general", "price_lamports": 0, "supply": 100 }],
+                "capacity": tickets.max(100),
+                "tiers": [{ "name": "general", "price_lamports": 0, "supply": tickets.max(100) }],
                 "reentry": { "allowed_after": { "min_outside_secs": 0 } },
                 "transferable": true
             }),
@@ -150,18 +161,21 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
             )
             .await;
     }
-    let wallets: Vec<String> = (0..TICKETS)
+    let wallets: Vec<String> = (0..tickets)
         .map(|_| Keypair::new().pubkey().to_string())
         .collect();
-    server
-        .admin(
-            reqwest::Method::POST,
-            &format!("/api/admin/events/{event}/tickets"),
-            serde_json::json!({
-                "recipients": wallets.iter().map(|w| serde_json::json!({ "wallet": w })).collect::<Vec<_>>()
-            }),
-        )
-        .await;
+    // At most 100 recipients per request.
+    for chunk in wallets.chunks(100) {
+        server
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/admin/events/{event}/tickets"),
+                serde_json::json!({
+                    "recipients": chunk.iter().map(|w| serde_json::json!({ "wallet": w })).collect::<Vec<_>>()
+                }),
+            )
+            .await;
+    }
     let north = server.enrol(event, "north", 31).await;
     let exit = server.enrol(event, "exit", 32).await;
 
@@ -169,7 +183,7 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
     // gates upload them in time order.
     let base = (t0 - 3000) * 1000;
     let mut scans: Vec<(usize, ScanRecord)> = Vec::new();
-    for ticket in 0..TICKETS {
+    for ticket in 0..tickets {
         let at = base + i64::from(ticket) * 700;
         for (gate, offset) in [(0usize, 0i64), (1, 10_000), (0, 20_000)] {
             let device = if gate == 0 { &north } else { &exit };
@@ -186,7 +200,7 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
     // replay worker records entries: right after the k-th acknowledged
     // upload, with the next upload in flight and replay transactions going.
     let mut pending = scans.clone();
-    for round in 0..KILLS {
+    for round in 0..kills {
         let server = start(&config, port).await;
         let acked = std::sync::Mutex::new(Vec::new());
         let stop_after = 2 + round % 3;
@@ -292,7 +306,7 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
         }
     }
     // Every scan is settled and all are on chain: they arrived in time order.
-    assert_eq!(summary["confirmed"], 3 * TICKETS, "{summary}");
+    assert_eq!(summary["confirmed"], 3 * tickets, "{summary}");
     assert_eq!(summary["superseded"], 0, "{summary}");
     assert_eq!(summary["failed"], 0, "{summary}");
     let authority: String = server
@@ -322,7 +336,7 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
         .await
         .unwrap();
     let event_address = ticketing::client::event_address(&authority.parse().unwrap(), event).0;
-    let ids: Vec<u32> = (0..TICKETS).collect();
+    let ids: Vec<u32> = (0..tickets).collect();
     let tickets = sync_server::chain::ops::tickets(&chain, &event_address, &ids)
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 #   TARGET=aarch64-unknown-linux-gnu packaging/build.sh OUTDIR   arm64
 #
 # The version is the crates' (workspace) version. The gate agent is built
-# with the camera feature (V4L2 through nokhwa: needs libclang-dev and
+# with the camera feature (V4L2 through the v4l crate: needs libclang-dev and
 # linux-libc-dev). Packages are assembled with dpkg-deb, which every Debian
 # machine has: each package's files are listed below, next to what they are.
 # PROFILE (default release) picks the cargo profile; STRIP the strip program

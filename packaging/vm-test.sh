@@ -419,16 +419,19 @@ for i in \$(seq 1 $cam_tickets) 1; do show \$i 2; show 0 0.5; done
 echo done >> /tmp/scene.log
 SCENE
 )
-before_cam=$(wait_status 10 'True' | jq_ '"%d %d" % (j["counts"]["admitted"], j["counts"]["rejected"])')
-watch_start "$work/verdicts-cam.jsonl"
+before_cam=$(wait_status 10 'True' | jq_ '"%d %d %s" % (j["counts"]["admitted"], j["counts"]["rejected"], (j["last"] or {}).get("scan_id"))')
+# The event stream starts with the last verdict before the scene: not the camera's.
+watch_start "$work/verdicts-all.jsonl"
 sleep 1
 console "echo $(base64 -w0 <<<"$scene") | base64 -d > /tmp/scene.sh && rm -f /tmp/scene.log && systemd-run --quiet --unit=vm-camera-scene sh /tmp/scene.sh" ||
   die "the scene did not start"
 t=$(date +%s)
-wait_status 60 "s['counts']['admitted'] >= ${before_cam% *} + $cam_tickets and s['counts']['rejected'] >= ${before_cam#* } + 1" >/dev/null ||
+read -r admitted_before rejected_before last_before <<<"$before_cam"
+wait_status 60 "s['counts']['admitted'] >= $admitted_before + $cam_tickets and s['counts']['rejected'] >= $rejected_before + 1" >/dev/null ||
   { console 'journalctl -b --no-pager -o cat -u vm-camera-scene -u gate-agent | tail -20' | sed 's/^/    guest: /'; die "the camera's verdicts are missing"; }
 cam_secs=$(since "$t")
 sleep 1; watch_stop
+grep -v "\"scan_id\": \"$last_before\"" "$work/verdicts-all.jsonl" > "$work/verdicts-cam.jsonl" || true
 python3 -c 'import json,sys
 for l in open(sys.argv[1]):
     v = json.loads(l); print("    verdict: %-9s ticket %-3s %-16s %s" % (v["source"], v["ticket_id"], v["outcome"], v["text"]))' "$work/verdicts-cam.jsonl"

@@ -466,7 +466,7 @@ ok "in view to verdict (ms, each showing): $cam_latency"
 metrics=$(adm GET "$status_url/metrics")
 cam_frames=$(awk '$1 == "gate_camera_frames_total" {print $2}' <<<"$metrics")
 cam_dropped=$(awk '$1 == "gate_camera_frames_dropped_total" {print $2}' <<<"$metrics")
-ok "camera frames decoded: ${cam_frames:-?}, dropped as stale while the decoder was busy: ${cam_dropped:-0}"
+ok "camera frames since it was opened: ${cam_frames:-?} decoded, ${cam_dropped:-0} dropped as stale while the decoder was busy"
 wait_status 60 's["counts"]["unsent"] == 0' >/dev/null || die "the camera's scans were not uploaded"
 wait_confirmed $((tickets + cam_tickets)) 180
 server_admitted > "$work/server-cam"

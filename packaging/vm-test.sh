@@ -244,7 +244,8 @@ start_vm
 if [ "$accel" = kvm ]; then
   t=$(date +%s)
   until grep -aq 'Linux version\|systemd\|login:\|root@' "$work/console-1.log" 2>/dev/null ||
-    grep -qs '^State:.*Z' "/proc/$qemu_pid/status" || [ "$(since "$t")" -ge 15 ]; do sleep 0.5; done
+    ! kill -0 "$qemu_pid" 2>/dev/null || grep -qs '^State:.*Z' "/proc/$qemu_pid/status" ||
+    [ "$(since "$t")" -ge 15 ]; do sleep 0.5; done
   if ! grep -aq 'Linux version\|systemd\|login:\|root@' "$work/console-1.log" 2>/dev/null; then
     say "KVM boot shows no output after $(since "$t") s ($(tail -n1 "$work/qemu-1.log" 2>/dev/null)): using TCG (software emulation) instead"
     kill -9 "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true

@@ -143,7 +143,8 @@ else
   debs=$(mktemp -d)
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -E"
   if BINDIR="$CARGO_TARGET_DIR/debug" packaging/build.sh "$debs"; then
-    DEBDIR="$debs" $sudo packaging/vm-test.sh || status=$?
+    # PROFILE=dev: the sync server the VM talks to is the same debug build.
+    DEBDIR="$debs" PROFILE=dev $sudo packaging/vm-test.sh || status=$?
   else
     status=1
   fi

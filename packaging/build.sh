@@ -5,7 +5,7 @@
 #   TARGET=aarch64-unknown-linux-gnu packaging/build.sh OUTDIR   arm64
 #
 # The version is the crates' (workspace) version. The gate agent is built
-# with the camera feature (V4L2 through nokhwa: needs libclang-dev and
+# with the camera feature (V4L2 through the v4l crate: needs libclang-dev and
 # linux-libc-dev). Packages are assembled with dpkg-deb, which every Debian
 # machine has: each package's files are listed below, next to what they are.
 # PROFILE (default release) picks the cargo profile; STRIP the strip program
@@ -119,6 +119,7 @@ install -D -m 0755 "$dir/gate-agent" "$t/usr/bin/gate-agent"
 install -D -m 0644 "$here/gate-agent/gate-agent.service" "$t/lib/systemd/system/gate-agent.service"
 install -D -m 0644 "$here/gate-agent/gate-agent-enrol.service" "$t/lib/systemd/system/gate-agent-enrol.service"
 install -D -m 0644 "$here/gate-agent/sysusers.conf" "$t/usr/lib/sysusers.d/gate-agent.conf"
+install -D -m 0644 "$here/gate-agent/modules-load.conf" "$t/usr/lib/modules-load.d/gate-agent.conf"
 install -D -m 0644 "$root/firmware-config/udev/90-gate-agent.rules" "$t/lib/udev/rules.d/90-gate-agent.rules"
 install -D -m 0644 "$root/firmware-config/gate-agent.example.toml" "$t/etc/gate-agent/gate-agent.toml"
 for f in "$root"/firmware-config/boards/*.toml "$root"/firmware-config/scanners/*.toml; do

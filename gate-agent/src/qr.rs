@@ -412,9 +412,17 @@ impl Input for CameraInput {
             .spawn(move || {
                 ctx.board
                     .set_input(&name, format!("reading {}", source.describe()));
+                // The page shows an error until frames come again; a
+                // camera missing for hours is logged once, not every retry.
+                let mut last_error: Option<String> = None;
                 while !ctx.stop.is_triggered() {
                     match source.next_frame() {
                         Ok(Some(frame)) => {
+                            if last_error.take().is_some() {
+                                tracing::info!(input = %name, "frames again");
+                                ctx.board
+                                    .set_input(&name, format!("reading {}", source.describe()));
+                            }
                             bump(&stats, |s| s.frames += 1);
                             let mut slot = newest
                                 .slot
@@ -431,8 +439,12 @@ impl Input for CameraInput {
                             break;
                         }
                         Err(e) => {
-                            tracing::warn!(input = %name, error = %e, "frame lost");
-                            ctx.board.set_input(&name, format!("frame error: {e}"));
+                            let text = e.to_string();
+                            if last_error.as_ref() != Some(&text) {
+                                tracing::warn!(input = %name, error = %text, "frame lost");
+                                ctx.board.set_input(&name, format!("frame error: {text}"));
+                            }
+                            last_error = Some(text);
                             std::thread::sleep(Duration::from_millis(200));
                         }
                     }
@@ -524,155 +536,9 @@ fn decode_worker(
     }
 }
 
-/// V4L2 camera through nokhwa. nokhwa's camera handle cannot move between
-/// threads, so a dedicated thread owns it and hands frames over a one-slot
-/// channel; when the camera fails (unplugged) the thread ends and the next
-/// call reopens it.
 #[cfg(feature = "camera")]
-pub mod camera {
-    use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-    use std::time::{Duration, Instant};
-
-    use super::{FrameError, FrameSource};
-    use image::GrayImage;
-    use nokhwa::pixel_format::LumaFormat;
-    use nokhwa::utils::{
-        CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
-    };
-
-    type FrameResult = Result<GrayImage, FrameError>;
-
-    pub struct V4l2Camera {
-        index: u32,
-        width: u32,
-        height: u32,
-        fps: u32,
-        frames: Option<Receiver<FrameResult>>,
-        /// After a failed open, the next attempt waits until then.
-        retry_at: Option<Instant>,
-    }
-
-    /// Pause between attempts to open a camera that is not there (yet).
-    const REOPEN: Duration = Duration::from_secs(1);
-
-    impl V4l2Camera {
-        /// A camera opened on first use, and again whenever it failed: one
-        /// missing at boot or unplugged later is picked up when it appears.
-        pub fn new(index: u32, width: u32, height: u32, fps: u32) -> Self {
-            Self {
-                index,
-                width,
-                height,
-                fps,
-                frames: None,
-                retry_at: None,
-            }
-        }
-
-        /// Opens the camera now, to report a missing device at start-up.
-        pub fn open(index: u32, width: u32, height: u32, fps: u32) -> Result<Self, FrameError> {
-            let mut camera = Self::new(index, width, height, fps);
-            camera.start()?;
-            Ok(camera)
-        }
-
-        fn start(&mut self) -> Result<(), FrameError> {
-            let (tx, rx) = sync_channel::<FrameResult>(1);
-            let (ready_tx, ready_rx) = sync_channel::<Result<(), FrameError>>(1);
-            let (index, width, height, fps) = (self.index, self.width, self.height, self.fps);
-            std::thread::Builder::new()
-                .name(format!("v4l2 camera {index}"))
-                .spawn(move || capture(index, width, height, fps, &tx, &ready_tx))
-                .map_err(|e| FrameError::Camera(e.to_string()))?;
-            ready_rx
-                .recv()
-                .map_err(|_| FrameError::Camera("camera thread ended".into()))??;
-            self.frames = Some(rx);
-            Ok(())
-        }
-    }
-
-    fn capture(
-        index: u32,
-        width: u32,
-        height: u32,
-        fps: u32,
-        frames: &SyncSender<FrameResult>,
-        ready: &SyncSender<Result<(), FrameError>>,
-    ) {
-        let format = RequestedFormat::new::<LumaFormat>(RequestedFormatType::Closest(
-            CameraFormat::new(Resolution::new(width, height), FrameFormat::MJPEG, fps),
-        ));
-        let opened = nokhwa::Camera::new(CameraIndex::Index(index), format).and_then(|mut c| {
-            c.open_stream()?;
-            Ok(c)
-        });
-        let mut camera = match opened {
-            Ok(c) => {
-                let _ = ready.send(Ok(()));
-                c
-            }
-            Err(e) => {
-                let _ = ready.send(Err(FrameError::Camera(e.to_string())));
-                return;
-            }
-        };
-        loop {
-            let frame = camera
-                .frame()
-                .and_then(|buffer| buffer.decode_image::<LumaFormat>())
-                .map_err(|e| FrameError::Camera(e.to_string()))
-                .and_then(|img| {
-                    let (w, h) = (img.width(), img.height());
-                    GrayImage::from_raw(w, h, img.into_raw())
-                        .ok_or_else(|| FrameError::Camera("frame size mismatch".into()))
-                });
-            let failed = frame.is_err();
-            // The receiver is gone when the agent stops.
-            if frames.send(frame).is_err() || failed {
-                return;
-            }
-        }
-    }
-
-    impl FrameSource for V4l2Camera {
-        fn next_frame(&mut self) -> Result<Option<GrayImage>, FrameError> {
-            if self.frames.is_none() {
-                if let Some(at) = self.retry_at.take() {
-                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                }
-                if let Err(e) = self.start() {
-                    self.retry_at = Some(Instant::now() + REOPEN);
-                    return Err(e);
-                }
-            }
-            let Some(frames) = &self.frames else {
-                return Ok(None);
-            };
-            match frames.recv_timeout(Duration::from_secs(5)) {
-                Ok(Ok(frame)) => Ok(Some(frame)),
-                Ok(Err(e)) => {
-                    self.frames = None;
-                    Err(e)
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    Err(FrameError::Camera("no frame for 5 s".into()))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.frames = None;
-                    Err(FrameError::Camera("camera stopped; reopening".into()))
-                }
-            }
-        }
-
-        fn describe(&self) -> String {
-            format!(
-                "camera {} ({}x{} @ {} fps)",
-                self.index, self.width, self.height, self.fps
-            )
-        }
-    }
-}
+pub mod camera;
+pub mod pixels;
 
 #[cfg(test)]
 mod tests {

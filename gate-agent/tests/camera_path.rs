@@ -369,7 +369,7 @@ fn decode_command_prints_every_payload_one_per_line() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.png"));
 }
 
-/// The V4L2 camera through nokhwa, as the packaged (`camera`) build runs it:
+/// The V4L2 camera, as the packaged (`camera`) build runs it:
 /// a camera that is not there (unplugged, or not yet probed at boot) is
 /// reported on the status page and opened again until it appears; it never
 /// ends the input or the agent.
@@ -415,6 +415,64 @@ fn a_missing_v4l2_camera_is_reported_and_tried_again() {
     );
     // Still trying: the capture thread has not ended.
     assert!(!handle.is_finished());
+    stop.trigger();
+    handle.join().unwrap();
+}
+
+/// A camera that fails (unplugged, or not probed yet) and then delivers.
+struct Replugged {
+    plugged: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FrameSource for Replugged {
+    fn next_frame(&mut self) -> Result<Option<GrayImage>, FrameError> {
+        std::thread::sleep(Duration::from_millis(20));
+        if self.plugged.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(Some(GrayImage::from_pixel(8, 8, Luma([7]))))
+        } else {
+            Err(FrameError::Camera(
+                "/dev/video0: open: no such device".into(),
+            ))
+        }
+    }
+    fn describe(&self) -> String {
+        "camera 0 (8x8 GREY)".into()
+    }
+}
+
+#[test]
+fn the_status_page_shows_a_camera_reading_again_once_frames_come_back() {
+    let (ctx, rx, stop) = context();
+    let board = Arc::clone(&ctx.board);
+    let plugged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut input = CameraInput::new(
+        "gate camera".into(),
+        Box::new(Replugged {
+            plugged: Arc::clone(&plugged),
+        }),
+        Duration::from_secs(1),
+        3000,
+    );
+    input.decoder = Arc::new(|_: &GrayImage, _| vec!["code-7".to_owned()]);
+    let handle = Box::new(input).start(ctx).unwrap();
+    let state = || board.view().inputs.get("gate camera").cloned();
+    wait_for(
+        || state().is_some_and(|s| s.starts_with("frame error")),
+        "the page to say the camera fails",
+    );
+    assert_eq!(
+        state().unwrap(),
+        "frame error: camera: /dev/video0: open: no such device"
+    );
+    plugged.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(60)).unwrap().text,
+        "code-7"
+    );
+    wait_for(
+        || state().as_deref() == Some("reading camera 0 (8x8 GREY)"),
+        "the page to say the camera reads again",
+    );
     stop.trigger();
     handle.join().unwrap();
 }

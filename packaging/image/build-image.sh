@@ -8,9 +8,11 @@
 #
 #   ARCH      amd64 or arm64
 #   DEBDIR    holds gate-agent_*_ARCH.deb (packaging/build.sh OUTDIR)
-#   options   --profile vm|pi   vm: serial scanner on ttyS1, log outputs,
-#                               status page on 0.0.0.0:8088, root autologin
-#                               on the serial console (tests only); pi: the
+#   options   --profile vm|pi   vm: serial scanner on ttyS1, a camera on
+#                               /dev/video0 (vivid, loaded by the test, and
+#                               v4l-utils), log outputs, status page on
+#                               0.0.0.0:8088, root autologin on the serial
+#                               console (tests only); pi: the
 #                               package's own config (GPIO HAT), no login.
 #                               Default: vm for amd64, pi for arm64.
 #             --ntp HOST        default NTP server baked into the image
@@ -69,6 +71,9 @@ case "$arch" in
   # raspi-firmware: the Pi's boot firmware (non-free-firmware component).
   arm64) packages+=(linux-image-arm64 raspi-firmware); components=main,non-free-firmware ;;
 esac
+# The VM test shows QR codes to the agent's camera through vivid's video
+# loop, set up and fed with v4l2-ctl.
+[ "$profile" = vm ] && packages+=(v4l-utils)
 dpkg_opts=('path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*'
   'path-exclude=/usr/share/locale/*' 'path-exclude=/usr/share/doc/*'
   'path-include=/usr/share/doc/*/copyright' 'path-exclude=/usr/share/lintian/*')
@@ -211,6 +216,10 @@ fi
 
 if [ "$profile" = vm ]; then
   install -m 0640 -g "$gid_agent" "$here/files/gate-agent.vm.toml" "$root/etc/gate-agent/gate-agent.toml"
+  # The camera of the VM test: vivid with one HDMI input (/dev/video0) whose
+  # "Loop Video" control shows what is written to its one HDMI output
+  # (/dev/video1). Not loaded at boot: the test plugs it in (modprobe vivid).
+  install -D -m 0644 "$here/files/vivid-camera.conf" "$root/etc/modprobe.d/gate-vm-camera.conf"
   # Tests log in on the first serial port without a password.
   install -d "$root/etc/systemd/system/serial-getty@ttyS0.service.d"
   cat > "$root/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<'GETTY'

@@ -15,7 +15,15 @@ Subcommands (each bounded by --timeout):
                            (over `s`, the status JSON) holds
   http METHOD URL [BODY]   HTTP request (ADMIN_TOKEN as bearer); print the
                            body; exit 1 unless the status is 2xx
-  wallets N                N fresh Solana wallet addresses (ed25519, openssl)
+  wallets N [KEYDIR]       N fresh Solana wallet addresses (ed25519, openssl);
+                           with KEYDIR, each key kept there as ADDRESS.pem
+  holder-qr API EVENT TICKET KEY OUT
+                           log in at the sync server API as the wallet of KEY
+                           (a signed nonce) and save the ticket's QR code PNG,
+                           as its holder's phone gets it, to OUT
+  frames W H OUT PNG...    camera frames of W x H pixels, 8-bit grey (V4L2
+                           GREY), to OUT: a blank one, then each PNG centred
+                           on it as a phone screen held up to the camera
   json EXPR                evaluate EXPR over `j`, the JSON on stdin; print
                            strings bare, other values as JSON
 """
@@ -29,6 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 TIMEOUT = 60.0
 
@@ -200,12 +209,132 @@ def b58(data):
 
 
 def cmd_wallets(args, deadline):
+    keydir = args[1] if len(args) > 1 else None
     for _ in range(int(args[0])):
         key = subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519"],
                              check=True, capture_output=True).stdout
         der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"], input=key,
                              check=True, capture_output=True).stdout
-        print(b58(der[-32:]))
+        address = b58(der[-32:])
+        if keydir:
+            with open(os.path.join(keydir, address + ".pem"), "wb") as f:
+                f.write(key)
+        print(address)
+
+
+def request(method, url, body=None, token=None, deadline=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    timeout = max(1, deadline - time.monotonic()) if deadline else TIMEOUT
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.read()
+    except urllib.error.HTTPError as e:
+        fail(f"{method} {url}: HTTP {e.code}: {e.read().decode(errors='replace')}")
+
+
+def cmd_holder_qr(args, deadline):
+    api, event, ticket, keyfile, out = args[0].rstrip("/"), args[1], args[2], args[3], args[4]
+    wallet = os.path.basename(keyfile)[:-len(".pem")]
+    nonce = json.loads(request("POST", f"{api}/api/auth/nonce", {"wallet": wallet}, deadline=deadline))
+    # Ed25519 signs the whole message at once: openssl 3.0 reads it from a
+    # file (it needs the size), not from a pipe.
+    message = out + ".message"
+    with open(message, "wb") as f:
+        f.write(nonce["message"].encode())
+    signature = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", keyfile,
+                                "-in", message], check=True, capture_output=True).stdout
+    os.remove(message)
+    session = json.loads(request("POST", f"{api}/api/auth/verify",
+                                 {"wallet": wallet, "signature": b58(signature)}, deadline=deadline))
+    png = request("GET", f"{api}/api/tickets/{event}/{ticket}/qr?format=png",
+                  token=session["token"], deadline=deadline)
+    with open(out, "wb") as f:
+        f.write(png)
+
+
+def read_png(path):
+    """The pixels of an 8-bit, non-interlaced PNG as rows of grey values."""
+    data = open(path, "rb").read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        fail(f"{path}: not a PNG")
+    pos, idat, header, palette = 8, b"", None, b""
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"PLTE":
+            palette = body
+        elif kind == b"IDAT":
+            idat += body
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour, interlace = header[8], header[9], header[12]
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour)
+    if channels is None or interlace or depth > 8 or (depth < 8 and colour not in (0, 3)):
+        fail(f"{path}: only grey, palette or 8-bit RGB(A) PNGs without interlacing are read")
+    # Grey of the palette's colours, or of the grey levels.
+    levels = [(palette[3 * i] + palette[3 * i + 1] + palette[3 * i + 2]) // 3
+              for i in range(len(palette) // 3)] if colour == 3 else \
+        [v * 255 // ((1 << depth) - 1) for v in range(1 << depth)]
+    raw, bpp = zlib.decompress(idat), channels
+    if depth < 8:
+        # 1, 2 or 4 bits a pixel: unfiltered a byte at a time, unpacked after.
+        stride, bpp = (width * depth + 7) // 8, 1
+    else:
+        stride = width * channels
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b, c = prev[x], prev[x - bpp] if x >= bpp else 0
+            if kind == 1:
+                line[x] = (line[x] + a) & 255
+            elif kind == 2:
+                line[x] = (line[x] + b) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if colour in (0, 3):
+            bits = "".join(f"{b:08b}" for b in line)
+            rows.append(bytes(levels[int(bits[x * depth:(x + 1) * depth], 2)]
+                              for x in range(width)))
+        else:
+            rows.append(bytes(line[i] if channels < 3 else (line[i] + line[i + 1] + line[i + 2]) // 3
+                              for i in range(0, stride, channels)))
+        prev = line
+    return rows
+
+
+def cmd_frames(args, deadline):
+    width, height, out = int(args[0]), int(args[1]), args[2]
+    # A phone screen held up to the camera: white is not quite white, black
+    # not quite black, and the code fills about two thirds of the height.
+    light, dark = 235, 20
+    blank = bytes([light]) * (width * height)
+    with open(out, "wb") as f:
+        f.write(blank)
+        for path in args[3:]:
+            rows = read_png(path)
+            side = int(height * 0.66)
+            scale = side / max(len(rows), len(rows[0]))
+            w, h = int(len(rows[0]) * scale), int(len(rows) * scale)
+            x0, y0 = (width - w) // 2, (height - h) // 2
+            frame = bytearray(blank)
+            for y in range(h):
+                src = rows[int(y / scale)]
+                line = bytes(dark + (light - dark) * src[int(x / scale)] // 255 for x in range(w))
+                frame[(y0 + y) * width + x0:(y0 + y) * width + x0 + w] = line
+            f.write(frame)
 
 
 def cmd_json(args, deadline):
@@ -225,7 +354,8 @@ def main():
     commands = {
         "console": cmd_console, "wait-login": cmd_wait_login, "send": cmd_send,
         "watch": cmd_watch, "wait-status": cmd_wait_status, "http": cmd_http,
-        "wallets": cmd_wallets, "json": cmd_json,
+        "wallets": cmd_wallets, "json": cmd_json, "holder-qr": cmd_holder_qr,
+        "frames": cmd_frames,
     }
     if argv[0] not in commands:
         fail(f"unknown command {argv[0]}")

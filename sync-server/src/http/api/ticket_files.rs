@@ -108,7 +108,7 @@ pub async fn import_file(
         (status = 409, description = "`sold_out`: fewer seats left than rows (nothing minted)", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send the file as `text/csv`", body = ErrorBody),
-        (status = 422, description = "`invalid_file`: bad lines, each named with what is wrong (nothing minted); or `chain_refused`", body = ImportRefusal),
+        (status = 422, description = "`invalid_file`: bad lines (nothing minted); besides `error` and `message` (every problem in words) the body has `rows`: `[{\"line\", \"problem\"}]`, each bad line (0: the file as a whole) and what is wrong with it (`ImportRefusal`). Or `chain_refused`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the wallet spent its mint budget", body = ErrorBody),
         crate::http::openapi::responses::SessionRefusals,
         crate::http::openapi::responses::ChainOrStorageDown,

@@ -133,7 +133,10 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::console::conflicts::resolve,
         crate::http::console::asset,
     ),
-    components(schemas(crate::http::error::ErrorBody)),
+    components(schemas(
+        crate::http::error::ErrorBody,
+        crate::http::api::ticket_files::ImportRefusal
+    )),
     modifiers(&SecuritySchemes, &MetadataApiPath),
     tags(
         (name = "gate", description = "The gate protocol: a box enrols with a one-time token, then signs every request with its own key. Snapshots and deltas are binary and signed by the server."),

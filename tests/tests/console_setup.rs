@@ -82,7 +82,18 @@ fn wait_text(browser: &Browser, what: &str, css: &str, text: &str) {
     );
     browser
         .wait_for(what, WAIT, &script)
-        .unwrap_or_else(|e| panic!("{e}: {}", browser.text("main").unwrap_or_default()));
+        .unwrap_or_else(|e| panic!("{e}: {}", page_text(browser)));
+}
+
+/// The whole page's text, for a failure's message.
+fn page_text(browser: &Browser) -> String {
+    browser
+        .script(
+            "return location.href + '\\n' + document.body.innerText;",
+            json!([]),
+        )
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
 }
 
 /// The tier -> gates rule a gate box holds in its cache for the event.
@@ -200,7 +211,7 @@ fn an_organizer_sets_up_an_event_mints_imports_exports_and_resolves_a_conflict()
             Duration::from_secs(60),
             "const m = location.pathname.match(/^\\/console\\/events\\/(\\d+)$/); return m && m[1];",
         )
-        .unwrap_or_else(|e| panic!("{e}: {}", browser.text("main").unwrap_or_default()));
+        .unwrap_or_else(|e| panic!("{e}: {}", page_text(&browser)));
     let event_id: u64 = created.as_str().unwrap().parse().unwrap();
 
     // Its settings: details on chain, then every check-in rule.
@@ -350,7 +361,7 @@ fn an_organizer_sets_up_an_event_mints_imports_exports_and_resolves_a_conflict()
                && document.getElementById('mint-bar').value === 5 \
                && Number(document.getElementById('live-state').dataset.updates || 0) >= 1;",
         )
-        .unwrap_or_else(|e| panic!("{e}: {}", browser.text("main").unwrap_or_default()));
+        .unwrap_or_else(|e| panic!("{e}: {}", page_text(&browser)));
     assert!(
         browser
             .text("#mint-progress")

@@ -319,3 +319,20 @@ pub async fn create_event(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cleared_number_field_reads_and_is_named_in_words() {
+        let fields: NewEventForm = serde_urlencoded::from_str(
+            "name=Harbour+Lights&venue=Pier+4&description=&starts_at=2030-01-01T18%3A00\
+             &ends_at=2030-01-01T23%3A00&doors_open_minutes=60&capacity=&tier_name=general\
+             &tier_price_lamports=0&tier_supply=50&nft=spl_token&transferable=yes\
+             &reentry=forbidden&min_outside_minutes=0&unknown_tickets=reject&end_grace_minutes=0",
+        )
+        .unwrap();
+        assert_eq!(fields.body().unwrap_err(), "Capacity: enter a number");
+    }
+}

@@ -55,7 +55,8 @@ fn scan_cells(scan: &ConflictScan) -> String {
         device = escape(&scan.device_id),
         direction = escape(&scan.direction),
         verdict = escape(&match scan.outcome.as_str() {
-            "admitted" | "first_entry" | "reentry" | "unknown_ticket_admitted" => {
+            "admitted" => "admitted".to_owned(),
+            "first_entry" | "reentry" | "unknown_ticket_admitted" => {
                 format!("admitted ({})", scan.outcome.replace('_', " "))
             }
             other => reason_text(other),

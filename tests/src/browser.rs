@@ -244,6 +244,31 @@ impl Drop for Browser {
     }
 }
 
+/// A wallet provider like the ones wallets inject (`window.solana`), for
+/// `key`; it signs in the page with WebCrypto, so the key never leaves it.
+pub fn injected_wallet(key: &ed25519_dalek::SigningKey) -> String {
+    use base64::Engine as _;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let address = bs58::encode(key.verifying_key().to_bytes()).into_string();
+    format!(
+        r#"(() => {{
+  const jwk = {{ kty: "OKP", crv: "Ed25519", d: "{d}", x: "{x}" }};
+  const key = crypto.subtle.importKey("jwk", jwk, {{ name: "Ed25519" }}, false, ["sign"]);
+  const publicKey = {{ toBase58: () => "{address}", toString: () => "{address}" }};
+  window.solana = {{
+    publicKey,
+    connect: async () => ({{ publicKey }}),
+    signMessage: async (message) => ({{
+      signature: new Uint8Array(await crypto.subtle.sign({{ name: "Ed25519" }}, await key, message)),
+      publicKey,
+    }}),
+  }};
+}})();"#,
+        d = url.encode(key.to_bytes()),
+        x = url.encode(key.verifying_key().to_bytes()),
+    )
+}
+
 /// Where the tests keep their screenshots: beside the build output, so a CI
 /// run's artifacts survive the run.
 pub fn artifacts_dir(name: &str) -> std::path::PathBuf {

@@ -102,6 +102,39 @@ impl Server {
         })
     }
 
+    /// A session token of `key`'s wallet through the API's nonce login.
+    pub fn api_login(&self, key: &ed25519_dalek::SigningKey) -> anyhow::Result<String> {
+        use ed25519_dalek::Signer as _;
+        let wallet = bs58::encode(key.verifying_key().to_bytes()).into_string();
+        self.rt.block_on(async {
+            let challenge: Value = self
+                .http
+                .post(format!("{}/api/auth/nonce", self.url))
+                .json(&serde_json::json!({ "wallet": wallet }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let message = challenge["message"].as_str().context("no login message")?;
+            let signature = key.sign(message.as_bytes());
+            let session: Value = self
+                .http
+                .post(format!("{}/api/auth/verify", self.url))
+                .json(&serde_json::json!({
+                    "wallet": wallet,
+                    "signature": bs58::encode(signature.to_bytes()).into_string()
+                }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok(session["token"]
+                .as_str()
+                .with_context(|| format!("no session token: {session}"))?
+                .to_owned())
+        })
+    }
+
     /// An admin request; returns the status and the JSON body (or null).
     pub fn admin(
         &self,

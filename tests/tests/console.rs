@@ -13,69 +13,14 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use ed25519_dalek::{Signer, SigningKey};
-use end_to_end::browser::{Browser, artifacts_dir};
+use ed25519_dalek::SigningKey;
+use end_to_end::browser::{Browser, artifacts_dir, injected_wallet};
 use end_to_end::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const LAPTOP: (u32, u32) = (1366, 900);
 const PHONE: (u32, u32) = (390, 844);
-
-/// A wallet provider like the ones wallets inject (`window.solana`), for
-/// `key`; it signs in the page with WebCrypto, so the key never leaves it.
-fn injected_wallet(key: &SigningKey) -> String {
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let address = bs58::encode(key.verifying_key().to_bytes()).into_string();
-    format!(
-        r#"(() => {{
-  const jwk = {{ kty: "OKP", crv: "Ed25519", d: "{d}", x: "{x}" }};
-  const key = crypto.subtle.importKey("jwk", jwk, {{ name: "Ed25519" }}, false, ["sign"]);
-  const publicKey = {{ toBase58: () => "{address}", toString: () => "{address}" }};
-  window.solana = {{
-    publicKey,
-    connect: async () => ({{ publicKey }}),
-    signMessage: async (message) => ({{
-      signature: new Uint8Array(await crypto.subtle.sign({{ name: "Ed25519" }}, await key, message)),
-      publicKey,
-    }}),
-  }};
-}})();"#,
-        d = url.encode(key.to_bytes()),
-        x = url.encode(key.verifying_key().to_bytes()),
-    )
-}
-
-/// A session token of `key`'s wallet through the API's nonce login.
-fn api_login(server: &Server, key: &SigningKey) -> String {
-    let wallet = bs58::encode(key.verifying_key().to_bytes()).into_string();
-    server.rt.block_on(async {
-        let http = reqwest::Client::new();
-        let challenge: Value = http
-            .post(format!("{}/api/auth/nonce", server.url))
-            .json(&json!({ "wallet": wallet }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let signature = key.sign(challenge["message"].as_str().unwrap().as_bytes());
-        let session: Value = http
-            .post(format!("{}/api/auth/verify", server.url))
-            .json(&json!({
-                "wallet": wallet,
-                "signature": bs58::encode(signature.to_bytes()).into_string()
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        session["token"].as_str().unwrap().to_owned()
-    })
-}
 
 /// A call with a wallet's session token; its status and JSON answer.
 fn as_wallet(
@@ -132,7 +77,7 @@ fn an_organizer_signs_in_with_a_wallet_enrols_gates_from_the_page_and_watches_sc
             200,
         )
         .unwrap();
-    let token = api_login(&server, &organizer);
+    let token = server.api_login(&organizer).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cancellation;
+pub mod conflicts;
 mod error;
 pub mod events;
 pub mod gates;
@@ -22,6 +23,7 @@ pub mod replay;
 pub mod rules;
 pub mod settlement;
 pub mod staff;
+pub mod ticket_files;
 pub mod ticket_holds;
 pub mod tickets;
 pub mod transfers;

@@ -10,7 +10,8 @@
 //! every subject shares; each subject's statements live in its own module:
 //! `gates` (gates, enrolment, devices, request nonces), `feed` (events,
 //! tickets and the gates' change feed), `scans` (ingest, conflicts, gate
-//! figures, ticket state), `presence` (where holders are), `incidents`
+//! figures, ticket state), `conflict_reviews` (both scans of a conflict and
+//! the organizer's resolution), `presence` (where holders are), `incidents`
 //! (admissions the server would have refused), `validators` (who may scan
 //! an event), `replay` (the chain side), `inventory`, `mints` (organizer
 //! mints as durable intents), `cancellations` (an event's cancellation, as
@@ -22,6 +23,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub mod auth;
 mod cancellations;
+mod conflict_reviews;
 mod events;
 mod feed;
 mod gates;
@@ -37,6 +39,9 @@ mod scans;
 mod transfers;
 mod validators;
 pub use cancellations::{Cancellation, CancellationPhase, RefundCounts};
+pub use conflict_reviews::{
+    ConflictOutcome, ConflictResolution, ConflictReview, ConflictScan, NewResolution,
+};
 pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;

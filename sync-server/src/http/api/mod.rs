@@ -3,18 +3,22 @@
 //! their idempotency keys in [`mints`]), NFT metadata
 //! ([`nft`]), transfers by wallet and by email ([`transfers`]), purchases
 //! ([`purchases`]), online validation for handhelds ([`validate`]), an
-//! event's rules, validators and incidents ([`manage`]), and its
+//! event's rules, validators and incidents ([`manage`]), its conflicts and
+//! their resolutions ([`conflicts`]), tickets in and out as CSV
+//! ([`ticket_files`]), and its
 //! organizer's actions on chain: holds, cancellation, proceeds and closing
 //! ([`chain_actions`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
 pub mod chain_actions;
+pub mod conflicts;
 pub mod events;
 pub mod manage;
 pub mod mints;
 pub mod nft;
 pub mod purchases;
+pub mod ticket_files;
 pub mod tickets;
 pub mod transfers;
 pub mod validate;
@@ -49,6 +53,19 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/events/{event}/incidents",
             get(manage::incident_report),
+        )
+        .route("/api/events/{event}/conflicts", get(conflicts::list))
+        .route(
+            "/api/events/{event}/conflicts/{conflict}/resolution",
+            post(conflicts::resolve),
+        )
+        .route(
+            "/api/events/{event}/tickets/import",
+            post(ticket_files::import),
+        )
+        .route(
+            "/api/events/{event}/attendees.csv",
+            get(ticket_files::export),
         )
         .route(
             "/api/events/{event}/tickets/{ticket}/freeze",

@@ -1,5 +1,6 @@
-// The organizer console's script: live updates of the event page from its
-// server-sent event stream, and sign-in with a browser wallet. The pages
+// The organizer console's script: live updates of the event page (and of a
+// batch mint's progress) from a server-sent event stream, sign-in with a
+// browser wallet, and reading a picked CSV file into the import form. The pages
 // work without it (sign-in with the admin token, figures as of the load).
 "use strict";
 
@@ -94,6 +95,15 @@ document.addEventListener("DOMContentLoaded", () => {
       walletSignIn(status).catch((e) => {
         status.textContent = "Wallet sign-in failed: " + e.message;
       });
+    });
+  }
+  // A CSV file picked on the import form is read into its text box, so
+  // the form posts the lines themselves.
+  const file = document.getElementById("csv_file");
+  const lines = document.getElementById("csv");
+  if (file && lines) {
+    file.addEventListener("change", async () => {
+      if (file.files && file.files[0]) lines.value = await file.files[0].text();
     });
   }
   const state = document.getElementById("live-state");

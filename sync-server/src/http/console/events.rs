@@ -16,9 +16,12 @@ use crate::http::api::events::{CreateEventBody, TierBody, draft_of};
 use crate::http::state::AppState;
 use crate::http::validation::Validate;
 use crate::services::events;
+use crate::services::organizer::NftStandard;
 use crate::services::rules::RulesChange;
 
-/// The new-event form's fields (times as `YYYY-MM-DDTHH:MM`, UTC).
+/// The new-event form's fields (times as `YYYY-MM-DDTHH:MM`, UTC). Numbers
+/// arrive as text, so a field left empty gets the form back saying which
+/// rather than a refusal of the whole post.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEventForm {
@@ -28,23 +31,64 @@ pub struct NewEventForm {
     pub description: String,
     pub starts_at: String,
     pub ends_at: String,
-    pub doors_open_minutes: u32,
-    pub capacity: u32,
+    #[serde(default)]
+    pub doors_open_minutes: String,
+    #[serde(default)]
+    pub capacity: String,
     pub tier_name: String,
-    pub tier_price_lamports: i64,
-    pub tier_supply: u32,
+    #[serde(default)]
+    pub tier_price_lamports: String,
+    #[serde(default)]
+    pub tier_supply: String,
     /// `forbidden` or `allowed_after`.
     pub reentry: String,
     #[serde(default)]
-    pub min_outside_minutes: u32,
+    pub min_outside_minutes: String,
     /// `reject` or `admit_if_signed`.
     pub unknown_tickets: String,
     #[serde(default)]
-    pub end_grace_minutes: u32,
+    pub end_grace_minutes: String,
+    /// `yes` when holders may transfer their tickets (a checkbox: absent
+    /// when unticked).
+    #[serde(default)]
+    pub transferable: Option<String>,
+    /// `spl_token` or `token_2022_metadata`.
+    #[serde(default)]
+    pub nft: String,
+}
+
+/// A whole number typed into the field labelled `label`, within `range`;
+/// else what is wrong, in words. An empty field is `default` when there is
+/// one.
+pub fn whole_number<T>(
+    label: &str,
+    text: &str,
+    range: std::ops::RangeInclusive<T>,
+    default: Option<T>,
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let text = text.trim();
+    if text.is_empty() {
+        return default.ok_or_else(|| format!("{label}: enter a number"));
+    }
+    let out_of_range = || {
+        format!(
+            "{label}: a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )
+    };
+    let value: T = text.parse().map_err(|_| out_of_range())?;
+    if !range.contains(&value) {
+        return Err(out_of_range());
+    }
+    Ok(value)
 }
 
 /// `2026-12-05T18:30` (UTC) as Unix seconds.
-fn utc(field: &str, text: &str) -> Result<i64, String> {
+pub(super) fn utc(field: &str, text: &str) -> Result<i64, String> {
     let full = if text.len() == 16 {
         format!("{text}:00Z")
     } else {
@@ -60,10 +104,36 @@ fn utc(field: &str, text: &str) -> Result<i64, String> {
 impl NewEventForm {
     /// The API's body for this form, or what is wrong, in words.
     fn body(&self) -> Result<CreateEventBody, String> {
+        let doors = whole_number(
+            "Doors open, minutes before the start",
+            &self.doors_open_minutes,
+            0..=1440,
+            Some(60),
+        )?;
+        let capacity = whole_number("Capacity", &self.capacity, 1..=100_000, None)?;
+        let price = whole_number(
+            "Tier price (lamports)",
+            &self.tier_price_lamports,
+            0..=i64::MAX,
+            Some(0),
+        )?;
+        let supply = whole_number("Tier tickets", &self.tier_supply, 1..=100_000, None)?;
+        let outside = whole_number(
+            "Minutes outside before re-entry",
+            &self.min_outside_minutes,
+            0..=1440,
+            Some(0),
+        )?;
+        let grace = whole_number(
+            "Minutes after the end gates still admit",
+            &self.end_grace_minutes,
+            0..=1440,
+            Some(0),
+        )?;
         let reentry = match self.reentry.as_str() {
             "forbidden" => ReentryPolicy::Forbidden,
             "allowed_after" => ReentryPolicy::AllowedAfter {
-                min_outside_secs: self.min_outside_minutes.saturating_mul(60),
+                min_outside_secs: outside * 60,
             },
             _ => return Err("re-entry: forbidden or allowed after a time outside".into()),
         };
@@ -78,20 +148,24 @@ impl NewEventForm {
             venue: self.venue.trim().to_owned(),
             starts_at: utc("starts", &self.starts_at)?,
             ends_at: utc("ends", &self.ends_at)?,
-            doors_open_secs_before: Some(self.doors_open_minutes.saturating_mul(60)),
-            capacity: self.capacity,
+            doors_open_secs_before: Some(doors * 60),
+            capacity,
             tiers: vec![TierBody {
                 name: self.tier_name.trim().to_owned(),
-                price_lamports: self.tier_price_lamports,
-                supply: self.tier_supply,
+                price_lamports: price,
+                supply,
                 card_price: None,
             }],
-            transferable: Some(true),
-            nft: Default::default(),
+            transferable: Some(self.transferable.is_some()),
+            nft: match self.nft.as_str() {
+                "" | "spl_token" => NftStandard::SplToken,
+                "token_2022_metadata" => NftStandard::Token2022Metadata,
+                _ => return Err("NFT: SPL Token or Token-2022 with metadata".into()),
+            },
             rules: RulesChange {
                 reentry: Some(reentry),
                 unknown_tickets: Some(unknown_tickets),
-                end_grace_secs: Some(self.end_grace_minutes.saturating_mul(60)),
+                end_grace_secs: Some(grace * 60),
                 ..RulesChange::default()
             },
         };
@@ -119,6 +193,9 @@ fn form_page(viewer: &Viewer, error: Option<&str>, f: &NewEventForm) -> String {
 <label for="tier_name">Tier</label><input id="tier_name" name="tier_name" required maxlength="32" value="{tier}">
 <label for="tier_price_lamports">Tier price (lamports)</label><input id="tier_price_lamports" name="tier_price_lamports" type="number" min="0" value="{price}">
 <label for="tier_supply">Tier tickets</label><input id="tier_supply" name="tier_supply" type="number" min="1" max="100000" value="{supply}">
+<label for="nft">NFT each ticket comes with</label><select id="nft" name="nft"><option value="spl_token"{spl}>SPL Token (cheaper; wallets show no name)</option><option value="token_2022_metadata"{t22}>Token-2022 with metadata (wallets show name and picture)</option></select>
+<label><input type="checkbox" name="transferable" value="yes"{transferable}> Holders may transfer their tickets (to a wallet or by email)</label>
+<p class="meta" id="fixed-note">The tier (its name, price and number of tickets) and the NFT kind are written on chain with the event and cannot be changed afterwards. Name, venue, times, doors, capacity, transfers and the check-in rules can be edited later; capacity never below the tickets already minted.</p>
 <label for="reentry">Re-entry</label><select id="reentry" name="reentry"><option value="forbidden"{forbidden}>Forbidden</option><option value="allowed_after"{allowed}>Allowed after a time outside</option></select>
 <label for="min_outside_minutes">Minutes outside before re-entry</label><input id="min_outside_minutes" name="min_outside_minutes" type="number" min="0" value="{outside}">
 <label for="unknown_tickets">Well-signed tickets a gate does not know yet</label><select id="unknown_tickets" name="unknown_tickets"><option value="reject"{reject}>Refuse</option><option value="admit_if_signed"{admit}>Admit (offline gates)</option></select>
@@ -130,17 +207,24 @@ fn form_page(viewer: &Viewer, error: Option<&str>, f: &NewEventForm) -> String {
         description = escape(&f.description),
         starts = escape(&f.starts_at),
         ends = escape(&f.ends_at),
-        doors = f.doors_open_minutes,
-        capacity = f.capacity,
+        doors = escape(&f.doors_open_minutes),
+        capacity = escape(&f.capacity),
         tier = escape(&f.tier_name),
-        price = f.tier_price_lamports,
-        supply = f.tier_supply,
+        price = escape(&f.tier_price_lamports),
+        supply = escape(&f.tier_supply),
         forbidden = selected(f.reentry != "allowed_after"),
         allowed = selected(f.reentry == "allowed_after"),
-        outside = f.min_outside_minutes,
+        outside = escape(&f.min_outside_minutes),
         reject = selected(f.unknown_tickets != "admit_if_signed"),
         admit = selected(f.unknown_tickets == "admit_if_signed"),
-        grace = f.end_grace_minutes,
+        grace = escape(&f.end_grace_minutes),
+        spl = selected(f.nft != "token_2022_metadata"),
+        t22 = selected(f.nft == "token_2022_metadata"),
+        transferable = if f.transferable.is_some() {
+            " checked"
+        } else {
+            ""
+        },
     );
     page("New event", Some(&viewer.label()), &body)
 }
@@ -164,10 +248,14 @@ pub async fn new_event_page(State(state): State<AppState>, headers: HeaderMap) -
         return to_sign_in();
     };
     let defaults = NewEventForm {
-        doors_open_minutes: 60,
-        capacity: 500,
+        doors_open_minutes: "60".into(),
+        capacity: "500".into(),
         tier_name: "general".into(),
-        tier_supply: 500,
+        tier_price_lamports: "0".into(),
+        tier_supply: "500".into(),
+        min_outside_minutes: "0".into(),
+        end_grace_minutes: "0".into(),
+        transferable: Some("yes".into()),
         reentry: "forbidden".into(),
         unknown_tickets: "reject".into(),
         ..NewEventForm::default()
@@ -229,5 +317,22 @@ pub async fn create_event(
             StatusCode::UNPROCESSABLE_ENTITY,
             form_page(&viewer, Some(&format!("Not created: {e}")), &fields),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cleared_number_field_reads_and_is_named_in_words() {
+        let fields: NewEventForm = serde_urlencoded::from_str(
+            "name=Harbour+Lights&venue=Pier+4&description=&starts_at=2030-01-01T18%3A00\
+             &ends_at=2030-01-01T23%3A00&doors_open_minutes=60&capacity=&tier_name=general\
+             &tier_price_lamports=0&tier_supply=50&nft=spl_token&transferable=yes\
+             &reentry=forbidden&min_outside_minutes=0&unknown_tickets=reject&end_grace_minutes=0",
+        )
+        .unwrap();
+        assert_eq!(fields.body().unwrap_err(), "Capacity: enter a number");
     }
 }

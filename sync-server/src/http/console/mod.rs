@@ -5,11 +5,17 @@
 //! an organizer sees their own events, the admin every event. The live page
 //! updates itself from a server-sent event stream.
 
+pub mod conflicts;
 pub mod events;
 pub mod gates;
 mod html;
+pub mod mint_progress;
+pub mod minting;
 mod session;
+pub mod setup;
+mod setup_forms;
 pub mod signin;
+pub mod ticket_import;
 pub mod tickets;
 
 use std::convert::Infallible;
@@ -66,7 +72,51 @@ pub fn routes() -> Router<AppState> {
             "/console/events/{event}/tickets",
             get(tickets::tickets_page),
         )
+        .merge(setup_routes())
         .route("/console/assets/{file}", get(asset))
+}
+
+/// Setting an event up: its settings and rules, minting and importing
+/// tickets, the CSV export, and conflicts.
+fn setup_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console/events/{event}/edit",
+            get(setup::edit_page_get).post(setup::edit_event),
+        )
+        .route("/console/events/{event}/rules", post(setup::set_rules))
+        .route(
+            "/console/events/{event}/mint",
+            get(minting::mint_page_get).post(minting::mint_one),
+        )
+        .route(
+            "/console/events/{event}/batch-mint",
+            post(minting::batch_mint),
+        )
+        .route(
+            "/console/events/{event}/mints/{key}",
+            get(mint_progress::progress_page),
+        )
+        .route(
+            "/console/events/{event}/mints/{key}/progress",
+            get(mint_progress::progress_stream),
+        )
+        .route(
+            "/console/events/{event}/import",
+            post(ticket_import::import),
+        )
+        .route(
+            "/console/events/{event}/attendees.csv",
+            get(minting::attendees_csv),
+        )
+        .route(
+            "/console/events/{event}/conflicts",
+            get(conflicts::conflicts_page),
+        )
+        .route(
+            "/console/events/{event}/conflicts/{conflict}/resolution",
+            post(conflicts::resolve),
+        )
 }
 
 /// A form post's fields. The body is read first (under the server's body
@@ -291,6 +341,7 @@ pub async fn event_page(
     let body = format!(
         r#"<h1>{name}</h1>
 <p class="meta">Doors {opens} – {closes} · ends {ends} · <a href="/console/events/{id}/gates">Gates and devices</a> · <a href="/console/events/{id}/tickets">Tickets and attendees</a></p>
+<p class="meta"><a href="/console/events/{id}/edit">Settings and rules</a> · <a href="/console/events/{id}/mint">Mint and import tickets</a> · <a href="/console/events/{id}/conflicts">Conflicts</a></p>
 <p id="live-state" role="status" data-stream="/console/events/{id}/live">Live: connecting…</p>
 {sections}"#,
         name = escape(&view.event.name),

@@ -14,7 +14,8 @@
 //! (admissions the server would have refused), `validators` (who may scan
 //! an event), `replay` (the chain side), `inventory`, `mints` (organizer
 //! mints as durable intents), `cancellations` (an event's cancellation, as
-//! far as it got) and `payments`.
+//! far as it got), `closing` (what settling it returned), `sales` (an
+//! event's purchases counted and its attendance) and `payments`.
 
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -22,6 +23,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub mod auth;
 mod cancellations;
+mod closing;
 mod events;
 mod feed;
 mod gates;
@@ -33,10 +35,12 @@ mod payments;
 mod presence;
 mod purchases;
 mod replay;
+mod sales;
 mod scans;
 mod transfers;
 mod validators;
 pub use cancellations::{Cancellation, CancellationPhase, RefundCounts};
+pub use closing::SettlementRecord;
 pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;
@@ -53,6 +57,7 @@ pub use purchases::{
     MailStatus, NewPurchase, PaymentMethod, PaymentOutcome, Purchase, PurchaseStatus, WebhookEffect,
 };
 pub use replay::{EventChain, PendingScan, ReplayState, ReplaySummary, ScanReplay, Settlement};
+pub use sales::{AttendanceRow, SalesLine};
 pub use scans::{Conflict, GateCounts};
 pub use transfers::{EmailTransfer, TransferStatus};
 pub use validators::ValidatorAssignment;

@@ -5,7 +5,8 @@
 //! ([`purchases`]), online validation for handhelds ([`validate`]), an
 //! event's rules, validators and incidents ([`manage`]), and its
 //! organizer's actions on chain: holds, cancellation, proceeds and closing
-//! ([`chain_actions`]).
+//! ([`chain_actions`]), and its reports: sales, attendance and settlement
+//! ([`reports`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod manage;
 pub mod mints;
 pub mod nft;
 pub mod purchases;
+pub mod reports;
 pub mod tickets;
 pub mod transfers;
 pub mod validate;
@@ -73,6 +75,15 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/events/{event}/close",
             post(chain_actions::close_event),
+        )
+        .route("/api/events/{event}/sales", get(reports::sales))
+        .route(
+            "/api/events/{event}/attendance.csv",
+            get(reports::attendance_csv),
+        )
+        .route(
+            "/api/events/{event}/settlement",
+            get(reports::settlement_status),
         )
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))

@@ -371,6 +371,42 @@ async fn cancelling_revokes_every_ticket_refunds_the_card_buyer_once_and_repeats
         more.iter().all(|(_, s)| s != "Refund for Harbour Lights"),
         "one refund mail: {more:?}"
     );
+    // The sales: the card purchase refunded, the SOL one as sold (its price
+    // went back with the revocation, on chain), the minted tickets counted.
+    let (status, sales) = venue
+        .call(Method::GET, &format!("/api/events/{event_id}/sales"), None)
+        .await;
+    assert_eq!(status, 200, "{sales}");
+    assert_eq!(
+        (
+            &sales["refunds"]["due"],
+            &sales["refunds"]["refused"],
+            &sales["refunds"]["done"]
+        ),
+        (&json!(0), &json!(0), &json!(1)),
+        "{sales}"
+    );
+    assert_eq!(
+        sales["refunds"]["refunded_amounts"],
+        json!([{ "currency": "usd", "amount": 2500 }])
+    );
+    let refunded = sales["purchases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "refunded")
+        .unwrap();
+    assert_eq!(
+        (&refunded["card"], &refunded["sol"]),
+        (&json!(1), &json!(0))
+    );
+    let tier = &sales["tiers"][0];
+    assert_eq!(
+        (&tier["tickets"], &tier["sol_sold"], &tier["card_sold"]),
+        (&json!(14), &json!(1), &json!(0)),
+        "{sales}"
+    );
+    assert_eq!(tier["sol_lamports"], PRICE);
     // A cancelled event's proceeds are for refunds.
     let (status, body) = venue
         .call(
@@ -543,4 +579,28 @@ async fn after_the_end_proceeds_are_withdrawn_and_the_accounts_closed_for_their_
         (409, Some("conflict")),
         "{body}"
     );
+
+    // What it all returned stays readable with the accounts gone.
+    let (status, settlement) = venue
+        .call(
+            Method::GET,
+            &format!("/api/events/{event_id}/settlement"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{settlement}");
+    assert!(settlement["chain"].is_null(), "{settlement}");
+    let record = &settlement["record"];
+    assert_eq!(record["withdrawn_lamports"], 2 * PRICE);
+    assert_eq!(record["treasury"], treasury.to_string());
+    assert_eq!(record["tickets_closed"], 4);
+    assert_eq!(record["ticket_rent_lamports"], rent);
+    assert_eq!(record["event_rent_lamports"], event_rent);
+    assert_eq!(record["proceeds_at_close"], 0);
+    // The sales: two SOL purchases, their price.
+    let (_, sales) = venue
+        .call(Method::GET, &format!("/api/events/{event_id}/sales"), None)
+        .await;
+    assert_eq!(sales["sol_lamports"], 2 * PRICE, "{sales}");
+    assert_eq!(sales["tiers"][0]["sol_sold"], 2);
 }

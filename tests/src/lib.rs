@@ -20,9 +20,10 @@ use serde_json::Value;
 use shared::{Presence, TicketState, TicketStatus};
 use tokio::sync::{Mutex, oneshot};
 
-/// The admin token the harness configures.
 pub mod browser;
+pub mod organizer;
 
+/// The admin token the harness configures.
 pub const ADMIN: &str = "end-to-end-admin-token";
 
 /// A running sync server.
@@ -133,6 +134,70 @@ impl Server {
                 .with_context(|| format!("no session token: {session}"))?
                 .to_owned())
         })
+    }
+
+    /// Like [`Server::start_with`], on an embedded chain opened here and
+    /// returned, so a test can move the chain's clock past an event's end
+    /// (`EmbeddedChain::advance_clock`) instead of waiting for it.
+    pub fn start_with_chain_clock(
+        dir: &Path,
+        configure: impl FnOnce(&mut sync_server::Config),
+    ) -> anyhow::Result<(Self, Arc<sync_server::chain::embedded::EmbeddedChain>)> {
+        std::fs::create_dir_all(dir)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let mut config = server_config(dir, None);
+        configure(&mut config);
+        let chain_file = config.chain.embedded_file.clone();
+        // The state opens a chain of its own at a scratch file; it is
+        // replaced by the one opened here, with the same keys.
+        config.chain.embedded_file = dir.join("scratch-chain.sqlite");
+        let (state, listener, embedded) = rt.block_on(async {
+            use solana_sdk::signature::Signer;
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            let state = sync_server::open_state(config).await?;
+            let embedded =
+                Arc::new(sync_server::chain::embedded::EmbeddedChain::open(&chain_file).await?);
+            let ctx = state.chain.as_ref().context("no chain")?;
+            let replaced = sync_server::services::organizer::ChainContext {
+                chain: embedded.clone(),
+                authority: ctx.authority.insecure_clone(),
+                issuer: ctx.issuer.clone(),
+            };
+            sync_server::chain::ops::ensure_funded(
+                embedded.as_ref(),
+                None,
+                &replaced.authority.pubkey(),
+                1_000_000_000,
+                100_000_000_000,
+            )
+            .await?;
+            let state = state.with_chain(replaced);
+            anyhow::Ok((state, listener, embedded))
+        })?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let serving = state.clone();
+        let task = rt.spawn(async move {
+            sync_server::run_state(serving, listener, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Ok((
+            Self {
+                rt,
+                state,
+                url: format!("http://{addr}"),
+                addr,
+                dir: dir.to_owned(),
+                http: reqwest::Client::new(),
+                stop: Some((tx, task)),
+            },
+            embedded,
+        ))
     }
 
     /// An admin request; returns the status and the JSON body (or null).

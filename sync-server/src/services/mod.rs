@@ -21,6 +21,7 @@ pub mod organizer;
 pub mod purchases;
 pub mod replay;
 pub mod rules;
+pub mod sales;
 pub mod settlement;
 pub mod staff;
 pub mod ticket_files;

@@ -9,6 +9,9 @@
 //! Amounts are read off the chain: the lamports the event account gave up
 //! for a withdrawal, and the lamports the closed accounts held (all of which
 //! go to the organizer, the proceeds left in a closed event to the treasury).
+//! Each result is recorded (`event_settlements`) once the chain took the
+//! transaction, so what closing gave back can be read after the accounts are
+//! gone ([`status`]).
 
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
@@ -17,6 +20,7 @@ use ticketing::client::Event;
 use super::organizer::{ChainContext, OrganizerError, chain_of};
 use super::{ServiceError, Services};
 use crate::chain::ops;
+use crate::store::SettlementRecord;
 
 /// `close_ticket` instructions per transaction: each names three accounts
 /// beside the shared ones, well within a legacy transaction.
@@ -135,10 +139,12 @@ pub async fn withdraw(services: &Services, event_id: u64) -> Result<Withdrawal, 
     let after = ops::balance(chain, &address)
         .await
         .map_err(OrganizerError::from)?;
-    Ok(Withdrawal {
-        lamports: before.saturating_sub(after),
-        treasury,
-    })
+    let lamports = before.saturating_sub(after);
+    services
+        .store
+        .record_withdrawal(event_id, lamports, &treasury, services.clock.now())
+        .await?;
+    Ok(Withdrawal { lamports, treasury })
 }
 
 /// Closes every ticket account of an ended or cancelled event that the
@@ -201,6 +207,17 @@ pub async fn close_tickets(
         report.closed += u32::try_from(instructions.len()).unwrap_or(u32::MAX);
         report.lamports_reclaimed = report.lamports_reclaimed.saturating_add(lamports);
     }
+    if report.closed > 0 {
+        services
+            .store
+            .record_tickets_closed(
+                event_id,
+                u64::from(report.closed),
+                report.lamports_reclaimed,
+                services.clock.now(),
+            )
+            .await?;
+    }
     let (_, event) = event_of(services, ctx, event_id).await?;
     report.open_tickets = event.open_tickets;
     Ok(report)
@@ -235,8 +252,83 @@ pub async fn close_event(services: &Services, event_id: u64) -> Result<EventClos
     )
     .await
     .map_err(OrganizerError::from)?;
-    Ok(EventClosed {
+    let closed = EventClosed {
         lamports_reclaimed: held.saturating_sub(event.proceeds),
         proceeds_to_treasury: event.proceeds,
+    };
+    services
+        .store
+        .record_event_closed(
+            event_id,
+            closed.lamports_reclaimed,
+            closed.proceeds_to_treasury,
+            services.clock.now(),
+        )
+        .await?;
+    Ok(closed)
+}
+
+/// The event's account as the chain has it now, for settling it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ChainSide {
+    /// The chain's clock (Unix seconds).
+    pub chain_time: i64,
+    pub ends_at: i64,
+    /// Ended on the chain's clock: proceeds may be withdrawn.
+    pub ended: bool,
+    pub cancelled: bool,
+    /// SOL paid for tickets and not yet withdrawn (lamports).
+    pub proceeds_lamports: u64,
+    pub treasury: String,
+    pub minted: u32,
+    /// Ticket accounts still open.
+    pub open_tickets: u32,
+    /// Scans of the event not yet on chain (tickets wait for them).
+    pub scans_not_on_chain: u64,
+}
+
+/// Where settling an event stands: its account on chain (`None` once it is
+/// closed) and what was recorded of withdrawals and closings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SettlementStatus {
+    pub event_id: u64,
+    pub chain: Option<ChainSide>,
+    pub record: SettlementRecord,
+}
+
+/// Reads where settling `event_id` stands; changes nothing.
+pub async fn status(services: &Services, event_id: u64) -> Result<SettlementStatus, ServiceError> {
+    let ctx = chain_of(services)?;
+    services
+        .store
+        .event_chain(event_id)
+        .await?
+        .ok_or(OrganizerError::UnknownEvent(event_id))?;
+    let record = services.store.settlement_record(event_id).await?;
+    let event = ops::event(ctx.chain.as_ref(), &ctx.authority.pubkey(), event_id)
+        .await
+        .map_err(OrganizerError::from)?;
+    let chain = match event {
+        None => None,
+        Some(event) => {
+            let now = ctx.chain.unix_time().await.map_err(OrganizerError::from)?;
+            let replay = services.store.replay_summary(event_id).await?;
+            Some(ChainSide {
+                chain_time: now,
+                ends_at: event.ends_at,
+                ended: event.has_ended(now),
+                cancelled: event.is_cancelled(),
+                proceeds_lamports: event.proceeds,
+                treasury: event.treasury.to_string(),
+                minted: event.minted,
+                open_tickets: event.open_tickets,
+                scans_not_on_chain: replay.waiting + replay.submitted,
+            })
+        }
+    };
+    Ok(SettlementStatus {
+        event_id,
+        chain,
+        record,
     })
 }

@@ -15,7 +15,8 @@
 //! (admissions the server would have refused), `validators` (who may scan
 //! an event), `replay` (the chain side), `inventory`, `mints` (organizer
 //! mints as durable intents), `cancellations` (an event's cancellation, as
-//! far as it got) and `payments`.
+//! far as it got), `closing` (what settling it returned), `sales` (an
+//! event's purchases counted and its attendance) and `payments`.
 
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -24,6 +25,7 @@ use sqlx::any::AnyPoolOptions;
 pub mod auth;
 mod cancellations;
 mod conflict_reviews;
+mod closing;
 mod events;
 mod feed;
 mod gates;
@@ -35,6 +37,7 @@ mod payments;
 mod presence;
 mod purchases;
 mod replay;
+mod sales;
 mod scans;
 mod transfers;
 mod validators;
@@ -42,6 +45,7 @@ pub use cancellations::{Cancellation, CancellationPhase, RefundCounts};
 pub use conflict_reviews::{
     ConflictOutcome, ConflictResolution, ConflictReview, ConflictScan, NewResolution,
 };
+pub use closing::SettlementRecord;
 pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;
@@ -58,6 +62,7 @@ pub use purchases::{
     MailStatus, NewPurchase, PaymentMethod, PaymentOutcome, Purchase, PurchaseStatus, WebhookEffect,
 };
 pub use replay::{EventChain, PendingScan, ReplayState, ReplaySummary, ScanReplay, Settlement};
+pub use sales::{AttendanceRow, SalesLine};
 pub use scans::{Conflict, GateCounts};
 pub use transfers::{EmailTransfer, TransferStatus};
 pub use validators::ValidatorAssignment;

@@ -7,7 +7,8 @@
 //! their resolutions ([`conflicts`]), tickets in and out as CSV
 //! ([`ticket_files`]), and its
 //! organizer's actions on chain: holds, cancellation, proceeds and closing
-//! ([`chain_actions`]).
+//! ([`chain_actions`]), and its reports: sales, attendance and settlement
+//! ([`reports`]).
 //! Handlers parse, authorize, call a service and map its result.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod manage;
 pub mod mints;
 pub mod nft;
 pub mod purchases;
+pub mod reports;
 pub mod ticket_files;
 pub mod tickets;
 pub mod transfers;
@@ -90,6 +92,15 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/events/{event}/close",
             post(chain_actions::close_event),
+        )
+        .route("/api/events/{event}/sales", get(reports::sales))
+        .route(
+            "/api/events/{event}/attendance.csv",
+            get(reports::attendance_csv),
+        )
+        .route(
+            "/api/events/{event}/settlement",
+            get(reports::settlement_status),
         )
         .route("/api/tickets/mint", post(tickets::mint))
         .route("/api/tickets/batch-mint", post(tickets::batch_mint))

@@ -5,13 +5,16 @@
 //! an organizer sees their own events, the admin every event. The live page
 //! updates itself from a server-sent event stream.
 
+pub mod cancel;
 pub mod conflicts;
 pub mod events;
 pub mod gates;
 mod html;
 pub mod mint_progress;
 pub mod minting;
+pub mod sales;
 mod session;
+pub mod settle;
 pub mod setup;
 mod setup_forms;
 pub mod signin;
@@ -73,6 +76,27 @@ pub fn routes() -> Router<AppState> {
             get(tickets::tickets_page),
         )
         .merge(setup_routes())
+        .route(
+            "/console/events/{event}/tickets/{ticket}/hold",
+            get(tickets::hold_page).post(tickets::hold),
+        )
+        .route(
+            "/console/events/{event}/cancel",
+            get(cancel::cancel_page).post(cancel::cancel_event),
+        )
+        .route(
+            "/console/events/{event}/cancel/live",
+            get(cancel::cancel_stream),
+        )
+        .route(
+            "/console/events/{event}/settle",
+            get(settle::settle_page).post(settle::settle),
+        )
+        .route(
+            "/console/events/{event}/attendance.csv",
+            get(settle::attendance_csv),
+        )
+        .route("/console/events/{event}/sales", get(sales::sales_page))
         .route("/console/assets/{file}", get(asset))
 }
 
@@ -340,7 +364,7 @@ pub async fn event_page(
     }
     let body = format!(
         r#"<h1>{name}</h1>
-<p class="meta">Doors {opens} – {closes} · ends {ends} · <a href="/console/events/{id}/gates">Gates and devices</a> · <a href="/console/events/{id}/tickets">Tickets and attendees</a></p>
+<p class="meta">Doors {opens} – {closes} · ends {ends} · <a href="/console/events/{id}/gates">Gates and devices</a> · <a href="/console/events/{id}/tickets">Tickets and attendees</a> · <a href="/console/events/{id}/sales">Sales</a> · <a href="/console/events/{id}/settle">After the event</a> · <a href="/console/events/{id}/cancel">Cancel the event</a></p>
 <p class="meta"><a href="/console/events/{id}/edit">Settings and rules</a> · <a href="/console/events/{id}/mint">Mint and import tickets</a> · <a href="/console/events/{id}/conflicts">Conflicts</a></p>
 <p id="live-state" role="status" data-stream="/console/events/{id}/live">Live: connecting…</p>
 {sections}"#,

@@ -122,6 +122,23 @@ cargo fmt --all -- --check
 say "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Supply chain (deny.toml): licences, duplicate and wildcard versions,
+# crates.io as the only source, and RustSec advisories. The advisory database
+# is a git clone from GitHub; where it cannot be fetched the other checks
+# still run and the advisories are reported as NOT checked.
+say "cargo deny (supply chain)"
+if ! cargo deny --version >/dev/null 2>&1; then
+  cargo install cargo-deny --locked --version '^0.20'
+fi
+deny=(cargo deny --offline check --hide-inclusion-graph)
+if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
+  "${deny[@]}" advisories licenses bans sources
+else
+  echo "NOTE: the RustSec advisory database could not be fetched (no route to GitHub?):" >&2
+  echo "      checking licences, bans and sources only; advisories are NOT checked." >&2
+  "${deny[@]}" licenses bans sources
+fi
+
 say "doc tests"
 cargo test --workspace --locked --doc
 

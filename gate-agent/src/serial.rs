@@ -80,8 +80,12 @@ impl LineFramer {
                 }
                 continue;
             }
-            // Keep enough to recognise a terminator split across the limit.
-            if self.buf.len() > self.max_line + self.terminator.len() {
+            // The buffer holds the line and at most the start of a
+            // terminator (one byte short of it, else it would have ended the
+            // line above); once it reaches `max_line` plus the terminator's
+            // length the line is overlong. Keep enough to recognise a
+            // terminator split across the limit.
+            if self.buf.len() >= self.max_line + self.terminator.len() {
                 let keep = self.terminator.len().saturating_sub(1);
                 let drop = self.buf.len() - keep;
                 *self.overlong.get_or_insert(0) += drop;
@@ -458,6 +462,31 @@ mod tests {
             }
         ));
         assert_eq!(frames[1], Frame::Line("OK".into()));
+    }
+
+    #[test]
+    fn a_line_of_max_line_bytes_passes_and_one_byte_more_is_overlong() {
+        for terminator in [&b"\r\n"[..], b"\r", b"QQQQQQQQ"] {
+            let mut f = LineFramer::new(terminator, 4, 500);
+            let mut input = b"ABCD".to_vec();
+            input.extend_from_slice(terminator);
+            input.extend_from_slice(b"ABCDE");
+            input.extend_from_slice(terminator);
+            let frames = f.push(&input, 0);
+            assert_eq!(frames.len(), 2, "{frames:?}");
+            assert_eq!(frames[0], Frame::Line("ABCD".into()));
+            assert!(
+                matches!(
+                    frames[1],
+                    Frame::Garbage {
+                        reason: GarbageReason::Overlong { len: 5 },
+                        ..
+                    }
+                ),
+                "{:?} with terminator {terminator:?}",
+                frames[1]
+            );
+        }
     }
 
     #[test]

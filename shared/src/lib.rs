@@ -8,7 +8,8 @@
 //!   used by the gate offline and by the server online so they never disagree;
 //! - [`presence`]: where a holder is, folded from every gate's scans of a
 //!   ticket (with the conflicts), and how a gate merges the server's view;
-//! - [`wire`]: the messages between gate agents and the sync server.
+//! - [`wire`]: the messages between gate agents and the sync server, and
+//!   [`device_request`]: the check of a gate's signed HTTP request.
 //!
 //! It must stay light enough for the gate: no Solana SDK, no async runtime, no
 //! database, no HTTP and no I/O of any kind. Time is always passed in.
@@ -19,6 +20,7 @@
 
 pub mod admission;
 pub mod credential;
+pub mod device_request;
 pub mod keys;
 pub mod presence;
 pub mod wire;

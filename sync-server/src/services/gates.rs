@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 use shared::PublicKeyBytes;
+use shared::device_request::{DeviceHeaders, DeviceRequestError};
 use shared::wire::{
     EnrolRequest, EnrolResponse, GateInfo, JournalAck, JournalBatch, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, RefusedScan, ScanRecord, SignedPayload, device_request_message,
+    PROTOCOL_VERSION, RefusedScan, ScanRecord, SignedPayload,
 };
 use uuid::Uuid;
 
@@ -73,8 +73,8 @@ fn unauthorized(why: &'static str) -> ServiceError {
     GateError::Unauthorized(why).into()
 }
 
-fn present(header: Option<&str>) -> Result<&str, ServiceError> {
-    header.ok_or_else(|| unauthorized("missing or unreadable device signature headers"))
+fn refused(error: DeviceRequestError) -> ServiceError {
+    unauthorized(error.reason())
 }
 
 /// Refuses agents older than the oldest protocol version still spoken.
@@ -283,44 +283,35 @@ pub async fn verify(
     services: &Services,
     request: &SignedRequest<'_>,
 ) -> Result<(Device, NonceUse), ServiceError> {
-    let device_id = Uuid::parse_str(present(request.device_id)?)
-        .map_err(|_| unauthorized("malformed device id"))?;
-    let timestamp: i64 = present(request.timestamp)?
-        .parse()
-        .map_err(|_| unauthorized("malformed timestamp"))?;
-    let nonce = present(request.nonce)?;
-    if nonce.is_empty() || nonce.len() > 64 {
-        return Err(unauthorized("nonce must be 1 to 64 characters"));
-    }
-    let signature = bs58::decode(present(request.signature)?)
-        .into_vec()
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .ok_or_else(|| unauthorized("malformed signature"))?;
-
+    let headers = DeviceHeaders {
+        device_id: request.device_id,
+        timestamp: request.timestamp,
+        nonce: request.nonce,
+        signature: request.signature,
+    };
+    let signed = headers.parse().map_err(refused)?;
     let device = services
         .store
-        .device(device_id)
+        .device(signed.device_id)
         .await?
         .ok_or_else(|| unauthorized("unknown device"))?;
     if device.revoked {
         return Err(unauthorized("device revoked"));
     }
     let now = services.clock.now();
-    let window = i64::from(services.config.gates.signature_window_secs);
-    if (now - timestamp).abs() > window {
-        return Err(unauthorized(
-            "request timestamp outside the allowed window; check the gate's clock",
-        ));
-    }
-    let key = device
-        .public_key
-        .verifying_key()
-        .ok_or_else(|| unauthorized("device key is invalid"))?;
-    let message =
-        device_request_message(request.method, request.path, timestamp, nonce, request.body);
-    key.verify_strict(&message, &Signature::from_bytes(&signature))
-        .map_err(|_| unauthorized("bad device signature"))?;
+    let window_secs = services.config.gates.signature_window_secs;
+    signed
+        .check(
+            &device.public_key,
+            request.method,
+            request.path,
+            request.body,
+            now,
+            window_secs,
+        )
+        .map_err(refused)?;
+    let window = i64::from(window_secs);
+    let (device_id, timestamp, nonce) = (signed.device_id, signed.timestamp, signed.nonce);
     let backlog = request.backlog.and_then(|v| v.parse().ok());
     Ok((
         device,

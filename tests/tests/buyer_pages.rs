@@ -571,5 +571,11 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
         page.contains("friend@harbour.example claimed this ticket"),
         "{page}"
     );
+    browser
+        .script(
+            "document.getElementById('passed-h').scrollIntoView();",
+            json!([]),
+        )
+        .unwrap();
     shoot(&browser, "10-transferred");
 }

@@ -45,6 +45,17 @@ async fn routes(server: &TestServer) -> Vec<(reqwest::Method, String, bool)> {
     out
 }
 
+/// Whether `path` is one of the pages a browser is shown (the console's
+/// and the buyer pages'), which refuse with a page rather than JSON.
+fn is_page(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    path.starts_with("/console/")
+        || path == "/"
+        || path.starts_with("/events/")
+        || path.starts_with("/tickets")
+        || ["/claim", "/confirmation", "/sign-in", "/sign-out"].contains(&path)
+}
+
 /// `template` with each `{param}` filled by `fill`.
 fn concrete(template: &str, fill: impl Fn(&str) -> String) -> String {
     template
@@ -93,8 +104,10 @@ async fn assert_json_error(what: &str, response: reqwest::Response) -> (u16, Val
         (400..600).contains(&status),
         "{what}: {status} is not a refusal: {text}"
     );
-    // The console answers a person in a browser with a page.
-    if what.contains(" /console/") && content_type.starts_with("text/html") {
+    // The console and the buyer pages answer a person in a browser with a
+    // page.
+    let page = what.split_once(' ').is_some_and(|(_, path)| is_page(path));
+    if page && content_type.starts_with("text/html") {
         return (status, json!({"error": "page", "message": text}));
     }
     assert!(
@@ -383,6 +396,10 @@ fn id_routes(holder: &str) -> Vec<(reqwest::Method, &'static str, Option<Value>)
         ),
         (M::GET, "/api/tickets/{event}/{ticket}/metadata", None),
         (M::GET, "/m/{event}/{ticket}/image.svg", None),
+        (M::GET, "/events/{event}", None),
+        (M::GET, "/events/{event}/calendar.ics", None),
+        (M::GET, "/tickets/{event}/{ticket}/print", None),
+        (M::GET, "/tickets/{event}/{ticket}/calendar.ics", None),
     ]
 }
 
@@ -439,7 +456,7 @@ async fn ids_beyond_the_database_are_not_found_and_log_no_error() {
                 "wallet" => holder.clone(),
                 _ => "1".to_owned(),
             });
-            if template.starts_with("/console/") {
+            if is_page(template) {
                 let mut request = server
                     .http
                     .request(method.clone(), format!("{}{path}", server.url))

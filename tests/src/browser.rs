@@ -221,6 +221,25 @@ impl Browser {
         )
     }
 
+    /// Switches the browser's network off (or back on) through
+    /// chromedriver's network emulation: requests fail as with no network
+    /// and `navigator.onLine` turns false.
+    pub fn set_offline(&self, offline: bool) -> anyhow::Result<()> {
+        if offline {
+            self.call(
+                "POST",
+                "/chromium/network_conditions",
+                Some(json!({ "network_conditions": {
+                    "offline": true, "latency": 0,
+                    "download_throughput": 1_000_000, "upload_throughput": 1_000_000
+                }})),
+            )?;
+        } else {
+            self.call("DELETE", "/chromium/network_conditions", None)?;
+        }
+        Ok(())
+    }
+
     /// Saves a PNG of the window to `path`.
     pub fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let data = self.call("GET", "/screenshot", None)?;

@@ -31,7 +31,8 @@ pub struct SmtpSettings {
     /// Sender, `Name <address>` or a bare address.
     pub from: String,
     /// Page where a recipient claims an emailed ticket; the one-time code is
-    /// added as `?code=`.
+    /// added as `?code=`. Empty: this server's own claim page,
+    /// `{api.public_url}/claim`.
     pub claim_url: String,
     /// Longest wait for the relay per command.
     pub timeout_secs: u32,
@@ -49,7 +50,7 @@ impl Default for SmtpSettings {
             username: String::new(),
             password: String::new(),
             from: "Tickets <tickets@example.invalid>".into(),
-            claim_url: "https://tickets.example.invalid/claim".into(),
+            claim_url: String::new(),
             timeout_secs: 30,
             health_cache_secs: 60,
         }
@@ -57,6 +58,16 @@ impl Default for SmtpSettings {
 }
 
 impl SmtpSettings {
+    /// The claim page the mail links to: `claim_url`, or the buyer pages'
+    /// claim page at `public_url` when it is empty.
+    pub fn claim_page(&self, public_url: &str) -> String {
+        if self.claim_url.is_empty() {
+            format!("{}/claim", public_url.trim_end_matches('/'))
+        } else {
+            self.claim_url.clone()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if self.from.parse::<Mailbox>().is_err() {
@@ -65,7 +76,10 @@ impl SmtpSettings {
                 format!("{:?} is not a mail address", self.from),
             );
         }
-        if !(self.claim_url.starts_with("https://") || self.claim_url.starts_with("http://")) {
+        if !(self.claim_url.is_empty()
+            || self.claim_url.starts_with("https://")
+            || self.claim_url.starts_with("http://"))
+        {
             return invalid("smtp.claim_url", "use an http:// or https:// URL".into());
         }
         if self.claim_url.contains('#') {

@@ -19,6 +19,11 @@ pub struct StripeSettings {
     pub webhook_tolerance_secs: u32,
     /// Longest wait for an API answer.
     pub timeout_secs: u32,
+    /// `pk_live_...` / `pk_test_...`: what the buyer pages give Stripe.js;
+    /// they offer card payment only with it set.
+    pub publishable_key: String,
+    /// Where the buyer pages load Stripe.js from (a stand-in's in tests).
+    pub js_url: String,
 }
 
 impl Default for StripeSettings {
@@ -29,6 +34,8 @@ impl Default for StripeSettings {
             api_base: "https://api.stripe.com".into(),
             webhook_tolerance_secs: 300,
             timeout_secs: 30,
+            publishable_key: String::new(),
+            js_url: "https://js.stripe.com/v3/".into(),
         }
     }
 }
@@ -38,6 +45,12 @@ impl StripeSettings {
         if !(self.api_base.starts_with("https://") || self.api_base.starts_with("http://")) {
             return Err(ConfigError::Invalid {
                 key: "stripe.api_base",
+                message: "use an https:// URL".into(),
+            });
+        }
+        if !(self.js_url.starts_with("https://") || self.js_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                key: "stripe.js_url",
                 message: "use an https:// URL".into(),
             });
         }

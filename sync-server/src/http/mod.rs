@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod buyer;
 pub mod chain_admin;
 pub mod connections;
 pub mod console;
@@ -70,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api::routes())
         .merge(console::routes())
+        .merge(buyer::routes())
         .route("/metrics", get(metrics::render))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs_page))

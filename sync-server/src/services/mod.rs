@@ -13,6 +13,7 @@ mod error;
 pub mod events;
 pub mod gates;
 pub mod health;
+pub mod holdings;
 pub mod incidents;
 pub mod inventory;
 pub mod live;
@@ -90,7 +91,11 @@ impl Services {
         server_key: SigningKey,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let mailer = SmtpMailer::new(&config.smtp)
+        let smtp = crate::config::SmtpSettings {
+            claim_url: config.smtp.claim_page(&config.api.public_url),
+            ..config.smtp.clone()
+        };
+        let mailer = SmtpMailer::new(&smtp)
             .map(|m| Arc::new(m) as Arc<dyn Mailer>)
             .inspect_err(|e| {
                 if !matches!(e, MailError::Disabled) {

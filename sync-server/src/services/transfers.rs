@@ -37,7 +37,7 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 use solana_sdk::transaction::Transaction;
 
-pub use claiming::claim;
+pub use claiming::{ClaimPreview, claim, preview};
 pub use instruction::{HolderInstruction, unsigned_transaction};
 pub use sweeper::{SweepSummary, sweep_expired};
 

@@ -11,7 +11,8 @@
 //! `gates` (gates, enrolment, devices, request nonces), `feed` (events,
 //! tickets and the gates' change feed), `scans` (ingest, conflicts, gate
 //! figures, ticket state), `conflict_reviews` (both scans of a conflict and
-//! the organizer's resolution), `presence` (where holders are), `incidents`
+//! the organizer's resolution), `presence` (where holders are), `holdings` (a
+//! wallet's tickets as its holder's page shows them), `incidents`
 //! (admissions the server would have refused), `validators` (who may scan
 //! an event), `replay` (the chain side), `inventory`, `mints` (organizer
 //! mints as durable intents), `cancellations` (an event's cancellation, as
@@ -29,6 +30,7 @@ mod closing;
 mod events;
 mod feed;
 mod gates;
+mod holdings;
 mod incidents;
 mod inventory;
 mod live;
@@ -50,6 +52,7 @@ pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;
 pub use gates::{Device, EnrolError, NonceUse, token_hash};
+pub use holdings::SentByEmail;
 pub use incidents::Incident;
 pub use inventory::{CardPrice, EVENT_CAPACITY, SeatCounter, seats_of};
 pub use live::{AttendeeRow, DeviceRow, MinuteCount, RefusalCount};

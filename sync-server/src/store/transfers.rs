@@ -33,7 +33,7 @@ impl TransferStatus {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, StoreError> {
+    pub(super) fn parse(text: &str) -> Result<Self, StoreError> {
         Ok(match text {
             "prepared" => TransferStatus::Prepared,
             "open" => TransferStatus::Open,

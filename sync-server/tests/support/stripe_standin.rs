@@ -2,7 +2,12 @@
 //! Stripe's API the server uses (create and read a PaymentIntent, form-encoded,
 //! bearer secret key, idempotency keys, Stripe's error envelope) and sends
 //! signed `payment_intent.succeeded` / `payment_intent.payment_failed`
-//! webhooks to a URL, as Stripe does when a payment settles.
+//! webhooks to a URL, as Stripe does when a payment settles. For browser
+//! tests it also serves a stand-in of Stripe.js (`/v3/`: `Stripe(key)`,
+//! `elements({mode, amount, currency})`, a payment element with a card
+//! number field, `elements.submit()`, `confirmPayment({elements,
+//! clientSecret})`) whose confirmation settles the intent the way a card
+//! does: 4242... pays, 4000 0000 0000 0002 is declined.
 //!
 //! Its signing is written here independently of the server's verification,
 //! so a shared mistake cannot make both agree.
@@ -67,13 +72,16 @@ struct Books {
 struct Standin {
     secret_key: String,
     books: Arc<Mutex<Books>>,
+    webhook_secret: String,
+    webhook_url: Arc<Mutex<String>>,
+    http: reqwest::Client,
 }
 
 pub struct StripeStandin {
     pub url: String,
     secret_key: String,
     webhook_secret: String,
-    webhook_url: Mutex<String>,
+    webhook_url: Arc<Mutex<String>>,
     books: Arc<Mutex<Books>>,
     http: reqwest::Client,
 }
@@ -111,11 +119,21 @@ impl StripeStandin {
     /// `webhook_secret`.
     pub async fn start(secret_key: &str, webhook_secret: &str, webhook_url: &str) -> Self {
         let books = Arc::new(Mutex::new(Books::default()));
+        let webhook_url = Arc::new(Mutex::new(webhook_url.to_owned()));
+        let http = reqwest::Client::new();
         let standin = Standin {
             secret_key: secret_key.to_owned(),
             books: books.clone(),
+            webhook_secret: webhook_secret.to_owned(),
+            webhook_url: webhook_url.clone(),
+            http: http.clone(),
         };
         let app = axum::Router::new()
+            .route("/v3/", get(browser_script))
+            .route(
+                "/v1/payment_intents/{id}/confirm",
+                post(confirm_from_browser),
+            )
             .route("/v1/payment_intents", post(create_intent))
             .route("/v1/payment_intents/{id}", get(read_intent))
             .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
@@ -128,9 +146,9 @@ impl StripeStandin {
             url,
             secret_key: secret_key.to_owned(),
             webhook_secret: webhook_secret.to_owned(),
-            webhook_url: Mutex::new(webhook_url.to_owned()),
+            webhook_url,
             books,
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
@@ -458,4 +476,151 @@ async fn create_refund(
         books.refunds_by_key.insert(key, id);
     }
     Json(refund).into_response()
+}
+
+/// The stand-in of Stripe.js: the calls a checkout page makes, a card
+/// number field in place of Stripe's iframe, and the confirmation posted
+/// back to this stand-in, which settles the intent and sends the webhook.
+async fn browser_script() -> Response {
+    const SCRIPT: &str = r#"(function () {
+  const here = document.currentScript ? new URL(document.currentScript.src).origin : "";
+  window.Stripe = function (publishableKey) {
+    return {
+      elements(options) {
+        let input = null;
+        return {
+          options,
+          create(kind) {
+            return {
+              mount(selector) {
+                const host = typeof selector === "string" ? document.querySelector(selector) : selector;
+                host.innerHTML = '<label for="standin-card">Card number (test stand-in)</label>' +
+                  '<input id="standin-card" inputmode="numeric" autocomplete="cc-number" placeholder="4242 4242 4242 4242">';
+                input = host.querySelector("input");
+              },
+            };
+          },
+          async submit() {
+            if (!input || input.value.replace(/\s/g, "").length < 12) {
+              return { error: { type: "validation_error", message: "Your card number is incomplete." } };
+            }
+            return {};
+          },
+          card() { return input ? input.value.replace(/\s/g, "") : ""; },
+        };
+      },
+      async confirmPayment({ elements, clientSecret }) {
+        const id = clientSecret.split("_secret_")[0];
+        const body = new URLSearchParams({ client_secret: clientSecret, key: publishableKey, card: elements.card() });
+        const response = await fetch(here + "/v1/payment_intents/" + id + "/confirm", { method: "POST", body });
+        const answer = await response.json();
+        if (!response.ok) return { error: answer.error };
+        return { paymentIntent: answer };
+      },
+    };
+  };
+})();"#;
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/javascript")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// A browser's confirmation of an intent (what Stripe.js posts with the
+/// publishable key and the client secret): the card settles it, and the
+/// webhook goes out before the answer.
+async fn confirm_from_browser(
+    State(standin): State<Standin>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let cors = [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")];
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let secret_matches = standin
+        .books
+        .lock()
+        .unwrap()
+        .intents
+        .get(&id)
+        .is_some_and(|i| {
+            form.get("client_secret").map(String::as_str) == i["client_secret"].as_str()
+        });
+    if !secret_matches || !form.get("key").is_some_and(|k| k.starts_with("pk_")) {
+        let mut refused = stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "resource_missing",
+            "No such payment_intent for this client secret.",
+        );
+        refused.headers_mut().insert(
+            axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            axum::http::HeaderValue::from_static("*"),
+        );
+        return refused;
+    }
+    let declined = form.get("card").map(String::as_str) == Some("4000000000000002");
+    let (event_type, status, error) = if declined {
+        (
+            "payment_intent.payment_failed",
+            "requires_payment_method",
+            Some(
+                json!({ "type": "card_error", "code": "card_declined", "message": "Your card was declined." }),
+            ),
+        )
+    } else {
+        ("payment_intent.succeeded", "succeeded", None)
+    };
+    let body = standin.settle_intent(&id, event_type, status, error.clone());
+    let url = standin.webhook_url.lock().unwrap().clone();
+    let _ = standin
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(
+            "Stripe-Signature",
+            stripe_signature(&standin.webhook_secret, unix_now(), &body),
+        )
+        .body(body)
+        .send()
+        .await;
+    let intent = standin.books.lock().unwrap().intents[&id].clone();
+    match error {
+        Some(error) => (
+            StatusCode::PAYMENT_REQUIRED,
+            cors,
+            Json(json!({ "error": error })),
+        )
+            .into_response(),
+        None => (cors, Json(intent)).into_response(),
+    }
+}
+
+impl Standin {
+    /// Marks the intent settled and records the event; its body to send.
+    fn settle_intent(
+        &self,
+        intent_id: &str,
+        event_type: &str,
+        status: &str,
+        error: Option<Value>,
+    ) -> Vec<u8> {
+        let event_id = random_id("evt");
+        let mut books = self.books.lock().unwrap();
+        let intent = books.intents.get_mut(intent_id).unwrap();
+        intent["status"] = json!(status);
+        intent["last_payment_error"] = error.unwrap_or(Value::Null);
+        let event = json!({
+            "id": event_id,
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": unix_now(),
+            "type": event_type,
+            "livemode": false,
+            "data": { "object": intent.clone() },
+        });
+        let body = serde_json::to_vec(&event).unwrap();
+        books.events.insert(event_id, body.clone());
+        body
+    }
 }

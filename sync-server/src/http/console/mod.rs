@@ -9,7 +9,7 @@ pub mod cancel;
 pub mod conflicts;
 pub mod events;
 pub mod gates;
-mod html;
+pub(crate) mod html;
 pub mod mint_progress;
 pub mod minting;
 pub mod sales;
@@ -36,6 +36,7 @@ use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::live;
 use html::{escape, page, when};
+pub(crate) use session::same_origin;
 pub use session::{LINK_SECS, Viewer};
 
 /// A one-time sign-in link for the admin (the path and query after the
@@ -146,7 +147,10 @@ fn setup_routes() -> Router<AppState> {
 /// A form post's fields. The body is read first (under the server's body
 /// limit, so an oversized one is 413 like anywhere else), then its type
 /// checked: a form must be `application/x-www-form-urlencoded`.
-fn form<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn form<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -145,6 +145,19 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::console::conflicts::conflicts_page,
         crate::http::console::conflicts::resolve,
         crate::http::console::asset,
+        crate::http::buyer::event::events_page,
+        crate::http::buyer::event::event_page,
+        crate::http::buyer::event::event_calendar,
+        crate::http::buyer::purchases::confirmation_page,
+        crate::http::buyer::tickets::tickets_page,
+        crate::http::buyer::tickets::print_page,
+        crate::http::buyer::tickets::ticket_calendar,
+        crate::http::buyer::claim::claim_page,
+        crate::http::buyer::sign_in,
+        crate::http::buyer::sign_out,
+        crate::http::buyer::assets::manifest,
+        crate::http::buyer::assets::service_worker,
+        crate::http::buyer::assets::asset,
     ),
     components(schemas(
         crate::http::error::ErrorBody,
@@ -161,6 +174,7 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         (name = "validation", description = "Handhelds without the gate agent (the event's organizer or a validator it assigned): validate online, upload scans decided offline with the codes they scanned."),
         (name = "metadata", description = "What wallets and marketplaces read about a ticket NFT. Public."),
         (name = "service", description = "Health, metrics and this documentation. Public."),
+        (name = "buyer", description = "The buyer pages: HTML pages for a browser (events and checkout, the confirmation, My tickets, claim, calendar files, printable tickets) and the installable web app's manifest and service worker, signed in with the wallet's API session kept in a cookie; the pages' script calls the JSON API."),
         (name = "console", description = "The organizer console: HTML pages for a browser, signed in with the admin token or an organizer's wallet (a session cookie), on the same services as the JSON API."),
     )
 )]

@@ -98,3 +98,47 @@ pub async fn claim(
         .await?;
     refreshed(services, transfer.event_id, transfer.ticket_id).await
 }
+
+/// What a claim link stands for, shown before its recipient signs in.
+#[derive(Debug, Clone)]
+pub struct ClaimPreview {
+    pub event_id: u64,
+    pub ticket_id: u32,
+    /// `Wallet AbCd...WxYz`.
+    pub sender: String,
+    /// On the chain's clock.
+    pub expires_at: i64,
+    /// Whether it can be claimed now, and why not.
+    pub claimable: Result<(), ClaimError>,
+}
+
+/// The transfer `code` stands for, and whether it can still be claimed
+/// (judged like [`claim`] judges it, on the chain's clock when there is a
+/// chain). Not found for a code that names no transfer.
+pub async fn preview(services: &Services, code: &str) -> Result<ClaimPreview, ServiceError> {
+    let claim_key = instruction::claim_key_of(code).ok_or(ClaimError::NotFound)?;
+    let transfer = services
+        .store
+        .email_transfer(&claim_key.pubkey())
+        .await?
+        .ok_or(ClaimError::NotFound)?;
+    let now = match services.chain.as_deref() {
+        Some(ctx) => ctx.chain.unix_time().await?,
+        None => services.clock.now(),
+    };
+    let claimable = match transfer.status {
+        TransferStatus::Prepared => Err(ClaimError::NotFound),
+        TransferStatus::Claimed => Err(ClaimError::AlreadyClaimed),
+        TransferStatus::Cancelled => Err(ClaimError::Cancelled),
+        TransferStatus::Expired => Err(ClaimError::Expired),
+        TransferStatus::Open if now >= transfer.expires_at => Err(ClaimError::Expired),
+        TransferStatus::Open => Ok(()),
+    };
+    Ok(ClaimPreview {
+        event_id: transfer.event_id,
+        ticket_id: transfer.ticket_id,
+        sender: super::mail::short_wallet(&transfer.sender),
+        expires_at: transfer.expires_at,
+        claimable,
+    })
+}

@@ -32,7 +32,7 @@ fn mailed(transfer: &EmailTransfer, now: i64) -> EmailTransferState {
 }
 
 /// `Wallet AbCd...WxYz`: how a recipient may recognise the sender's wallet.
-fn short_wallet(key: &Pubkey) -> String {
+pub(super) fn short_wallet(key: &Pubkey) -> String {
     let text = key.to_string();
     match (text.get(..4), text.get(text.len().saturating_sub(4)..)) {
         (Some(head), Some(tail)) => format!("Wallet {head}...{tail}"),

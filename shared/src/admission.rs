@@ -12,7 +12,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::UnixSeconds;
-use crate::credential::{CredentialError, IssuerKeys, VerifiedCredential, verify_text};
+use crate::credential::{
+    CheckedHolderProof, CredentialError, IssuerKeys, VerifiedCredential, verify_text,
+};
 use crate::keys::PublicKeyBytes;
 
 mod review;
@@ -70,14 +72,18 @@ pub enum UnknownTicketPolicy {
     AdmitIfSigned,
 }
 
-/// Whether the event asks for the holder's rotating proof.
+/// Whether the event asks for the holder's rotating proof: a code signed a
+/// moment ago by the owner's wallet, or (the usual way, format version 2) by
+/// a session key the owner's wallet approved. Events without it keep static
+/// codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HolderProofPolicy {
     NotRequired,
     /// The proof must have been signed at most `window_secs` before (or,
-    /// for clock skew, after) the scan.
+    /// for clock skew, after) the scan, on the gate's clock; a delegated
+    /// proof's time must also lie within its session key's validity.
     Required {
         window_secs: u32,
     },
@@ -245,9 +251,20 @@ pub enum Rejection {
     /// ticket's holder.
     OwnerMismatch,
     HolderProofMissing,
+    /// The proof was signed more than `window_secs` before or after the
+    /// scan on the gate's clock: a screenshot, or a phone whose clock is off.
     HolderProofStale {
         signed_at: UnixSeconds,
         window_secs: u32,
+    },
+    /// The proof was signed before its session key's approval starts.
+    HolderKeyNotYetValid {
+        valid_from: UnixSeconds,
+    },
+    /// The proof was signed after its session key's approval ended: the
+    /// holder must approve a new key with their wallet.
+    HolderKeyExpired {
+        valid_until: UnixSeconds,
     },
     /// Not in the cache, and the policy admits only known tickets.
     UnknownTicket,
@@ -305,9 +322,10 @@ impl Decision {
                 }
             }
             CredentialError::UnknownIssuer { .. } => Rejection::IssuerKeyMissing,
-            e @ (CredentialError::BadIssuerSignature | CredentialError::BadHolderSignature) => {
-                Rejection::BadSignature(e)
-            }
+            e @ (CredentialError::BadIssuerSignature
+            | CredentialError::BadHolderSignature
+            | CredentialError::BadDelegationSignature
+            | CredentialError::BadSessionSignature) => Rejection::BadSignature(e),
             e => Rejection::UnreadableCode(e),
         };
         Decision::Rejected(rejection)
@@ -382,6 +400,8 @@ impl Rejection {
             Rejection::OwnerMismatch => "owner_mismatch",
             Rejection::HolderProofMissing => "holder_proof_missing",
             Rejection::HolderProofStale { .. } => "holder_proof_stale",
+            Rejection::HolderKeyNotYetValid { .. } => "holder_key_not_yet_valid",
+            Rejection::HolderKeyExpired { .. } => "holder_key_expired",
             Rejection::UnknownTicket => "unknown_ticket",
             Rejection::AlreadyInside { .. } => "already_inside",
             Rejection::ReEntryNotAllowed { .. } => "reentry_not_allowed",
@@ -479,17 +499,10 @@ fn decide_presented(
             closed_at: policy.doors.closes_at,
         });
     }
-    if let HolderProofPolicy::Required { window_secs } = policy.holder_proof {
-        match body.holder_proof_signed_at {
-            None => return reject(R::HolderProofMissing),
-            Some(signed_at) if now.abs_diff(signed_at) > u64::from(window_secs) => {
-                return reject(R::HolderProofStale {
-                    signed_at,
-                    window_secs,
-                });
-            }
-            Some(_) => {}
-        }
+    if let HolderProofPolicy::Required { window_secs } = policy.holder_proof
+        && let Some(rejection) = holder_proof_refusal(body.holder_proof, window_secs, now)
+    {
+        return reject(rejection);
     }
 
     let Some(state) = state else {
@@ -526,6 +539,49 @@ fn decide_presented(
                 }
             }
         },
+    }
+}
+
+/// Why an event that asks for the holder's proof refuses the one presented,
+/// if it does. The proof's signatures were checked when the credential was
+/// verified (the delegation against the code's owner, whom `decide` checks
+/// against the cache before this); here only time counts: the proof is
+/// judged on the gate's clock `now`, the session key's approval at the
+/// proof's own time (both made by the same phone clock).
+fn holder_proof_refusal(
+    proof: Option<CheckedHolderProof>,
+    window_secs: u32,
+    now: UnixSeconds,
+) -> Option<Rejection> {
+    let Some(proof) = proof else {
+        return Some(Rejection::HolderProofMissing);
+    };
+    let signed_at = proof.signed_at();
+    if now.abs_diff(signed_at) > u64::from(window_secs) {
+        return Some(Rejection::HolderProofStale {
+            signed_at,
+            window_secs,
+        });
+    }
+    match proof {
+        CheckedHolderProof::Wallet { .. } => None,
+        CheckedHolderProof::Session {
+            key_valid_from,
+            key_valid_until,
+            ..
+        } => {
+            if signed_at < key_valid_from {
+                Some(Rejection::HolderKeyNotYetValid {
+                    valid_from: key_valid_from,
+                })
+            } else if signed_at >= key_valid_until {
+                Some(Rejection::HolderKeyExpired {
+                    valid_until: key_valid_until,
+                })
+            } else {
+                None
+            }
+        }
     }
 }
 

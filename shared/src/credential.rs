@@ -16,15 +16,43 @@
 //! |    119 |   64 | holder proof: owner's signature (only if flagged)          |
 //!
 //! The issuer (the event's credential key, published on chain in the event
-//! account) signs `ISSUER_DOMAIN || version || bytes[2..51]`. The flags byte is
+//! account) signs `ISSUER_DOMAIN || 0x01 || bytes[2..51]`. The flags byte is
 //! left out of the signed bytes on purpose: the holder's wallet appends and
 //! refreshes its proof without the issuer, and a proof that is stripped or
 //! added is caught by the holder-proof policy, not by the issuer signature.
 //!
-//! The holder proof is the owner's wallet signing
+//! The version 1 holder proof is the owner's wallet signing
 //! `HOLDER_DOMAIN || event id || ticket id || generation || signed_at`: the
 //! code on the phone changes every few seconds, and a gate refuses a proof
 //! outside its window, so a screenshot is worthless where an event asks for it.
+//!
+//! # Binary layout, version 2: the delegated holder proof
+//!
+//! A wallet cannot be asked to sign every few seconds, so version 2 carries
+//! a session key the owner's wallet approved once ([`Delegation`]) and a
+//! proof that key signed ([`session`] explains the scheme). Bytes 1 to 114
+//! are version 1's, and the issuer signature is the same one (still over
+//! `ISSUER_DOMAIN || 0x01 || bytes[2..51]`), so the page showing the code
+//! turns the server's version 1 code into a version 2 one by itself.
+//!
+//! | offset | size | field                                                     |
+//! |-------:|-----:|-----------------------------------------------------------|
+//! |      0 |    1 | format version (`2`)                                      |
+//! |      1 |    1 | flags: must be 0 (reserved)                               |
+//! |    2.. |  113 | as version 1: body (49 bytes) and issuer signature (64)   |
+//! |    115 |    1 | delegation scope: 0 = this ticket at this generation, 1 = every ticket of the owner at the event |
+//! |    116 |   32 | session public key (ed25519)                               |
+//! |    148 |    4 | delegation valid from, Unix seconds (inclusive)           |
+//! |    152 |    4 | delegation valid until, Unix seconds (exclusive)          |
+//! |    156 |   64 | owner wallet's signature of the delegation message        |
+//! |    220 |    4 | proof time, Unix seconds                                  |
+//! |    224 |   64 | session key's signature of the proof message              |
+//!
+//! 288 bytes in all. The delegation message is readable text
+//! ([`DelegationRequest::message`]) that a browser wallet's `signMessage`
+//! signs as it is; the proof message is [`session::session_proof_message`].
+//! Both are rebuilt from the code's fields by whoever verifies. See
+//! `docs/holder-proof.md` for the reference and test vectors.
 //!
 //! # Text form
 //!
@@ -34,16 +62,24 @@
 //! terminator a serial scanner could mangle. Decoding ignores surrounding
 //! whitespace and letter case, because a keyboard-wedge scanner typing into a
 //! host with Caps Lock on delivers lowercase letters. 115 bytes make 184
-//! characters (a version 8 QR at level M); with a holder proof, 183 bytes make
-//! 293 characters (version 10 at level M).
+//! characters (a version 8 QR at level M); with a version 1 holder proof,
+//! 183 bytes make 293 characters (version 10 at level M); version 2's 288
+//! bytes make 461 characters (version 13 at level M, 69 modules a side).
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::UnixSeconds;
 use crate::keys::PublicKeyBytes;
 
-/// The only binary format version this build reads and writes.
+pub mod session;
+
+pub use session::{Delegation, DelegationRequest, DelegationScope};
+
+/// The format version of a code without a holder proof or with the owner
+/// wallet's own proof, and the version the issuer's signature names.
 pub const FORMAT_VERSION: u8 = 1;
+/// The format version of a code with a delegated holder proof.
+pub const FORMAT_VERSION_DELEGATED: u8 = 2;
 /// Domain separation for issuer signatures: a signature over a credential can
 /// never be replayed as any other kind of signed message.
 pub const ISSUER_DOMAIN: &[u8] = b"nft-gate/credential/v1";
@@ -57,6 +93,11 @@ const SIGNED_LEN: usize = 2 + BODY_LEN;
 pub const BASE_LEN: usize = SIGNED_LEN + 64;
 /// Length of a credential with a holder proof, in bytes.
 pub const WITH_PROOF_LEN: usize = BASE_LEN + 4 + 64;
+/// Length of a delegation in the binary form: scope, session key, validity,
+/// owner signature.
+const DELEGATION_LEN: usize = 1 + 32 + 4 + 4 + 64;
+/// Length of a credential with a delegated holder proof (format version 2).
+pub const WITH_DELEGATED_PROOF_LEN: usize = BASE_LEN + DELEGATION_LEN + 4 + 64;
 /// The longest text a decoder looks at; anything longer is refused unread.
 pub const MAX_TEXT_LEN: usize = 512;
 
@@ -72,10 +113,30 @@ pub struct CredentialBody {
 
 /// The holder's rotating proof that they control the owner wallet right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HolderProof {
-    /// When the wallet signed, in Unix seconds.
-    pub signed_at: u32,
-    pub signature: [u8; 64],
+pub enum HolderProof {
+    /// Format version 1: the owner's wallet signed (ticket, time) itself.
+    Wallet {
+        /// When the wallet signed, in Unix seconds.
+        signed_at: u32,
+        signature: [u8; 64],
+    },
+    /// Format version 2: a session key the owner's wallet approved signed
+    /// (ticket, time).
+    Session {
+        delegation: Delegation,
+        /// When the session key signed, in Unix seconds.
+        signed_at: u32,
+        signature: [u8; 64],
+    },
+}
+
+impl HolderProof {
+    /// When the proof was signed, in Unix seconds.
+    pub fn signed_at(&self) -> u32 {
+        match self {
+            Self::Wallet { signed_at, .. } | Self::Session { signed_at, .. } => *signed_at,
+        }
+    }
 }
 
 /// A decoded but not yet verified credential.
@@ -86,16 +147,43 @@ pub struct Credential {
     pub holder_proof: Option<HolderProof>,
 }
 
+/// A holder proof whose signatures were checked: what the admission rules
+/// judge by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedHolderProof {
+    /// Signed by the owner's wallet itself.
+    Wallet { signed_at: UnixSeconds },
+    /// Signed by a session key the owner's wallet approved for `scope`
+    /// from `key_valid_from` (inclusive) to `key_valid_until` (exclusive).
+    Session {
+        signed_at: UnixSeconds,
+        scope: DelegationScope,
+        key_valid_from: UnixSeconds,
+        key_valid_until: UnixSeconds,
+    },
+}
+
+impl CheckedHolderProof {
+    pub fn signed_at(&self) -> UnixSeconds {
+        match self {
+            Self::Wallet { signed_at } | Self::Session { signed_at, .. } => *signed_at,
+        }
+    }
+}
+
 /// A credential whose issuer signature was checked against the event's keys,
-/// and whose holder proof, if any, was checked against the owner key.
+/// and whose holder proof, if any, was checked against the owner key (for a
+/// delegated proof: the delegation against the owner key, the proof against
+/// the delegated key).
 ///
 /// Only [`Credential::verify`] makes one: holding a `VerifiedCredential` means
-/// the signatures are good. Whether a proof is fresh enough is a rule of the
-/// gate's policy, so it is judged by [`crate::decide`], not here.
+/// the signatures are good. Whether a proof is fresh enough, and whether the
+/// owner is the ticket's current one, are rules of the gate's policy and
+/// cache, so they are judged by [`crate::decide`], not here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedCredential {
     body: CredentialBody,
-    holder_proof_signed_at: Option<UnixSeconds>,
+    holder_proof: Option<CheckedHolderProof>,
 }
 
 impl VerifiedCredential {
@@ -103,9 +191,14 @@ impl VerifiedCredential {
         &self.body
     }
 
-    /// When the holder's wallet signed the proof, if the code carried one.
+    /// The holder proof the code carried, its signatures checked.
+    pub fn holder_proof(&self) -> Option<CheckedHolderProof> {
+        self.holder_proof
+    }
+
+    /// When the holder proof was signed, if the code carried one.
     pub fn holder_proof_signed_at(&self) -> Option<UnixSeconds> {
-        self.holder_proof_signed_at
+        self.holder_proof.map(|p| p.signed_at())
     }
 }
 
@@ -119,18 +212,26 @@ pub enum CredentialError {
     Oversized { len: usize },
     #[error("the code is not base32 text (bad character or length at position {position})")]
     BadEncoding { position: usize },
-    #[error("the code is {len} bytes long; a ticket code is {BASE_LEN} or {WITH_PROOF_LEN}")]
+    #[error(
+        "the code is {len} bytes long; a ticket code is {BASE_LEN}, {WITH_PROOF_LEN} or {WITH_DELEGATED_PROOF_LEN}"
+    )]
     WrongLength { len: usize },
     #[error("ticket code format version {0} is not supported by this build")]
     UnsupportedVersion(u8),
     #[error("unknown flags {0:#04x} in the ticket code")]
     UnknownFlags(u8),
+    #[error("unknown delegation scope {0} in the ticket code")]
+    UnknownDelegationScope(u8),
     #[error("no issuer key is known for event {event_id}")]
     UnknownIssuer { event_id: u64 },
     #[error("the issuer signature does not match")]
     BadIssuerSignature,
     #[error("the holder proof is not signed by the ticket's owner")]
     BadHolderSignature,
+    #[error("the phone's code key was not approved by the wallet that owns the ticket")]
+    BadDelegationSignature,
+    #[error("the live code is not signed by the phone key the owner approved")]
+    BadSessionSignature,
 }
 
 impl CredentialError {
@@ -145,6 +246,7 @@ impl CredentialError {
                 | Self::WrongLength { .. }
                 | Self::UnsupportedVersion(_)
                 | Self::UnknownFlags(_)
+                | Self::UnknownDelegationScope(_)
         )
     }
 }
@@ -218,6 +320,22 @@ fn array<const N: usize>(slice: &[u8]) -> [u8; N] {
     out
 }
 
+/// Reads fixed-size fields off the front of a slice whose total length the
+/// caller has checked.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        array(head)
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_be_bytes(self.take())
+    }
+}
+
 impl Credential {
     /// Issues (signs) a credential with the event's issuer key.
     pub fn issue(body: CredentialBody, issuer: &SigningKey) -> Self {
@@ -230,59 +348,127 @@ impl Credential {
     }
 
     /// Adds (or replaces) the holder's rotating proof, signed by the owner's
-    /// wallet key at `signed_at`.
+    /// wallet key at `signed_at` (format version 1).
     pub fn with_holder_proof(mut self, owner_wallet: &SigningKey, signed_at: u32) -> Self {
         let signature = owner_wallet.sign(&self.body.holder_message(signed_at));
-        self.holder_proof = Some(HolderProof {
+        self.holder_proof = Some(HolderProof::Wallet {
             signed_at,
             signature: signature.to_bytes(),
         });
         self
     }
 
-    /// The binary form (see the module documentation for the layout).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(WITH_PROOF_LEN);
-        out.push(FORMAT_VERSION);
-        out.push(if self.holder_proof.is_some() {
-            FLAG_HOLDER_PROOF
-        } else {
-            0
+    /// Adds (or replaces) a delegated holder proof: `delegation` (signed by
+    /// the owner's wallet) and a proof at `signed_at` signed by the session
+    /// key it approves (format version 2).
+    pub fn with_session_proof(
+        mut self,
+        delegation: Delegation,
+        session_key: &SigningKey,
+        signed_at: u32,
+    ) -> Self {
+        let message = session::session_proof_message(&self.body, signed_at);
+        self.holder_proof = Some(HolderProof::Session {
+            delegation,
+            signed_at,
+            signature: session_key.sign(&message).to_bytes(),
         });
+        self
+    }
+
+    /// The binary form (see the module documentation for the layouts).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(WITH_DELEGATED_PROOF_LEN);
+        let (version, flags) = match &self.holder_proof {
+            None => (FORMAT_VERSION, 0),
+            Some(HolderProof::Wallet { .. }) => (FORMAT_VERSION, FLAG_HOLDER_PROOF),
+            Some(HolderProof::Session { .. }) => (FORMAT_VERSION_DELEGATED, 0),
+        };
+        out.push(version);
+        out.push(flags);
         self.body.write_signed_part(&mut out);
         out.extend_from_slice(&self.issuer_signature);
-        if let Some(proof) = &self.holder_proof {
-            out.extend_from_slice(&proof.signed_at.to_be_bytes());
-            out.extend_from_slice(&proof.signature);
+        match &self.holder_proof {
+            None => {}
+            Some(HolderProof::Wallet {
+                signed_at,
+                signature,
+            }) => {
+                out.extend_from_slice(&signed_at.to_be_bytes());
+                out.extend_from_slice(signature);
+            }
+            Some(HolderProof::Session {
+                delegation,
+                signed_at,
+                signature,
+            }) => {
+                out.push(delegation.scope.to_byte());
+                out.extend_from_slice(&delegation.session_key.0);
+                out.extend_from_slice(&delegation.valid_from.to_be_bytes());
+                out.extend_from_slice(&delegation.valid_until.to_be_bytes());
+                out.extend_from_slice(&delegation.owner_signature);
+                out.extend_from_slice(&signed_at.to_be_bytes());
+                out.extend_from_slice(signature);
+            }
         }
         out
     }
 
-    /// Parses the binary form. Checks structure only, not signatures.
+    /// Parses the binary form. Checks structure only, not signatures. Every
+    /// length is checked before a field is read, so no input panics.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CredentialError> {
         let Some((&version, rest)) = bytes.split_first() else {
             return Err(CredentialError::Empty);
         };
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_DELEGATED {
             return Err(CredentialError::UnsupportedVersion(version));
         }
         let Some((&flags, _)) = rest.split_first() else {
             return Err(CredentialError::WrongLength { len: bytes.len() });
         };
-        if flags & !FLAG_HOLDER_PROOF != 0 {
+        let allowed_flags = if version == FORMAT_VERSION {
+            FLAG_HOLDER_PROOF
+        } else {
+            0
+        };
+        if flags & !allowed_flags != 0 {
             return Err(CredentialError::UnknownFlags(flags));
         }
-        let has_proof = flags & FLAG_HOLDER_PROOF != 0;
-        let expected = if has_proof { WITH_PROOF_LEN } else { BASE_LEN };
+        let expected = match (version, flags & FLAG_HOLDER_PROOF != 0) {
+            (FORMAT_VERSION, false) => BASE_LEN,
+            (FORMAT_VERSION, true) => WITH_PROOF_LEN,
+            _ => WITH_DELEGATED_PROOF_LEN,
+        };
         if bytes.len() != expected {
             return Err(CredentialError::WrongLength { len: bytes.len() });
         }
+        let mut fields = Fields(&bytes[SIGNED_LEN..]);
         let body = CredentialBody::read(&array(&bytes[2..SIGNED_LEN]));
-        let issuer_signature = array(&bytes[SIGNED_LEN..BASE_LEN]);
-        let holder_proof = has_proof.then(|| HolderProof {
-            signed_at: u32::from_be_bytes(array(&bytes[BASE_LEN..BASE_LEN + 4])),
-            signature: array(&bytes[BASE_LEN + 4..WITH_PROOF_LEN]),
-        });
+        let issuer_signature = fields.take();
+        let holder_proof = match expected {
+            BASE_LEN => None,
+            WITH_PROOF_LEN => Some(HolderProof::Wallet {
+                signed_at: fields.u32(),
+                signature: fields.take(),
+            }),
+            _ => {
+                let [scope] = fields.take();
+                let scope = DelegationScope::from_byte(scope)
+                    .ok_or(CredentialError::UnknownDelegationScope(scope))?;
+                let delegation = Delegation {
+                    scope,
+                    session_key: PublicKeyBytes(fields.take()),
+                    valid_from: fields.u32(),
+                    valid_until: fields.u32(),
+                    owner_signature: fields.take(),
+                };
+                Some(HolderProof::Session {
+                    delegation,
+                    signed_at: fields.u32(),
+                    signature: fields.take(),
+                })
+            }
+        };
         Ok(Self {
             body,
             issuer_signature,
@@ -316,7 +502,9 @@ impl Credential {
     }
 
     /// Checks the issuer signature against the keys trusted for the event, and
-    /// the holder proof (if present) against the owner key.
+    /// the holder proof (if present): a wallet proof against the owner key; a
+    /// delegated one's delegation against the owner key and its proof against
+    /// the delegated session key.
     pub fn verify(&self, keys: &impl IssuerKeys) -> Result<VerifiedCredential, CredentialError> {
         let trusted = keys.issuer_keys(self.body.event_id);
         if trusted.is_empty() {
@@ -333,34 +521,54 @@ impl Credential {
         if !issuer_ok {
             return Err(CredentialError::BadIssuerSignature);
         }
-        let holder_proof_signed_at = match &self.holder_proof {
+        let holder_proof = match &self.holder_proof {
             None => None,
-            Some(proof) => {
-                let owner = self
-                    .body
-                    .owner
-                    .verifying_key()
+            Some(HolderProof::Wallet {
+                signed_at,
+                signature,
+            }) => {
+                let message = self.body.holder_message(*signed_at);
+                check(&self.body.owner, &message, signature)
                     .ok_or(CredentialError::BadHolderSignature)?;
-                verify_holder(&owner, &self.body, proof)?;
-                Some(UnixSeconds::from(proof.signed_at))
+                Some(CheckedHolderProof::Wallet {
+                    signed_at: UnixSeconds::from(*signed_at),
+                })
+            }
+            Some(HolderProof::Session {
+                delegation,
+                signed_at,
+                signature,
+            }) => {
+                let approval = delegation.request().message(&self.body);
+                check(
+                    &self.body.owner,
+                    approval.as_bytes(),
+                    &delegation.owner_signature,
+                )
+                .ok_or(CredentialError::BadDelegationSignature)?;
+                let proof = session::session_proof_message(&self.body, *signed_at);
+                check(&delegation.session_key, &proof, signature)
+                    .ok_or(CredentialError::BadSessionSignature)?;
+                Some(CheckedHolderProof::Session {
+                    signed_at: UnixSeconds::from(*signed_at),
+                    scope: delegation.scope,
+                    key_valid_from: UnixSeconds::from(delegation.valid_from),
+                    key_valid_until: UnixSeconds::from(delegation.valid_until),
+                })
             }
         };
         Ok(VerifiedCredential {
             body: self.body,
-            holder_proof_signed_at,
+            holder_proof,
         })
     }
 }
 
-fn verify_holder(
-    owner: &VerifyingKey,
-    body: &CredentialBody,
-    proof: &HolderProof,
-) -> Result<(), CredentialError> {
-    let signature = Signature::from_bytes(&proof.signature);
-    owner
-        .verify_strict(&body.holder_message(proof.signed_at), &signature)
-        .map_err(|_| CredentialError::BadHolderSignature)
+/// `Some(())` when `signature` over `message` verifies (strictly) with `key`.
+fn check(key: &PublicKeyBytes, message: &[u8], signature: &[u8; 64]) -> Option<()> {
+    let key: VerifyingKey = key.verifying_key()?;
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .ok()
 }
 
 /// Decodes and verifies in one step: what a gate does with a scanned line.

@@ -3,7 +3,8 @@
 //! It owns four things:
 //! - [`credential`]: the ticket credential a QR code carries, its compact binary
 //!   layout, its keyboard-safe text form, and its ed25519 signatures (issuer and
-//!   optional rotating holder proof);
+//!   optional rotating holder proof, signed by the owner's wallet or by a
+//!   session key the wallet delegated);
 //! - [`admission`]: the admission rules as one pure function, [`admission::decide`],
 //!   used by the gate offline and by the server online so they never disagree;
 //! - [`presence`]: where a holder is, folded from every gate's scans of a
@@ -31,7 +32,8 @@ pub use admission::{
     TierGates, UnknownTicketPolicy, decide, evaluate, outcome_opens, review_admission,
 };
 pub use credential::{
-    Credential, CredentialBody, CredentialError, HolderProof, IssuerKeys, VerifiedCredential,
+    CheckedHolderProof, Credential, CredentialBody, CredentialError, Delegation, DelegationRequest,
+    DelegationScope, HolderProof, IssuerKeys, VerifiedCredential,
 };
 pub use keys::PublicKeyBytes;
 

@@ -117,7 +117,7 @@ fn bad_input_gets_a_typed_error() {
     let good = Credential::issue(body(), &issuer()).to_bytes();
     let b32 = |bytes: &[u8]| data_encoding::BASE32_NOPAD.encode(bytes);
     let mut wrong_version = good.clone();
-    wrong_version[0] = 2;
+    wrong_version[0] = 3;
     let mut wrong_flags = good.clone();
     wrong_flags[1] = 0b10;
     let cases: Vec<(String, CredentialError)> = vec![
@@ -136,7 +136,7 @@ fn bad_input_gets_a_typed_error() {
             b32(&[good.as_slice(), &[0]].concat()),
             CredentialError::WrongLength { len: BASE_LEN + 1 },
         ),
-        (b32(&wrong_version), CredentialError::UnsupportedVersion(2)),
+        (b32(&wrong_version), CredentialError::UnsupportedVersion(3)),
         (b32(&wrong_flags), CredentialError::UnknownFlags(0b10)),
         (b32(&[1]), CredentialError::WrongLength { len: 1 }),
     ];

@@ -59,7 +59,7 @@ fn record() -> Presented {
         tier: 0,
         generation: 1,
         owner: None,
-        holder_proof_signed_at: None,
+        holder_proof: None,
     }
 }
 

@@ -8,7 +8,7 @@ use super::{
     decide_presented,
 };
 use crate::UnixSeconds;
-use crate::credential::VerifiedCredential;
+use crate::credential::{CheckedHolderProof, VerifiedCredential};
 use crate::keys::PublicKeyBytes;
 
 /// Codes of every refusal ([`Rejection::code`]).
@@ -29,6 +29,8 @@ const REJECTION_CODES: &[&str] = &[
     "owner_mismatch",
     "holder_proof_missing",
     "holder_proof_stale",
+    "holder_key_not_yet_valid",
+    "holder_key_expired",
     "unknown_ticket",
     "already_inside",
     "reentry_not_allowed",
@@ -58,8 +60,8 @@ pub struct Presented {
     /// `None` when only a journal record is at hand: it does not carry the
     /// owner, so the owner check is left to the gate that saw the code.
     pub owner: Option<PublicKeyBytes>,
-    /// When the holder proof was signed, if the code carried one.
-    pub holder_proof_signed_at: Option<UnixSeconds>,
+    /// The holder proof the code carried, its signatures checked.
+    pub holder_proof: Option<CheckedHolderProof>,
 }
 
 impl From<&VerifiedCredential> for Presented {
@@ -71,7 +73,7 @@ impl From<&VerifiedCredential> for Presented {
             tier: body.tier,
             generation: body.generation,
             owner: Some(body.owner),
-            holder_proof_signed_at: credential.holder_proof_signed_at(),
+            holder_proof: credential.holder_proof(),
         }
     }
 }

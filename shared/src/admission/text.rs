@@ -4,6 +4,7 @@
 
 use super::{AdmissionKind, Decision, Rejection};
 use crate::UnixSeconds;
+use crate::credential::CredentialError;
 
 impl Decision {
     /// Words for the gate's screen, in the terms staff use. `now` turns
@@ -35,6 +36,13 @@ impl Rejection {
     pub fn staff_text(&self, now: UnixSeconds) -> String {
         match self {
             Rejection::UnreadableCode(_) => "Not a ticket code - scan again".to_owned(),
+            Rejection::BadSignature(CredentialError::BadDelegationSignature) => {
+                "FORGED live code: not approved by the ticket holder's wallet - call a supervisor"
+                    .to_owned()
+            }
+            Rejection::BadSignature(CredentialError::BadSessionSignature) => {
+                "FORGED live code: not signed by the holder's phone - call a supervisor".to_owned()
+            }
             Rejection::BadSignature(_) => "FORGED CODE - call a supervisor".to_owned(),
             Rejection::IssuerKeyMissing => {
                 "Gate has no ticket data for this event - call a technician".to_owned()
@@ -65,9 +73,25 @@ impl Rejection {
             Rejection::HolderProofMissing => {
                 "Show the live code from the ticket app (not a screenshot)".to_owned()
             }
-            Rejection::HolderProofStale { .. } => {
-                "Code expired - ask the holder to refresh the ticket app".to_owned()
-            }
+            Rejection::HolderProofStale {
+                signed_at,
+                window_secs,
+            } if *signed_at <= now => format!(
+                "Code is a screenshot: older than {window_secs} s (made {}) - ask for the live code",
+                ago(now, *signed_at)
+            ),
+            Rejection::HolderProofStale { signed_at, .. } => format!(
+                "Code dated {} s ahead: the phone's clock is wrong - ask the holder to fix it",
+                signed_at.saturating_sub(now)
+            ),
+            Rejection::HolderKeyNotYetValid { valid_from } => format!(
+                "Ticket page not approved yet (from {}) - check the phone's clock",
+                until(now, *valid_from)
+            ),
+            Rejection::HolderKeyExpired { valid_until } => format!(
+                "Ticket page's approval ran out {} - holder must reopen the ticket page and approve with the wallet",
+                ago(now, *valid_until)
+            ),
             Rejection::UnknownTicket => "Unknown ticket - send to the box office".to_owned(),
             Rejection::AlreadyInside { since, gate } => {
                 format!(

@@ -106,7 +106,7 @@ pub(crate) async fn review(
                 tier: scan.tier.or(state.map(|s| s.tier)).unwrap_or(0),
                 generation: scan.generation.or(state.map(|s| s.generation))?,
                 owner: owners.get(&scan.scan_id).copied(),
-                holder_proof_signed_at: None,
+                holder_proof: None,
             };
             let at = scan.scanned_at_ms.div_euclid(1000);
             let refusal = review_admission(&presented, state, &policy, at)?;

@@ -136,7 +136,7 @@ pub fn credential_bytes(data: &[u8]) {
         (Err(error), None) => panic!("a code the issuer signed is refused: {error}"),
         (Ok(verified), Some(proof)) => assert_eq!(
             verified.holder_proof_signed_at(),
-            Some(UnixSeconds::from(proof.signed_at))
+            Some(UnixSeconds::from(proof.signed_at()))
         ),
         (Err(error), Some(_)) => assert_eq!(error, CredentialError::BadHolderSignature),
     }
@@ -150,7 +150,7 @@ pub fn credential_bytes(data: &[u8]) {
     };
     let signed_at = credential
         .holder_proof
-        .map_or(NOW as u32, |proof| proof.signed_at);
+        .map_or(NOW as u32, |proof| proof.signed_at());
     let text = Credential::issue(body, &issuer_key())
         .with_holder_proof(&wallet, signed_at)
         .encode();

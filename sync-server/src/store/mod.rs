@@ -25,8 +25,8 @@ use sqlx::any::AnyPoolOptions;
 
 pub mod auth;
 mod cancellations;
-mod conflict_reviews;
 mod closing;
+mod conflict_reviews;
 mod events;
 mod feed;
 mod gates;
@@ -44,10 +44,10 @@ mod scans;
 mod transfers;
 mod validators;
 pub use cancellations::{Cancellation, CancellationPhase, RefundCounts};
+pub use closing::SettlementRecord;
 pub use conflict_reviews::{
     ConflictOutcome, ConflictResolution, ConflictReview, ConflictScan, NewResolution,
 };
-pub use closing::SettlementRecord;
 pub use events::{DetailsChange, EventDetails, EventFilter, EventRecord};
 pub(crate) use feed::ticket_from_row;
 pub use feed::ticket_of_row;

@@ -20,7 +20,12 @@ use super::no_asset;
     operation_id = "buyer_asset",
     params(("file" = String, Path, description = "`buyer.css`, `buyer.js`, `qrcode.js`, `qrcode-generator.LICENSE` or `icon.svg`")),
     responses(
-        (status = 200, description = "The file", body = String, content_type = "text/css"),
+        (status = 200, description = "The file, typed by its name", content(
+            (String = "text/css"),
+            (String = "text/javascript"),
+            (String = "text/plain"),
+            (String = "image/svg+xml"),
+        )),
         (status = 404, description = "`not_found`: no such file", body = crate::http::error::ErrorBody),
     )
 )]
@@ -61,7 +66,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     path = "/manifest.webmanifest",
     tag = "buyer",
     operation_id = "buyer_manifest",
-    responses((status = 200, description = "The manifest", body = String, content_type = "application/manifest+json"))
+    responses((status = 200, description = "The manifest (W3C Web Application Manifest)", body = Object, content_type = "application/manifest+json"))
 )]
 pub async fn manifest() -> Response {
     let manifest = serde_json::json!({

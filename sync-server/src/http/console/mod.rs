@@ -467,7 +467,10 @@ pub async fn live_stream(
     operation_id = "console_asset",
     params(("file" = String, Path, description = "`console.css` or `console.js`")),
     responses(
-        (status = 200, description = "The file", body = String, content_type = "text/css"),
+        (status = 200, description = "The file, typed by its name", content(
+            (String = "text/css"),
+            (String = "text/javascript"),
+        )),
         (status = 404, description = "`not_found`: no such file", body = crate::http::error::ErrorBody),
     )
 )]

@@ -11,14 +11,12 @@ mod process;
 #[path = "support/stripe_standin.rs"]
 mod stripe_standin;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
 use common::*;
 use ed25519_dalek::SigningKey;
-use process::{Process, free_port, now, start, start_with_env, write_config};
-use shared::wire::{EnrolResponse, JournalAck, ScanRecord};
+use process::{enrol, free_port, now, start, start_with_env, upload_batch, write_config};
+use shared::wire::ScanRecord;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
@@ -31,66 +29,6 @@ fn kills() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8)
-}
-
-impl Process {
-    async fn enrol(&self, event: u64, gate: &str, seed: u8) -> Gate {
-        let token = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/api/admin/events/{event}/enrol-tokens"),
-                serde_json::json!({ "gate": gate }),
-            )
-            .await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let r = http
-            .post(format!("{}/gate/v1/enrol", self.url))
-            .json(&enrol_request(&token, &key))
-            .send()
-            .await
-            .unwrap();
-        let response: EnrolResponse = r.json().await.unwrap();
-        Gate {
-            server: self.url.clone(),
-            http,
-            key,
-            response,
-            clock: Arc::new(TestClock(AtomicI64::new(now()))),
-        }
-    }
-}
-
-/// Uploads one batch; `None` when the server is gone.
-async fn upload_batch(gate: &Gate, batch: &[ScanRecord]) -> Option<Vec<uuid::Uuid>> {
-    gate.clock
-        .0
-        .store(now(), std::sync::atomic::Ordering::SeqCst);
-    let body = gate.batch(batch.to_vec());
-    let signed = gate.sign("POST", "/gate/v1/journal", &body);
-    let sent = gate
-        .http
-        .post(format!("{}/gate/v1/journal", gate.server))
-        .header(shared::wire::HEADER_DEVICE_ID, &signed.device)
-        .header(shared::wire::HEADER_TIMESTAMP, signed.timestamp.to_string())
-        .header(shared::wire::HEADER_NONCE, &signed.nonce)
-        .header(shared::wire::HEADER_SIGNATURE, &signed.signature)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .ok()?;
-    if !sent.status().is_success() {
-        return None;
-    }
-    let ack: JournalAck = sent.json().await.ok()?;
-    Some(ack.acked)
 }
 
 /// Uploads `scans` in time order, in batches of up to 3 consecutive scans of
@@ -176,8 +114,8 @@ async fn killed_during_ingest_and_replay_every_entry_lands_once(db: Db) {
             )
             .await;
     }
-    let north = server.enrol(event, "north", 31).await;
-    let exit = server.enrol(event, "exit", 32).await;
+    let north = enrol(&server.url, event, "north", 31).await;
+    let exit = enrol(&server.url, event, "exit", 32).await;
 
     // Per ticket: entry, exit 10 s later, entry again 10 s after that; the
     // gates upload them in time order.

@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::ADMIN;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use ed25519_dalek::SigningKey;
+use shared::wire::{EnrolResponse, JournalAck, ScanRecord};
+
+use crate::common::{ADMIN, Gate, TestClock, enrol_request};
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -118,14 +124,86 @@ impl Process {
         path: &str,
         body: serde_json::Value,
     ) -> serde_json::Value {
-        let r = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(serde_json::Value::Null)
+        admin(&self.url, method, path, body).await
     }
+}
+
+/// An admin call to the server (or balancer) at `url` that must succeed;
+/// its JSON answer (null when none).
+pub async fn admin(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = reqwest::Client::new()
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap_or(serde_json::Value::Null)
+}
+
+/// Enrols a device with key `[seed; 32]` as gate `gate` of `event` on the
+/// server at `url`. Its HTTP client opens a new connection per request, so
+/// behind a balancer its requests spread over the instances.
+pub async fn enrol(url: &str, event: u64, gate: &str, seed: u8) -> Gate {
+    let token = admin(
+        url,
+        reqwest::Method::POST,
+        &format!("/api/admin/events/{event}/enrol-tokens"),
+        serde_json::json!({ "gate": gate }),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{url}/gate/v1/enrol"))
+        .json(&enrol_request(&token, &key))
+        .send()
+        .await
+        .unwrap();
+    let response: EnrolResponse = r.json().await.unwrap();
+    Gate {
+        server: url.to_owned(),
+        http,
+        key,
+        response,
+        clock: Arc::new(TestClock(AtomicI64::new(now()))),
+    }
+}
+
+/// Uploads one batch of a gate's journal; the ids acknowledged, or `None`
+/// when no server answered it.
+pub async fn upload_batch(gate: &Gate, batch: &[ScanRecord]) -> Option<Vec<uuid::Uuid>> {
+    gate.clock.0.store(now(), Ordering::SeqCst);
+    let body = gate.batch(batch.to_vec());
+    let signed = gate.sign("POST", "/gate/v1/journal", &body);
+    let sent = gate
+        .http
+        .post(format!("{}/gate/v1/journal", gate.server))
+        .header(shared::wire::HEADER_DEVICE_ID, &signed.device)
+        .header(shared::wire::HEADER_TIMESTAMP, signed.timestamp.to_string())
+        .header(shared::wire::HEADER_NONCE, &signed.nonce)
+        .header(shared::wire::HEADER_SIGNATURE, &signed.signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    if !sent.status().is_success() {
+        return None;
+    }
+    let ack: JournalAck = sent.json().await.ok()?;
+    Some(ack.acked)
 }

@@ -40,11 +40,19 @@ if [ "$netem" = no ] && [ ! -c /dev/net/tun ]; then
   skip "the kernel has neither sch_netem (tc netem) nor /dev/net/tun for the userspace wire"
 fi
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nft-gate/target}"
-echo "==> building gate-agent, sync-server and the campaign driver"
-cargo build --locked -q -p gate-agent -p sync-server
-cargo build --locked -q -p end-to-end --bin net-faults
-bin="$CARGO_TARGET_DIR/debug"
+# NET_FAULTS_BIN_DIR: where gate-agent, sync-server and net-faults are built
+# already (scripts/test.sh passes the ones its test step built); else build.
+if [ -n "${NET_FAULTS_BIN_DIR:-}" ]; then
+  bin="$NET_FAULTS_BIN_DIR"
+else
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nft-gate/target}"
+  echo "==> building gate-agent, sync-server and the campaign driver"
+  cargo build --locked -q -p gate-agent -p sync-server -p end-to-end --bin gate-agent --bin sync-server --bin net-faults
+  bin="$CARGO_TARGET_DIR/debug"
+fi
+for b in gate-agent sync-server net-faults; do
+  [ -x "$bin/$b" ] || { echo "net-faults: $bin/$b is missing" >&2; exit 2; }
+done
 
 prefix="nf$$"
 work=$(mktemp -d "${TMPDIR:-/tmp}/net-faults.XXXXXX")

@@ -172,7 +172,8 @@ else
   say "network faults ($net_scans scans over ${NET_FAULTS_SECONDS:-40} s)"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -E"
   net_status=0
-  $sudo scripts/net-faults.sh "$net_scans" "${NET_FAULTS_SECONDS:-40}" || net_status=$?
+  # The binaries the test step built (`cargo test` builds every bin).
+  NET_FAULTS_BIN_DIR="$CARGO_TARGET_DIR/debug" $sudo scripts/net-faults.sh "$net_scans" "${NET_FAULTS_SECONDS:-40}" || net_status=$?
   # 77: this machine cannot make namespaces or links; the script said why.
   if [ "$net_status" -ne 0 ] && [ "$net_status" -ne 77 ]; then status=$net_status; fi
 fi

@@ -121,7 +121,10 @@ impl Http {
             let response = request.send().await?;
             let status = response.status().as_u16();
             let text = response.text().await?;
-            Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+            Ok((
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            ))
         })
     }
 
@@ -132,8 +135,12 @@ impl Http {
         body: Option<Value>,
         expect: u16,
     ) -> anyhow::Result<Value> {
-        let (status, json) =
-            self.request(method.clone(), &format!("{}{path}", self.server), body, true)?;
+        let (status, json) = self.request(
+            method.clone(),
+            &format!("{}{path}", self.server),
+            body,
+            true,
+        )?;
         if status != expect {
             bail!("{method} {path}: {status} {json}");
         }
@@ -214,7 +221,9 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir)?;
     let server_ns = format!("{}-srv", args.prefix);
-    let gate_ns: Vec<String> = (1..=GATES).map(|n| format!("{}-g{n}", args.prefix)).collect();
+    let gate_ns: Vec<String> = (1..=GATES)
+        .map(|n| format!("{}-g{n}", args.prefix))
+        .collect();
     let link_kind = args.link.unwrap_or_else(|| {
         if net::netem_available(&server_ns) {
             LinkKind::Netem
@@ -333,7 +342,9 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
     let minting = Instant::now();
     let mut codes = Vec::with_capacity(tickets);
     let mut ticket_ids: Vec<u32> = Vec::with_capacity(tickets);
-    let wallets: Vec<String> = (0..tickets).map(|_| Keypair::new().pubkey().to_string()).collect();
+    let wallets: Vec<String> = (0..tickets)
+        .map(|_| Keypair::new().pubkey().to_string())
+        .collect();
     for chunk in wallets.chunks(100) {
         let minted = http.admin(
             reqwest::Method::POST,
@@ -499,23 +510,27 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
             })
             .collect();
         let mut stdin = gate.stdin.take().context("gate stdin")?;
-        feeders.push(std::thread::Builder::new().name(format!("feed-{}", gate.n)).spawn(
-            move || -> std::io::Result<(Vec<(Duration, Instant)>, ChildStdin)> {
-                let mut written = Vec::with_capacity(lines.len());
-                for (at, code) in lines {
-                    let due = t0 + at;
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
-                    }
-                    written.push((at, Instant::now()));
-                    stdin.write_all(format!("{code}\n").as_bytes())?;
-                    stdin.flush()?;
-                }
-                // Handed back and kept open: the scanner stays connected.
-                Ok((written, stdin))
-            },
-        )?);
+        feeders.push(
+            std::thread::Builder::new()
+                .name(format!("feed-{}", gate.n))
+                .spawn(
+                    move || -> std::io::Result<(Vec<(Duration, Instant)>, ChildStdin)> {
+                        let mut written = Vec::with_capacity(lines.len());
+                        for (at, code) in lines {
+                            let due = t0 + at;
+                            let now = Instant::now();
+                            if due > now {
+                                std::thread::sleep(due - now);
+                            }
+                            written.push((at, Instant::now()));
+                            stdin.write_all(format!("{code}\n").as_bytes())?;
+                            stdin.flush()?;
+                        }
+                        // Handed back and kept open: the scanner stays connected.
+                        Ok((written, stdin))
+                    },
+                )?,
+        );
     }
 
     let mut injected: BTreeMap<FaultKind, usize> = BTreeMap::new();
@@ -638,11 +653,17 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
         let (mut admitted, mut rejected, mut exits) = (0u64, 0u64, 0u64);
         for e in &journal {
             if !ids.insert(e.record.scan_id) {
-                failures.push(format!("gate {}: scan {} journaled twice", gate.n, e.record.scan_id));
+                failures.push(format!(
+                    "gate {}: scan {} journaled twice",
+                    gate.n, e.record.scan_id
+                ));
             }
             *outcomes.entry(e.record.outcome.clone()).or_default() += 1;
             if !e.uploaded {
-                failures.push(format!("gate {}: scan {} not uploaded", gate.n, e.record.scan_id));
+                failures.push(format!(
+                    "gate {}: scan {} not uploaded",
+                    gate.n, e.record.scan_id
+                ));
             }
             match (e.record.opened, e.record.direction) {
                 (false, _) => rejected += 1,
@@ -691,7 +712,11 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
             ));
         }
         if g["backlog"] != 0 {
-            failures.push(format!("gate {}: server sees a backlog {}", i + 1, g["backlog"]));
+            failures.push(format!(
+                "gate {}: server sees a backlog {}",
+                i + 1,
+                g["backlog"]
+            ));
         }
     }
     let replay = http.admin(
@@ -733,7 +758,10 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
     }
 
     // Gate processes: same PIDs as started, still online.
-    let pids: Vec<String> = gates.iter().map(|g| format!("{} pid {}", g.name, g.pid)).collect();
+    let pids: Vec<String> = gates
+        .iter()
+        .map(|g| format!("{} pid {}", g.name, g.pid))
+        .collect();
 
     // Stop everything, then read the chain the server kept.
     for gate in &gates {
@@ -868,10 +896,19 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
     );
     println!("\nverdict latency at the gates (scan line written -> verdict line out):\n");
     println!("{TABLE_HEAD}");
-    println!("{}", Distribution::of(&baseline).row("fault-free baseline (first 20 %)"));
-    println!("{}", Distribution::of(&faulted).row("any fault on the gate's link"));
+    println!(
+        "{}",
+        Distribution::of(&baseline).row("fault-free baseline (first 20 %)")
+    );
+    println!(
+        "{}",
+        Distribution::of(&faulted).row("any fault on the gate's link")
+    );
     for (kind, samples) in &by_fault {
-        println!("{}", Distribution::of(samples).row(&format!("- {}", kind.name())));
+        println!(
+            "{}",
+            Distribution::of(samples).row(&format!("- {}", kind.name()))
+        );
     }
     println!(
         "{}",
@@ -882,7 +919,11 @@ fn campaign(args: &Args) -> anyhow::Result<Vec<String>> {
 
 /// Polls the gates' status pages until `stop`; returns each gate's offline
 /// spells (from, to) relative to `t0`.
-fn monitor_online(urls: &[String], t0: Instant, stop: &AtomicBool) -> Vec<Vec<(Duration, Duration)>> {
+fn monitor_online(
+    urls: &[String],
+    t0: Instant,
+    stop: &AtomicBool,
+) -> Vec<Vec<(Duration, Duration)>> {
     let mut spells = vec![Vec::new(); urls.len()];
     let mut since: Vec<Option<Duration>> = vec![None; urls.len()];
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()

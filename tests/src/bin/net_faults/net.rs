@@ -93,7 +93,10 @@ pub fn netem_available(namespace: &str) -> bool {
         ],
     )
     .is_ok();
-    let _ = run("tc", &["-n", namespace, "qdisc", "del", "dev", "lo", "root"]);
+    let _ = run(
+        "tc",
+        &["-n", namespace, "qdisc", "del", "dev", "lo", "root"],
+    );
     ok
 }
 
@@ -123,7 +126,15 @@ pub fn management_link(namespace: &str, n: usize) -> anyhow::Result<()> {
     run("ip", &["link", "set", "dev", &near, "up"])?;
     run(
         "ip",
-        &["-n", namespace, "addr", "add", &format!("{there}/24"), "dev", &far],
+        &[
+            "-n",
+            namespace,
+            "addr",
+            "add",
+            &format!("{there}/24"),
+            "dev",
+            &far,
+        ],
     )?;
     run("ip", &["-n", namespace, "link", "set", "dev", &far, "up"])?;
     run("ip", &["-n", namespace, "link", "set", "dev", "lo", "up"])?;
@@ -178,7 +189,10 @@ impl GateLink {
             LinkKind::Wire => {
                 let server_tun = open_tun(&server_dev)?;
                 let gate_tun = open_tun(&gate_dev)?;
-                run("ip", &["link", "set", "dev", &server_dev, "netns", server_ns])?;
+                run(
+                    "ip",
+                    &["link", "set", "dev", &server_dev, "netns", server_ns],
+                )?;
                 run("ip", &["link", "set", "dev", &gate_dev, "netns", gate_ns])?;
                 Some(WireControl::start(server_tun, gate_tun, seed)?)
             }
@@ -188,12 +202,23 @@ impl GateLink {
             (gate_ns, &gate_dev, &gate_ip, &server_ip),
         ] {
             match kind {
-                LinkKind::Netem => {
-                    run("ip", &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", dev])?
-                }
+                LinkKind::Netem => run(
+                    "ip",
+                    &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", dev],
+                )?,
                 LinkKind::Wire => run(
                     "ip",
-                    &["-n", ns, "addr", "add", ip, "peer", &format!("{peer}/32"), "dev", dev],
+                    &[
+                        "-n",
+                        ns,
+                        "addr",
+                        "add",
+                        ip,
+                        "peer",
+                        &format!("{peer}/32"),
+                        "dev",
+                        dev,
+                    ],
                 )?,
             }
             run("ip", &["-n", ns, "link", "set", "dev", dev, "up"])?;
@@ -288,11 +313,13 @@ fn open_tun(name: &str) -> anyhow::Result<File> {
     request.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `ifreq`, which lives across the
     // call; the descriptor is open.
-    let rc = unsafe { libc::ioctl(
+    let rc = unsafe {
+        libc::ioctl(
             file.as_raw_fd(),
             libc::TUNSETIFF,
             &mut request as *mut libc::ifreq,
-        ) };
+        )
+    };
     if rc < 0 {
         return Err(std::io::Error::last_os_error()).context(format!("TUNSETIFF {name}"));
     }

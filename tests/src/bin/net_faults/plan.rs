@@ -105,9 +105,12 @@ pub fn scan_script(scans: usize, length: Duration, seed: u64) -> Vec<PlannedScan
     let repeats = share(0.08).min(rest);
     let pass_backs = share(0.04).min(rest - repeats);
     let exits = share(0.07).min(rest - repeats - pass_backs);
-    let reentries = share(0.05).min(exits).min(rest - repeats - pass_backs - exits);
+    let reentries = share(0.05)
+        .min(exits)
+        .min(rest - repeats - pass_backs - exits);
     let unreadable = rest - repeats - pass_backs - exits - reentries;
-    let entry = |rng: &mut Rng, script: &[PlannedScan]| script[rng.below(entries as u64) as usize].clone();
+    let entry =
+        |rng: &mut Rng, script: &[PlannedScan]| script[rng.below(entries as u64) as usize].clone();
     for _ in 0..repeats {
         let e = entry(&mut rng, &script);
         script.push(PlannedScan {
@@ -217,10 +220,7 @@ impl FaultKind {
                 duplicate: 0.05,
                 reorder: 0.1,
             },
-            Self::Partition | Self::VenuePartition => Impairment {
-                loss: 1.0,
-                ..clear
-            },
+            Self::Partition | Self::VenuePartition => Impairment { loss: 1.0, ..clear },
             Self::Flap => clear,
         }
     }
@@ -365,7 +365,11 @@ mod tests {
         assert!(fault_at(&windows, 0, Duration::from_secs(95)).is_none());
         // Every link ends clear and up.
         for gate in 0..GATES {
-            let last = steps.iter().rev().find(|s| s.gate == gate).map(|s| s.action);
+            let last = steps
+                .iter()
+                .rev()
+                .find(|s| s.gate == gate)
+                .map(|s| s.action);
             assert!(matches!(last, Some(LinkAction::Clear | LinkAction::Up)));
         }
     }

@@ -46,8 +46,7 @@ impl Distribution {
     }
 }
 
-pub const TABLE_HEAD: &str =
-    "| scans written while | n | p50 ms | p90 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|";
+pub const TABLE_HEAD: &str = "| scans written while | n | p50 ms | p90 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|";
 
 #[cfg(test)]
 mod tests {

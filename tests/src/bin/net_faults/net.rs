@@ -57,7 +57,7 @@ impl Impairment {
     pub fn netem_args(&self) -> Vec<String> {
         let mut args = vec!["netem".to_owned()];
         if self.loss > 0.0 {
-            args.extend(["loss".into(), format!("{}%", self.loss * 100.0)]);
+            args.extend(["loss".into(), percent(self.loss)]);
         }
         if self.delay_ms > 0 {
             args.extend(["delay".into(), format!("{}ms", self.delay_ms)]);
@@ -66,13 +66,18 @@ impl Impairment {
             }
         }
         if self.reorder > 0.0 {
-            args.extend(["reorder".into(), format!("{}%", self.reorder * 100.0)]);
+            args.extend(["reorder".into(), percent(self.reorder)]);
         }
         if self.duplicate > 0.0 {
-            args.extend(["duplicate".into(), format!("{}%", self.duplicate * 100.0)]);
+            args.extend(["duplicate".into(), percent(self.duplicate)]);
         }
         args
     }
+}
+
+/// `0.15` as netem's `15%`.
+fn percent(share: f64) -> String {
+    format!("{:.2}%", share * 100.0)
 }
 
 /// How gate links are made.

@@ -351,6 +351,18 @@ mod tests {
     }
 
     #[test]
+    fn faults_as_netem_arguments() {
+        let netem = |k: FaultKind| k.impairment().netem_args().join(" ");
+        assert_eq!(
+            netem(FaultKind::Mixed),
+            "netem loss 5.00% delay 80ms 40ms reorder 10.00% duplicate 5.00%"
+        );
+        assert_eq!(netem(FaultKind::Partition), "netem loss 100.00%");
+        assert_eq!(netem(FaultKind::Reorder), "netem delay 60ms reorder 30.00%");
+        assert!(FaultKind::Flap.impairment().is_clear());
+    }
+
+    #[test]
     fn every_gate_gets_every_fault_kind_and_one_venue_partition() {
         let (steps, windows) = fault_schedule(Duration::from_secs(100));
         for gate in 0..GATES {

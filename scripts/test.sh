@@ -158,6 +158,26 @@ if [ "${API_SCHEMA_SECONDS:-60}" != 0 ]; then
   scripts/api-schema.sh "${API_SCHEMA_SECONDS:-60}" || status=$?
 fi
 
+# Network faults: the server and four gates in network namespaces, every
+# link through loss, delay, reordering, duplication, partitions and flaps
+# during a short scripted event (scripts/net-faults.sh; about a minute and a
+# half; the long run is documented in docs/reliability.md). Needs root;
+# NET_FAULTS_SCANS=0 skips it.
+net_scans="${NET_FAULTS_SCANS:-600}"
+if [ "$net_scans" = 0 ]; then
+  say "network faults skipped (NET_FAULTS_SCANS=0)"
+elif [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
+  say "network faults skipped: network namespaces need root (run as root, or with passwordless sudo)"
+else
+  say "network faults ($net_scans scans over ${NET_FAULTS_SECONDS:-40} s)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -E"
+  net_status=0
+  # The binaries the test step built (`cargo test` builds every bin).
+  NET_FAULTS_BIN_DIR="$CARGO_TARGET_DIR/debug" $sudo scripts/net-faults.sh "$net_scans" "${NET_FAULTS_SECONDS:-40}" || net_status=$?
+  # 77: this machine cannot make namespaces or links; the script said why.
+  if [ "$net_status" -ne 0 ] && [ "$net_status" -ne 77 ]; then status=$net_status; fi
+fi
+
 # The appliance, booted: the packages made from the binaries just tested,
 # the gate image built from them, booted in QEMU against a real server
 # (packaging/vm-test.sh; two to four minutes warm). Building an image needs

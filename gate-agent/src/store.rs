@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use shared::wire::{
-    CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PresenceUpdate, ScanRecord,
-};
 use shared::admission::undo::{
     LastAdmission, UNDO_OUTCOME, UndoRefusal, judge_undo, state_after_undo,
+};
+use shared::wire::{
+    CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PresenceUpdate, ScanRecord,
 };
 use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus, presence};
 use uuid::Uuid;

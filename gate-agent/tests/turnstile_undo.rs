@@ -126,18 +126,16 @@ fn an_undo_within_the_window_lets_the_ticket_in_again_and_survives_a_restart() {
 
     let lane = Lane::start(&db, &clock);
     clock.set(DURING_DOORS_MS + 5_000);
-    assert!(lane.scan(venue.code(1)), "the rescan is a first entry again");
+    assert!(
+        lane.scan(venue.code(1)),
+        "the rescan is a first entry again"
+    );
     assert!(!lane.scan(venue.code(1)), "and then the holder is inside");
     lane.agent.stop();
     let outcomes: Vec<String> = journal(&db).into_iter().map(|e| e.record.outcome).collect();
     assert_eq!(
         outcomes,
-        [
-            "admitted",
-            "admission_undone",
-            "admitted",
-            "already_inside"
-        ]
+        ["admitted", "admission_undone", "admitted", "already_inside"]
     );
     assert_eq!(Store::open(&db).unwrap().counts().unwrap().admitted, 1);
 }
@@ -164,7 +162,11 @@ fn after_the_window_the_undo_is_refused_and_the_entry_stands() {
     assert!(!lane.scan(venue.code(3)), "still inside");
     lane.agent.stop();
     let outcomes: Vec<String> = journal(&db).into_iter().map(|e| e.record.outcome).collect();
-    assert_eq!(outcomes, ["admitted", "already_inside"], "refusals write nothing");
+    assert_eq!(
+        outcomes,
+        ["admitted", "already_inside"],
+        "refusals write nothing"
+    );
 }
 
 #[test]

@@ -65,7 +65,9 @@ pub enum ReentryPolicy {
     /// Exit required: re-entry is allowed once an exit scan took the holder
     /// out and they have been outside this long.
     #[serde(alias = "exit_required")]
-    AllowedAfter { min_outside_secs: u32 },
+    AllowedAfter {
+        min_outside_secs: u32,
+    },
     /// Re-entry at any time, no exit scan needed: a holder recorded inside
     /// is let in again (wristband events, one-gate venues without exit
     /// scanners). A second entry is then not a conflict either.

@@ -497,8 +497,7 @@ mod v3 {
     use super::{CachedTicket, PresenceUpdate, TierInfo};
     use crate::UnixSeconds;
     use crate::admission::{
-        DoorsWindow, EventStatus, HolderProofPolicy, ReentryPolicy, TierGates,
-        UnknownTicketPolicy,
+        DoorsWindow, EventStatus, HolderProofPolicy, ReentryPolicy, TierGates, UnknownTicketPolicy,
     };
     use crate::keys::PublicKeyBytes;
 
@@ -655,8 +654,8 @@ impl SignedPayload {
             &Signature::from_bytes(&self.signature),
         )
         .map_err(|_| PayloadError::BadSignature)?;
-        let value = T::decode(self.v, &self.payload)
-            .map_err(|e| PayloadError::Corrupt(e.to_string()))?;
+        let value =
+            T::decode(self.v, &self.payload).map_err(|e| PayloadError::Corrupt(e.to_string()))?;
         if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&value.version()) {
             return Err(PayloadError::UnsupportedVersion(value.version()));
         }

@@ -69,7 +69,10 @@ fn an_event_stored_before_the_undo_window_reads_with_it_off() {
         undo_window_secs: 8,
         ..event
     };
-    assert_eq!(with.policy_for(3, Direction::Entry, None).undo_window_secs, 8);
+    assert_eq!(
+        with.policy_for(3, Direction::Entry, None).undo_window_secs,
+        8
+    );
 }
 
 const ADMITTED_MS: i64 = 1_000_000_500;
@@ -87,7 +90,13 @@ fn the_undo_window() {
         closed_at_ms: ADMITTED_MS + 8_000,
     });
     // (case, window, last admission, now, expected)
-    let table: Vec<(&str, u32, Option<LastAdmission>, i64, Result<(), UndoRefusal>)> = vec![
+    let table: Vec<(
+        &str,
+        u32,
+        Option<LastAdmission>,
+        i64,
+        Result<(), UndoRefusal>,
+    )> = vec![
         ("off", 0, last(false), ADMITTED_MS, Err(UndoRefusal::Off)),
         (
             "no admission yet",
@@ -97,7 +106,13 @@ fn the_undo_window() {
             Err(UndoRefusal::NothingToUndo),
         ),
         ("at once", 8, last(false), ADMITTED_MS, Ok(())),
-        ("last millisecond", 8, last(false), ADMITTED_MS + 7_999, Ok(())),
+        (
+            "last millisecond",
+            8,
+            last(false),
+            ADMITTED_MS + 7_999,
+            Ok(()),
+        ),
         ("window closed", 8, last(false), ADMITTED_MS + 8_000, passed),
         (
             "a minute later",
@@ -171,7 +186,12 @@ fn an_undo_puts_the_holder_back_where_they_were() {
         gate: 4,
     };
     // (case, state now, state before the admission, expected)
-    let table: Vec<(&str, TicketState, Option<TicketState>, Result<Presence, UndoRefusal>)> = vec![
+    let table: Vec<(
+        &str,
+        TicketState,
+        Option<TicketState>,
+        Result<Presence, UndoRefusal>,
+    )> = vec![
         (
             "first entry",
             ticket(admitted, 1),
@@ -213,8 +233,13 @@ fn an_undo_puts_the_holder_back_where_they_were() {
     // The organizer's fields stay as they are now (a freeze heard since).
     let mut frozen = ticket(admitted, 1);
     frozen.status = TicketStatus::Frozen;
-    let after = state_after_undo(&frozen, Some(&ticket(Presence::NeverEntered, 0)), 3, ADMITTED_MS)
-        .unwrap();
+    let after = state_after_undo(
+        &frozen,
+        Some(&ticket(Presence::NeverEntered, 0)),
+        3,
+        ADMITTED_MS,
+    )
+    .unwrap();
     assert_eq!(after.status, TicketStatus::Frozen);
 }
 
@@ -233,7 +258,14 @@ fn a_voided_admission_counts_as_seen_and_moves_nobody() {
     use Direction::{Entry, Exit};
     // (case, scans, inside after, entries, scans seen, conflicts)
     let table: Vec<(&str, Vec<OpeningScan>, bool, u32, u32, usize)> = vec![
-        ("voided alone", vec![scan(1, Entry, 10, true)], false, 0, 1, 0),
+        (
+            "voided alone",
+            vec![scan(1, Entry, 10, true)],
+            false,
+            0,
+            1,
+            0,
+        ),
         (
             "voided, then admitted again",
             vec![scan(1, Entry, 10, true), scan(2, Entry, 15, false)],
@@ -279,10 +311,7 @@ fn where_reentry_needs_no_exit_a_second_entry_is_no_conflict() {
     let relaxed = fold_under(&scans, FoldRules::for_reentry(&ReentryPolicy::Allowed));
     assert_eq!(relaxed.conflicts().count(), 0);
     assert_eq!(relaxed.entries, 2);
-    assert_eq!(
-        relaxed.presence,
-        Presence::Inside { since: 20, gate: 1 }
-    );
+    assert_eq!(relaxed.presence, Presence::Inside { since: 20, gate: 1 });
     let exit_required = FoldRules::for_reentry(&ReentryPolicy::AllowedAfter {
         min_outside_secs: 0,
     });

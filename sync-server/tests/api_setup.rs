@@ -292,7 +292,13 @@ async fn a_csv_file_mints_wallet_rows_mails_email_rows_and_a_bad_file_mints_noth
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap();
-    let stored = server.state.store.mint_request(request).await.unwrap().unwrap();
+    let stored = server
+        .state
+        .store
+        .mint_request(request)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.caller, "admin");
 }
 

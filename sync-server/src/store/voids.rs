@@ -47,10 +47,7 @@ impl Store {
             .await?;
             let Some(row) = row else { continue };
             let ticket: Option<i64> = row.try_get("ticket_id")?;
-            let ticket = ticket
-                .map(u32::try_from)
-                .transpose()
-                .map_err(corrupt)?;
+            let ticket = ticket.map(u32::try_from).transpose().map_err(corrupt)?;
             touched.extend(ticket);
             let state: String = row.try_get("replay_state")?;
             if state == ReplayState::Submitted.as_str() || state == ReplayState::Confirmed.as_str()

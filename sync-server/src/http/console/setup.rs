@@ -171,7 +171,10 @@ fn edit_page(
         } else {
             ""
         },
-        r_forbidden = selected(!matches!(rules_form.reentry.as_str(), "allowed" | "allowed_after")),
+        r_forbidden = selected(!matches!(
+            rules_form.reentry.as_str(),
+            "allowed" | "allowed_after"
+        )),
         r_free = selected(rules_form.reentry == "allowed"),
         r_allowed = selected(rules_form.reentry == "allowed_after"),
         outside = escape(&rules_form.min_outside_minutes),

@@ -408,5 +408,4 @@ async fn a_device_journal_record_for_another_event_is_refused_and_counted(db: Db
 /// The test event's cached form, for a second event beside it.
 fn event_cache() -> shared::wire::CachedEvent {
     common::event()
-    undo_window_secs: 0,
 }

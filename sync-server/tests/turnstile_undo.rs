@@ -76,7 +76,13 @@ async fn a_voided_admission_never_goes_on_chain_and_counts_nowhere(db: Db) {
         (1, 1, 1, 0),
         "{gate:?}"
     );
-    let standing = server.state.store.ticket_state(EVENT, 0).await.unwrap().unwrap();
+    let standing = server
+        .state
+        .store
+        .ticket_state(EVENT, 0)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(standing.presence, shared::Presence::NeverEntered);
     assert_eq!(standing.entries, 0);
 
@@ -90,7 +96,13 @@ async fn a_voided_admission_never_goes_on_chain_and_counts_nowhere(db: Db) {
     assert!(t0.inside);
     assert_eq!(t0.last_scan_at_ms, t + 6_000);
     assert!(
-        server.state.store.incidents(EVENT).await.unwrap().is_empty(),
+        server
+            .state
+            .store
+            .incidents(EVENT)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing to report when the undo came in time"
     );
 }
@@ -118,7 +130,11 @@ async fn an_undo_after_the_admission_reached_the_chain_is_an_incident(db: Db) {
     assert_eq!(t0.entry_count, 1);
     let counts = server.state.store.gate_counts(EVENT).await.unwrap();
     let gate = counts.iter().find(|g| g.name == "north").unwrap();
-    assert_eq!((gate.admitted, gate.undone, gate.inside), (0, 1, 0), "{gate:?}");
+    assert_eq!(
+        (gate.admitted, gate.undone, gate.inside),
+        (0, 1, 0),
+        "{gate:?}"
+    );
     let replays = server.state.store.scan_replays(EVENT).await.unwrap();
     assert!(
         replays

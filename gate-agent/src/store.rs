@@ -650,6 +650,10 @@ impl Store {
                     )?;
                     write_state(&mut stmt, &state)?;
                 }
+                // The server may report an admission this gate has undone
+                // since (uploaded before the undo): taking it would put
+                // the holder back inside.
+                CacheChange::Presence(update) if undone_here(&tx, update)? => {}
                 CacheChange::Presence(update) => {
                     if let Some(mut state) = read_state(&tx, update.event_id, update.ticket_id)?
                         && presence::merge(&mut state, update)
@@ -905,6 +909,28 @@ fn read_state(
         serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("ticket state: {e}")))
     })
     .transpose()
+}
+
+/// Whether `update` puts the holder inside by an admission that this
+/// gate's journal shows undone.
+fn undone_here(conn: &Connection, update: &PresenceUpdate) -> Result<bool, StoreError> {
+    let Presence::Inside { since, gate } = update.presence else {
+        return Ok(false);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM journal j WHERE j.event_id = ?1 AND j.ticket_id = ?2 \
+         AND j.gate = ?3 AND j.opened = 1 AND j.scanned_at_ms >= ?4 AND j.scanned_at_ms < ?4 + 1000 \
+         AND EXISTS (SELECT 1 FROM journal u WHERE u.voids = j.scan_id))",
+    )?;
+    Ok(stmt.query_row(
+        params![
+            update.event_id as i64,
+            update.ticket_id,
+            gate,
+            since.saturating_mul(1000)
+        ],
+        |r| r.get(0),
+    )?)
 }
 
 fn write_state(stmt: &mut rusqlite::Statement<'_>, state: &TicketState) -> Result<(), StoreError> {

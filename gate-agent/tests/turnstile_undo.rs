@@ -16,6 +16,7 @@ use common::*;
 use gate_agent::config::Config;
 use gate_agent::store::Store;
 use gate_agent::{ManualClock, RecordingOutputs};
+use shared::wire::{CacheChange, CacheDelta, PROTOCOL_VERSION, PresenceUpdate};
 use shared::{Presence, ReentryPolicy};
 
 const WINDOW_SECS: u32 = 8;
@@ -108,7 +109,7 @@ fn an_undo_within_the_window_lets_the_ticket_in_again_and_survives_a_restart() {
     lane.agent.stop();
 
     // A restart (a power cut after the undo committed) keeps it.
-    let store = Store::open(&db).unwrap();
+    let mut store = Store::open(&db).unwrap();
     assert_eq!(
         store.ticket_state(EVENT, 1).unwrap().unwrap().presence,
         Presence::NeverEntered
@@ -122,6 +123,29 @@ fn an_undo_within_the_window_lets_the_ticket_in_again_and_survives_a_restart() {
     assert!(!rows[1].uploaded, "the undo waits for upload like a scan");
     assert_eq!(store.counts().unwrap().admitted, 0);
     assert_eq!(store.counts().unwrap().rejected, 0);
+    // The server's view of the admission (uploaded before the undo) comes
+    // back in a delta: the gate keeps the holder outside.
+    let echo = CacheDelta {
+        v: PROTOCOL_VERSION,
+        from_cursor: 7,
+        to_cursor: 8,
+        generated_at: DOORS_OPEN + 600,
+        changes: vec![CacheChange::Presence(PresenceUpdate {
+            event_id: EVENT,
+            ticket_id: 1,
+            presence: Presence::Inside {
+                since: DURING_DOORS_MS / 1000,
+                gate: rows[0].record.gate,
+            },
+            entries: 1,
+        })],
+        has_more: false,
+    };
+    store.apply_delta(&echo, DURING_DOORS_MS + 4_000).unwrap();
+    assert_eq!(
+        store.ticket_state(EVENT, 1).unwrap().unwrap().presence,
+        Presence::NeverEntered
+    );
     drop(store);
 
     let lane = Lane::start(&db, &clock);

@@ -72,6 +72,7 @@ fn policy(holder_proof: HolderProofPolicy) -> GatePolicy {
         reentry: ReentryPolicy::Forbidden,
         unknown_tickets: UnknownTicketPolicy::AdmitIfSigned,
         holder_proof,
+        undo_window_secs: 0,
     }
 }
 

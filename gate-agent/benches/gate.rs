@@ -59,6 +59,7 @@ fn snapshot(issuer: &SigningKey, owner: &PublicKeyBytes, now: i64) -> CacheSnaps
             tier_gates: vec![],
             ends_at: now + 86_400,
             end_grace_secs: 0,
+            undo_window_secs: 0,
         }],
         tickets: (1..=TICKETS)
             .map(|t| CachedTicket {

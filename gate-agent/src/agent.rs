@@ -20,6 +20,7 @@ use crate::outputs::{Actuation, Outputs};
 use crate::status::{StatusBoard, StatusView};
 use crate::store::{Backlog, Counts, Store};
 use crate::sync::{SYNC_EVENTS, SyncEvent};
+use crate::undo::{StaffCommand, UndoAnswer};
 // Inputs written against `agent::Stop` keep working.
 pub use crate::stop::Stop;
 
@@ -151,6 +152,9 @@ pub async fn run_with(
     };
 
     let (tx, rx) = mpsc::sync_channel::<Scan>(SCAN_QUEUE);
+    // Staff commands from the status page; a few at a time is plenty.
+    let (staff_tx, staff_rx) = mpsc::sync_channel::<StaffCommand>(4);
+    board.set_staff_commands(staff_tx);
     // Without a sync task the sender is dropped and the loop hears nothing.
     let (sync_tx, sync_rx) = mpsc::sync_channel::<SyncEvent>(SYNC_EVENTS);
     let mut threads = Vec::new();
@@ -161,6 +165,7 @@ pub async fn run_with(
         clock: Arc::clone(&options.clock),
         stop: stop.clone(),
         sync_events: sync_rx,
+        staff: staff_rx,
     };
     threads.push(
         std::thread::Builder::new()
@@ -244,6 +249,8 @@ struct DecisionLoop {
     stop: Stop,
     /// What the sync task reports; taken between scans, never waited for.
     sync_events: Receiver<SyncEvent>,
+    /// What staff ask from the status page (an undo), taken between scans.
+    staff: Receiver<StaffCommand>,
 }
 
 /// How often the loop wakes when idle (watchdog, cache reload, store retry).
@@ -295,6 +302,10 @@ impl DecisionLoop {
                 }
             } else {
                 std::thread::sleep(tick);
+            }
+            let commands: Vec<StaffCommand> = self.staff.try_iter().take(4).collect();
+            for command in commands {
+                self.staff_command(&mut state, command);
             }
             if self.stop.is_triggered() {
                 // Scans already read are decided and recorded before exit.
@@ -445,6 +456,56 @@ impl DecisionLoop {
                 v.setup_error = setup_error;
             });
         }
+    }
+
+    /// Carries out a staff command; the undo is committed before it is
+    /// answered or shown.
+    fn staff_command(&mut self, state: &mut LoopState, command: StaffCommand) {
+        let StaffCommand::Undo { source, reply } = command;
+        let now_ms = self.clock.now_ms();
+        let answer = match &mut state.store {
+            Some(store) => match crate::undo::undo_last(store, &state.gate, now_ms, &source) {
+                Ok(Ok(done)) => {
+                    state.counts.admitted = state.counts.admitted.saturating_sub(1);
+                    state.counts.unsent += 1;
+                    state.uncounted.push_back(done.seq);
+                    state.inside_dirty = true;
+                    self.board.count("gate_undos_total", 1);
+                    let mut verdict = state.gate.verdict(
+                        &crate::store::ScanOutcome {
+                            record: done.record.clone(),
+                            next_state: None,
+                            detail: done.detail.clone(),
+                        },
+                        true,
+                    );
+                    verdict.text = format!("UNDONE - {}", done.detail);
+                    tracing::info!(undo = %done.record.scan_id, voids = ?done.record.voids,
+                        %source, "admission undone");
+                    let counts = state.counts;
+                    self.board.update(|v| {
+                        v.last = Some(verdict);
+                        v.counts = counts;
+                    });
+                    UndoAnswer::done(&done)
+                }
+                Ok(Err(refusal)) => {
+                    tracing::info!(code = refusal.code(), %source, "undo refused");
+                    UndoAnswer::refused(refusal, now_ms)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot record the undo");
+                    UndoAnswer::unavailable(&e.to_string())
+                }
+            },
+            None => UndoAnswer::unavailable(
+                state
+                    .open_error
+                    .as_deref()
+                    .unwrap_or("the store is not open"),
+            ),
+        };
+        let _ = reply.try_send(answer);
     }
 
     fn handle(&mut self, state: &mut LoopState, scan: &Scan) {

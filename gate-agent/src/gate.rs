@@ -103,6 +103,11 @@ impl Gate {
         }
     }
 
+    /// This gate's number within its event.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
     pub fn setup_error(&self) -> Option<&GateSetupError> {
         self.policy.as_ref().err()
     }

@@ -33,6 +33,7 @@ pub mod status;
 pub mod stop;
 pub mod store;
 pub mod sync;
+pub mod undo;
 pub mod wedge;
 
 pub use agent::{Input, InputContext, RunOptions, run, run_with};

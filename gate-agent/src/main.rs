@@ -84,6 +84,18 @@ and move the store file and device.key aside."
         #[arg(long)]
         json: bool,
     },
+    /// Undo this gate's last admission: the holder did not pass (the
+    /// turnstile was not turned), so their ticket may be scanned again.
+    #[command(
+        after_help = "Only within the event's turnstile undo window (set by the organizer; \
+off unless set), and only the last admission at this gate, once. The undo is journaled and \
+uploaded like a scan; the server then leaves the admission out of its counts and off the chain. \
+The status page has the same action as a button. Exits 0 when undone, 1 when refused."
+    )]
+    Undo {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +420,33 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 summary.kept_local_presence
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Undo { json } => {
+            let mut config = load_config(&cli, &[])?;
+            // An enrolled box is the gate the server says it is.
+            gate_agent::enrolment::apply_stored(&mut config)
+                .context("cannot read the enrolment")?;
+            let mut store = open_store(&config)?;
+            let gate = Gate::new(&config.gate, &store.events()?);
+            let now_ms = SystemClock.now_ms();
+            let answer = match gate_agent::undo::undo_last(&mut store, &gate, now_ms, "cli")? {
+                Ok(done) => gate_agent::undo::UndoAnswer::done(&done),
+                Err(refusal) => gate_agent::undo::UndoAnswer::refused(refusal, now_ms),
+            };
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                println!(
+                    "{}: {}",
+                    if answer.undone { "UNDONE" } else { "REFUSED" },
+                    answer.text
+                );
+            }
+            Ok(if answer.undone {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Cache(CacheCommand::Info { json }) | Command::Status { json } => {
             let config = load_config(&cli, &[])?;

@@ -1,6 +1,8 @@
 //! The kiosk status page on localhost (big green/red verdict, reason in staff
 //! words, counts, cache age, journal backlog), its live feed (SSE), a JSON view,
-//! and Prometheus metrics. Read-only: nothing here changes the gate's state.
+//! and Prometheus metrics. One action: staff may undo the last admission
+//! (`POST /api/undo`), which the decision loop carries out; nothing else here
+//! changes the gate's state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -11,9 +13,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
@@ -21,6 +24,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::gate::{Clock, Verdict};
 use crate::store::Counts;
+use crate::undo::{StaffCommand, UndoAnswer};
 
 /// What the page shows, as JSON.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,6 +75,8 @@ pub struct StatusBoard {
     metrics: Mutex<Metrics>,
     updates: broadcast::Sender<()>,
     clock: Arc<dyn Clock>,
+    /// Where staff commands go (the decision loop), once it runs.
+    staff: Mutex<Option<std::sync::mpsc::SyncSender<StaffCommand>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,7 +92,13 @@ impl StatusBoard {
             metrics: Mutex::default(),
             updates,
             clock,
+            staff: Mutex::new(None),
         })
+    }
+
+    /// Connects the page's undo button to the decision loop.
+    pub fn set_staff_commands(&self, sender: std::sync::mpsc::SyncSender<StaffCommand>) {
+        *lock(&self.staff) = Some(sender);
     }
 
     pub fn update(&self, f: impl FnOnce(&mut StatusView)) {
@@ -208,6 +220,7 @@ pub fn app(board: Arc<StatusBoard>) -> Router {
         .route("/api/status", get(status_json))
         .route("/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/api/undo", post(undo))
         .with_state(board)
 }
 
@@ -228,6 +241,52 @@ async fn page() -> Html<&'static str> {
 
 async fn status_json(State(board): State<Arc<StatusBoard>>) -> impl IntoResponse {
     axum::Json(board.view())
+}
+
+/// `POST /api/undo` (JSON body, so another site's page cannot post it):
+/// voids the gate's last admission within the event's undo window. 200
+/// with the answer when undone, 409 with the reason when refused.
+async fn undo(State(board): State<Arc<StatusBoard>>, headers: HeaderMap) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request as application/json",
+        )
+            .into_response();
+    }
+    let Some(sender) = lock(&board.staff).clone() else {
+        let answer = UndoAnswer::unavailable("the gate is not running");
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(answer)).into_response();
+    };
+    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    let command = StaffCommand::Undo {
+        source: "status-page".to_owned(),
+        reply,
+    };
+    if sender.try_send(command).is_err() {
+        let answer = UndoAnswer::unavailable("the gate is busy; try again");
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(answer)).into_response();
+    }
+    let answer =
+        tokio::task::spawn_blocking(move || answer.recv_timeout(Duration::from_secs(5))).await;
+    match answer {
+        Ok(Ok(answer)) => {
+            let status = if answer.undone {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            };
+            (status, axum::Json(answer)).into_response()
+        }
+        _ => {
+            let answer = UndoAnswer::unavailable("the gate did not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(answer)).into_response()
+        }
+    }
 }
 
 async fn metrics(State(board): State<Arc<StatusBoard>>) -> impl IntoResponse {
@@ -275,6 +334,7 @@ const PAGE: &str = r#"<!doctype html>
 </div>
 <div id="foot"><span id="gate"></span><span id="net"></span><span id="cache"></span><span id="unsent"></span></div>
 <div id="alert" class="warn" style="padding:0 2vh;font-size:2.6vh"></div>
+<div style="padding:1vh 2vh"><button id="undo" type="button" style="font-size:3vh;padding:1vh 3vh">Undo last admission (did not pass)</button> <span id="undo-answer" role="status"></span></div>
 <script>
 function age(s){if(s==null)return "no cache";if(s<120)return s+" s";if(s<7200)return Math.floor(s/60)+" min";return Math.floor(s/3600)+" h";}
 function show(v){
@@ -294,6 +354,11 @@ function show(v){
   document.getElementById("alert").textContent=[v.journal_error,v.setup_error,v.sync_enabled&&!v.online?v.sync_error:null].concat(down).filter(Boolean).join(" | ");
 }
 fetch("/api/status").then(r=>r.json()).then(show);
+document.getElementById("undo").addEventListener("click",()=>{
+  fetch("/api/undo",{method:"POST",headers:{"content-type":"application/json"},body:"{}"})
+    .then(r=>r.json()).then(a=>{document.getElementById("undo-answer").textContent=a.text;})
+    .catch(()=>{document.getElementById("undo-answer").textContent="The gate did not answer";});
+});
 const es=new EventSource("/events");
 es.addEventListener("status",e=>show(JSON.parse(e.data)));
 </script></body></html>

@@ -13,13 +13,16 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
+use shared::admission::undo::{
+    LastAdmission, UNDO_OUTCOME, UndoRefusal, judge_undo, state_after_undo,
+};
 use shared::wire::{
     CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PresenceUpdate, ScanRecord,
 };
 use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus, presence};
 use uuid::Uuid;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -55,6 +58,16 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_by_time ON journal (scanned_at_ms);
 CREATE INDEX IF NOT EXISTS journal_unsent ON journal (uploaded) WHERE uploaded = 0;
+";
+
+/// Schema 2, the turnstile undo: an admission's row keeps the ticket's
+/// state from before it (`prior_state`, JSON; NULL for a ticket the cache
+/// did not know), so an undo can put the holder back; an undo's row names
+/// the admission it voids (`voids`).
+const SCHEMA_2: &str = "
+ALTER TABLE journal ADD COLUMN prior_state TEXT;
+ALTER TABLE journal ADD COLUMN voids TEXT;
+CREATE INDEX journal_voids ON journal (voids) WHERE voids IS NOT NULL;
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -178,9 +191,14 @@ impl Store {
                 found: version,
             });
         }
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
-        conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
+        // Each step and its version in one transaction: a power cut leaves
+        // the file at the old version or the new, never between.
+        conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
             .map_err(open_err)?;
+        if version < 2 {
+            conn.execute_batch(&format!("BEGIN; {SCHEMA_2} PRAGMA user_version=2; COMMIT;"))
+                .map_err(open_err)?;
+        }
         Ok(Self {
             conn,
             path: path.to_owned(),
@@ -319,6 +337,17 @@ impl Store {
         if let Some(e) = lookup_error.into_inner() {
             return Err(e);
         }
+        let r = &outcome.record;
+        // An admission keeps where the holder was before it, for an undo.
+        let prior_state = match (r.opened, r.direction, r.event_id, r.ticket_id) {
+            (true, Direction::Entry, Some(event_id), Some(ticket_id)) => {
+                read_state(&tx, event_id, ticket_id)?
+                    .map(|prior| serde_json::to_string(&prior))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            }
+            _ => None,
+        };
         if let Some(state) = &outcome.next_state {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
@@ -326,12 +355,11 @@ impl Store {
             )?;
             write_state(&mut stmt, state)?;
         }
-        let r = &outcome.record;
         let seq = {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO journal (scan_id, gate, direction, scanned_at_ms, source, event_id, \
-                 ticket_id, generation, tier, outcome, opened, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 ticket_id, generation, tier, outcome, opened, detail, prior_state) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             stmt.execute(params![
                 r.scan_id.to_string(),
@@ -346,6 +374,7 @@ impl Store {
                 r.outcome,
                 r.opened,
                 outcome.detail,
+                prior_state,
             ])?;
             tx.last_insert_rowid()
         };
@@ -353,11 +382,128 @@ impl Store {
         Ok(RecordedScan { seq, outcome })
     }
 
+    /// Voids this gate's last admission (the holder did not pass) if the
+    /// event's undo window allows it now: in ONE transaction the ticket goes
+    /// back to where it was before the admission and an undo row naming the
+    /// admission joins the journal (uploaded like any scan). Returns the
+    /// undo's row, or why the undo is refused (nothing is written then).
+    pub fn undo_last_admission(
+        &mut self,
+        request: &UndoRequest,
+    ) -> Result<Result<UndoDone, UndoRefusal>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last = tx
+            .query_row(
+                "SELECT j.scan_id, j.scanned_at_ms, j.event_id, j.ticket_id, j.generation, j.tier, \
+                 j.prior_state, EXISTS (SELECT 1 FROM journal u WHERE u.voids = j.scan_id) \
+                 FROM journal j WHERE j.gate = ?1 AND j.opened = 1 AND j.direction = 'entry' \
+                 ORDER BY j.seq DESC LIMIT 1",
+                [request.gate],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, Option<u32>>(3)?,
+                        r.get::<_, Option<u32>>(4)?,
+                        r.get::<_, Option<u8>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, bool>(7)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let judged = judge_undo(
+            request.window_secs,
+            last.as_ref().map(|l| LastAdmission {
+                admitted_at_ms: l.1,
+                undone: l.7,
+            }),
+            request.now_ms,
+        );
+        let Some((admission, admitted_at_ms, event_id, ticket_id, generation, tier, prior, _)) =
+            last
+        else {
+            return Ok(Err(judged.err().unwrap_or(UndoRefusal::NothingToUndo)));
+        };
+        if let Err(refusal) = judged {
+            return Ok(Err(refusal));
+        }
+        let (Some(event_id), Some(ticket_id)) = (event_id, ticket_id) else {
+            return Ok(Err(UndoRefusal::HolderMoved));
+        };
+        let event_id = event_id as u64;
+        let Some(current) = read_state(&tx, event_id, ticket_id)? else {
+            return Ok(Err(UndoRefusal::HolderMoved));
+        };
+        let prior: Option<TicketState> = prior
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("prior state: {e}")))?;
+        let restored =
+            match state_after_undo(&current, prior.as_ref(), request.gate, admitted_at_ms) {
+                Ok(state) => state,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            write_state(&mut stmt, &restored)?;
+        }
+        let voids = Uuid::parse_str(&admission)
+            .map_err(|e| StoreError::Corrupt(format!("scan id {admission}: {e}")))?;
+        let record = ScanRecord {
+            scan_id: request.undo_id,
+            gate: request.gate,
+            direction: Direction::Entry,
+            scanned_at_ms: request.now_ms,
+            source: request.source.clone(),
+            event_id: Some(event_id),
+            ticket_id: Some(ticket_id),
+            generation,
+            tier,
+            outcome: UNDO_OUTCOME.to_owned(),
+            opened: false,
+            voids: Some(voids),
+        };
+        let detail = format!("Admission undone: ticket {ticket_id} may be scanned again");
+        tx.execute(
+            "INSERT INTO journal (scan_id, gate, direction, scanned_at_ms, source, event_id, \
+             ticket_id, generation, tier, outcome, opened, detail, voids) \
+             VALUES (?1, ?2, 'entry', ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11)",
+            params![
+                record.scan_id.to_string(),
+                record.gate,
+                record.scanned_at_ms,
+                record.source,
+                event_id as i64,
+                ticket_id,
+                generation,
+                tier,
+                record.outcome,
+                detail,
+                voids.to_string(),
+            ],
+        )?;
+        let seq = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Ok(UndoDone {
+            seq,
+            record,
+            detail,
+        }))
+    }
+
     pub fn counts(&self) -> Result<Counts, StoreError> {
         let (admitted, rejected, exits, unsent) = self.conn.query_row(
             "SELECT \
-               COALESCE(SUM(opened = 1 AND direction = 'entry'), 0), \
-               COALESCE(SUM(opened = 0), 0), \
+               COALESCE(SUM(opened = 1 AND direction = 'entry' AND NOT EXISTS \
+                 (SELECT 1 FROM journal u WHERE u.voids = journal.scan_id)), 0), \
+               COALESCE(SUM(opened = 0 AND voids IS NULL), 0), \
                COALESCE(SUM(opened = 1 AND direction = 'exit'), 0), \
                COALESCE(SUM(uploaded = 0), 0) FROM journal",
             [],
@@ -504,6 +650,10 @@ impl Store {
                     )?;
                     write_state(&mut stmt, &state)?;
                 }
+                // The server may report an admission this gate has undone
+                // since (uploaded before the undo): taking it would put
+                // the holder back inside.
+                CacheChange::Presence(update) if undone_here(&tx, update)? => {}
                 CacheChange::Presence(update) => {
                     if let Some(mut state) = read_state(&tx, update.event_id, update.ticket_id)?
                         && presence::merge(&mut state, update)
@@ -557,7 +707,7 @@ impl Store {
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT seq, scan_id, gate, direction, scanned_at_ms, source, event_id, ticket_id, \
-             generation, tier, outcome, opened, detail, uploaded FROM journal \
+             generation, tier, outcome, opened, detail, uploaded, voids FROM journal \
              WHERE {filter} ORDER BY seq LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![arg, limit], |r| {
@@ -576,6 +726,7 @@ impl Store {
                 r.get::<_, bool>(11)?,
                 r.get::<_, String>(12)?,
                 r.get::<_, bool>(13)?,
+                r.get::<_, Option<String>>(14)?,
             ))
         })?;
         let mut out = Vec::new();
@@ -595,9 +746,14 @@ impl Store {
                 opened,
                 detail,
                 uploaded,
+                voids,
             ) = row?;
             let scan_id = Uuid::parse_str(&scan_id)
                 .map_err(|e| StoreError::Corrupt(format!("scan id {scan_id}: {e}")))?;
+            let voids = voids
+                .map(|v| Uuid::parse_str(&v))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("voided scan id: {e}")))?;
             out.push(JournalEntry {
                 seq,
                 record: ScanRecord {
@@ -616,6 +772,7 @@ impl Store {
                     tier,
                     outcome,
                     opened,
+                    voids,
                 },
                 detail,
                 uploaded,
@@ -687,6 +844,29 @@ impl Store {
     }
 }
 
+/// Staff ask to void the gate's last admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoRequest {
+    /// This gate's number: only its own admissions can be undone here.
+    pub gate: u32,
+    /// The event's undo window (0: off).
+    pub window_secs: u32,
+    pub now_ms: i64,
+    /// The undo row's own id (UUIDv7).
+    pub undo_id: Uuid,
+    /// Who asked (`status-page`, `cli`, ...), recorded as the row's source.
+    pub source: String,
+}
+
+/// An undo that took effect: its journal row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoDone {
+    pub seq: i64,
+    pub record: ScanRecord,
+    /// Words for staff.
+    pub detail: String,
+}
+
 /// What the decision produced for one scan, ready to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanOutcome {
@@ -729,6 +909,28 @@ fn read_state(
         serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("ticket state: {e}")))
     })
     .transpose()
+}
+
+/// Whether `update` puts the holder inside by an admission that this
+/// gate's journal shows undone.
+fn undone_here(conn: &Connection, update: &PresenceUpdate) -> Result<bool, StoreError> {
+    let Presence::Inside { since, gate } = update.presence else {
+        return Ok(false);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM journal j WHERE j.event_id = ?1 AND j.ticket_id = ?2 \
+         AND j.gate = ?3 AND j.opened = 1 AND j.scanned_at_ms >= ?4 AND j.scanned_at_ms < ?4 + 1000 \
+         AND EXISTS (SELECT 1 FROM journal u WHERE u.voids = j.scan_id))",
+    )?;
+    Ok(stmt.query_row(
+        params![
+            update.event_id as i64,
+            update.ticket_id,
+            gate,
+            since.saturating_mul(1000)
+        ],
+        |r| r.get(0),
+    )?)
 }
 
 fn write_state(stmt: &mut rusqlite::Statement<'_>, state: &TicketState) -> Result<(), StoreError> {
@@ -912,6 +1114,7 @@ mod tests {
                         tier: None,
                         outcome: "unreadable".into(),
                         opened: false,
+                        voids: None,
                     },
                     next_state: None,
                     detail: String::new(),

@@ -106,6 +106,7 @@ fn benches(c: &mut Criterion) {
         tier_gates: vec![],
         ends_at: 1_764_100_000,
         end_grace_secs: 0,
+        undo_window_secs: 0,
     };
     c.bench_function("decide (re-entry, all checks run)", |b| {
         b.iter(|| {

@@ -76,6 +76,7 @@ fn main() {
         tier_gates: vec![],
         ends_at: now + 4 * 3600,
         end_grace_secs: 0,
+        undo_window_secs: 0,
     };
     let issuer_keys: HashMap<u64, Vec<PublicKeyBytes>> =
         HashMap::from([(EVENT, vec![PublicKeyBytes::from(&issuer.verifying_key())])]);

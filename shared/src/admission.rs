@@ -19,6 +19,7 @@ use crate::keys::PublicKeyBytes;
 
 mod review;
 mod text;
+pub mod undo;
 
 pub use review::{Presented, outcome_opens, review_admission};
 
@@ -50,16 +51,35 @@ pub struct DoorsWindow {
     pub closes_at: UnixSeconds,
 }
 
-/// Whether someone who left may come back in.
+/// Whether an admitted holder may come in again: never, only after an
+/// exit scan (organizers call it "exit required"), or at any time.
+///
+/// The JSON names are `"forbidden"`, `{"allowed_after": {"min_outside_secs":
+/// N}}` (also read as `exit_required`) and `"allowed"`. In the binary cache
+/// format a variant is its position, so new variants only ever go last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReentryPolicy {
     Forbidden,
-    /// Re-entry is allowed once the holder has been outside this long.
+    /// Exit required: re-entry is allowed once an exit scan took the holder
+    /// out and they have been outside this long.
+    #[serde(alias = "exit_required")]
     AllowedAfter {
         min_outside_secs: u32,
     },
+    /// Re-entry at any time, no exit scan needed: a holder recorded inside
+    /// is let in again (wristband events, one-gate venues without exit
+    /// scanners). A second entry is then not a conflict either.
+    Allowed,
+}
+
+impl ReentryPolicy {
+    /// Whether an entry of a holder recorded inside is a re-entry the
+    /// organizer allows rather than a second person on one ticket.
+    pub fn admits_while_inside(&self) -> bool {
+        matches!(self, ReentryPolicy::Allowed)
+    }
 }
 
 /// What to do with a well-signed ticket the gate's cache does not know (minted
@@ -123,6 +143,11 @@ pub struct GatePolicy {
     pub reentry: ReentryPolicy,
     pub unknown_tickets: UnknownTicketPolicy,
     pub holder_proof: HolderProofPolicy,
+    /// Turnstile undo window in seconds (0: off): for this long after an
+    /// admission, staff (or a turnstile that did not turn) may void it so
+    /// the ticket can be scanned again. See [`undo`].
+    #[serde(default)]
+    pub undo_window_secs: u32,
 }
 
 impl GatePolicy {
@@ -204,6 +229,11 @@ pub enum AdmissionKind {
     FirstEntry,
     ReEntry {
         exited_at: UnixSeconds,
+    },
+    /// The holder was recorded inside and the event allows re-entry without
+    /// an exit scan ([`ReentryPolicy::Allowed`]).
+    ReEntryWithoutExit {
+        entered_at: UnixSeconds,
     },
     /// Not in the gate's cache (minted after the last sync), admitted on its
     /// signature because the policy allows it.
@@ -293,7 +323,9 @@ impl Decision {
         match self {
             Decision::Admitted(a) => match a.kind {
                 AdmissionKind::FirstEntry => "admitted",
-                AdmissionKind::ReEntry { .. } => "readmitted",
+                AdmissionKind::ReEntry { .. } | AdmissionKind::ReEntryWithoutExit { .. } => {
+                    "readmitted"
+                }
                 AdmissionKind::UnknownTicket => "admitted_unknown_ticket",
             },
             Decision::ExitRecorded { .. } => "exit_recorded",
@@ -519,11 +551,21 @@ fn decide_presented(
             kind: AdmissionKind::FirstEntry,
             tier,
         }),
+        Presence::Inside { since, .. } if policy.reentry.admits_while_inside() => {
+            Decision::Admitted(Admission {
+                kind: AdmissionKind::ReEntryWithoutExit { entered_at: since },
+                tier,
+            })
+        }
         Presence::Inside { since, gate } => reject(R::AlreadyInside { since, gate }),
         Presence::Outside {
             since: exited_at, ..
         } => match policy.reentry {
             ReentryPolicy::Forbidden => reject(R::ReEntryNotAllowed { exited_at }),
+            ReentryPolicy::Allowed => Decision::Admitted(Admission {
+                kind: AdmissionKind::ReEntry { exited_at },
+                tier,
+            }),
             ReentryPolicy::AllowedAfter { min_outside_secs } => {
                 let allowed_at = exited_at.saturating_add(i64::from(min_outside_secs));
                 if now < allowed_at {

@@ -24,6 +24,26 @@ pub struct OpeningScan {
     pub direction: Direction,
     /// When the gate decided, in Unix milliseconds of the gate's clock.
     pub at_ms: i64,
+    /// An admission the gate undid (the holder did not pass): it counts as a
+    /// scan the fold has seen, and moves nobody.
+    pub voided: bool,
+}
+
+/// What of the event's rules the fold needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldRules {
+    /// The event lets a holder recorded inside in again without an exit
+    /// scan ([`crate::ReentryPolicy::Allowed`]): such an entry is a
+    /// re-entry, not a conflict.
+    pub entry_while_inside_allowed: bool,
+}
+
+impl FoldRules {
+    pub fn for_reentry(reentry: &crate::ReentryPolicy) -> Self {
+        Self {
+            entry_while_inside_allowed: reentry.admits_while_inside(),
+        }
+    }
 }
 
 impl OpeningScan {
@@ -100,6 +120,8 @@ impl PresenceFold {
 /// seen twice counts once, so the result depends only on the set of scans.
 ///
 /// The rules:
+/// - a voided admission (undone at its gate) counts in `scans` and `last`
+///   and changes nothing else;
 /// - an entry while the holder is inside is a conflict, marked with the scan
 ///   that let them in (the first admission since their last exit, so a third
 ///   entry points at the first admission too, not at the second);
@@ -131,6 +153,15 @@ pub fn fold<'a, I>(scans: I) -> PresenceFold
 where
     I: IntoIterator<Item = &'a OpeningScan>,
 {
+    fold_under(scans, FoldRules::default())
+}
+
+/// [`fold`] under the event's rules: where re-entry without an exit scan is
+/// allowed, an entry while inside is a re-entry rather than a conflict.
+pub fn fold_under<'a, I>(scans: I, rules: FoldRules) -> PresenceFold
+where
+    I: IntoIterator<Item = &'a OpeningScan>,
+{
     let mut ordered: Vec<&OpeningScan> = scans.into_iter().collect();
     ordered.sort_by_key(|scan| scan.order_key());
     ordered.dedup_by_key(|scan| scan.scan_id);
@@ -155,6 +186,7 @@ where
             unmatched_exit: false,
         };
         match scan.direction {
+            _ if scan.voided => {}
             Direction::Exit if admitted_by.is_some() => {
                 admitted_by = None;
                 folded.presence = Presence::Outside { since, gate };
@@ -164,6 +196,9 @@ where
                 folded.entries = folded.entries.saturating_add(1);
                 folded.presence = Presence::Inside { since, gate };
                 match admitted_by {
+                    Some(_) if rules.entry_while_inside_allowed => {
+                        admitted_by = Some(scan.scan_id);
+                    }
                     Some(first) => mark.conflict_of = Some(first),
                     None => admitted_by = Some(scan.scan_id),
                 }

@@ -27,11 +27,14 @@ use crate::admission::{
 };
 use crate::keys::{PublicKeyBytes, signature_serde};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// The protocol version this build speaks. Version 4 added the turnstile
+/// undo window to the cached event (and re-entry without an exit scan, a
+/// new last variant of `ReentryPolicy`).
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The oldest protocol version this build still accepts. Version 3 added the
 /// event's end time and its tier -> gates rule to the cached event, which
-/// older agents cannot read.
+/// older agents cannot read. Version 3 caches (a USB stick's file from an
+/// older server) still open: their events read with the undo window off.
 pub const MIN_PROTOCOL_VERSION: u16 = 3;
 
 /// Most characters of a scan record's `source` a server stores; longer
@@ -154,6 +157,10 @@ pub struct CachedEvent {
     pub tier_gates: Vec<TierGates>,
     /// Seconds after `ends_at` during which gates still admit latecomers.
     pub end_grace_secs: u32,
+    /// Turnstile undo window in seconds, 0 when off (protocol version 4;
+    /// events stored by older agents read as off).
+    #[serde(default)]
+    pub undo_window_secs: u32,
 }
 
 impl CachedEvent {
@@ -179,6 +186,7 @@ impl CachedEvent {
             reentry: self.reentry,
             unknown_tickets: self.unknown_tickets,
             holder_proof: self.holder_proof,
+            undo_window_secs: self.undo_window_secs,
         }
     }
 }
@@ -272,6 +280,10 @@ pub struct ScanRecord {
     pub outcome: String,
     /// Whether the turnstile opened.
     pub opened: bool,
+    /// Set on an undo record (outcome `admission_undone`): the admission,
+    /// made at the same gate, that it voids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voids: Option<Uuid>,
 }
 
 /// Where and when a scan was made: what a [`ScanRecord`] carries besides the
@@ -313,6 +325,7 @@ impl ScanRecord {
             tier: decision.tier().or(body.map(|b| b.tier)),
             outcome: decision.code().to_owned(),
             opened: decision.opens_gate(),
+            voids: None,
         }
     }
 
@@ -446,6 +459,8 @@ pub struct SignedPayload {
 pub trait SignedKind: Serialize + for<'de> Deserialize<'de> {
     const KIND: &'static str;
     fn version(&self) -> u16;
+    /// Decodes a payload that a sender of protocol `version` encoded.
+    fn decode(version: u16, payload: &[u8]) -> Result<Self, postcard::Error>;
 }
 
 impl SignedKind for CacheSnapshot {
@@ -453,12 +468,134 @@ impl SignedKind for CacheSnapshot {
     fn version(&self) -> u16 {
         self.v
     }
+    fn decode(version: u16, payload: &[u8]) -> Result<Self, postcard::Error> {
+        if version <= 3 {
+            return postcard::from_bytes::<v3::CacheSnapshot>(payload).map(Into::into);
+        }
+        postcard::from_bytes(payload)
+    }
 }
 
 impl SignedKind for CacheDelta {
     const KIND: &'static str = "delta";
     fn version(&self) -> u16 {
         self.v
+    }
+    fn decode(version: u16, payload: &[u8]) -> Result<Self, postcard::Error> {
+        if version <= 3 {
+            return postcard::from_bytes::<v3::CacheDelta>(payload).map(Into::into);
+        }
+        postcard::from_bytes(payload)
+    }
+}
+
+/// The cache as protocol version 3 encoded it: events without the undo
+/// window. Read only, so a version 3 cache file still imports.
+mod v3 {
+    use serde::Deserialize;
+
+    use super::{CachedTicket, PresenceUpdate, TierInfo};
+    use crate::UnixSeconds;
+    use crate::admission::{
+        DoorsWindow, EventStatus, HolderProofPolicy, ReentryPolicy, TierGates, UnknownTicketPolicy,
+    };
+    use crate::keys::PublicKeyBytes;
+
+    #[derive(Deserialize)]
+    pub(super) struct CachedEvent {
+        event_id: u64,
+        name: String,
+        status: EventStatus,
+        doors: DoorsWindow,
+        ends_at: UnixSeconds,
+        issuer_keys: Vec<PublicKeyBytes>,
+        tiers: Vec<TierInfo>,
+        reentry: ReentryPolicy,
+        unknown_tickets: UnknownTicketPolicy,
+        holder_proof: HolderProofPolicy,
+        tier_gates: Vec<TierGates>,
+        end_grace_secs: u32,
+    }
+
+    impl From<CachedEvent> for super::CachedEvent {
+        fn from(e: CachedEvent) -> Self {
+            Self {
+                event_id: e.event_id,
+                name: e.name,
+                status: e.status,
+                doors: e.doors,
+                ends_at: e.ends_at,
+                issuer_keys: e.issuer_keys,
+                tiers: e.tiers,
+                reentry: e.reentry,
+                unknown_tickets: e.unknown_tickets,
+                holder_proof: e.holder_proof,
+                tier_gates: e.tier_gates,
+                end_grace_secs: e.end_grace_secs,
+                undo_window_secs: 0,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct CacheSnapshot {
+        v: u16,
+        cursor: u64,
+        generated_at: UnixSeconds,
+        events: Vec<CachedEvent>,
+        tickets: Vec<CachedTicket>,
+        presence: Vec<PresenceUpdate>,
+    }
+
+    impl From<CacheSnapshot> for super::CacheSnapshot {
+        fn from(s: CacheSnapshot) -> Self {
+            Self {
+                v: s.v,
+                cursor: s.cursor,
+                generated_at: s.generated_at,
+                events: s.events.into_iter().map(Into::into).collect(),
+                tickets: s.tickets,
+                presence: s.presence,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub(super) enum CacheChange {
+        Event(CachedEvent),
+        Ticket(CachedTicket),
+        Presence(PresenceUpdate),
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct CacheDelta {
+        v: u16,
+        from_cursor: u64,
+        to_cursor: u64,
+        generated_at: UnixSeconds,
+        changes: Vec<CacheChange>,
+        has_more: bool,
+    }
+
+    impl From<CacheDelta> for super::CacheDelta {
+        fn from(d: CacheDelta) -> Self {
+            Self {
+                v: d.v,
+                from_cursor: d.from_cursor,
+                to_cursor: d.to_cursor,
+                generated_at: d.generated_at,
+                changes: d
+                    .changes
+                    .into_iter()
+                    .map(|c| match c {
+                        CacheChange::Event(e) => super::CacheChange::Event(e.into()),
+                        CacheChange::Ticket(t) => super::CacheChange::Ticket(t),
+                        CacheChange::Presence(p) => super::CacheChange::Presence(p),
+                    })
+                    .collect(),
+                has_more: d.has_more,
+            }
+        }
     }
 }
 
@@ -517,8 +654,8 @@ impl SignedPayload {
             &Signature::from_bytes(&self.signature),
         )
         .map_err(|_| PayloadError::BadSignature)?;
-        let value: T = postcard::from_bytes(&self.payload)
-            .map_err(|e| PayloadError::Corrupt(e.to_string()))?;
+        let value =
+            T::decode(self.v, &self.payload).map_err(|e| PayloadError::Corrupt(e.to_string()))?;
         if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&value.version()) {
             return Err(PayloadError::UnsupportedVersion(value.version()));
         }

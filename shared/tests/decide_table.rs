@@ -62,6 +62,7 @@ fn policy() -> GatePolicy {
         tier_gates: vec![],
         ends_at: ENDS,
         end_grace_secs: GRACE,
+        undo_window_secs: 0,
     }
 }
 
@@ -212,6 +213,33 @@ fn table() -> Vec<Row> {
         )
         .state(|s| s.presence = outside)
         .at(left_at + 600),
+        row(
+            "re-entry without an exit scan where re-entry is allowed",
+            admitted(AdmissionKind::ReEntryWithoutExit { entered_at: 14_000 }),
+        )
+        .state(|s| s.presence = inside)
+        .policy(|p| p.reentry = ReentryPolicy::Allowed),
+        row(
+            "re-entry a second after an exit where re-entry is allowed",
+            admitted(AdmissionKind::ReEntry { exited_at: left_at }),
+        )
+        .state(|s| s.presence = outside)
+        .policy(|p| p.reentry = ReentryPolicy::Allowed)
+        .at(left_at + 1),
+        row(
+            "first entry where re-entry is allowed",
+            admitted(AdmissionKind::FirstEntry),
+        )
+        .policy(|p| p.reentry = ReentryPolicy::Allowed),
+        row(
+            "allowed re-entry still refuses a frozen ticket",
+            rejected(R::Frozen),
+        )
+        .state(|s| {
+            s.presence = inside;
+            s.status = TicketStatus::Frozen;
+        })
+        .policy(|p| p.reentry = ReentryPolicy::Allowed),
         // Exits.
         row(
             "exit of someone inside",

@@ -394,6 +394,7 @@ fn policy() -> GatePolicy {
         tier_gates: vec![],
         ends_at: 1_764_100_000,
         end_grace_secs: 0,
+        undo_window_secs: 0,
     }
 }
 

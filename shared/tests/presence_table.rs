@@ -163,6 +163,7 @@ fn every_way_a_tickets_scans_fold() {
                 gate,
                 direction,
                 at_ms,
+                voided: false,
             })
             .collect();
         let folded = fold(&scans);
@@ -268,6 +269,7 @@ fn gate_policy(
         reentry,
         unknown_tickets,
         holder_proof: HolderProofPolicy::NotRequired,
+        undo_window_secs: 0,
     }
 }
 
@@ -309,6 +311,7 @@ fn the_servers_fold_agrees_with_the_gates_own_state_on_the_same_scans() {
                 gate: policy.gate,
                 direction,
                 at_ms: at * 1000,
+                voided: false,
             });
         }
     }
@@ -349,12 +352,14 @@ fn an_exit_first_never_locks_out_a_holder_where_reentry_is_forbidden() {
             gate: 4,
             direction: OUT,
             at_ms: 100_000,
+            voided: false,
         },
         OpeningScan {
             scan_id: id(1),
             gate: 4,
             direction: IN,
             at_ms: 200_000,
+            voided: false,
         },
     ];
     let folded = fold(&scans);
@@ -482,6 +487,7 @@ fn scans_strategy() -> impl Strategy<Value = Vec<OpeningScan>> {
                 gate,
                 direction: if entry { IN } else { OUT },
                 at_ms,
+                voided: false,
             })
             .collect()
     })

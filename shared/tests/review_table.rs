@@ -31,6 +31,7 @@ fn policy() -> GatePolicy {
         reentry: ReentryPolicy::Forbidden,
         unknown_tickets: UnknownTicketPolicy::Reject,
         holder_proof: HolderProofPolicy::NotRequired,
+        undo_window_secs: 0,
     }
 }
 

@@ -38,6 +38,7 @@ fn policy(direction: Direction) -> GatePolicy {
         tier_gates: vec![],
         ends_at: 20_000,
         end_grace_secs: 0,
+        undo_window_secs: 0,
     }
 }
 

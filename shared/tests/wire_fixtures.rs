@@ -86,6 +86,7 @@ fn event() -> CachedEvent {
         }],
         ends_at: 1_764_100_800,
         end_grace_secs: 1800,
+        undo_window_secs: 8,
     }
 }
 
@@ -113,6 +114,7 @@ fn scan() -> ScanRecord {
         tier: Some(1),
         outcome: "admitted".into(),
         opened: true,
+        voids: None,
     }
 }
 
@@ -246,6 +248,46 @@ fn signed_cache_snapshot_and_delta() {
         .open(None)
         .unwrap();
     assert_eq!(opened, delta);
+}
+
+#[test]
+fn version_3_cache_files_still_open_with_the_undo_window_off() {
+    let server = PublicKeyBytes::from(&SigningKey::from_bytes(&[8; 32]).verifying_key());
+    let v3_event = CachedEvent {
+        undo_window_secs: 0,
+        ..event()
+    };
+    let stored = std::fs::read(fixture_path("cache_snapshot_v3.bin")).unwrap();
+    let snapshot: CacheSnapshot = SignedPayload::from_file_bytes(&stored)
+        .unwrap()
+        .open(Some(&server))
+        .unwrap();
+    assert_eq!(snapshot.v, 3);
+    assert_eq!(snapshot.events, [v3_event.clone()]);
+    assert_eq!(snapshot.tickets.len(), 5);
+    let stored = std::fs::read(fixture_path("cache_delta_v3.bin")).unwrap();
+    let delta: CacheDelta = SignedPayload::from_file_bytes(&stored)
+        .unwrap()
+        .open(Some(&server))
+        .unwrap();
+    assert_eq!(delta.changes.len(), 4);
+    assert_eq!(delta.changes[2], CacheChange::Event(v3_event));
+}
+
+#[test]
+fn an_undo_record_names_the_admission_it_voids() {
+    let undo = ScanRecord {
+        scan_id: Uuid::from_u128(9),
+        outcome: "admission_undone".into(),
+        opened: false,
+        voids: Some(scan().scan_id),
+        ..scan()
+    };
+    let text = serde_json::to_string(&undo).unwrap();
+    assert!(text.contains(r#""voids":"01900000-0000-7000-8000-000000000001""#));
+    assert_eq!(serde_json::from_str::<ScanRecord>(&text).unwrap(), undo);
+    // An admission's record carries no `voids`, as before.
+    assert!(!serde_json::to_string(&scan()).unwrap().contains("voids"));
 }
 
 #[test]

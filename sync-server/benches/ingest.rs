@@ -44,6 +44,7 @@ fn event(now: i64) -> CachedEvent {
         tier_gates: vec![],
         ends_at: now + 3600,
         end_grace_secs: 0,
+        undo_window_secs: 0,
     }
 }
 
@@ -215,6 +216,7 @@ async fn ingest_rate(label: &str, server: &Server) {
                             tier: Some(0),
                             outcome: "admitted".into(),
                             opened: true,
+                            voids: None,
                         }
                     })
                     .collect();

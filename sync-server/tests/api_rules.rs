@@ -259,6 +259,45 @@ async fn every_rule_set_through_the_api_changes_a_running_gates_decision(db: Db)
         cache.decide(&north, &general, left, true, now),
         "readmitted"
     );
+    let inside = Presence::Inside {
+        since: now - 30,
+        gate: 1,
+    };
+    assert_eq!(
+        cache.decide(&north, &general, inside, true, now),
+        "already_inside",
+        "exit required: no re-entry without an exit scan"
+    );
+    // Re-entry at any time, no exit scan needed; and the turnstile undo.
+    let (status, rules) = put_rules(
+        &server,
+        &org,
+        event_id,
+        json!({ "reentry": "allowed", "undo_window_secs": 8 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{rules}");
+    assert_eq!(rules["reentry"], "allowed");
+    assert_eq!(rules["undo_window_secs"], 8);
+    cache.follow(&north).await;
+    assert_eq!(cache.event.undo_window_secs, 8);
+    assert_eq!(
+        cache.decide(&north, &general, inside, true, now),
+        "readmitted"
+    );
+    // The old spelling of "exit required" still reads.
+    set_rules(
+        &server,
+        &org,
+        event_id,
+        json!({ "reentry": { "exit_required": { "min_outside_secs": 60 } } }),
+    )
+    .await;
+    cache.follow(&north).await;
+    assert_eq!(
+        cache.decide(&north, &general, inside, true, now),
+        "already_inside"
+    );
 
     // Unknown but signed tickets.
     set_rules(
@@ -352,7 +391,8 @@ async fn every_rule_set_through_the_api_changes_a_running_gates_decision(db: Db)
             "unknown_tickets": "admit_if_signed",
             "holder_proof": "not_required",
             "tier_gates": [],
-            "end_grace_secs": 600
+            "end_grace_secs": 600,
+            "undo_window_secs": 8
         })
     );
 }
@@ -371,7 +411,8 @@ async fn rules_come_with_create_and_update_and_only_the_organizer_or_admin_sets_
         "unknown_tickets": "admit_if_signed",
         "holder_proof": { "required": { "window_secs": 20 } },
         "tier_gates": [{ "tier": 1, "gates": [1] }],
-        "end_grace_secs": 900
+        "end_grace_secs": 900,
+        "undo_window_secs": 5
     });
     let (status, created) = create_event(&server, &org, json!({ "rules": rules })).await;
     assert_eq!(status, 201, "{created}");
@@ -384,6 +425,7 @@ async fn rules_come_with_create_and_update_and_only_the_organizer_or_admin_sets_
     // Out of range, for a tier the event lacks, or misspelt: named.
     for (body, field) in [
         (json!({ "end_grace_secs": 86_401 }), "end_grace_secs"),
+        (json!({ "undo_window_secs": 121 }), "undo_window_secs"),
         (
             json!({ "holder_proof": { "required": { "window_secs": 0 } } }),
             "holder_proof.required.window_secs",

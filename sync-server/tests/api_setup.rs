@@ -3,6 +3,8 @@
 //! is minted; wallet rows minted, email rows mailed a claim link through a
 //! real SMTP server and claimed), the tickets exported as CSV, and
 //! conflicts listed side by side and resolved by the event's organizer.
+//! An import is recorded as made by whoever made it: the organizer's
+//! wallet, or the admin token from the console.
 //! Refusals: no login, another organizer, a malformed file, a wrong body.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -255,6 +257,87 @@ async fn a_csv_file_mints_wallet_rows_mails_email_rows_and_a_bad_file_mints_noth
     assert_eq!(status, 401);
     let (status, _, admin_csv) = get_text(&server, &export, Some(ADMIN)).await;
     assert_eq!((status, admin_csv), (200, csv));
+
+    // Whoever imports is on record: the organizer's wallet for its own
+    // import, the admin token (not the organizer) for one from the console
+    // signed in with the token.
+    assert_eq!(report["requested_by"], address(&wallet(50)));
+    let stored = server
+        .state
+        .store
+        .mint_request(report["mint_request"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.caller, address(&wallet(50)));
+    let cookie = console_admin_cookie(&server).await;
+    let file = format!("wallet or email,tier\n{},general\n", address(&wallet(54)));
+    let r = server
+        .http
+        .post(format!("{}/console/events/{event}/import", server.url))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("csv", &file), ("key", "console-admin-1")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Recorded as made by the admin token"),
+        "{page}"
+    );
+    let request = page
+        .split("data-request=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let stored = server
+        .state
+        .store
+        .mint_request(request)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.caller, "admin");
+}
+
+/// The console's cookie for the admin token.
+async fn console_admin_cookie(server: &TestServer) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}/console/sign-in", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("admin_token", ADMIN)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// A form body: each value percent-encoded but for letters and digits.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 async fn conflicts_show_both_scans_and_keep_the_resolution_their_organizer_records(db: Db) {

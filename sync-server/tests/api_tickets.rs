@@ -566,6 +566,7 @@ async fn handhelds_validate_online_and_offline_and_entries_reach_the_chain(db: D
         tier: Some(0),
         outcome: "admitted".into(),
         opened: true,
+        voids: None,
     };
     let mut offline = serde_json::to_value(&offline).unwrap();
     offline["code"] = json!(codes[1]);

@@ -158,6 +158,7 @@ async fn chain_equals_the_fold_whatever_order_the_journals_arrive_in(db: Db) {
                     gate: s.gate,
                     direction: s.direction,
                     at_ms: s.scanned_at_ms,
+                    voided: false,
                 })
                 .collect();
             let folded = fold(&scans);

@@ -17,6 +17,37 @@ use crate::browser::{Browser, artifacts_dir};
 pub const LAPTOP: (u32, u32) = (1280, 900);
 /// The phone window.
 pub const PHONE: (u32, u32) = (390, 844);
+/// The narrowest phone every console page must fit without scrolling
+/// sideways.
+pub const NARROW_PHONE: (u32, u32) = (375, 812);
+
+/// Fails when the page open in `browser` scrolls sideways at
+/// [`NARROW_PHONE`] width (`document.documentElement.scrollWidth` beyond
+/// `window.innerWidth`), naming the widest elements; leaves the window at
+/// laptop width.
+pub fn assert_fits_a_phone(browser: &Browser, page: &str) -> anyhow::Result<()> {
+    browser.resize(NARROW_PHONE.0, NARROW_PHONE.1)?;
+    let measured = browser.wait_for(
+        "the page laid out at phone width",
+        Duration::from_secs(5),
+        "return window.innerWidth <= 400 && { inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+           widest: [...document.querySelectorAll('body *')]
+             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+             .filter(e => !e.closest('.scroll'))
+             .slice(0, 5)
+             .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')
+               + ' ' + Math.round(e.getBoundingClientRect().right) + 'px') };",
+    )?;
+    browser.resize(LAPTOP.0, LAPTOP.1)?;
+    let inner = measured["inner"].as_i64().unwrap_or(0);
+    let scroll = measured["scroll"].as_i64().unwrap_or(i64::MAX);
+    anyhow::ensure!(
+        scroll <= inner,
+        "{page} scrolls sideways at {inner} px: {scroll} px wide; too wide: {}",
+        measured["widest"]
+    );
+    Ok(())
+}
 
 /// A wallet provider like the ones wallets inject (`window.solana`), for
 /// `key`; it signs in the page with WebCrypto, so the key never leaves it.
@@ -131,7 +162,8 @@ pub fn organizer_signed_in(server: &Server, key: &SigningKey) -> anyhow::Result<
 }
 
 /// Screenshots of the page at laptop and phone width, as
-/// `$CARGO_TARGET_DIR/test-artifacts/{folder}/{name}-{laptop,phone}.png`.
+/// `$CARGO_TARGET_DIR/test-artifacts/{folder}/{name}-{laptop,phone}.png`;
+/// fails when the page scrolls sideways on a phone.
 pub fn shoot(browser: &Browser, folder: &str, name: &str) -> anyhow::Result<()> {
     let dir = artifacts_dir(folder);
     for (label, (w, h)) in [("laptop", LAPTOP), ("phone", PHONE)] {
@@ -139,7 +171,7 @@ pub fn shoot(browser: &Browser, folder: &str, name: &str) -> anyhow::Result<()> 
         browser.screenshot(&dir.join(format!("{name}-{label}.png")))?;
     }
     browser.resize(LAPTOP.0, LAPTOP.1)?;
-    Ok(())
+    assert_fits_a_phone(browser, name)
 }
 
 /// Unix seconds now.

@@ -58,6 +58,7 @@ fn shoot(browser: &Browser, name: &str) {
             .unwrap();
     }
     browser.resize(LAPTOP.0, LAPTOP.1).unwrap();
+    end_to_end::organizer::assert_fits_a_phone(browser, name).unwrap();
 }
 
 #[test]

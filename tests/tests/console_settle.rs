@@ -20,7 +20,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use end_to_end::browser::Browser;
-use end_to_end::organizer::{address_of, as_wallet, organizer_signed_in, shoot, unix_now};
+use end_to_end::organizer::{
+    address_of, as_wallet, assert_fits_a_phone, organizer_signed_in, shoot, unix_now,
+};
 use end_to_end::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -337,6 +339,28 @@ fn an_organizer_freezes_a_ticket_the_gate_refuses_it_then_cancels_the_event_and_
         ),
         "0"
     );
+
+    // Every console page of the event fits a phone without scrolling
+    // sideways, the finished cancellation included.
+    for page in [
+        String::new(),
+        "/edit".into(),
+        "/mint".into(),
+        "/tickets".into(),
+        "/tickets/1/hold".into(),
+        "/gates".into(),
+        "/conflicts".into(),
+        "/sales".into(),
+        "/cancel".into(),
+        "/settle".into(),
+    ] {
+        browser.open(&format!("{base}{page}")).unwrap();
+        assert_fits_a_phone(&browser, &format!("the event page {page:?}")).unwrap();
+    }
+    for page in ["/console", "/console/events/new"] {
+        browser.open(&format!("{}{page}", server.url)).unwrap();
+        assert_fits_a_phone(&browser, page).unwrap();
+    }
     gate.stop();
     drop(browser);
     server.stop().unwrap();

@@ -39,6 +39,7 @@ fn shoot(browser: &Browser, name: &str) {
             .unwrap();
     }
     browser.resize(LAPTOP.0, LAPTOP.1).unwrap();
+    end_to_end::organizer::assert_fits_a_phone(browser, name).unwrap();
 }
 
 fn address(seed: u8) -> String {
@@ -97,6 +98,32 @@ fn page_text(browser: &Browser) -> String {
 }
 
 /// The tier -> gates rule a gate box holds in its cache for the event.
+fn cached_event(gate: &GateBox) -> Option<shared::wire::CachedEvent> {
+    GateStore::open(&gate.db)
+        .unwrap()
+        .events()
+        .unwrap()
+        .into_iter()
+        .next()
+}
+
+/// Presses the undo button of `gate`'s status page; (status code, answer).
+fn press_undo(gate: &GateBox) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(gate.status_addr).unwrap();
+    write!(
+        stream,
+        "POST /api/undo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap())
+}
+
 fn cached_tier_gates(gate: &GateBox) -> Vec<shared::TierGates> {
     GateStore::open(&gate.db)
         .unwrap()
@@ -273,7 +300,8 @@ fn an_organizer_sets_up_an_event_mints_imports_exports_and_resolves_a_conflict()
             "unknown_tickets": "reject",
             "holder_proof": "not_required",
             "tier_gates": [{ "tier": 0, "gates": [2] }],
-            "end_grace_secs": 0
+            "end_grace_secs": 0,
+            "undo_window_secs": 0
         })
     );
 
@@ -342,6 +370,54 @@ fn an_organizer_sets_up_an_event_mints_imports_exports_and_resolves_a_conflict()
     let refused = boxes[0].scan(&code(0)).unwrap();
     assert!(!refused.record.opened, "{refused:?}");
     assert_eq!(refused.record.outcome, "tier_not_allowed");
+
+    // The turnstile undo window, set on the rules form, reaches the running
+    // boxes with their next delta: south admits ticket 0, the holder does
+    // not pass, staff undo it and the ticket is outside again.
+    browser
+        .open(&format!("{}/console/events/{event_id}/edit", server.url))
+        .unwrap();
+    assert!(
+        browser
+            .text("#reentry")
+            .unwrap()
+            .contains("Allowed: no exit scan needed"),
+        "all three re-entry rules are offered"
+    );
+    browser
+        .script(
+            "document.getElementById('undo_window_secs').value = '30';",
+            json!([]),
+        )
+        .unwrap();
+    browser.click("#rules-form button[type=submit]").unwrap();
+    wait_text(&browser, "the rules saved", ".done", "Rules saved");
+    for gate in &boxes {
+        wait("the undo window in the box's cache", WAIT, || {
+            Ok(cached_event(gate).is_some_and(|e| e.undo_window_secs == 30))
+        })
+        .unwrap();
+    }
+    boxes[1]
+        .wait_ticket(event_id, 0, "ticket 0 at south", WAIT, |_| true)
+        .unwrap();
+    assert!(boxes[1].scan(&code(0)).unwrap().record.opened);
+    let (status, answer) = press_undo(&boxes[1]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["ticket_id"], 0, "{answer}");
+    assert_eq!(
+        boxes[1].ticket(event_id, 0).unwrap().unwrap().presence,
+        shared::Presence::NeverEntered
+    );
+    boxes[1]
+        .wait_status("the undo uploaded", WAIT, |s| s["counts"]["unsent"] == 0)
+        .unwrap();
+    browser
+        .open(&format!("{}/console/events/{event_id}", server.url))
+        .unwrap();
+    let rules = browser.text("#rules-summary").unwrap();
+    assert!(rules.contains("Turnstile undo: 30 s"), "{rules}");
+    assert!(rules.contains("Re-entry: after an exit scan"), "{rules}");
 
     // A batch, followed live to the end.
     let batch: Vec<String> = (61..66).map(address).collect();

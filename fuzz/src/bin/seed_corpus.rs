@@ -72,6 +72,7 @@ fn event() -> CachedEvent {
             gates: vec![1, 2],
         }],
         end_grace_secs: 600,
+        undo_window_secs: 0,
     }
 }
 
@@ -184,6 +185,7 @@ fn wire() {
         tier: Some(1),
         outcome: "admitted".into(),
         opened: true,
+        voids: None,
     };
     write("wire_json", "scan_record.json", &json(&scan));
     write(

@@ -74,6 +74,7 @@ impl Venue {
             tier_gates: vec![],
             ends_at: DOORS_OPEN + 12 * 3600,
             end_grace_secs: 0,
+            undo_window_secs: 0,
         }
     }
 

@@ -45,6 +45,7 @@ pub fn outcome_opens(code: &str) -> Option<bool> {
     match code {
         "admitted" | "readmitted" | "admitted_unknown_ticket" | "exit_recorded" => Some(true),
         c if REJECTION_CODES.contains(&c) => Some(false),
+        super::undo::UNDO_OUTCOME => Some(false),
         _ => None,
     }
 }

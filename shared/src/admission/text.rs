@@ -16,6 +16,9 @@ impl Decision {
                 AdmissionKind::ReEntry { exited_at } => {
                     format!("Re-entry OK (went out {})", ago(now, exited_at))
                 }
+                AdmissionKind::ReEntryWithoutExit { entered_at } => {
+                    format!("Re-entry OK (came in {})", ago(now, entered_at))
+                }
                 AdmissionKind::UnknownTicket => {
                     "Entry OK - new ticket, signature checked".to_owned()
                 }
@@ -109,7 +112,7 @@ impl Rejection {
     }
 }
 
-fn ago(now: UnixSeconds, at: UnixSeconds) -> String {
+pub(super) fn ago(now: UnixSeconds, at: UnixSeconds) -> String {
     let secs = now.saturating_sub(at).max(0);
     match secs {
         0..=59 => format!("{secs} s ago"),

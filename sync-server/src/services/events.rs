@@ -163,6 +163,7 @@ pub async fn create(
         holder_proof: event_rules.holder_proof,
         tier_gates: event_rules.tier_gates.clone(),
         end_grace_secs: event_rules.end_grace_secs,
+        undo_window_secs: event_rules.undo_window_secs,
     };
     // Details first (invisible until the event row exists), then chain, then
     // the event itself with the requesting wallet as its organizer.

@@ -90,6 +90,9 @@ pub struct NewEvent {
     /// Seconds after `ends_at` during which gates still admit (default 0).
     #[serde(default)]
     pub end_grace_secs: u32,
+    /// Turnstile undo window in seconds (default 0: off).
+    #[serde(default)]
+    pub undo_window_secs: u32,
 }
 
 fn reject_unknown() -> UnknownTicketPolicy {
@@ -109,6 +112,7 @@ impl NewEvent {
             holder_proof: self.holder_proof,
             tier_gates: self.tier_gates.clone(),
             end_grace_secs: self.end_grace_secs,
+            undo_window_secs: self.undo_window_secs,
         }
     }
 }
@@ -146,6 +150,7 @@ pub fn check_new_event(spec: &NewEvent, now: i64) -> Result<(), super::ServiceEr
         holder_proof: Some(rules.holder_proof),
         tier_gates: Some(rules.tier_gates),
         end_grace_secs: Some(rules.end_grace_secs),
+        undo_window_secs: Some(rules.undo_window_secs),
     }
     .check("", spec.tiers.len())
 }
@@ -322,6 +327,7 @@ pub async fn create_event_for(
         holder_proof: spec.holder_proof,
         tier_gates: Vec::new(),
         end_grace_secs: 0,
+        undo_window_secs: 0,
     };
     super::rules::apply(&mut cached, &spec.rules());
     let recorded = organizer_wallet.unwrap_or_else(|| pubkey_bytes(&organizer));

@@ -2,8 +2,8 @@
 //!
 //! Every rule the gates apply is the organizer's and settable per event:
 //! re-entry, unknown-but-signed tickets, the holder proof and its window,
-//! which gates admit which tier, and how long after the end gates still
-//! admit. They are stored on the event and reach running gates through the
+//! which gates admit which tier, how long after the end gates still admit,
+//! and the turnstile undo window. They are stored on the event and reach running gates through the
 //! change feed (the cached event carries them), so a change takes effect at
 //! the next delta. Events made through the ticketing API close their doors
 //! at the end plus its grace, so the grace is what the organizer sets.
@@ -22,11 +22,16 @@ const MAX_RULE_SECS: u32 = 86_400;
 const MAX_PROOF_WINDOW_SECS: u32 = 3600;
 /// Most gates one tier may be sent to.
 const MAX_GATES_PER_TIER: usize = 64;
+/// Longest turnstile undo window: two minutes (a turnstile's "not passed"
+/// comes within seconds; longer would let a ticket in twice).
+const MAX_UNDO_WINDOW_SECS: u32 = 120;
 
 /// An event's check-in rules, all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventRules {
-    /// `"forbidden"`, or `{"allowed_after": {"min_outside_secs": N}}`.
+    /// `"forbidden"`; `{"allowed_after": {"min_outside_secs": N}}` (exit
+    /// required: only after an exit scan and N seconds outside); or
+    /// `"allowed"` (at any time, no exit scan needed).
     pub reentry: ReentryPolicy,
     /// A well-signed ticket the gate does not know yet (minted after its
     /// last sync): `"reject"` or `"admit_if_signed"`.
@@ -39,6 +44,9 @@ pub struct EventRules {
     pub tier_gates: Vec<TierGates>,
     /// Seconds after the event's end during which gates still admit.
     pub end_grace_secs: u32,
+    /// Turnstile undo window in seconds (0: off): how long after an
+    /// admission a gate may void it when the holder did not pass.
+    pub undo_window_secs: u32,
 }
 
 impl EventRules {
@@ -50,6 +58,7 @@ impl EventRules {
             holder_proof: event.holder_proof,
             tier_gates: event.tier_gates.clone(),
             end_grace_secs: event.end_grace_secs,
+            undo_window_secs: event.undo_window_secs,
         }
     }
 }
@@ -62,6 +71,7 @@ impl From<&crate::store::EventRecord> for EventRules {
             holder_proof: r.holder_proof,
             tier_gates: r.tier_gates.clone(),
             end_grace_secs: r.end_grace_secs,
+            undo_window_secs: r.undo_window_secs,
         }
     }
 }
@@ -77,6 +87,7 @@ impl Default for EventRules {
             holder_proof: HolderProofPolicy::NotRequired,
             tier_gates: Vec::new(),
             end_grace_secs: 0,
+            undo_window_secs: 0,
         }
     }
 }
@@ -85,8 +96,9 @@ impl Default for EventRules {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulesChange {
-    /// `"forbidden"`, or `{"allowed_after": {"min_outside_secs": N}}` with
-    /// N at most 86400.
+    /// `"forbidden"`; `{"allowed_after": {"min_outside_secs": N}}` with N
+    /// at most 86400 (exit required; `exit_required` is read as the same);
+    /// or `"allowed"` (no exit scan needed).
     #[serde(default)]
     pub reentry: Option<ReentryPolicy>,
     /// `"reject"` or `"admit_if_signed"`.
@@ -103,6 +115,9 @@ pub struct RulesChange {
     /// 0 to 86400 seconds.
     #[serde(default)]
     pub end_grace_secs: Option<u32>,
+    /// Turnstile undo window, 0 (off) to 120 seconds.
+    #[serde(default)]
+    pub undo_window_secs: Option<u32>,
 }
 
 impl RulesChange {
@@ -132,6 +147,14 @@ impl RulesChange {
             return Err(ServiceError::invalid(
                 field("end_grace_secs"),
                 format_args!("at most {MAX_RULE_SECS} seconds"),
+            ));
+        }
+        if let Some(window) = self.undo_window_secs
+            && window > MAX_UNDO_WINDOW_SECS
+        {
+            return Err(ServiceError::invalid(
+                field("undo_window_secs"),
+                format_args!("0 (off) to {MAX_UNDO_WINDOW_SECS} seconds"),
             ));
         }
         for (i, rule) in self.tier_gates.iter().flatten().enumerate() {
@@ -170,6 +193,7 @@ impl RulesChange {
                 .clone()
                 .unwrap_or_else(|| rules.tier_gates.clone()),
             end_grace_secs: self.end_grace_secs.unwrap_or(rules.end_grace_secs),
+            undo_window_secs: self.undo_window_secs.unwrap_or(rules.undo_window_secs),
         }
     }
 }
@@ -181,6 +205,7 @@ pub fn apply(event: &mut CachedEvent, rules: &EventRules) {
     event.holder_proof = rules.holder_proof;
     event.tier_gates = rules.tier_gates.clone();
     event.end_grace_secs = rules.end_grace_secs;
+    event.undo_window_secs = rules.undo_window_secs;
 }
 
 /// When the doors of an event made through the ticketing API close: at its

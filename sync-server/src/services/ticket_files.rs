@@ -103,6 +103,9 @@ pub struct ImportReport {
     /// (send the same file with the same key again later to finish the
     /// email rows).
     pub state: String,
+    /// Who the import is recorded as made by: the organizer's wallet
+    /// (base58), or `admin` when the server's admin token made it.
+    pub requested_by: String,
     pub rows: Vec<ImportedRow>,
 }
 
@@ -274,7 +277,7 @@ pub async fn tier_names(services: &Services, event_id: u64) -> Result<Vec<String
 /// import (finishing its mails), never minting twice.
 pub async fn import(
     services: &Services,
-    organizer: &PublicKeyBytes,
+    caller: &str,
     event_id: u64,
     rows: &[ImportRow],
     key: Option<&str>,
@@ -323,10 +326,9 @@ pub async fn import(
         }
         format!("import:{}", hex::encode(hasher.finalize()))
     });
-    let caller = organizer.to_base58();
     let order = MintOrder {
         event_id,
-        caller: &caller,
+        caller,
         kind: MintKind::Batch,
         idempotency_key: internal_key.as_deref(),
         recipients: &recipients,
@@ -340,6 +342,7 @@ pub async fn import(
                 event_id,
                 mint_request: request,
                 state: "minting".into(),
+                requested_by: caller.to_owned(),
                 rows: rows
                     .iter()
                     .zip(&req.items)
@@ -368,6 +371,7 @@ pub async fn import(
         event_id,
         mint_request: request,
         state: "completed".into(),
+        requested_by: caller.to_owned(),
         rows: report,
     })
 }

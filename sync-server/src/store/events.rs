@@ -12,7 +12,7 @@ use super::{Store, StoreError, corrupt, enum_parse, i64_of, ticket_from_row, unj
 /// The columns of an [`EventRecord`]; callers add the WHERE clause.
 const EVENT_RECORD: &str = "SELECT e.event_id, e.name, e.organizer, e.status, e.tiers,
         e.reentry, e.unknown_tickets, e.holder_proof, e.tier_gates, e.end_grace_secs,
-        d.description, d.venue, d.starts_at, d.ends_at, d.capacity, d.nft
+        e.undo_window_secs, d.description, d.venue, d.starts_at, d.ends_at, d.capacity, d.nft
      FROM events e JOIN event_details d ON d.event_id = e.event_id";
 
 /// Every filter of the listing is always bound; an absent one matches
@@ -46,6 +46,7 @@ pub struct EventRecord {
     pub holder_proof: HolderProofPolicy,
     pub tier_gates: Vec<TierGates>,
     pub end_grace_secs: u32,
+    pub undo_window_secs: u32,
 }
 
 /// What an organizer gives about an event that gates do not need.
@@ -110,6 +111,8 @@ fn record_from_row(r: &AnyRow) -> Result<EventRecord, StoreError> {
         holder_proof: unjson(&r.try_get::<String, _>("holder_proof")?)?,
         tier_gates: unjson(&r.try_get::<String, _>("tier_gates")?)?,
         end_grace_secs: u32::try_from(r.try_get::<i64, _>("end_grace_secs")?).map_err(corrupt)?,
+        undo_window_secs: u32::try_from(r.try_get::<i64, _>("undo_window_secs")?)
+            .map_err(corrupt)?,
     })
 }
 

@@ -26,14 +26,15 @@ impl Store {
         sqlx::query(
             "INSERT INTO events (event_id, organizer, name, status, doors_open, doors_close,
                  issuer_keys, tiers, reentry, unknown_tickets, holder_proof, ends_at,
-                 end_grace_secs, tier_gates)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 end_grace_secs, tier_gates, undo_window_secs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (event_id) DO UPDATE SET name = excluded.name, status = excluded.status,
                  doors_open = excluded.doors_open, doors_close = excluded.doors_close,
                  issuer_keys = excluded.issuer_keys, tiers = excluded.tiers,
                  reentry = excluded.reentry, unknown_tickets = excluded.unknown_tickets,
                  holder_proof = excluded.holder_proof, ends_at = excluded.ends_at,
-                 end_grace_secs = excluded.end_grace_secs, tier_gates = excluded.tier_gates",
+                 end_grace_secs = excluded.end_grace_secs, tier_gates = excluded.tier_gates,
+                 undo_window_secs = excluded.undo_window_secs",
         )
         .bind(i64_of(event.event_id)?)
         .bind(organizer.to_base58())
@@ -49,6 +50,7 @@ impl Store {
         .bind(event.ends_at)
         .bind(i64::from(event.end_grace_secs))
         .bind(json(&event.tier_gates))
+        .bind(i64::from(event.undo_window_secs))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -258,6 +260,8 @@ pub(super) fn event_from_row(r: &AnyRow) -> Result<CachedEvent, StoreError> {
         ends_at: r.try_get("ends_at")?,
         end_grace_secs: u32::try_from(r.try_get::<i64, _>("end_grace_secs")?).map_err(corrupt)?,
         tier_gates: unjson(&r.try_get::<String, _>("tier_gates")?)?,
+        undo_window_secs: u32::try_from(r.try_get::<i64, _>("undo_window_secs")?)
+            .map_err(corrupt)?,
     })
 }
 

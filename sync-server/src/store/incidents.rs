@@ -21,8 +21,11 @@ pub struct Incident {
     /// The refusal the server's rules give it now: `revoked`, `frozen`,
     /// `refunded`, `stale_generation`, `owner_mismatch`, `unknown_ticket`,
     /// `event_cancelled`, `doors_not_open`, `doors_closed`, `event_ended`,
-    /// `tier_not_allowed`; or `exit_without_entry`: an exit of someone with
-    /// no recorded entry since their last exit, which moved nobody.
+    /// `tier_not_allowed`; `exit_without_entry`: an exit of someone with
+    /// no recorded entry since their last exit, which moved nobody; or
+    /// `undone_after_chain`: the gate undid an admission (the holder did not
+    /// pass) that had already gone to the chain, which still counts it
+    /// (`scan_id` is then the undo's).
     pub reason: String,
     /// When the gate admitted, by its clock (Unix milliseconds).
     pub scanned_at_ms: i64,

@@ -153,6 +153,7 @@ impl Store {
     pub async fn refusals_by_reason(&self, event_id: u64) -> Result<Vec<RefusalCount>, StoreError> {
         let rows = sqlx::query(
             "SELECT outcome, COUNT(*) AS n FROM scans WHERE event_id = $1 AND opened = 0
+                 AND voids IS NULL
              GROUP BY outcome ORDER BY n DESC, outcome",
         )
         .bind(i64_of(event_id)?)
@@ -178,6 +179,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT CAST(scanned_at_ms / 60000 AS BIGINT) AS m, COUNT(*) AS n FROM scans
              WHERE event_id = $1 AND opened = 1 AND direction = 'entry' AND scanned_at_ms >= $2
+                 AND voided_by IS NULL
              GROUP BY CAST(scanned_at_ms / 60000 AS BIGINT) ORDER BY m",
         )
         .bind(i64_of(event_id)?)

@@ -43,6 +43,7 @@ mod sales;
 mod scans;
 mod transfers;
 mod validators;
+mod voids;
 pub use cancellations::{Cancellation, CancellationPhase, RefundCounts};
 pub use closing::SettlementRecord;
 pub use conflict_reviews::{
@@ -69,6 +70,7 @@ pub use sales::{AttendanceRow, SalesLine};
 pub use scans::{Conflict, GateCounts};
 pub use transfers::{EmailTransfer, TransferStatus};
 pub use validators::ValidatorAssignment;
+pub use voids::UNDONE_AFTER_CHAIN;
 
 pub use crate::config::Backend;
 

@@ -5,7 +5,8 @@
 //! A scan's `replay_state` moves `ingested -> submitted -> confirmed` (or
 //! straight to `confirmed` when the chain's record of its ticket already
 //! folds it), or to `failed` (with the error) after the chain refused it on
-//! its own. `superseded` is only found on scans of servers before entry
+//! its own, or to `voided` when its gate undid it before it was sent (the
+//! holder did not pass). `superseded` is only found on scans of servers before entry
 //! records became folds. A `submitted` scan always names the
 //! transaction (signature and blockhash) it went out in, written *before* the
 //! transaction is sent, so after any crash the worker can ask the chain what
@@ -36,16 +37,19 @@ pub enum ReplayState {
     /// held a later scan of its ticket. No longer produced.
     Superseded,
     Failed,
+    /// Undone at its gate before it was sent: never goes on chain.
+    Voided,
 }
 
 impl ReplayState {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::None,
         Self::Ingested,
         Self::Submitted,
         Self::Confirmed,
         Self::Superseded,
         Self::Failed,
+        Self::Voided,
     ];
 
     /// The name stored in the database and shown to organizers.
@@ -57,6 +61,7 @@ impl ReplayState {
             Self::Confirmed => "confirmed",
             Self::Superseded => "superseded",
             Self::Failed => "failed",
+            Self::Voided => "voided",
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct ReplaySummary {
     pub confirmed: u64,
     pub superseded: u64,
     pub failed: u64,
+    /// Admissions undone at their gate before they were sent.
+    pub voided: u64,
     pub transactions: u64,
     pub fees_lamports: u64,
 }
@@ -385,8 +392,9 @@ impl Store {
             }
             Settlement::Expired => {
                 sqlx::query(
-                    "UPDATE scans SET replay_state = 'ingested', replay_signature = NULL,
-                         replay_blockhash = NULL, replay_updated_at = $1
+                    "UPDATE scans SET
+                         replay_state = CASE WHEN voided_by IS NULL THEN 'ingested' ELSE 'voided' END,
+                         replay_signature = NULL, replay_blockhash = NULL, replay_updated_at = $1
                      WHERE replay_signature = $2 AND replay_state = 'submitted'",
                 )
                 .bind(now)
@@ -397,7 +405,8 @@ impl Store {
             Settlement::Failed { error } => {
                 sqlx::query(
                     "UPDATE scans SET
-                         replay_state = CASE WHEN $1 <= 1 OR replay_attempts >= $2 THEN 'failed' ELSE 'ingested' END,
+                         replay_state = CASE WHEN $1 <= 1 OR replay_attempts >= $2 THEN 'failed'
+                             WHEN voided_by IS NOT NULL THEN 'voided' ELSE 'ingested' END,
                          replay_signature = CASE WHEN $1 <= 1 OR replay_attempts >= $2 THEN replay_signature ELSE NULL END,
                          replay_error = $3, replay_updated_at = $4
                      WHERE replay_signature = $5 AND replay_state = 'submitted'",
@@ -484,6 +493,7 @@ impl Store {
                 ReplayState::Confirmed => summary.confirmed = n,
                 ReplayState::Superseded => summary.superseded = n,
                 ReplayState::Failed => summary.failed = n,
+                ReplayState::Voided => summary.voided = n,
                 ReplayState::None => {}
             }
         }

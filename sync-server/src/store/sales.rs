@@ -94,7 +94,7 @@ impl Store {
             "SELECT t.*, a.entries, a.exits, a.first_entry_ms,
                  (SELECT s.gate FROM scans s
                   WHERE s.event_id = t.event_id AND s.ticket_id = t.ticket_id
-                      AND s.opened = 1 AND s.direction = 'entry'
+                      AND s.opened = 1 AND s.direction = 'entry' AND s.voided_by IS NULL
                   ORDER BY s.scanned_at_ms, s.gate, s.scan_id LIMIT 1) AS first_entry_gate
              FROM tickets t
              LEFT JOIN (
@@ -103,6 +103,7 @@ impl Store {
                      SUM(CASE WHEN direction = 'exit' THEN 1 ELSE 0 END) AS exits,
                      MIN(CASE WHEN direction = 'entry' THEN scanned_at_ms END) AS first_entry_ms
                  FROM scans WHERE event_id = $1 AND opened = 1 AND ticket_id IS NOT NULL
+                     AND voided_by IS NULL
                  GROUP BY ticket_id
              ) a ON a.ticket_id = t.ticket_id
              WHERE t.event_id = $1 ORDER BY t.ticket_id",

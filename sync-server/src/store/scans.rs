@@ -39,8 +39,11 @@ pub struct Conflict {
 pub struct GateCounts {
     pub gate: u32,
     pub name: String,
+    /// Admissions, less those the gate undid.
     pub admitted: u64,
     pub rejected: u64,
+    /// Admissions the gate undid (the holder did not pass).
+    pub undone: u64,
     pub exits: u64,
     /// Admissions through this gate whose holder has not left since.
     pub inside: u64,
@@ -154,10 +157,10 @@ impl Store {
         chunk: &'q [ScanRecord],
         now: i64,
     ) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>, StoreError> {
-        let row = format!("({})", ["?"; 14].join(","));
+        let row = format!("({})", ["?"; 15].join(","));
         let sql = format!(
             "INSERT INTO scans (scan_id, device_id, event_id, gate, direction, scanned_at_ms, source,
-                 ticket_id, generation, tier, outcome, opened, received_at, replay_state) VALUES {}
+                 ticket_id, generation, tier, outcome, opened, received_at, replay_state, voids) VALUES {}
              ON CONFLICT (scan_id) DO NOTHING RETURNING ticket_id, opened, outcome",
             vec![row; chunk.len()].join(",")
         );
@@ -178,7 +181,8 @@ impl Store {
                 .bind(scan.outcome.clone())
                 .bind(i64::from(scan.opened))
                 .bind(now)
-                .bind(replay_state_of(scan));
+                .bind(replay_state_of(scan))
+                .bind(scan.voids.map(|v| v.to_string()));
         }
         Ok(query)
     }
@@ -206,17 +210,18 @@ impl Store {
                     "outcome": scan.outcome,
                     "opened": i64::from(scan.opened),
                     "replay_state": replay_state_of(scan),
+                    "voids": scan.voids.map(|v| v.to_string()),
                 })
             })
             .collect();
         let query = sqlx::query(
             "INSERT INTO scans (scan_id, device_id, event_id, gate, direction, scanned_at_ms, source,
-                 ticket_id, generation, tier, outcome, opened, received_at, replay_state)
+                 ticket_id, generation, tier, outcome, opened, received_at, replay_state, voids)
              SELECT r.scan_id, $2, $3, $4, r.direction, r.scanned_at_ms, r.source, r.ticket_id,
-                 r.generation, r.tier, r.outcome, r.opened, $5, r.replay_state
+                 r.generation, r.tier, r.outcome, r.opened, $5, r.replay_state, r.voids
              FROM json_to_recordset($1::json) AS r(scan_id text, direction text,
                  scanned_at_ms bigint, source text, ticket_id bigint, generation bigint,
-                 tier bigint, outcome text, opened bigint, replay_state text)
+                 tier bigint, outcome text, opened bigint, replay_state text, voids text)
              ON CONFLICT (scan_id) DO NOTHING RETURNING ticket_id, opened, outcome",
         )
         .bind(serde_json::Value::Array(rows).to_string())
@@ -261,6 +266,7 @@ impl Store {
             }
         }
         self.keep_statistics_fresh(u64::from(stored));
+        touched.extend(self.apply_undos(&mut tx, device, scans, now).await?);
         touched.sort_unstable();
         touched.dedup();
         let mut conflicts = Vec::new();
@@ -319,8 +325,9 @@ impl Store {
         let mut changed: Vec<(Option<String>, bool, String)> = Vec::new();
         // Per ticket: where the holder is after its last scan.
         let mut presence: Vec<(i64, PresenceRow)> = Vec::new();
+        let rules = self.fold_rules(tx, event_id).await?;
         for run in scans.chunk_by(|a, b| a.0 == b.0) {
-            let folded = presence::fold(run.iter().map(|(_, scan)| scan));
+            let folded = presence::fold_under(run.iter().map(|(_, scan)| scan), rules);
             for mark in &folded.marks {
                 let new = (mark.conflict_of.map(|c| c.to_string()), mark.unmatched_exit);
                 if stored.get(&mark.scan_id) != Some(&new) {
@@ -413,8 +420,9 @@ impl Store {
                 (SELECT d.clock_skew_secs FROM devices d WHERE d.event_id = g.event_id AND d.gate_number = g.number
                    AND d.revoked_at IS NULL AND d.last_seen_at IS NOT NULL ORDER BY d.last_seen_at DESC LIMIT 1) AS clock_skew,
                 (SELECT CAST(COALESCE(SUM(d.backlog), 0) AS BIGINT) FROM devices d WHERE d.event_id = g.event_id AND d.gate_number = g.number AND d.revoked_at IS NULL) AS backlog,
-                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 1 AND s.direction = 'entry') AS admitted,
-                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 0) AS rejected,
+                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 1 AND s.direction = 'entry' AND s.voided_by IS NULL) AS admitted,
+                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 0 AND s.voids IS NULL) AS rejected,
+                (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.voided_by IS NOT NULL) AS undone,
                 (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.opened = 1 AND s.direction = 'exit') AS exits,
                 (SELECT COUNT(*) FROM scans s WHERE s.event_id = g.event_id AND s.gate = g.number AND s.conflict_of IS NOT NULL) AS conflicts
              FROM gates g WHERE g.event_id = $1 ORDER BY g.number",
@@ -427,8 +435,9 @@ impl Store {
         let inside_rows = sqlx::query(
             "SELECT s.gate, COUNT(*) AS n FROM scans s
              WHERE s.event_id = $1 AND s.opened = 1 AND s.direction = 'entry' AND s.ticket_id IS NOT NULL
+               AND s.voided_by IS NULL
                AND NOT EXISTS (SELECT 1 FROM scans later WHERE later.event_id = s.event_id
-                   AND later.ticket_id = s.ticket_id AND later.opened = 1
+                   AND later.ticket_id = s.ticket_id AND later.opened = 1 AND later.voided_by IS NULL
                    AND (later.scanned_at_ms > s.scanned_at_ms
                         OR (later.scanned_at_ms = s.scanned_at_ms AND later.scan_id > s.scan_id)))
              GROUP BY s.gate",
@@ -452,6 +461,7 @@ impl Store {
                     name: r.try_get("name")?,
                     admitted: count(r, "admitted")?,
                     rejected: count(r, "rejected")?,
+                    undone: count(r, "undone")?,
                     exits: count(r, "exits")?,
                     inside: u64::try_from(inside.get(&number).copied().unwrap_or(0))
                         .map_err(corrupt)?,
@@ -520,8 +530,8 @@ fn opening_scans_query(
     ticket_ids: &[u32],
 ) -> Result<sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>, StoreError> {
     let sql = format!(
-        "SELECT scan_id, ticket_id, direction, conflict_of, unmatched_exit, scanned_at_ms, gate
-         FROM scans WHERE event_id = $1 AND opened = 1 AND ticket_id IN ({})
+        "SELECT scan_id, ticket_id, direction, conflict_of, unmatched_exit, scanned_at_ms, gate,
+             voided_by FROM scans WHERE event_id = $1 AND opened = 1 AND ticket_id IN ({})
          ORDER BY ticket_id, scanned_at_ms, gate, scan_id",
         param_list(2, ticket_ids.len())
     );
@@ -547,6 +557,7 @@ fn opening_scan_of(row: &AnyRow) -> Result<(i64, OpeningScan), StoreError> {
                 Direction::Entry
             },
             at_ms: row.try_get("scanned_at_ms")?,
+            voided: row.try_get::<Option<String>, _>("voided_by")?.is_some(),
         },
     ))
 }

@@ -282,6 +282,7 @@ pub fn event() -> CachedEvent {
         tier_gates: vec![],
         ends_at: T0 + 6 * 3600,
         end_grace_secs: 0,
+        undo_window_secs: 0,
     }
 }
 
@@ -372,6 +373,7 @@ impl TestServer {
                 holder_proof: HolderProofPolicy::NotRequired,
                 tier_gates: vec![],
                 end_grace_secs: 0,
+                undo_window_secs: 0,
             },
         )
         .await
@@ -628,6 +630,7 @@ impl Gate {
             tier: Some(0),
             outcome: if exit { "exit_recorded" } else { "admitted" }.into(),
             opened: true,
+            voids: None,
         }
     }
 }

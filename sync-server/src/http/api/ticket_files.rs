@@ -58,10 +58,12 @@ pub fn refusal(problems: Vec<RowProblem>) -> Response {
         .into_response()
 }
 
-/// Checks a file for `event_id` and imports it for its organizer.
+/// Checks a file for `event_id` and imports it, recorded as made by
+/// `caller` (the organizer's wallet in base58, or `admin` for the admin
+/// token).
 pub async fn import_file(
     services: &Services,
-    organizer: &shared::PublicKeyBytes,
+    caller: &str,
     event_id: u64,
     file: &[u8],
     key: Option<&str>,
@@ -72,7 +74,7 @@ pub async fn import_file(
         Err(refused) => return Ok(Err(refused.0)),
     };
     Ok(Ok(ticket_files::import(
-        services, organizer, event_id, &rows, key,
+        services, caller, event_id, &rows, key,
     )
     .await?))
 }
@@ -146,7 +148,8 @@ pub async fn import(
         ));
     }
     crate::http::limits::check_mint(&state, &user).await?;
-    match import_file(&state, &user.wallet, event_id, &body, key.as_deref()).await? {
+    let caller = user.wallet.to_base58();
+    match import_file(&state, &caller, event_id, &body, key.as_deref()).await? {
         Ok(report) => Ok(Json(report).into_response()),
         Err(problems) => Ok(refusal(problems)),
     }

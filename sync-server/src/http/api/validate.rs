@@ -159,6 +159,7 @@ impl From<HandheldScanBody> for HandheldScan {
                 tier: b.tier,
                 outcome: b.outcome,
                 opened: b.opened,
+                voids: None,
             },
             code: b.code,
         }

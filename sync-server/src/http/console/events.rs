@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use shared::{ReentryPolicy, UnknownTicketPolicy};
+use shared::UnknownTicketPolicy;
 
 use super::html::{escape, page};
 use super::{Viewer, form, problem, respond, session, to_sign_in, viewer_for};
@@ -130,13 +130,8 @@ impl NewEventForm {
             0..=1440,
             Some(0),
         )?;
-        let reentry = match self.reentry.as_str() {
-            "forbidden" => ReentryPolicy::Forbidden,
-            "allowed_after" => ReentryPolicy::AllowedAfter {
-                min_outside_secs: outside * 60,
-            },
-            _ => return Err("re-entry: forbidden or allowed after a time outside".into()),
-        };
+        let reentry = super::setup_forms::reentry_of(&self.reentry, outside)
+            .ok_or("re-entry: forbidden, allowed, or allowed after an exit scan")?;
         let unknown_tickets = match self.unknown_tickets.as_str() {
             "reject" => UnknownTicketPolicy::Reject,
             "admit_if_signed" => UnknownTicketPolicy::AdmitIfSigned,
@@ -196,7 +191,7 @@ fn form_page(viewer: &Viewer, error: Option<&str>, f: &NewEventForm) -> String {
 <label for="nft">NFT each ticket comes with</label><select id="nft" name="nft"><option value="spl_token"{spl}>SPL Token (cheaper; wallets show no name)</option><option value="token_2022_metadata"{t22}>Token-2022 with metadata (wallets show name and picture)</option></select>
 <label><input type="checkbox" name="transferable" value="yes"{transferable}> Holders may transfer their tickets (to a wallet or by email)</label>
 <p class="meta" id="fixed-note">The tier (its name, price and number of tickets) and the NFT kind are written on chain with the event and cannot be changed afterwards. Name, venue, times, doors, capacity, transfers and the check-in rules can be edited later; capacity never below the tickets already minted.</p>
-<label for="reentry">Re-entry</label><select id="reentry" name="reentry"><option value="forbidden"{forbidden}>Forbidden</option><option value="allowed_after"{allowed}>Allowed after a time outside</option></select>
+<label for="reentry">Re-entry</label><select id="reentry" name="reentry"><option value="forbidden"{forbidden}>Forbidden</option><option value="allowed"{free}>Allowed: no exit scan needed</option><option value="allowed_after"{allowed}>Exit required: allowed after an exit scan and a time outside</option></select>
 <label for="min_outside_minutes">Minutes outside before re-entry</label><input id="min_outside_minutes" name="min_outside_minutes" type="number" min="0" value="{outside}">
 <label for="unknown_tickets">Well-signed tickets a gate does not know yet</label><select id="unknown_tickets" name="unknown_tickets"><option value="reject"{reject}>Refuse</option><option value="admit_if_signed"{admit}>Admit (offline gates)</option></select>
 <label for="end_grace_minutes">Minutes after the end gates still admit</label><input id="end_grace_minutes" name="end_grace_minutes" type="number" min="0" value="{grace}">
@@ -212,7 +207,8 @@ fn form_page(viewer: &Viewer, error: Option<&str>, f: &NewEventForm) -> String {
         tier = escape(&f.tier_name),
         price = escape(&f.tier_price_lamports),
         supply = escape(&f.tier_supply),
-        forbidden = selected(f.reentry != "allowed_after"),
+        forbidden = selected(!matches!(f.reentry.as_str(), "allowed" | "allowed_after")),
+        free = selected(f.reentry == "allowed"),
         allowed = selected(f.reentry == "allowed_after"),
         outside = escape(&f.min_outside_minutes),
         reject = selected(f.unknown_tickets != "admit_if_signed"),

@@ -201,6 +201,8 @@ pub fn reason_text(code: &str) -> String {
         "tier_not_allowed" => "Tier not admitted at this gate".to_owned(),
         "exit_required" => "Must exit before entering again".to_owned(),
         "exit_without_entry" => "Exit without an entry".to_owned(),
+        "undone_after_chain" => "Undone at the gate after it was recorded on chain".to_owned(),
+        "admission_undone" => "Admission undone at the turnstile".to_owned(),
         other => other.replace('_', " "),
     }
 }

@@ -139,9 +139,16 @@ fn mint_page(
                 state = escape(&state),
             );
         }
+        let by = if done.requested_by == ADMIN_CALLER {
+            "the admin token".to_owned()
+        } else {
+            format!("wallet {}", done.requested_by)
+        };
         report = format!(
-            r#"<div class="scroll" id="import-report"><table><caption>Imported: {n} row(s)</caption><thead><tr><th scope="col">Line</th><th scope="col">Wallet or email</th><th scope="col">Tier</th><th scope="col">Ticket</th><th scope="col">What happened</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
-            n = done.rows.len()
+            r#"<p class="meta" id="import-by">Recorded as made by {by}.</p><div class="scroll" id="import-report" data-request="{request}"><table><caption>Imported: {n} row(s)</caption><thead><tr><th scope="col">Line</th><th scope="col">Wallet or email</th><th scope="col">Tier</th><th scope="col">Ticket</th><th scope="col">What happened</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
+            n = done.rows.len(),
+            by = escape(&by),
+            request = escape(&done.mint_request),
         );
     }
     let options = tier_options(tiers, "0");

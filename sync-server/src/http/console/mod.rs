@@ -370,6 +370,7 @@ pub async fn event_page(
         r#"<h1>{name}</h1>
 <p class="meta">Doors {opens} – {closes} · ends {ends} · <a href="/console/events/{id}/gates">Gates and devices</a> · <a href="/console/events/{id}/tickets">Tickets and attendees</a> · <a href="/console/events/{id}/sales">Sales</a> · <a href="/console/events/{id}/settle">After the event</a> · <a href="/console/events/{id}/cancel">Cancel the event</a></p>
 <p class="meta"><a href="/console/events/{id}/edit">Settings and rules</a> · <a href="/console/events/{id}/mint">Mint and import tickets</a> · <a href="/console/events/{id}/conflicts">Conflicts</a></p>
+<p class="meta" id="rules-summary">{rules}</p>
 <p id="live-state" role="status" data-stream="/console/events/{id}/live">Live: connecting…</p>
 {sections}"#,
         name = escape(&view.event.name),
@@ -377,6 +378,7 @@ pub async fn event_page(
         closes = when(view.event.doors.closes_at),
         ends = when(view.event.ends_at),
         id = event_id,
+        rules = escape(&setup_forms::rules_summary(&view.event)),
     );
     respond(
         StatusCode::OK,

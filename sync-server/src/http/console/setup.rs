@@ -141,8 +141,9 @@ fn edit_page(
 <p class="meta">Gates apply a change from their next sync (seconds when they are online).</p>
 {rules_notice}
 <form method="post" action="/console/events/{id}/rules" class="stack" id="rules-form">
-<label for="reentry">Re-entry</label><select id="reentry" name="reentry"><option value="forbidden"{r_forbidden}>Forbidden: one entry per ticket</option><option value="allowed_after"{r_allowed}>Allowed after leaving through an exit scan</option></select>
-<label for="min_outside_minutes">Minutes outside before re-entry</label><input id="min_outside_minutes" name="min_outside_minutes" type="number" min="0" max="1440" value="{outside}">
+<label for="reentry">Re-entry</label><select id="reentry" name="reentry"><option value="forbidden"{r_forbidden}>Forbidden: one entry per ticket</option><option value="allowed"{r_free}>Allowed: no exit scan needed</option><option value="allowed_after"{r_allowed}>Exit required: allowed after leaving through an exit scan</option></select>
+<label for="min_outside_minutes">Minutes outside before re-entry (exit required)</label><input id="min_outside_minutes" name="min_outside_minutes" type="number" min="0" max="1440" value="{outside}">
+<label for="undo_window_secs">Turnstile undo window (seconds, 0 for off): how long after an admission the gate may void it when the holder did not pass</label><input id="undo_window_secs" name="undo_window_secs" type="number" min="0" max="120" value="{undo}">
 <label for="unknown_tickets">Well-signed tickets a gate does not know yet (minted after its last sync)</label><select id="unknown_tickets" name="unknown_tickets"><option value="reject"{u_reject}>Refuse</option><option value="admit_if_signed"{u_admit}>Admit (offline gates)</option></select>
 <label for="holder_proof">Holder proof (the rotating code from the holder's phone)</label><select id="holder_proof" name="holder_proof"><option value="not_required"{p_off}>Not required</option><option value="required"{p_on}>Required</option></select>
 <label for="proof_window_secs">Holder proof window (seconds, 1 to 3600)</label><input id="proof_window_secs" name="proof_window_secs" type="number" min="1" max="3600" value="{window}">
@@ -170,9 +171,14 @@ fn edit_page(
         } else {
             ""
         },
-        r_forbidden = selected(rules_form.reentry != "allowed_after"),
+        r_forbidden = selected(!matches!(
+            rules_form.reentry.as_str(),
+            "allowed" | "allowed_after"
+        )),
+        r_free = selected(rules_form.reentry == "allowed"),
         r_allowed = selected(rules_form.reentry == "allowed_after"),
         outside = escape(&rules_form.min_outside_minutes),
+        undo = escape(&rules_form.undo_window_secs),
         u_reject = selected(rules_form.unknown_tickets != "admit_if_signed"),
         u_admit = selected(rules_form.unknown_tickets == "admit_if_signed"),
         p_off = selected(rules_form.holder_proof != "required"),

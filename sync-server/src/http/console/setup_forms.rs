@@ -37,11 +37,15 @@ pub struct EditEventForm {
 /// The rules form.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct RulesForm {
-    /// `forbidden` or `allowed_after`.
+    /// `forbidden`, `allowed` (no exit scan needed) or `allowed_after`
+    /// (exit required).
     #[serde(default)]
     pub reentry: String,
     #[serde(default)]
     pub min_outside_minutes: String,
+    /// Seconds, 0 for off.
+    #[serde(default)]
+    pub undo_window_secs: String,
     /// `reject` or `admit_if_signed`.
     #[serde(default)]
     pub unknown_tickets: String,
@@ -108,6 +112,7 @@ impl RulesForm {
     pub(super) fn of(event: &EventRecord) -> Self {
         let (reentry, outside) = match event.reentry {
             ReentryPolicy::Forbidden => ("forbidden", 0),
+            ReentryPolicy::Allowed => ("allowed", 0),
             ReentryPolicy::AllowedAfter { min_outside_secs } => {
                 ("allowed_after", min_outside_secs / 60)
             }
@@ -119,6 +124,7 @@ impl RulesForm {
         Self {
             reentry: reentry.into(),
             min_outside_minutes: outside.to_string(),
+            undo_window_secs: event.undo_window_secs.to_string(),
             unknown_tickets: match event.unknown_tickets {
                 UnknownTicketPolicy::Reject => "reject",
                 UnknownTicketPolicy::AdmitIfSigned => "admit_if_signed",
@@ -146,13 +152,8 @@ impl RulesForm {
             0..=1440,
             Some(0),
         )?;
-        let reentry = match self.reentry.as_str() {
-            "forbidden" => ReentryPolicy::Forbidden,
-            "allowed_after" => ReentryPolicy::AllowedAfter {
-                min_outside_secs: outside * 60,
-            },
-            _ => return Err("Re-entry: choose forbidden or allowed".into()),
-        };
+        let reentry = reentry_of(&self.reentry, outside)
+            .ok_or("Re-entry: choose forbidden, allowed, or allowed after an exit scan")?;
         let unknown_tickets = match self.unknown_tickets.as_str() {
             "reject" => UnknownTicketPolicy::Reject,
             "admit_if_signed" => UnknownTicketPolicy::AdmitIfSigned,
@@ -216,8 +217,46 @@ impl RulesForm {
                     Some(0),
                 )? * 60,
             ),
+            undo_window_secs: Some(whole_number(
+                "Turnstile undo window (seconds, 0 for off)",
+                &self.undo_window_secs,
+                0..=120,
+                Some(0),
+            )?),
         })
     }
+}
+
+/// The re-entry rule a form's `reentry` choice and minutes outside mean.
+pub(super) fn reentry_of(choice: &str, min_outside_minutes: u32) -> Option<ReentryPolicy> {
+    match choice {
+        "forbidden" => Some(ReentryPolicy::Forbidden),
+        "allowed" => Some(ReentryPolicy::Allowed),
+        "allowed_after" => Some(ReentryPolicy::AllowedAfter {
+            min_outside_secs: min_outside_minutes * 60,
+        }),
+        _ => None,
+    }
+}
+
+/// An event's check-in rules in a line of words, for its live page.
+pub(super) fn rules_summary(event: &shared::wire::CachedEvent) -> String {
+    let reentry = match event.reentry {
+        ReentryPolicy::Forbidden => "forbidden".to_owned(),
+        ReentryPolicy::Allowed => "allowed, no exit scan needed".to_owned(),
+        ReentryPolicy::AllowedAfter {
+            min_outside_secs: 0,
+        } => "after an exit scan".to_owned(),
+        ReentryPolicy::AllowedAfter { min_outside_secs } => format!(
+            "after an exit scan and {} min outside",
+            min_outside_secs / 60
+        ),
+    };
+    let undo = match event.undo_window_secs {
+        0 => "off".to_owned(),
+        secs => format!("{secs} s"),
+    };
+    format!("Re-entry: {reentry} · Turnstile undo: {undo}")
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ fn folded(count: u32, last_at: i64) -> PresenceFold {
             gate: 1,
             direction: Direction::Entry,
             at_ms: (last_at - i64::from(count - 1 - n)) * 1000,
+            voided: false,
         })
         .collect();
     fold(&scans)
@@ -234,6 +235,7 @@ fn a_record_is_the_fold_of_the_tickets_scans() {
         gate,
         direction,
         at_ms,
+        voided: false,
     })
     .collect::<Vec<_>>();
     let record = record_of(&fold(&scans)).unwrap();

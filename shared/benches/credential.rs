@@ -146,11 +146,27 @@ fn benches(c: &mut Criterion) {
         ..policy.clone()
     };
     for (name, text) in &texts {
-        let rule = if *name == "static" { &policy } else { &required };
+        let rule = if *name == "static" {
+            &policy
+        } else {
+            &required
+        };
         let outcome = evaluate(text, &keys, |_, _| Some(state), rule, i64::from(NOW));
-        assert!(outcome.decision.opens_gate(), "{name}: {:?}", outcome.decision);
+        assert!(
+            outcome.decision.opens_gate(),
+            "{name}: {:?}",
+            outcome.decision
+        );
         c.bench_function(&format!("evaluate (decode, verify, decide): {name}"), |b| {
-            b.iter(|| evaluate(black_box(text), &keys, |_, _| Some(state), rule, i64::from(NOW)))
+            b.iter(|| {
+                evaluate(
+                    black_box(text),
+                    &keys,
+                    |_, _| Some(state),
+                    rule,
+                    i64::from(NOW),
+                )
+            })
         });
     }
 }

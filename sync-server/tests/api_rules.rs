@@ -13,8 +13,8 @@ use common::*;
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::wire::{CacheChange, CachedEvent, CachedTicket, EnrolResponse};
 use shared::credential::{DelegationRequest, DelegationScope};
+use shared::wire::{CacheChange, CachedEvent, CachedTicket, EnrolResponse};
 use shared::{Credential, Presence, PublicKeyBytes, TicketState};
 
 on_both_backends!(
@@ -790,9 +790,7 @@ async fn unknown_fields_in_any_body_are_refused_naming_the_field(db: Db) {
 /// static code and the exact text its wallet signs to approve a browser
 /// key; the code a page makes from them (docs/holder-proof.md) passes the
 /// gate's rules while fresh, and an approval by another wallet does not.
-async fn a_holder_approves_a_browser_key_and_the_rotating_code_made_with_it_opens_the_gate(
-    db: Db,
-) {
+async fn a_holder_approves_a_browser_key_and_the_rotating_code_made_with_it_opens_the_gate(db: Db) {
     let server = start_on_chain(db, ChainMode::Embedded).await;
     let (organizer, holder, stranger) = (wallet(90), wallet(91), wallet(92));
     let org = server.login_as(&organizer, Some("organizer")).await;
@@ -853,7 +851,11 @@ async fn a_holder_approves_a_browser_key_and_the_rotating_code_made_with_it_open
                 None,
             )
             .await;
-        assert_eq!((status, refusal["field"].as_str()), (422, Some(field)), "{query}: {refusal}");
+        assert_eq!(
+            (status, refusal["field"].as_str()),
+            (422, Some(field)),
+            "{query}: {refusal}"
+        );
     }
 
     // The holder gets the code, the approval's terms and its exact text.

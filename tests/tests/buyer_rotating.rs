@@ -98,7 +98,13 @@ fn approve(browser: &Browser, event_id: u64, tickets: &[u32]) {
             )
             .unwrap_or_else(|e| panic!("{e}: {}", main_text(browser)));
         browser.click(&button).unwrap();
-        next_code(browser, event_id, *ticket, "", "the live code after the approval");
+        next_code(
+            browser,
+            event_id,
+            *ticket,
+            "",
+            "the live code after the approval",
+        );
     }
 }
 
@@ -294,7 +300,13 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
         first_code_ms.as_str().unwrap().parse::<f64>().unwrap()
     );
     let offline = shown_code(&browser, event_id, admitted);
-    next_code(&browser, event_id, admitted, &offline, "the code to change offline");
+    next_code(
+        &browser,
+        event_id,
+        admitted,
+        &offline,
+        "the code to change offline",
+    );
     shoot(&browser, "buyer", "rotating-3-offline").unwrap();
 
     // A screenshot, read by the gate's decoder: the fresh code gets in.
@@ -406,7 +418,9 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
     assert_eq!(verdict.record.outcome, "stale_generation", "{verdict:?}");
     assert!(!verdict.record.opened);
     assert!(
-        verdict.detail.starts_with("Old code: ticket was transferred"),
+        verdict
+            .detail
+            .starts_with("Old code: ticket was transferred"),
         "{}",
         verdict.detail
     );

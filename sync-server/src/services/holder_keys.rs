@@ -67,7 +67,8 @@ pub async fn approval(
     let entries_end = event
         .ends_at
         .saturating_add(i64::from(event.end_grace_secs));
-    let (valid_from, valid_until) = validity(now, entries_end, asked.valid_from, asked.valid_until)?;
+    let (valid_from, valid_until) =
+        validity(now, entries_end, asked.valid_from, asked.valid_until)?;
     let credential = tickets::issued(services, ticket)?.credential;
     let request = DelegationRequest {
         scope: asked.scope,
@@ -100,8 +101,9 @@ fn validity(
             .max(now.saturating_add(MIN_DEFAULT_VALIDITY_SECS))
             .min(from.saturating_add(MAX_VALIDITY_SECS))
     });
-    let from_u32 = u32::try_from(from)
-        .map_err(|_| ServiceError::invalid("valid_from", "must be Unix seconds from 1970 to 2106"))?;
+    let from_u32 = u32::try_from(from).map_err(|_| {
+        ServiceError::invalid("valid_from", "must be Unix seconds from 1970 to 2106")
+    })?;
     let until_u32 = u32::try_from(until).map_err(|_| {
         ServiceError::invalid("valid_until", "must be Unix seconds from 1970 to 2106")
     })?;
@@ -112,12 +114,18 @@ fn validity(
         ));
     }
     if until <= now {
-        return Err(ServiceError::invalid("valid_until", "must be in the future"));
+        return Err(ServiceError::invalid(
+            "valid_until",
+            "must be in the future",
+        ));
     }
     if until - from > MAX_VALIDITY_SECS {
         return Err(ServiceError::invalid(
             "valid_until",
-            format_args!("at most {} days after valid_from", MAX_VALIDITY_SECS / 86_400),
+            format_args!(
+                "at most {} days after valid_from",
+                MAX_VALIDITY_SECS / 86_400
+            ),
         ));
     }
     Ok((from_u32, until_u32))
@@ -139,7 +147,10 @@ mod tests {
 
     #[test]
     fn a_default_approval_lasts_at_least_an_hour_and_at_most_a_month() {
-        assert_eq!(validity(NOW, NOW + 60, None, None).unwrap().1, (NOW + 3600) as u32);
+        assert_eq!(
+            validity(NOW, NOW + 60, None, None).unwrap().1,
+            (NOW + 3600) as u32
+        );
         assert_eq!(
             validity(NOW, NOW + 90 * 86_400, None, None).unwrap().1,
             (NOW - 300 + MAX_VALIDITY_SECS) as u32
@@ -153,12 +164,21 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(field(validity(NOW, NOW, Some(-1), None)), "valid_from");
-        assert_eq!(field(validity(NOW, NOW, Some(NOW), Some(NOW - 5))), "valid_until");
-        assert_eq!(field(validity(NOW, NOW, Some(NOW - 60), Some(NOW - 1))), "valid_until");
+        assert_eq!(
+            field(validity(NOW, NOW, Some(NOW), Some(NOW - 5))),
+            "valid_until"
+        );
+        assert_eq!(
+            field(validity(NOW, NOW, Some(NOW - 60), Some(NOW - 1))),
+            "valid_until"
+        );
         assert_eq!(
             field(validity(NOW, NOW, Some(NOW), Some(NOW + 40 * 86_400))),
             "valid_until"
         );
-        assert_eq!(field(validity(NOW, NOW, None, Some(1 << 40))), "valid_until");
+        assert_eq!(
+            field(validity(NOW, NOW, None, Some(1 << 40))),
+            "valid_until"
+        );
     }
 }

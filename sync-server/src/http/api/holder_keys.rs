@@ -123,7 +123,12 @@ pub async fn holder_key(
     let scope = match query.scope.as_deref().unwrap_or("ticket") {
         "ticket" => DelegationScope::Ticket,
         "event" => DelegationScope::Event,
-        other => return Err(field_error("scope", format!("{other:?}: use ticket or event"))),
+        other => {
+            return Err(field_error(
+                "scope",
+                format!("{other:?}: use ticket or event"),
+            ));
+        }
     };
     let asked = KeyRequest {
         session_key,

@@ -1,4 +1,8 @@
-//! Credential decode+verify throughput, `decide` cost, and the size of a code.
+//! Credential decode+verify throughput for the three kinds of code a gate
+//! reads (static, with the owner wallet's own proof, with a delegated proof
+//! by a browser key the wallet approved), the whole gate check (`evaluate`:
+//! decode, verify, decide) for each, `decide` alone, and the size of each
+//! code with its QR version.
 //!
 //! `cargo bench -p shared --bench credential`
 
@@ -9,12 +13,15 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use qrcode::{EcLevel, QrCode, Version};
-use shared::credential::verify_text;
+use shared::credential::{DelegationRequest, DelegationScope, verify_text};
 use shared::{
     Credential, CredentialBody, Direction, DoorsWindow, EventStatus, GatePolicy, HolderProofPolicy,
     Presence, PublicKeyBytes, ReentryPolicy, TicketState, TicketStatus, UnknownTicketPolicy,
-    decide,
+    decide, evaluate,
 };
+
+/// When the proofs are signed and checked.
+const NOW: u32 = 1_764_075_600;
 
 fn setup() -> (SigningKey, SigningKey, CredentialBody) {
     let issuer = SigningKey::from_bytes(&[1; 32]);
@@ -38,14 +45,31 @@ fn qr_version(text: &str) -> i16 {
     }
 }
 
-fn sizes() {
+/// The three codes a gate reads: static, with the wallet's own proof, and
+/// with a delegated proof (what the ticket page shows where the event
+/// requires the holder's proof).
+fn codes() -> [(&'static str, Credential); 3] {
     let (issuer, owner, body) = setup();
+    let session = SigningKey::from_bytes(&[3; 32]);
     let plain = Credential::issue(body, &issuer);
-    let proofed = plain.clone().with_holder_proof(&owner, 1_764_075_600);
-    for (name, cred) in [
-        ("credential", plain),
-        ("credential + holder proof", proofed),
-    ] {
+    let proofed = plain.clone().with_holder_proof(&owner, NOW);
+    let delegation = DelegationRequest {
+        scope: DelegationScope::Ticket,
+        session_key: PublicKeyBytes::from(&session.verifying_key()),
+        valid_from: NOW - 3600,
+        valid_until: NOW + 86_400,
+    }
+    .sign(&owner, &body);
+    let delegated = plain.clone().with_session_proof(delegation, &session, NOW);
+    [
+        ("static", plain),
+        ("wallet proof", proofed),
+        ("delegated proof", delegated),
+    ]
+}
+
+fn sizes() {
+    for (name, cred) in codes() {
         let text = cred.encode();
         println!(
             "size: {name}: {} bytes binary, {} characters, QR version {} at level M",
@@ -58,23 +82,20 @@ fn sizes() {
 
 fn benches(c: &mut Criterion) {
     sizes();
-    let (issuer, owner, body) = setup();
+    let (issuer, _, body) = setup();
     let keys = {
         let key = PublicKeyBytes::from(&issuer.verifying_key());
         move |_: u64| vec![key]
     };
-    let plain = Credential::issue(body, &issuer).encode();
-    let proofed = Credential::issue(body, &issuer)
-        .with_holder_proof(&owner, 1_764_075_600)
-        .encode();
-    c.bench_function("decode+verify credential", |b| {
-        b.iter(|| verify_text(black_box(&plain), &keys).unwrap())
-    });
-    c.bench_function("decode+verify credential with holder proof", |b| {
-        b.iter(|| verify_text(black_box(&proofed), &keys).unwrap())
-    });
+    let texts = codes().map(|(name, cred)| (name, cred.encode()));
+    for (name, text) in &texts {
+        c.bench_function(&format!("decode+verify: {name}"), |b| {
+            b.iter(|| verify_text(black_box(text), &keys).unwrap())
+        });
+    }
+    let plain = &texts[0].1;
 
-    let verified = verify_text(&plain, &keys).unwrap();
+    let verified = verify_text(plain, &keys).unwrap();
     let state = TicketState {
         event_id: body.event_id,
         ticket_id: body.ticket_id,
@@ -114,10 +135,41 @@ fn benches(c: &mut Criterion) {
                 black_box(&verified),
                 Some(black_box(&state)),
                 &policy,
-                1_764_075_600,
+                i64::from(NOW),
             )
         })
     });
+
+    // The whole check a gate makes of a scanned line, where the event
+    // requires the holder's proof (the static code without the rule).
+    let required = GatePolicy {
+        holder_proof: HolderProofPolicy::Required { window_secs: 30 },
+        ..policy.clone()
+    };
+    for (name, text) in &texts {
+        let rule = if *name == "static" {
+            &policy
+        } else {
+            &required
+        };
+        let outcome = evaluate(text, &keys, |_, _| Some(state), rule, i64::from(NOW));
+        assert!(
+            outcome.decision.opens_gate(),
+            "{name}: {:?}",
+            outcome.decision
+        );
+        c.bench_function(&format!("evaluate (decode, verify, decide): {name}"), |b| {
+            b.iter(|| {
+                evaluate(
+                    black_box(text),
+                    &keys,
+                    |_, _| Some(state),
+                    rule,
+                    i64::from(NOW),
+                )
+            })
+        });
+    }
 }
 
 criterion_group!(credential, benches);

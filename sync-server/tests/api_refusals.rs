@@ -293,6 +293,7 @@ fn id_routes(holder: &str) -> Vec<(reqwest::Method, &'static str, Option<Value>)
         (M::GET, "/api/events/{event}/attendees.csv", None),
         (M::GET, "/api/tickets/{event}/{ticket}", None),
         (M::GET, "/api/tickets/{event}/{ticket}/qr", None),
+        (M::GET, "/api/tickets/{event}/{ticket}/holder-key", None),
         (
             M::POST,
             "/api/tickets/{event}/{ticket}/transfer",
@@ -451,11 +452,15 @@ async fn ids_beyond_the_database_are_not_found_and_log_no_error() {
         .to_owned();
     for id in [TOO_BIG, "18446744073709551615"] {
         for (method, template, body) in id_routes(&holder) {
-            let path = concrete(template, |name| match name {
+            let mut path = concrete(template, |name| match name {
                 "event" => id.to_owned(),
                 "wallet" => holder.clone(),
                 _ => "1".to_owned(),
             });
+            if template.ends_with("/holder-key") {
+                // Its query names the key to approve; without it, 400.
+                path = format!("{path}?key={holder}");
+            }
             if is_page(template) {
                 let mut request = server
                     .http

@@ -13,8 +13,9 @@ use common::*;
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::{Value, json};
+use shared::credential::{DelegationRequest, DelegationScope};
 use shared::wire::{CacheChange, CachedEvent, CachedTicket, EnrolResponse};
-use shared::{Credential, Presence, TicketState};
+use shared::{Credential, Presence, PublicKeyBytes, TicketState};
 
 on_both_backends!(
     every_rule_set_through_the_api_changes_a_running_gates_decision,
@@ -22,6 +23,7 @@ on_both_backends!(
     entries_after_the_end_and_its_grace_are_refused_and_exits_are_not,
     an_event_cannot_end_before_it_starts_nor_lie_in_the_past,
     unknown_fields_in_any_body_are_refused_naming_the_field,
+    a_holder_approves_a_browser_key_and_the_rotating_code_made_with_it_opens_the_gate,
 );
 
 const ENDS: i64 = T0 + 7200;
@@ -824,4 +826,126 @@ async fn unknown_fields_in_any_body_are_refused_naming_the_field(db: Db) {
         .await;
     assert_eq!(r.status(), 200, "a newer agent's added field is let be");
     assert_eq!(server.state.store.scan_count(event_id).await.unwrap(), 1);
+}
+
+/// The holder-key endpoint gives the holder, and only the holder, the
+/// static code and the exact text its wallet signs to approve a browser
+/// key; the code a page makes from them (docs/holder-proof.md) passes the
+/// gate's rules while fresh, and an approval by another wallet does not.
+async fn a_holder_approves_a_browser_key_and_the_rotating_code_made_with_it_opens_the_gate(db: Db) {
+    let server = start_on_chain(db, ChainMode::Embedded).await;
+    let (organizer, holder, stranger) = (wallet(90), wallet(91), wallet(92));
+    let org = server.login_as(&organizer, Some("organizer")).await;
+    let fan = server.login_as(&holder, None).await;
+    let other = server.login_as(&stranger, None).await;
+    let (status, created) = create_event(&server, &org, json!({})).await;
+    assert_eq!(status, 201, "{created}");
+    let event_id = created["event_id"].as_u64().unwrap();
+    set_rules(
+        &server,
+        &org,
+        event_id,
+        json!({ "holder_proof": { "required": { "window_secs": 20 } } }),
+    )
+    .await;
+    let code = mint(&server, &org, event_id, &holder, 0).await;
+    let body = Credential::decode(&code).unwrap().body;
+    let north = enrol(&server, event_id, "north", 93).await;
+    let cache = GateCache::load(&north).await;
+    let session = SigningKey::from_bytes(&[94; 32]);
+    let key = address(&session);
+    let path = format!(
+        "/api/tickets/{event_id}/{}/holder-key?key={key}",
+        body.ticket_id
+    );
+
+    // Only the ticket's holder: not a stranger, not even the organizer.
+    for token in [Some(other.as_str()), Some(org.as_str())] {
+        let (status, refusal, _) = server.call(Method::GET, &path, token, None).await;
+        assert_eq!(
+            (status, refusal["error"].as_str()),
+            (403, Some("forbidden")),
+            "{refusal}"
+        );
+    }
+    let (status, _, _) = server.call(Method::GET, &path, None, None).await;
+    assert_eq!(status, 401);
+    for (query, field) in [
+        ("key=not-a-key".to_owned(), "key"),
+        (format!("key={key}&scope=everything"), "scope"),
+        (
+            format!("key={key}&valid_from={T0}&valid_until={}", T0 - 1),
+            "valid_until",
+        ),
+        (
+            format!("key={key}&valid_from={T0}&valid_until={}", T0 + 40 * 86_400),
+            "valid_until",
+        ),
+    ] {
+        let (status, refusal, _) = server
+            .call(
+                Method::GET,
+                &format!(
+                    "/api/tickets/{event_id}/{}/holder-key?{query}",
+                    body.ticket_id
+                ),
+                Some(&fan),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, refusal["field"].as_str()),
+            (422, Some(field)),
+            "{query}: {refusal}"
+        );
+    }
+
+    // The holder gets the code, the approval's terms and its exact text.
+    let (status, approval, _) = server.call(Method::GET, &path, Some(&fan), None).await;
+    assert_eq!(status, 200, "{approval}");
+    assert_eq!(approval["code"], code.as_str());
+    assert_eq!(approval["owner"], address(&holder).as_str());
+    assert_eq!(approval["generation"], body.generation);
+    assert_eq!(approval["scope"], "ticket");
+    assert_eq!(approval["session_key"], key.as_str());
+    assert_eq!(
+        approval["holder_proof"],
+        json!({ "required": { "window_secs": 20 } })
+    );
+    assert_eq!(approval["server_time"], T0);
+    let valid_from = approval["valid_from"].as_u64().unwrap() as u32;
+    let valid_until = approval["valid_until"].as_u64().unwrap() as u32;
+    assert_eq!(i64::from(valid_from), T0 - 300);
+    assert!(i64::from(valid_until) >= ENDS, "{approval}");
+    let request = DelegationRequest {
+        scope: DelegationScope::Ticket,
+        session_key: PublicKeyBytes::from(&session.verifying_key()),
+        valid_from,
+        valid_until,
+    };
+    assert_eq!(approval["message"], request.message(&body).as_str());
+
+    // The page's code: the wallet's approval, then the key's fresh proof.
+    let now = T0 + 60;
+    let rotating = |approver: &SigningKey| {
+        Credential::decode(&code)
+            .unwrap()
+            .with_session_proof(request.sign(approver, &body), &session, now as u32)
+            .encode()
+    };
+    let fresh = Presence::NeverEntered;
+    let live = rotating(&holder);
+    assert_eq!(cache.decide(&north, &live, fresh, true, now), "admitted");
+    assert_eq!(
+        cache.decide(&north, &live, fresh, true, now + 21),
+        "holder_proof_stale"
+    );
+    assert_eq!(
+        cache.decide(&north, &code, fresh, true, now),
+        "holder_proof_missing"
+    );
+    assert_eq!(
+        cache.decide(&north, &rotating(&stranger), fresh, true, now),
+        "bad_signature"
+    );
 }

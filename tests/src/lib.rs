@@ -21,6 +21,7 @@ use shared::{Presence, TicketState, TicketStatus};
 use tokio::sync::{Mutex, oneshot};
 
 pub mod browser;
+pub mod buyer;
 pub mod organizer;
 
 /// The admin token the harness configures.

@@ -22,9 +22,12 @@ mod stripe_standin;
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use end_to_end::browser::{Browser, artifacts_dir};
+use end_to_end::buyer::{
+    free_port, injected_wallets, main_text, sign_in, sign_out, wait_confirmed,
+};
+use end_to_end::organizer::{address_of as address, api_login};
 use end_to_end::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -35,93 +38,6 @@ const LAPTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
 const PRICE_LAMPORTS: u64 = 100_000_000;
 
-/// Wallets like the ones browsers inject (`window.solana`), for `keys`; the
-/// one in use is `localStorage["test-wallet"]` (default the first). They
-/// sign in the page with WebCrypto, so the keys never leave it: messages
-/// with `signMessage`, transactions with the provider's `signTransaction`
-/// request (the message in base58, answering the signature).
-fn injected_wallets(keys: &[(&str, &SigningKey)]) -> String {
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let entries: Vec<String> = keys
-        .iter()
-        .map(|(name, key)| {
-            format!(
-                r#""{name}": {{ d: "{d}", x: "{x}", address: "{address}" }}"#,
-                d = url.encode(key.to_bytes()),
-                x = url.encode(key.verifying_key().to_bytes()),
-                address = bs58::encode(key.verifying_key().to_bytes()).into_string(),
-            )
-        })
-        .collect();
-    format!(
-        r#"(() => {{
-  const wallets = {{ {entries} }};
-  const name = localStorage.getItem("test-wallet") || "{first}";
-  const w = wallets[name];
-  const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-  const fromBase58 = (text) => {{
-    const bytes = [0];
-    for (const c of text) {{
-      let carry = ALPHABET.indexOf(c);
-      for (let i = 0; i < bytes.length; i++) {{ carry += bytes[i] * 58; bytes[i] = carry & 255; carry >>= 8; }}
-      while (carry > 0) {{ bytes.push(carry & 255); carry >>= 8; }}
-    }}
-    for (const c of text) {{ if (c !== "1") break; bytes.push(0); }}
-    return new Uint8Array(bytes.reverse());
-  }};
-  const key = crypto.subtle.importKey("jwk", {{ kty: "OKP", crv: "Ed25519", d: w.d, x: w.x }}, {{ name: "Ed25519" }}, false, ["sign"]);
-  const sign = async (bytes) => new Uint8Array(await crypto.subtle.sign({{ name: "Ed25519" }}, await key, bytes));
-  const publicKey = {{ toBase58: () => w.address, toString: () => w.address }};
-  window.solana = {{
-    publicKey,
-    connect: async () => ({{ publicKey }}),
-    signMessage: async (message) => ({{ signature: await sign(message), publicKey }}),
-    request: async ({{ method, params }}) => {{
-      if (method !== "signTransaction") throw new Error("unsupported " + method);
-      return {{ signature: await sign(fromBase58(params.message)), publicKey: w.address }};
-    }},
-  }};
-}})();"#,
-        entries = entries.join(", "),
-        first = keys[0].0,
-    )
-}
-
-fn address(key: &SigningKey) -> String {
-    bs58::encode(key.verifying_key().to_bytes()).into_string()
-}
-
-/// A session token of `key`'s wallet through the API's nonce login.
-fn api_login(server: &Server, key: &SigningKey) -> String {
-    let wallet = address(key);
-    server.rt.block_on(async {
-        let http = reqwest::Client::new();
-        let challenge: Value = http
-            .post(format!("{}/api/auth/nonce", server.url))
-            .json(&json!({ "wallet": wallet }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let signature = key.sign(challenge["message"].as_str().unwrap().as_bytes());
-        let session: Value = http
-            .post(format!("{}/api/auth/verify", server.url))
-            .json(&json!({
-                "wallet": wallet,
-                "signature": bs58::encode(signature.to_bytes()).into_string()
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        session["token"].as_str().unwrap().to_owned()
-    })
-}
-
 fn shoot(browser: &Browser, name: &str) {
     let dir = artifacts_dir("buyer");
     for (label, (w, h)) in [("laptop", LAPTOP), ("phone", PHONE)] {
@@ -131,59 +47,6 @@ fn shoot(browser: &Browser, name: &str) {
             .unwrap();
     }
     browser.resize(LAPTOP.0, LAPTOP.1).unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The page's main text, for assertion messages.
-fn main_text(browser: &Browser) -> String {
-    browser.text("main").unwrap_or_default()
-}
-
-/// Signs in with the injected wallet from the page's sign-in block and
-/// waits for the page it comes back to.
-fn sign_in(browser: &Browser, back_at: &str) {
-    browser.click("#wallet-sign-in").unwrap();
-    browser
-        .wait_for(
-            "signed in",
-            Duration::from_secs(30),
-            &format!(
-                "return location.pathname === '{back_at}' && document.querySelector('[data-wallet]') !== null"
-            ),
-        )
-        .unwrap_or_else(|e| panic!("{e}: {}", main_text(browser)));
-}
-
-fn sign_out(browser: &Browser) {
-    browser.click("#sign-out button").unwrap();
-    browser
-        .wait_for(
-            "signed out",
-            Duration::from_secs(20),
-            "return location.pathname === '/' && document.querySelector('[data-wallet]') === null",
-        )
-        .unwrap();
-}
-
-/// Waits until every purchase on the confirmation page is fulfilled.
-fn wait_confirmed(browser: &Browser, what: &str) {
-    browser
-        .wait_for(
-            what,
-            Duration::from_secs(90),
-            "const items = document.querySelectorAll('li.purchase'); \
-             return location.pathname === '/confirmation' && items.length > 0 && \
-               [...items].every(i => i.dataset.status === 'fulfilled') && \
-               document.querySelector('li.purchase figure.qr svg') !== null",
-        )
-        .unwrap_or_else(|e| panic!("{e}: {}", main_text(browser)));
 }
 
 /// The text of a mail's plain body.
@@ -214,7 +77,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
     });
     // The browser reaches the server through a switch the test can unplug;
     // the server's public address (and so the claim link) is the switch's.
-    let port = free_port();
+    let port = free_port().unwrap();
     let switch = NetSwitch::start(&support, ([127, 0, 0, 1], port).into()).unwrap();
     let site = switch.url.clone();
     let server = Server::start_with(&dir.path().join("server"), None, |config| {
@@ -244,7 +107,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
             200,
         )
         .unwrap();
-    let token = api_login(&server, &organizer);
+    let token = api_login(&server, &organizer).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -330,7 +193,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
     assert!(page.contains("25.00 USD by card"), "{page}");
     assert!(page.contains("0.1 SOL from your wallet"), "{page}");
     shoot(&browser, "1-event");
-    sign_in(&browser, &format!("/events/{event_id}"));
+    sign_in(&browser, &format!("/events/{event_id}")).unwrap();
 
     // By card: the seat is held with its expiry shown, the stand-in's
     // Stripe.js takes the card, the webhook mints, the page confirms.
@@ -351,7 +214,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
         .type_into("#standin-card", "4242 4242 4242 4242")
         .unwrap();
     browser.click("#pay-card").unwrap();
-    wait_confirmed(&browser, "the card purchase confirmed");
+    wait_confirmed(&browser, "the card purchase confirmed").unwrap();
     let confirmed = main_text(&browser);
     assert!(
         confirmed.contains("Paid. Your ticket is ready."),
@@ -375,7 +238,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
         )
         .unwrap_or_else(|e| panic!("{e}: {}", main_text(&browser)));
     browser.click("#pay-sol").unwrap();
-    wait_confirmed(&browser, "the SOL purchase confirmed");
+    wait_confirmed(&browser, "the SOL purchase confirmed").unwrap();
     let confirmed = main_text(&browser);
     assert!(confirmed.contains("0.1 SOL"), "{confirmed}");
 
@@ -521,7 +384,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
         .to_owned();
 
     // The friend opens the link, signs in with their wallet and claims.
-    sign_out(&browser);
+    sign_out(&browser).unwrap();
     browser
         .script("localStorage.setItem('test-wallet', 'friend');", json!([]))
         .unwrap();
@@ -530,7 +393,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
     assert!(claim.contains("A ticket for you"), "{claim}");
     assert!(claim.contains("Harbour Lights"), "{claim}");
     shoot(&browser, "7-claim");
-    sign_in(&browser, "/claim");
+    sign_in(&browser, "/claim").unwrap();
     browser.click("#claim-ticket").unwrap();
     browser
         .wait_for(
@@ -550,12 +413,12 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
     shoot(&browser, "9-used-link");
 
     // The first wallet's page shows the ticket passed on.
-    sign_out(&browser);
+    sign_out(&browser).unwrap();
     browser
         .script("localStorage.setItem('test-wallet', 'fan');", json!([]))
         .unwrap();
     browser.open(&format!("{site}/tickets")).unwrap();
-    sign_in(&browser, "/tickets");
+    sign_in(&browser, "/tickets").unwrap();
     browser
         .wait_for(
             "the ticket shown as transferred",

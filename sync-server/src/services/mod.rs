@@ -13,6 +13,7 @@ mod error;
 pub mod events;
 pub mod gates;
 pub mod health;
+pub mod holder_keys;
 pub mod holdings;
 pub mod incidents;
 pub mod inventory;

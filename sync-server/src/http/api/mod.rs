@@ -4,8 +4,9 @@
 //! ([`nft`]), transfers by wallet and by email ([`transfers`]), purchases
 //! ([`purchases`]), online validation for handhelds ([`validate`]), an
 //! event's rules, validators and incidents ([`manage`]), its conflicts and
-//! their resolutions ([`conflicts`]), tickets in and out as CSV
-//! ([`ticket_files`]), and its
+//! their resolutions ([`conflicts`]), a holder's approval of the browser
+//! key that signs the rotating code ([`holder_keys`]), tickets in and out
+//! as CSV ([`ticket_files`]), and its
 //! organizer's actions on chain: holds, cancellation, proceeds and closing
 //! ([`chain_actions`]), and its reports: sales, attendance and settlement
 //! ([`reports`]).
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod chain_actions;
 pub mod conflicts;
 pub mod events;
+pub mod holder_keys;
 pub mod manage;
 pub mod mints;
 pub mod nft;
@@ -109,6 +111,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tickets/my", get(tickets::my_tickets))
         .route("/api/tickets/{event}/{ticket}", get(tickets::get_ticket))
         .route("/api/tickets/{event}/{ticket}/qr", get(tickets::qr))
+        .route(
+            "/api/tickets/{event}/{ticket}/holder-key",
+            get(holder_keys::holder_key),
+        )
         .route(
             "/api/tickets/{event}/{ticket}/transfer",
             post(transfers::transfer),

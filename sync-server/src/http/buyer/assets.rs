@@ -1,4 +1,4 @@
-//! The buyer pages' files: stylesheet, script, the vendored QR code
+//! The buyer pages' files: stylesheet, scripts, the vendored QR code
 //! script (with its licence), the icon, the web app manifest and the
 //! service worker. All compiled into the server.
 
@@ -10,7 +10,8 @@ use super::no_asset;
 
 /// The buyer pages' files
 ///
-/// `GET /buyer/assets/{file}`: `buyer.css`, `buyer.js`, `qrcode.js` (the
+/// `GET /buyer/assets/{file}`: `buyer.css`, `buyer.js`, `live-code.js`
+/// (the rotating code where an event requires it), `qrcode.js` (the
 /// npm package qrcode-generator 2.0.4, MIT; its licence is
 /// `qrcode-generator.LICENSE`) and `icon.svg`.
 #[utoipa::path(
@@ -18,7 +19,7 @@ use super::no_asset;
     path = "/buyer/assets/{file}",
     tag = "buyer",
     operation_id = "buyer_asset",
-    params(("file" = String, Path, description = "`buyer.css`, `buyer.js`, `qrcode.js`, `qrcode-generator.LICENSE` or `icon.svg`")),
+    params(("file" = String, Path, description = "`buyer.css`, `buyer.js`, `live-code.js`, `qrcode.js`, `qrcode-generator.LICENSE` or `icon.svg`")),
     responses(
         (status = 200, description = "The file, typed by its name", content(
             (String = "text/css"),
@@ -34,6 +35,10 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "buyer.css" => (include_str!("assets/buyer.css"), "text/css; charset=utf-8"),
         "buyer.js" => (
             include_str!("assets/buyer.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "live-code.js" => (
+            include_str!("assets/live-code.js"),
             "text/javascript; charset=utf-8",
         ),
         "qrcode.js" => (

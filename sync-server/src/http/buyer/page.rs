@@ -29,6 +29,7 @@ pub fn page(title: &str, buyer: Option<&Buyer>, body: &str) -> String {
 <link rel="stylesheet" href="/buyer/assets/buyer.css">
 <script src="/buyer/assets/qrcode.js" defer></script>
 <script src="/buyer/assets/buyer.js" defer></script>
+<script src="/buyer/assets/live-code.js" defer></script>
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>

@@ -68,21 +68,23 @@ fn ticket_card(t: &HolderTicket) -> String {
         .map(|text| format!(r#"<p class="note">{}</p>"#, escape(&text)))
         .unwrap_or_default();
     let shows_code = matches!(t.standing, Standing::Valid | Standing::Entered { .. });
-    let code = match (&t.code, shows_code) {
-        (Some(code), true) => {
-            let proof = match t.event.holder_proof {
-                shared::HolderProofPolicy::NotRequired => String::new(),
-                shared::HolderProofPolicy::Required { window_secs } => {
-                    format!(r#" data-holder-proof-window="{window_secs}""#)
-                }
-            };
-            format!(
-                r#"<figure class="qr" data-code="{code}"{proof}><div class="qr-image" role="img" aria-label="Ticket code for the gate of {event}, ticket {n}"></div><figcaption>Show this code at the gate. Turn your screen brightness up.</figcaption></figure>
+    let code = match (&t.code, shows_code, t.event.holder_proof) {
+        (Some(code), true, shared::HolderProofPolicy::NotRequired) => format!(
+            r#"<figure class="qr" data-code="{code}"><div class="qr-image" role="img" aria-label="Ticket code for the gate of {event}, ticket {n}"></div><figcaption>Show this code at the gate. Turn your screen brightness up.</figcaption></figure>
 <details class="code-text"><summary>Code as text</summary><code>{code}</code></details>"#,
-                code = escape(code),
-                event = escape(&t.event.name),
-            )
-        }
+            code = escape(code),
+            event = escape(&t.event.name),
+        ),
+        // The live code: drawn by live-code.js from the static code, the
+        // wallet's approval of this browser's key and a fresh proof.
+        (Some(code), true, shared::HolderProofPolicy::Required { window_secs }) => format!(
+            r#"<figure class="qr live" data-code="{code}" data-holder-proof-window="{window_secs}"><div class="qr-image" role="img" aria-label="Live ticket code for the gate of {event}, ticket {n}"></div><figcaption>Show this live code at the gate. It changes every few seconds, so a screenshot will not get in.</figcaption>
+<p class="live-note meta" data-live-note></p>
+<p class="live-status" role="status" data-live-status>Preparing the live code…</p>
+<button type="button" class="live-approve" data-live-approve hidden>Approve this phone with your wallet</button></figure>"#,
+            code = escape(code),
+            event = escape(&t.event.name),
+        ),
         _ => String::new(),
     };
     let mut actions =

@@ -193,6 +193,10 @@ pub fn reason_text(code: &str) -> String {
         "unreadable" => "Unreadable code".to_owned(),
         "wrong_event" => "Ticket for another event".to_owned(),
         "stale_generation" | "owner_mismatch" => "Code of a previous holder".to_owned(),
+        "holder_proof_missing" => "No live code (a static code or a screenshot)".to_owned(),
+        "holder_proof_stale" => "Live code too old (a screenshot) or phone clock wrong".to_owned(),
+        "holder_key_expired" => "Phone's approval by the wallet ran out".to_owned(),
+        "holder_key_not_yet_valid" => "Phone's approval not valid yet (phone clock?)".to_owned(),
         "unknown_ticket" => "Unknown ticket".to_owned(),
         "doors_not_open" => "Doors not open yet".to_owned(),
         "doors_closed" => "Doors closed".to_owned(),
@@ -265,6 +269,18 @@ mod tests {
             escape(r#"<script>"x" & 'y'</script>"#),
             "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
         );
+    }
+
+    #[test]
+    fn every_holder_proof_refusal_has_words() {
+        for code in [
+            "holder_proof_missing",
+            "holder_proof_stale",
+            "holder_key_expired",
+            "holder_key_not_yet_valid",
+        ] {
+            assert_ne!(reason_text(code), code.replace('_', " "), "{code}");
+        }
     }
 
     #[test]

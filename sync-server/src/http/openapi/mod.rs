@@ -93,6 +93,7 @@ Times are Unix seconds unless a name ends in `_ms`; keys and wallets are base58.
         crate::http::api::mints::admin_get_mint,
         crate::http::api::tickets::my_tickets,
         crate::http::api::tickets::qr,
+        crate::http::api::holder_keys::holder_key,
         crate::http::api::transfers::transfer,
         crate::http::api::transfers::submit_transfer,
         crate::http::api::transfers::cancel,

@@ -1,7 +1,8 @@
 // The buyer pages' script: wallet sign-in (the API's nonce login signed by
 // the browser wallet), checkout (seats held, then paid by card through
 // Stripe.js or in SOL by the wallet signing the transaction the server
-// prepared), QR codes drawn from each ticket's credential text, transfers
+// prepared), QR codes drawn from each ticket's credential text (or, where
+// the event requires it, the live code of live-code.js), transfers
 // and claims, the offline notice, and the service worker's registration.
 // The pages read without it; buying, transferring and claiming need it.
 "use strict";
@@ -188,18 +189,23 @@ async function signTransaction(base64, address) {
 
 // --- QR codes -------------------------------------------------------------
 
-// Where a ticket's code comes from. Today every ticket shows its signed
-// credential as issued. Events that require the rotating holder proof
-// (`data-holder-proof-window` on the figure) will register a source here:
-// `ticketCodes.register({ codeFor(figure) -> text or null, everyMs })`,
-// which signs (ticket, time) with the browser's delegated session key and
-// returns the text to show now; the page then redraws every `everyMs`.
+// Where a ticket's code comes from. A ticket shows its signed credential
+// as issued, unless its event requires the rotating holder proof
+// (`data-holder-proof-window` on the figure): then only a registered source
+// gives its code (live-code.js: the credential with the wallet's approval
+// of this browser's key and a fresh proof by that key), and the static
+// code, which the gates would refuse, is never drawn.
+// `ticketCodes.register({ codeFor(figure) -> text or null, everyMs })`;
+// `ticketCodes.redraw()` draws what changed.
 const sources = [];
 window.ticketCodes = {
   register(source) {
     sources.push(source);
     drawAll();
     if (source.everyMs) setInterval(drawAll, source.everyMs);
+  },
+  redraw() {
+    drawAll();
   },
 };
 
@@ -208,7 +214,7 @@ function codeFor(figure) {
     const text = source.codeFor(figure);
     if (text) return text;
   }
-  return figure.dataset.code;
+  return figure.dataset.holderProofWindow ? null : figure.dataset.code;
 }
 
 function qrSvg(text) {
@@ -232,11 +238,15 @@ function drawAll() {
   if (typeof qrcode !== "function") return;
   for (const figure of document.querySelectorAll("figure.qr[data-code]")) {
     const text = codeFor(figure);
-    if (figure.dataset.drawn === text) continue;
     const image = figure.querySelector(".qr-image");
-    if (!image) continue;
-    image.innerHTML = qrSvg(text);
-    figure.dataset.drawn = text;
+    if (!image || figure.dataset.drawn === (text || undefined)) continue;
+    if (text) {
+      image.innerHTML = qrSvg(text);
+      figure.dataset.drawn = text;
+    } else {
+      image.innerHTML = "";
+      delete figure.dataset.drawn;
+    }
   }
 }
 

@@ -1,15 +1,17 @@
 // The buyer pages' service worker. It keeps the pages' files and the last
 // "My tickets" page (and printable tickets) a signed-in holder opened, so a
-// ticket opened once still shows its code with no network. Pages always
+// ticket opened once still shows its code with no network (a live code's
+// key and approval are in IndexedDB, not here). Pages always
 // come from the network first; the kept copy answers only when the network
 // fails, marked so the page can say it is offline and when it last synced.
 "use strict";
 
-const FILES = "buyer-files-v1";
+const FILES = "buyer-files-v2";
 const PAGES = "buyer-pages";
 const ASSETS = [
   "/buyer/assets/buyer.css",
   "/buyer/assets/buyer.js",
+  "/buyer/assets/live-code.js",
   "/buyer/assets/qrcode.js",
   "/buyer/assets/icon.svg",
   "/manifest.webmanifest",

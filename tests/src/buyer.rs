@@ -1,0 +1,118 @@
+//! A buyer on the buyer pages, for the browser tests: wallets injected into
+//! every page the way browser wallets do it (`window.solana`, with
+//! `signMessage` and the `signTransaction` request, signing in the page
+//! with WebCrypto), the wallet sign-in and sign-out from the pages, and
+//! reading what a page shows.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+
+use crate::browser::Browser;
+
+/// Wallets like the ones browsers inject (`window.solana`), for `keys`; the
+/// one in use is `localStorage["test-wallet"]` (default the first). They
+/// sign in the page with WebCrypto, so the keys never leave it: messages
+/// with `signMessage`, transactions with the provider's `signTransaction`
+/// request (the message in base58, answering the signature).
+pub fn injected_wallets(keys: &[(&str, &SigningKey)]) -> String {
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let entries: Vec<String> = keys
+        .iter()
+        .map(|(name, key)| {
+            format!(
+                r#""{name}": {{ d: "{d}", x: "{x}", address: "{address}" }}"#,
+                d = url.encode(key.to_bytes()),
+                x = url.encode(key.verifying_key().to_bytes()),
+                address = bs58::encode(key.verifying_key().to_bytes()).into_string(),
+            )
+        })
+        .collect();
+    format!(
+        r#"(() => {{
+  const wallets = {{ {entries} }};
+  const name = localStorage.getItem("test-wallet") || "{first}";
+  const w = wallets[name];
+  const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+  const fromBase58 = (text) => {{
+    const bytes = [0];
+    for (const c of text) {{
+      let carry = ALPHABET.indexOf(c);
+      for (let i = 0; i < bytes.length; i++) {{ carry += bytes[i] * 58; bytes[i] = carry & 255; carry >>= 8; }}
+      while (carry > 0) {{ bytes.push(carry & 255); carry >>= 8; }}
+    }}
+    for (const c of text) {{ if (c !== "1") break; bytes.push(0); }}
+    return new Uint8Array(bytes.reverse());
+  }};
+  const key = crypto.subtle.importKey("jwk", {{ kty: "OKP", crv: "Ed25519", d: w.d, x: w.x }}, {{ name: "Ed25519" }}, false, ["sign"]);
+  const sign = async (bytes) => new Uint8Array(await crypto.subtle.sign({{ name: "Ed25519" }}, await key, bytes));
+  const publicKey = {{ toBase58: () => w.address, toString: () => w.address }};
+  window.solana = {{
+    publicKey,
+    connect: async () => ({{ publicKey }}),
+    signMessage: async (message) => ({{ signature: await sign(message), publicKey }}),
+    request: async ({{ method, params }}) => {{
+      if (method !== "signTransaction") throw new Error("unsupported " + method);
+      return {{ signature: await sign(fromBase58(params.message)), publicKey: w.address }};
+    }},
+  }};
+}})();"#,
+        entries = entries.join(", "),
+        first = keys.first().map_or("", |(name, _)| name),
+    )
+}
+
+/// A free loopback port.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The page's main text, for assertion messages.
+pub fn main_text(browser: &Browser) -> String {
+    browser.text("main").unwrap_or_default()
+}
+
+/// Signs in with the injected wallet from the page's sign-in block and
+/// waits for the page it comes back to.
+pub fn sign_in(browser: &Browser, back_at: &str) -> anyhow::Result<()> {
+    browser.click("#wallet-sign-in")?;
+    browser
+        .wait_for(
+            "signed in",
+            Duration::from_secs(30),
+            &format!(
+                "return location.pathname === '{back_at}' && document.querySelector('[data-wallet]') !== null"
+            ),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}: {}", main_text(browser)))?;
+    Ok(())
+}
+
+/// Signs out from the page's header and waits for the events page.
+pub fn sign_out(browser: &Browser) -> anyhow::Result<()> {
+    browser.click("#sign-out button")?;
+    browser.wait_for(
+        "signed out",
+        Duration::from_secs(20),
+        "return location.pathname === '/' && document.querySelector('[data-wallet]') === null",
+    )?;
+    Ok(())
+}
+
+/// Waits until every purchase on the confirmation page is fulfilled.
+pub fn wait_confirmed(browser: &Browser, what: &str) -> anyhow::Result<()> {
+    browser
+        .wait_for(
+            what,
+            Duration::from_secs(90),
+            "const items = document.querySelectorAll('li.purchase'); \
+             return location.pathname === '/confirmation' && items.length > 0 && \
+               [...items].every(i => i.dataset.status === 'fulfilled') && \
+               document.querySelector('li.purchase figure.qr svg') !== null",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}: {}", main_text(browser)))?;
+    Ok(())
+}

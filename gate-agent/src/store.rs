@@ -76,6 +76,23 @@ pub enum StoreError {
     Export(#[from] std::io::Error),
 }
 
+impl StoreError {
+    /// Whether the error means the disk holding the store has no space left
+    /// (`SQLITE_FULL`, or `ENOSPC` from a plain file write). Staff are told
+    /// "storage full" rather than a database error for this one: it is the
+    /// failure a full data partition gives, and freeing space cures it.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Self::Open { source, .. } | Self::Sql(source) => matches!(
+                source,
+                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull
+            ),
+            Self::Export(e) => e.kind() == std::io::ErrorKind::StorageFull,
+            Self::NewerSchema { .. } | Self::Corrupt(_) => false,
+        }
+    }
+}
+
 /// Open handle on the store file.
 pub struct Store {
     conn: Connection,
@@ -179,8 +196,13 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
-            .map_err(open_err)?;
+        // Only a new file is written to: opening an existing store must work
+        // on a full disk, so that the gate can still read its cache and say
+        // why it refuses scans rather than fail to start.
+        if version != SCHEMA_VERSION {
+            conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
+                .map_err(open_err)?;
+        }
         Ok(Self {
             conn,
             path: path.to_owned(),

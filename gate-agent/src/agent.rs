@@ -474,7 +474,9 @@ impl DecisionLoop {
     /// While the disk is full: one small write (a `meta` row) to learn whether
     /// space came back, so the page stops saying "storage full" by itself.
     fn check_space(&self, state: &mut LoopState) {
-        let Some(store) = &mut state.store else { return };
+        let Some(store) = &mut state.store else {
+            return;
+        };
         let now = self.clock.now_ms().to_string();
         match store.set_meta(&[("space_checked_at_ms", now)]) {
             Ok(()) => {

@@ -209,7 +209,11 @@ impl Gate {
     }
 
     /// The verdict when the journal could not be written and the gate fails closed.
-    pub fn journal_failure_verdict(&self, outcome: &ScanOutcome, failure: &JournalFailure) -> Verdict {
+    pub fn journal_failure_verdict(
+        &self,
+        outcome: &ScanOutcome,
+        failure: &JournalFailure,
+    ) -> Verdict {
         let mut v = self.verdict(outcome, false);
         v.outcome = failure.outcome().to_owned();
         v.opens = false;

@@ -364,11 +364,7 @@ fn a_full_data_disk_keeps_the_gate_shut_loses_nothing_and_recovers_when_space_re
             admitted_before_full.push(s.scan_id);
             seen.push(s);
         }
-        let leave = if round == 0 {
-            0
-        } else {
-            rng.below(48) << 10
-        };
+        let leave = if round == 0 { 0 } else { rng.below(48) << 10 };
         disk.fill(leave);
         // Re-scans of admitted tickets (each a journaled rejection) until the
         // journal refuses one for want of space.
@@ -377,7 +373,10 @@ fn a_full_data_disk_keeps_the_gate_shut_loses_nothing_and_recovers_when_space_re
         loop {
             let s = agent.scan(&inside);
             assert!(!s.opened, "ticket 1 is inside: {s:?}");
-            assert_ne!(s.outcome, "journal_unavailable", "a full disk is told as such");
+            assert_ne!(
+                s.outcome, "journal_unavailable",
+                "a full disk is told as such"
+            );
             let refused = s.outcome == "storage_full";
             seen.push(s);
             if refused {
@@ -420,20 +419,24 @@ fn a_full_data_disk_keeps_the_gate_shut_loses_nothing_and_recovers_when_space_re
         // The refused tickets were not recorded as inside: admitted now.
         for t in refused_tickets.into_iter().chain([fresh(), fresh()]) {
             let s = agent.scan(&venue.code(t));
-            assert!(s.opened, "round {round}: ticket {t} after space returned: {s:?}");
+            assert!(
+                s.opened,
+                "round {round}: ticket {t} after space returned: {s:?}"
+            );
             seen.push(s);
         }
         assert!(agent.child_running(), "the agent is still running");
     }
 
     // Everything journaled reaches the server.
-    agent.wait_status(
-        |s| s["counts"]["unsent"] == 0,
-        "the journal to be uploaded",
-    );
+    agent.wait_status(|s| s["counts"]["unsent"] == 0, "the journal to be uploaded");
     let opened: Vec<&Seen> = seen.iter().filter(|s| s.opened).collect();
     let (server_admitted, _, _) = server.gate_counts();
-    assert_eq!(server_admitted, opened.len() as u64, "admissions on the server");
+    assert_eq!(
+        server_admitted,
+        opened.len() as u64,
+        "admissions on the server"
+    );
     let exit = agent.stop();
     assert!(exit.success(), "the agent stopped cleanly: {exit}");
 
@@ -458,7 +461,11 @@ fn a_full_data_disk_keeps_the_gate_shut_loses_nothing_and_recovers_when_space_re
         }
     }
     for id in &admitted_before_full {
-        assert_eq!(by_id.get(id), Some(&true), "admitted before the disk filled");
+        assert_eq!(
+            by_id.get(id),
+            Some(&true),
+            "admitted before the disk filled"
+        );
     }
     assert!(journal.iter().all(|e| e.uploaded), "every row acknowledged");
 

@@ -375,7 +375,12 @@ impl DecisionLoop {
                 }
             }
             Err(e) => {
-                let failure = JournalFailure::from_store(&e);
+                let failure = match JournalFailure::from_store(&e) {
+                    JournalFailure::Unavailable(m) => {
+                        JournalFailure::Unavailable(format!("store unavailable: {m}"))
+                    }
+                    full => full,
+                };
                 if let JournalFailure::StorageFull(_) = failure {
                     tracing::error!(error = %e, path = %self.config.store.path.display(),
                         "storage full: the store cannot be opened; scans are refused until space is freed");
@@ -385,7 +390,7 @@ impl DecisionLoop {
                 let full = matches!(failure, JournalFailure::StorageFull(_));
                 let shown = match &failure {
                     JournalFailure::StorageFull(_) => failure.alert(),
-                    JournalFailure::Unavailable(e) => format!("store unavailable: {e}"),
+                    JournalFailure::Unavailable(e) => e.clone(),
                 };
                 self.board.update(|v| {
                     v.journal_error = Some(shown);

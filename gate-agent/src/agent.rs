@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::config::{Config, JournalFailurePolicy};
-use crate::gate::{Clock, Gate, Scan, SystemClock, Verdict};
+use crate::gate::{Clock, Gate, JournalFailure, Scan, SystemClock, Verdict};
 use crate::outputs::{Actuation, Outputs};
 use crate::status::{StatusBoard, StatusView};
 use crate::store::{Backlog, Counts, Store};
@@ -273,7 +273,11 @@ struct LoopState {
     uncounted: VecDeque<i64>,
     inside_dirty: bool,
     /// Why the store could not be opened, while it cannot.
-    open_error: Option<String>,
+    open_error: Option<JournalFailure>,
+    /// Set while the last journal write failed for want of space: the loop
+    /// then checks now and then whether the disk takes writes again, so the
+    /// page clears before the next scan proves it.
+    storage_full: bool,
 }
 
 impl DecisionLoop {
@@ -288,6 +292,7 @@ impl DecisionLoop {
         };
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         let mut last_store_try = Instant::now();
+        let mut last_space_check = Instant::now();
         let mut last_cache_check = Instant::now();
         // With no input left (none configured, or all ended) the loop keeps
         // going until the agent stops: it still applies what the sync task
@@ -323,6 +328,10 @@ impl DecisionLoop {
                 if fresh.store.is_some() {
                     state = fresh;
                 }
+            }
+            if state.storage_full && last_space_check.elapsed() >= RETRY_STORE {
+                last_space_check = Instant::now();
+                self.check_space(&mut state);
             }
             // A cache the sync task wrote is picked up now rather than at
             // the next periodic check.
@@ -363,6 +372,7 @@ impl DecisionLoop {
                     v.cache_generated_at = generated;
                     v.setup_error = setup_error;
                     v.journal_error = None;
+                    v.storage_full = false;
                 });
                 LoopState {
                     store: Some(store),
@@ -372,13 +382,31 @@ impl DecisionLoop {
                     uncounted: VecDeque::new(),
                     inside_dirty: false,
                     open_error: None,
+                    storage_full: false,
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, path = %self.config.store.path.display(), "store unavailable");
-                let message = format!("store unavailable: {e}");
-                let shown = message.clone();
-                self.board.update(|v| v.journal_error = Some(shown));
+                let failure = match JournalFailure::from_store(&e) {
+                    JournalFailure::Unavailable(m) => {
+                        JournalFailure::Unavailable(format!("store unavailable: {m}"))
+                    }
+                    full => full,
+                };
+                if let JournalFailure::StorageFull(_) = failure {
+                    tracing::error!(error = %e, path = %self.config.store.path.display(),
+                        "storage full: the store cannot be opened; scans are refused until space is freed");
+                } else {
+                    tracing::error!(error = %e, path = %self.config.store.path.display(), "store unavailable");
+                }
+                let full = matches!(failure, JournalFailure::StorageFull(_));
+                let shown = match &failure {
+                    JournalFailure::StorageFull(_) => failure.alert(),
+                    JournalFailure::Unavailable(e) => e.clone(),
+                };
+                self.board.update(|v| {
+                    v.journal_error = Some(shown);
+                    v.storage_full = full;
+                });
                 self.board.count("gate_journal_failures_total", 1);
                 LoopState {
                     store: None,
@@ -387,7 +415,8 @@ impl DecisionLoop {
                     counts: Counts::default(),
                     uncounted: VecDeque::new(),
                     inside_dirty: false,
-                    open_error: Some(message),
+                    open_error: Some(failure),
+                    storage_full: false,
                 }
             }
         }
@@ -508,6 +537,27 @@ impl DecisionLoop {
         let _ = reply.try_send(answer);
     }
 
+    /// While the disk is full: one small write (a `meta` row) to learn whether
+    /// space came back, so the page stops saying "storage full" by itself.
+    fn check_space(&self, state: &mut LoopState) {
+        let Some(store) = &mut state.store else {
+            return;
+        };
+        let now = self.clock.now_ms().to_string();
+        match store.set_meta(&[("space_checked_at_ms", now)]) {
+            Ok(()) => {
+                tracing::info!("storage writable again; scans are recorded");
+                state.storage_full = false;
+                self.board.update(|v| {
+                    v.journal_error = None;
+                    v.storage_full = false;
+                });
+            }
+            Err(e) if e.is_storage_full() => {}
+            Err(e) => tracing::warn!(error = %e, "checking for free space failed"),
+        }
+    }
+
     fn handle(&mut self, state: &mut LoopState, scan: &Scan) {
         let started = Instant::now();
         let now_ms = self.clock.now_ms();
@@ -516,11 +566,11 @@ impl DecisionLoop {
         let result = match &mut state.store {
             Some(store) => store
                 .record_scan(|lookup| gate.evaluate(scan, lookup, now_ms, scan_id))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| JournalFailure::from_store(&e)),
             None => Err(state
                 .open_error
                 .clone()
-                .unwrap_or_else(|| "store not open".to_owned())),
+                .unwrap_or_else(|| JournalFailure::Unavailable("store not open".to_owned()))),
         };
         let verdict: Verdict = match result {
             Ok(recorded) => {
@@ -533,22 +583,46 @@ impl DecisionLoop {
                     state.uncounted.pop_front();
                 }
                 state.uncounted.push_back(recorded.seq);
-                if self.board.view().journal_error.is_some() {
-                    self.board.update(|v| v.journal_error = None);
+                if state.storage_full {
+                    tracing::info!("storage writable again; scans are recorded");
+                    state.storage_full = false;
+                }
+                let view = self.board.view();
+                if view.journal_error.is_some() || view.storage_full {
+                    self.board.update(|v| {
+                        v.journal_error = None;
+                        v.storage_full = false;
+                    });
                 }
                 gate.verdict(&recorded.outcome, true)
             }
-            Err(error) => {
-                tracing::error!(%error, %scan_id, "cannot write the journal");
+            Err(failure) => {
+                match &failure {
+                    JournalFailure::StorageFull(error) => tracing::error!(
+                        %error,
+                        %scan_id,
+                        "storage full: the scan cannot be recorded; the gate stays shut until space is freed"
+                    ),
+                    JournalFailure::Unavailable(error) => {
+                        tracing::error!(%error, %scan_id, "cannot write the journal");
+                    }
+                }
                 self.board.count("gate_journal_failures_total", 1);
-                let message = format!("journal not writable: {error}");
-                self.board.update(|v| v.journal_error = Some(message));
+                let full = matches!(failure, JournalFailure::StorageFull(_));
+                state.storage_full = full && state.store.is_some();
+                let message = failure.alert();
+                self.board.update(|v| {
+                    v.journal_error = Some(message);
+                    v.storage_full = full;
+                });
                 let store = state.store.as_ref();
                 let lookup =
                     |e: u64, t: u32| store.and_then(|s| s.ticket_state(e, t).ok().flatten());
                 let outcome = gate.evaluate(scan, &lookup, now_ms, scan_id);
                 match self.config.store.on_journal_failure {
-                    JournalFailurePolicy::Reject => gate.journal_failure_verdict(&outcome, &error),
+                    JournalFailurePolicy::Reject => {
+                        gate.journal_failure_verdict(&outcome, &failure)
+                    }
                     JournalFailurePolicy::Admit => gate.verdict(&outcome, false),
                 }
             }

@@ -24,6 +24,46 @@ pub struct Scan {
 
 /// Outcome code used when the journal could not be written and the gate failed closed.
 pub const JOURNAL_UNAVAILABLE: &str = "journal_unavailable";
+/// Outcome code used when the journal could not be written because the data
+/// disk is full (the gate failed closed).
+pub const STORAGE_FULL: &str = "storage_full";
+
+/// Why a scan could not be written to the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalFailure {
+    /// The disk holding the store has no space left; freeing space cures it.
+    StorageFull(String),
+    /// Any other reason (the store cannot be opened, a read-only file, ...).
+    Unavailable(String),
+}
+
+impl JournalFailure {
+    pub fn from_store(error: &crate::store::StoreError) -> Self {
+        if error.is_storage_full() {
+            Self::StorageFull(error.to_string())
+        } else {
+            Self::Unavailable(error.to_string())
+        }
+    }
+
+    /// The outcome code of a scan refused for this reason.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::StorageFull(_) => STORAGE_FULL,
+            Self::Unavailable(_) => JOURNAL_UNAVAILABLE,
+        }
+    }
+
+    /// What the status page's alert line says while scans cannot be recorded.
+    pub fn alert(&self) -> String {
+        match self {
+            Self::StorageFull(_) => "Storage full: the gate's data disk has no space left, \
+                 so scans cannot be recorded. Free space on it (call a technician)."
+                .to_owned(),
+            Self::Unavailable(e) => format!("journal not writable: {e}"),
+        }
+    }
+}
 
 /// The result of one scan as staff and the turnstile see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,11 +214,23 @@ impl Gate {
     }
 
     /// The verdict when the journal could not be written and the gate fails closed.
-    pub fn journal_failure_verdict(&self, outcome: &ScanOutcome, error: &str) -> Verdict {
+    pub fn journal_failure_verdict(
+        &self,
+        outcome: &ScanOutcome,
+        failure: &JournalFailure,
+    ) -> Verdict {
         let mut v = self.verdict(outcome, false);
-        v.outcome = JOURNAL_UNAVAILABLE.to_owned();
+        v.outcome = failure.outcome().to_owned();
         v.opens = false;
-        v.text = format!("Cannot record scans - gate stays shut. Call a technician ({error})");
+        v.text = match failure {
+            JournalFailure::StorageFull(_) => {
+                "Storage full - gate stays shut. Call a technician to free space on the gate"
+                    .to_owned()
+            }
+            JournalFailure::Unavailable(error) => {
+                format!("Cannot record scans - gate stays shut. Call a technician ({error})")
+            }
+        };
         v
     }
 }

@@ -53,6 +53,8 @@ pub struct StatusView {
     pub sync_error: Option<String>,
     /// Why scans cannot be recorded right now, if they cannot.
     pub journal_error: Option<String>,
+    /// Whether that is because the data disk is full.
+    pub storage_full: bool,
     /// Why the gate cannot admit anyone (empty cache, ...).
     pub setup_error: Option<String>,
     /// Each input and its state ("reading", "waiting for /dev/ttyACM0: ...").
@@ -184,6 +186,10 @@ impl StatusBoard {
                 } else {
                     0.0
                 },
+            ),
+            (
+                "gate_storage_full",
+                if view.storage_full { 1.0 } else { 0.0 },
             ),
             ("gate_online", if view.online { 1.0 } else { 0.0 }),
             (

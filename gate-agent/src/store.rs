@@ -89,6 +89,23 @@ pub enum StoreError {
     Export(#[from] std::io::Error),
 }
 
+impl StoreError {
+    /// Whether the error means the disk holding the store has no space left
+    /// (`SQLITE_FULL`, or `ENOSPC` from a plain file write). Staff are told
+    /// "storage full" rather than a database error for this one: it is the
+    /// failure a full data partition gives, and freeing space cures it.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Self::Open { source, .. } | Self::Sql(source) => matches!(
+                source,
+                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull
+            ),
+            Self::Export(e) => e.kind() == std::io::ErrorKind::StorageFull,
+            Self::NewerSchema { .. } | Self::Corrupt(_) => false,
+        }
+    }
+}
+
 /// Open handle on the store file.
 pub struct Store {
     conn: Connection,
@@ -192,7 +209,10 @@ impl Store {
             });
         }
         // Each step and its version in one transaction: a power cut leaves
-        // the file at the old version or the new, never between.
+        // the file at the old version or the new, never between. A store at
+        // the current version is not written to here: opening it must work
+        // on a full disk, so that the gate can still read its cache and say
+        // why it refuses scans rather than fail to start.
         conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
             .map_err(open_err)?;
         if version < 2 {

@@ -145,6 +145,17 @@ async fn a_late_upload_older_than_the_chain_still_counts_there(db: Db) {
     assert_eq!(conflicts.as_array().unwrap().len(), 1, "{conflicts}");
 }
 
+/// Tickets in the RPC fault campaign: `RPC_FAULT_TICKETS` (default 12, at
+/// most 1,000). The long run:
+/// `RPC_FAULT_TICKETS=300 cargo nextest run --workspace -E 'binary(chain_replay) and test(rpc_path)'`.
+fn rpc_fault_tickets() -> u32 {
+    std::env::var("RPC_FAULT_TICKETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12u32)
+        .clamp(1, 1000)
+}
+
 async fn the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhashes(db: Db) {
     let faults = Faults {
         drop_every: 5,
@@ -153,29 +164,40 @@ async fn the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhash
         delay: Duration::from_millis(5),
         ..Faults::default()
     };
+    let tally = faults.tally.clone();
     let server = start_on_chain(db, ChainMode::Rpc(faults)).await;
+    let n = rpc_fault_tickets();
     // Creating the event and minting go through the faulty RPC too.
-    let tickets = server.seed_on_chain(12).await;
-    assert_eq!(tickets.len(), 12);
+    let tickets = server.seed_on_chain(n).await;
+    assert_eq!(tickets.len(), n as usize);
     let ids: Vec<u32> = tickets.iter().map(|t| t.ticket.ticket_id).collect();
-    assert_eq!(ids, (0..12).collect::<Vec<_>>(), "each ticket minted once");
+    assert_eq!(ids, (0..n).collect::<Vec<_>>(), "each ticket minted once");
+    eprintln!("{db:?}: minted {n} tickets; so far {}", tally.summary());
 
     let north = server.enrol("north", 11).await;
     let exit = server.enrol("exit", 12).await;
     let t = T0 * 1000;
     let mut entries = Vec::new();
     let mut exits = Vec::new();
-    for id in 0..12u32 {
+    for id in 0..n {
         let at = t + i64::from(id) * 1000;
         entries.push(north.scan(id, at));
         exits.push(exit.scan(id, at + 30_000));
         entries.push(north.scan(id, at + 60_000));
     }
-    assert_eq!(north.upload(entries).await.status(), 200);
-    assert_eq!(exit.upload(exits).await.status(), 200);
+    // Uploads of at most 100 scans, as gates send them.
+    for batch in entries.chunks(100) {
+        assert_eq!(north.upload(batch.to_vec()).await.status(), 200);
+    }
+    for batch in exits.chunks(100) {
+        assert_eq!(exit.upload(batch.to_vec()).await.status(), 200);
+    }
 
-    let summary = replay::drain(&server.state, EVENT, DRAIN).await.unwrap();
-    assert_eq!(summary.confirmed, 36, "{summary:?}");
+    let summary = replay::drain(&server.state, EVENT, DRAIN * (1 + n / 50))
+        .await
+        .unwrap();
+    eprintln!("{db:?}: replay {summary:?}; in all {}", tally.summary());
+    assert_eq!(summary.confirmed, u64::from(3 * n), "{summary:?}");
     assert_eq!(
         summary.failed + summary.superseded + summary.waiting,
         0,

@@ -49,6 +49,37 @@ pub struct Faults {
     /// `k` and the k-th send from then on is refused (0 = none). Shared, so
     /// a test arms it while the chain is in use.
     pub refuse_send_in: Arc<std::sync::atomic::AtomicI64>,
+    /// What was injected so far, for a campaign's report.
+    pub tally: Arc<FaultTally>,
+}
+
+/// Counts of the requests served and the faults injected into them.
+#[derive(Debug, Default)]
+pub struct FaultTally {
+    pub requests: AtomicU64,
+    pub dropped: AtomicU64,
+    pub answers_lost: AtomicU64,
+    /// Of the lost answers, those of a `sendTransaction` the chain took:
+    /// a transaction that landed while its sender heard nothing.
+    pub landed_unheard: AtomicU64,
+    pub stale_blockhashes: AtomicU64,
+    pub sends_refused: AtomicU64,
+}
+
+impl FaultTally {
+    /// One line for a report.
+    pub fn summary(&self) -> String {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "{} requests: {} dropped, {} answers lost ({} of them a landed transaction), {} stale blockhashes, {} sends refused",
+            n(&self.requests),
+            n(&self.dropped),
+            n(&self.answers_lost),
+            n(&self.landed_unheard),
+            n(&self.stale_blockhashes),
+            n(&self.sends_refused)
+        )
+    }
 }
 
 struct Service {
@@ -74,10 +105,13 @@ fn every(n: u64, count: u64) -> bool {
 
 async fn handle(State(service): State<Arc<Service>>, Json(request): Json<Value>) -> Response {
     let count = service.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let tally = &service.faults.tally;
+    tally.requests.fetch_add(1, Ordering::Relaxed);
     if !service.faults.delay.is_zero() {
         tokio::time::sleep(service.faults.delay).await;
     }
     if every(service.faults.drop_every, count) {
+        tally.dropped.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::SERVICE_UNAVAILABLE, "injected: request dropped").into_response();
     }
     let id = request.get("id").cloned().unwrap_or(Value::Null);
@@ -89,6 +123,10 @@ async fn handle(State(service): State<Arc<Service>>, Json(request): Json<Value>)
     let params = request.get("params").cloned().unwrap_or(json!([]));
     let outcome = call(&service, &method, &params, count).await;
     if every(service.faults.lose_answer_every, count) {
+        tally.answers_lost.fetch_add(1, Ordering::Relaxed);
+        if method == "sendTransaction" && outcome.is_ok() {
+            tally.landed_unheard.fetch_add(1, Ordering::Relaxed);
+        }
         return (StatusCode::SERVICE_UNAVAILABLE, "injected: answer lost").into_response();
     }
     let body = match outcome {
@@ -164,6 +202,11 @@ async fn call(service: &Service, method: &str, params: &Value, count: u64) -> Re
         "getSlot" | "getBlockHeight" => Ok(json!(slot)),
         "getLatestBlockhash" => {
             let blockhash = if every(service.faults.stale_blockhash_every, count) {
+                service
+                    .faults
+                    .tally
+                    .stale_blockhashes
+                    .fetch_add(1, Ordering::Relaxed);
                 Hash::new_unique()
             } else {
                 chain.latest_blockhash().await.map_err(chain_error)?
@@ -185,6 +228,11 @@ async fn call(service: &Service, method: &str, params: &Value, count: u64) -> Re
         }
         "sendTransaction" => {
             if service.faults.refuse_send_in.fetch_sub(1, Ordering::SeqCst) == 1 {
+                service
+                    .faults
+                    .tally
+                    .sends_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(rpc_error(
                     -32002,
                     "Transaction simulation failed: injected refusal",

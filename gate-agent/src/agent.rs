@@ -528,10 +528,10 @@ impl DecisionLoop {
                 }
             },
             None => UndoAnswer::unavailable(
-                state
+                &state
                     .open_error
-                    .as_deref()
-                    .unwrap_or("the store is not open"),
+                    .as_ref()
+                    .map_or_else(|| "the store is not open".to_owned(), JournalFailure::alert),
             ),
         };
         let _ = reply.try_send(answer);

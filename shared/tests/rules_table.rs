@@ -3,6 +3,7 @@
 //! presence fold makes of voided admissions and of re-entry without exit.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+#![allow(clippy::type_complexity)] // each table row is a tuple read column by column
 
 use shared::admission::undo::{LastAdmission, UndoRefusal, judge_undo, state_after_undo};
 use shared::presence::{FoldRules, OpeningScan, fold, fold_under};

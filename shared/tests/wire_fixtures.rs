@@ -263,7 +263,7 @@ fn version_3_cache_files_still_open_with_the_undo_window_off() {
         .open(Some(&server))
         .unwrap();
     assert_eq!(snapshot.v, 3);
-    assert_eq!(snapshot.events, [v3_event.clone()]);
+    assert_eq!(snapshot.events, std::slice::from_ref(&v3_event));
     assert_eq!(snapshot.tickets.len(), 5);
     let stored = std::fs::read(fixture_path("cache_delta_v3.bin")).unwrap();
     let delta: CacheDelta = SignedPayload::from_file_bytes(&stored)

@@ -130,6 +130,9 @@ say "cargo deny (supply chain)"
 if ! cargo deny --version >/dev/null 2>&1; then
   cargo install cargo-deny --locked --version '^0.20'
 fi
+# cargo-deny reads the metadata of every platform's dependencies, so have
+# them all in the local registry first (a build fetches only this platform's).
+cargo fetch --locked
 deny=(cargo deny --offline check --hide-inclusion-graph)
 if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
   "${deny[@]}" advisories licenses bans sources

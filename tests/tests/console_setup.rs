@@ -420,6 +420,9 @@ fn an_organizer_sets_up_an_event_mints_imports_exports_and_resolves_a_conflict()
     assert!(rules.contains("Re-entry: after an exit scan"), "{rules}");
 
     // A batch, followed live to the end.
+    browser
+        .open(&format!("{}/console/events/{event_id}/mint", server.url))
+        .unwrap();
     let batch: Vec<String> = (61..66).map(address).collect();
     browser
         .script(

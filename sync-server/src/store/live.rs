@@ -38,7 +38,7 @@ pub struct DeviceRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttendeeRow {
     pub ticket: shared::wire::CachedTicket,
-    /// Inside now (`None`: never scanned).
+    /// Inside now (`None`: never came in).
     pub inside: Option<bool>,
     /// Admissions so far.
     pub entries: u64,
@@ -137,12 +137,18 @@ impl Store {
         let rows = rows
             .iter()
             .map(|r| {
+                let entries = r
+                    .try_get::<Option<i64>, _>("p_entries")?
+                    .map_or(0, |e| u64::try_from(e).unwrap_or(0));
                 Ok(AttendeeRow {
                     ticket: ticket_of_row(r)?,
-                    inside: r.try_get::<Option<i64>, _>("p_inside")?.map(|i| i == 1),
-                    entries: r
-                        .try_get::<Option<i64>, _>("p_entries")?
-                        .map_or(0, |e| u64::try_from(e).unwrap_or(0)),
+                    // No entry counted (only unmatched exits, or an admission
+                    // undone at the turnstile): the holder never came in.
+                    inside: r
+                        .try_get::<Option<i64>, _>("p_inside")?
+                        .filter(|_| entries > 0)
+                        .map(|i| i == 1),
+                    entries,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -116,3 +116,40 @@ pub fn wait_confirmed(browser: &Browser, what: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}: {}", main_text(browser)))?;
     Ok(())
 }
+
+/// One entry gate `name` (number 1) for `event_id`, enrolled from a folder
+/// under `dir` and started: the gate a buyer's code is shown to.
+pub fn entry_gate(
+    server: &crate::Server,
+    dir: &std::path::Path,
+    event_id: u64,
+    name: &str,
+) -> anyhow::Result<crate::GateBox> {
+    server.admin_ok(
+        reqwest::Method::PUT,
+        &format!("/api/admin/events/{event_id}/gates"),
+        Some(serde_json::json!({ "number": 1, "name": name, "direction": "entry" })),
+        204,
+    )?;
+    let gate_dir = dir.join(format!("gate-{name}"));
+    crate::GateBox::enrol(&gate_dir, &server.url, &server.enrol_token(event_id, name)?)?;
+    crate::GateBox::start(&gate_dir, name)
+}
+
+/// Gives `wallet` 2 SOL on the server's chain, for SOL tickets and fees.
+pub fn fund(server: &crate::Server, wallet: &SigningKey) -> anyhow::Result<()> {
+    let ctx = server
+        .state
+        .chain
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the server has no chain"))?;
+    let address = solana_sdk::pubkey::Pubkey::new_from_array(wallet.verifying_key().to_bytes());
+    server.rt.block_on(sync_server::chain::ops::ensure_funded(
+        ctx.chain.as_ref(),
+        None,
+        &address,
+        2_000_000_000,
+        2_000_000_000,
+    ))?;
+    Ok(())
+}

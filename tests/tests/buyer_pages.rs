@@ -25,7 +25,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use end_to_end::browser::{Browser, artifacts_dir};
 use end_to_end::buyer::{
-    free_port, injected_wallets, main_text, sign_in, sign_out, wait_confirmed,
+    entry_gate, free_port, fund, injected_wallets, main_text, sign_in, sign_out, wait_confirmed,
 };
 use end_to_end::organizer::{address_of as address, api_login};
 use end_to_end::*;
@@ -134,38 +134,12 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
     let event_id = created["event_id"]
         .as_u64()
         .unwrap_or_else(|| panic!("{created}"));
-    server
-        .admin_ok(
-            Method::PUT,
-            &format!("/api/admin/events/{event_id}/gates"),
-            Some(json!({ "number": 1, "name": "main", "direction": "entry" })),
-            204,
-        )
-        .unwrap();
-    let gate_dir = dir.path().join("gate-main");
-    GateBox::enrol(
-        &gate_dir,
-        &server.url,
-        &server.enrol_token(event_id, "main").unwrap(),
-    )
-    .unwrap();
-    let gate = GateBox::start(&gate_dir, "main").unwrap();
+    let gate = entry_gate(&server, dir.path(), event_id, "main").unwrap();
 
     // The buyer's wallet has SOL for the SOL ticket and the transfer's fee.
     let fan = SigningKey::from_bytes(&[31; 32]);
     let friend = SigningKey::from_bytes(&[32; 32]);
-    server.rt.block_on(async {
-        let ctx = server.state.chain.as_ref().unwrap();
-        sync_server::chain::ops::ensure_funded(
-            ctx.chain.as_ref(),
-            None,
-            &solana_sdk::pubkey::Pubkey::new_from_array(fan.verifying_key().to_bytes()),
-            2_000_000_000,
-            2_000_000_000,
-        )
-        .await
-        .unwrap();
-    });
+    fund(&server, &fan).unwrap();
 
     let browser = Browser::start(LAPTOP.0, LAPTOP.1).unwrap();
     browser

@@ -22,7 +22,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use end_to_end::browser::{Browser, artifacts_dir};
 use end_to_end::buyer::{
-    free_port, injected_wallets, main_text, sign_in, sign_out, wait_confirmed,
+    entry_gate, free_port, fund, injected_wallets, main_text, sign_in, sign_out, wait_confirmed,
 };
 use end_to_end::organizer::{LAPTOP, address_of, api_login, as_wallet, shoot, unix_now};
 use end_to_end::*;
@@ -164,37 +164,11 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
     )
     .unwrap();
     assert_eq!(status, 200, "{rules}");
-    server
-        .admin_ok(
-            Method::PUT,
-            &format!("/api/admin/events/{event_id}/gates"),
-            Some(json!({ "number": 1, "name": "quay", "direction": "entry" })),
-            204,
-        )
-        .unwrap();
-    let gate_dir = dir.path().join("gate-quay");
-    GateBox::enrol(
-        &gate_dir,
-        &server.url,
-        &server.enrol_token(event_id, "quay").unwrap(),
-    )
-    .unwrap();
-    let gate = GateBox::start(&gate_dir, "quay").unwrap();
+    let gate = entry_gate(&server, dir.path(), event_id, "quay").unwrap();
 
     let fan = SigningKey::from_bytes(&[42; 32]);
     let friend = SigningKey::from_bytes(&[43; 32]);
-    server.rt.block_on(async {
-        let ctx = server.state.chain.as_ref().unwrap();
-        sync_server::chain::ops::ensure_funded(
-            ctx.chain.as_ref(),
-            None,
-            &solana_sdk::pubkey::Pubkey::new_from_array(fan.verifying_key().to_bytes()),
-            2_000_000_000,
-            2_000_000_000,
-        )
-        .await
-        .unwrap();
-    });
+    fund(&server, &fan).unwrap();
     let browser = Browser::start(LAPTOP.0, LAPTOP.1).unwrap();
     browser
         .devtools(

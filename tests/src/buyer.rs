@@ -15,7 +15,9 @@ use crate::browser::Browser;
 /// one in use is `localStorage["test-wallet"]` (default the first). They
 /// sign in the page with WebCrypto, so the keys never leave it: messages
 /// with `signMessage`, transactions with the provider's `signTransaction`
-/// request (the message in base58, answering the signature).
+/// request (the message in base58, answering the signature). Each message
+/// a wallet signs is appended, as text, to `localStorage["test-wallet-signed"]`
+/// (a JSON list), so a test can count what the holder was asked to sign.
 pub fn injected_wallets(keys: &[(&str, &SigningKey)]) -> String {
     let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let entries: Vec<String> = keys
@@ -51,7 +53,12 @@ pub fn injected_wallets(keys: &[(&str, &SigningKey)]) -> String {
   window.solana = {{
     publicKey,
     connect: async () => ({{ publicKey }}),
-    signMessage: async (message) => ({{ signature: await sign(message), publicKey }}),
+    signMessage: async (message) => {{
+      const signed = JSON.parse(localStorage.getItem("test-wallet-signed") || "[]");
+      signed.push(new TextDecoder().decode(message));
+      localStorage.setItem("test-wallet-signed", JSON.stringify(signed));
+      return {{ signature: await sign(message), publicKey }};
+    }},
     request: async ({{ method, params }}) => {{
       if (method !== "signTransaction") throw new Error("unsupported " + method);
       return {{ signature: await sign(fromBase58(params.message)), publicKey: w.address }};
@@ -102,7 +109,9 @@ pub fn sign_out(browser: &Browser) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every purchase on the confirmation page is fulfilled.
+/// Waits until every purchase on the confirmation page is fulfilled, each
+/// with its code drawn or, for an event whose gates take only the live
+/// code, the way to it.
 pub fn wait_confirmed(browser: &Browser, what: &str) -> anyhow::Result<()> {
     browser
         .wait_for(
@@ -110,8 +119,8 @@ pub fn wait_confirmed(browser: &Browser, what: &str) -> anyhow::Result<()> {
             Duration::from_secs(90),
             "const items = document.querySelectorAll('li.purchase'); \
              return location.pathname === '/confirmation' && items.length > 0 && \
-               [...items].every(i => i.dataset.status === 'fulfilled') && \
-               document.querySelector('li.purchase figure.qr svg') !== null",
+               [...items].every(i => i.dataset.status === 'fulfilled' && \
+                 (i.querySelector('figure.qr svg') !== null || i.querySelector('[data-live-code-elsewhere]') !== null))",
         )
         .map_err(|e| anyhow::anyhow!("{e}: {}", main_text(browser)))?;
     Ok(())

@@ -194,6 +194,15 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
         confirmed.contains("Paid. Your ticket is ready."),
         "{confirmed}"
     );
+    // This event's gates take the static code: the confirmation shows it.
+    let shown = browser
+        .script(
+            "return [document.querySelectorAll('li.purchase figure.qr[data-code] svg').length, \
+                     document.querySelectorAll('[data-live-code-elsewhere]').length];",
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(shown, json!([1, 0]), "{confirmed}");
     shoot(&browser, "3-confirmation");
     let mail = support.block_on(sink.next());
     assert_eq!(mail.rcpt_to, vec!["fan@harbour.example".to_owned()]);

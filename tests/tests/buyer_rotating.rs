@@ -1,16 +1,20 @@
 //! The live code (docs/holder-proof.md) in headless Chromium, against the
 //! real server on the embedded chain and a real gate agent, for an event
 //! whose gates require the holder's proof: a buyer pays two tickets in SOL;
-//! My tickets asks the wallet (injected into the page) to approve the
-//! page's session key once per ticket, then draws a code that changes every
-//! few seconds. With the network gone the page reloads from the service
-//! worker and the code still changes (key and approvals from IndexedDB). A
-//! screenshot of it, read with the gate agent's own QR decoder, opens the
-//! gate; a screenshot older than the event's window is refused, offline,
-//! with the staff's reason on the gate's screen. The buyer sends a ticket
-//! to another wallet: their page shows it passed on, the gate refuses the
-//! old owner's code, and the new owner approves their own key and gets in.
-//! The time from the offline reload to the first live code is printed.
+//! the confirmation shows no fixed code but sends them to My tickets, which
+//! asks the wallet (injected into the page) to approve the page's session
+//! key once for both tickets of the event (one signature), then draws a
+//! code per ticket that changes every few seconds. With the network gone the
+//! page reloads from the service worker and the codes still change (key and
+//! approval from IndexedDB). A screenshot of it, read with the gate agent's
+//! own QR decoder, opens the gate; a screenshot older than the event's
+//! window is refused, offline, with the staff's reason on the gate's
+//! screen. The buyer sends a ticket to another wallet: their page shows it
+//! passed on, the gate refuses the old owner's code, and the new owner
+//! approves their own key for that one ticket and gets in. Approvals nothing
+//! can use any more (run out, of a ticket revoked and refunded) are gone from IndexedDB
+//! after the next load of My tickets; those in use stay. The time from the
+//! offline reload to the first live code is printed.
 //! Screenshots are kept under `$CARGO_TARGET_DIR/test-artifacts/buyer/`
 //! (`rotating-*`).
 
@@ -28,7 +32,7 @@ use end_to_end::organizer::{LAPTOP, address_of, api_login, as_wallet, shoot, uni
 use end_to_end::*;
 use reqwest::Method;
 use serde_json::json;
-use shared::credential::HolderProof;
+use shared::credential::{DelegationScope, HolderProof};
 use shared::{Credential, CredentialBody};
 
 const WINDOW_SECS: u32 = 10;
@@ -49,6 +53,67 @@ fn live_parts(code: &str) -> (CredentialBody, u32) {
         Some(HolderProof::Session { signed_at, .. }) => (credential.body, signed_at),
         other => panic!("not a live code: {other:?}"),
     }
+}
+
+/// The scope of the wallet's approval a live code carries.
+fn scope_of(code: &str) -> DelegationScope {
+    match Credential::decode(code).unwrap().holder_proof {
+        Some(HolderProof::Session { delegation, .. }) => delegation.scope,
+        other => panic!("not a live code: {other:?}"),
+    }
+}
+
+/// The approvals kept in this browser's IndexedDB, once My tickets has
+/// forgotten those nothing can use any more.
+fn kept_approvals(browser: &Browser) -> Vec<String> {
+    browser
+        .wait_for(
+            "the kept approvals checked",
+            Duration::from_secs(20),
+            "return document.documentElement.dataset.approvalsChecked === '1'",
+        )
+        .unwrap_or_else(|e| panic!("{e}: {}", main_text(browser)));
+    let keys = browser
+        .script(
+            "return new Promise((resolve, reject) => { \
+               const open = indexedDB.open('nft-gate-live-code'); \
+               open.onerror = () => reject(open.error); \
+               open.onsuccess = () => { \
+                 const tx = open.result.transaction('approvals', 'readonly'); \
+                 const keys = tx.objectStore('approvals').getAllKeys(); \
+                 tx.oncomplete = () => { open.result.close(); resolve(keys.result); }; \
+                 tx.onerror = () => reject(tx.error); \
+               }; \
+             });",
+            json!([]),
+        )
+        .unwrap();
+    let mut keys: Vec<String> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The delegations (texts the holder's wallet was asked to sign to approve
+/// this browser's key) signed in this browser so far.
+fn delegations_signed(browser: &Browser) -> Vec<String> {
+    let signed = browser
+        .script(
+            "return JSON.parse(localStorage.getItem('test-wallet-signed') || '[]')",
+            json!([]),
+        )
+        .unwrap();
+    signed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .filter(|m| m.starts_with("nft-gate: allow this browser key"))
+        .collect()
 }
 
 /// The live code a ticket's figure shows now.
@@ -195,8 +260,36 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
     browser.click("#pay-sol").unwrap();
     wait_confirmed(&browser, "the SOL purchase confirmed").unwrap();
 
-    // My tickets: no code until the wallet approves this browser's key;
-    // then a live code per ticket.
+    // The confirmation shows no fixed code (the gate would refuse it) but
+    // says, per ticket, to show the live code from My tickets.
+    let confirmation = browser
+        .script(
+            "const items = [...document.querySelectorAll('li.purchase')]; \
+             return { items: items.length, codes: document.querySelectorAll('figure.qr, [data-code]').length, \
+               linked: items.filter(i => i.querySelector('[data-live-code-elsewhere] a[href=\"/tickets\"]')).length };",
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(
+        confirmation,
+        json!({ "items": 2, "codes": 0, "linked": 2 }),
+        "{}",
+        main_text(&browser)
+    );
+    let page = main_text(&browser);
+    assert!(
+        page.contains("At the gate, open My tickets on your phone and show the live code there."),
+        "{page}"
+    );
+    assert!(
+        page.contains("no fixed code to save, print or screenshot"),
+        "{page}"
+    );
+    shoot(&browser, "buyer", "rotating-0-confirmation").unwrap();
+
+    // My tickets: no code until the wallet approves this browser's key,
+    // which it does once for both tickets of the event; then a live code
+    // per ticket.
     browser.open(&format!("{site}/tickets")).unwrap();
     let tickets: Vec<u32> = browser
         .wait_for(
@@ -214,9 +307,54 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
         .map(|v| v.as_u64().unwrap() as u32)
         .collect();
     let (admitted, passed) = (tickets[0], tickets[1]);
+    let offer = browser
+        .text(&format!(
+            "#ticket-{event_id}-{admitted} [data-live-approve]"
+        ))
+        .unwrap();
+    assert_eq!(
+        offer,
+        "Approve this phone for all your tickets to this event"
+    );
     shoot(&browser, "buyer", "rotating-1-approve").unwrap();
-    approve(&browser, event_id, &tickets);
+    approve(&browser, event_id, &[admitted]);
+    next_code(
+        &browser,
+        event_id,
+        passed,
+        "",
+        "the other ticket's live code under the same approval",
+    );
+    assert_eq!(
+        browser
+            .script(
+                "return document.querySelectorAll('[data-live-approve]:not([hidden])').length",
+                json!([])
+            )
+            .unwrap(),
+        json!(0)
+    );
+    let signed = delegations_signed(&browser);
+    assert_eq!(
+        signed.len(),
+        1,
+        "one signature for both tickets: {signed:?}"
+    );
+    assert!(
+        signed[0].starts_with("nft-gate: allow this browser key to show my tickets at the gate\n")
+            && signed[0].contains("\nticket: every ticket I hold for this event\n"),
+        "{}",
+        signed[0]
+    );
+    let fans_approval = format!("event/{event_id}/{}", address_of(&fan));
+    assert_eq!(kept_approvals(&browser), vec![fans_approval.clone()]);
     let first = shown_code(&browser, event_id, admitted);
+    for ticket in &tickets {
+        assert_eq!(
+            scope_of(&shown_code(&browser, event_id, *ticket)),
+            DelegationScope::Event
+        );
+    }
     let second = next_code(&browser, event_id, admitted, &first, "the code to change");
     let ((body, t1), (_, t2)) = (live_parts(&first), live_parts(&second));
     assert_eq!((body.event_id, body.ticket_id), (event_id, admitted));
@@ -379,6 +517,19 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
     );
     shoot(&browser, "buyer", "rotating-6-transferred").unwrap();
 
+    // The wallet still holds a ticket of the event: on the next load its
+    // approval is kept and the code shows with no new signature.
+    browser.open(&format!("{site}/tickets")).unwrap();
+    assert_eq!(kept_approvals(&browser), vec![fans_approval.clone()]);
+    next_code(
+        &browser,
+        event_id,
+        admitted,
+        "",
+        "the kept ticket's live code after a reload",
+    );
+    assert_eq!(delegations_signed(&browser).len(), 1);
+
     // The gate hears of the transfer: the old owner's code is refused.
     gate.wait_ticket(
         event_id,
@@ -408,6 +559,14 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
     sign_in(&browser, "/tickets").unwrap();
     approve(&browser, event_id, &[passed]);
     let theirs = shown_code(&browser, event_id, passed);
+    assert_eq!(scope_of(&theirs), DelegationScope::Ticket);
+    let signed = delegations_signed(&browser);
+    assert_eq!(signed.len(), 2, "{signed:?}");
+    assert!(
+        signed[1].contains(&format!("\nticket: {passed} (generation ")),
+        "one ticket, one ticket's approval: {}",
+        signed[1]
+    );
     let (body, _) = live_parts(&theirs);
     assert_eq!(
         (body.owner.0, body.generation > old_generation),
@@ -416,4 +575,64 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
     let verdict = gate.scan(&theirs).unwrap();
     assert_eq!(verdict.record.outcome, "admitted", "{verdict:?}");
     shoot(&browser, "buyer", "rotating-7-new-owner").unwrap();
+
+    // Approvals in use stay: the friend's for their ticket and the first
+    // owner's for the event (another wallet's, still valid).
+    let friends_approval = format!("{event_id}/{passed}");
+    browser.open(&format!("{site}/tickets")).unwrap();
+    let mut in_use = vec![fans_approval.clone(), friends_approval.clone()];
+    in_use.sort();
+    assert_eq!(kept_approvals(&browser), in_use);
+    next_code(
+        &browser,
+        event_id,
+        passed,
+        "",
+        "the friend's live code after a reload",
+    );
+
+    // An approval that ran out (one of the first owner's, for another
+    // event) and one of a ticket the organizer then revokes (refunding its
+    // price in SOL, so the page says refunded): both gone on the next load
+    // of My tickets; the first owner's approval stays.
+    let ran_out = format!("event/{}/{}", event_id + 1, address_of(&fan));
+    browser
+        .script(
+            "const [from, eventId, to] = arguments; \
+             return new Promise((resolve, reject) => { \
+               const open = indexedDB.open('nft-gate-live-code'); \
+               open.onerror = () => reject(open.error); \
+               open.onsuccess = () => { \
+                 const tx = open.result.transaction('approvals', 'readwrite'); \
+                 const store = tx.objectStore('approvals'); \
+                 const read = store.get(from); \
+                 read.onsuccess = () => store.put({ ...read.result, eventId, validUntil: Math.floor(Date.now() / 1000) - 60 }, to); \
+                 tx.oncomplete = () => { open.result.close(); resolve(true); }; \
+                 tx.onerror = () => reject(tx.error); \
+               }; \
+             });",
+            json!([fans_approval, (event_id + 1).to_string(), ran_out]),
+        )
+        .unwrap();
+    server
+        .admin_ok(
+            Method::POST,
+            &format!("/api/admin/events/{event_id}/tickets/{passed}/revoke"),
+            None,
+            200,
+        )
+        .unwrap();
+    browser.open(&format!("{site}/tickets")).unwrap();
+    assert_eq!(kept_approvals(&browser), vec![fans_approval]);
+    let card = browser
+        .script(
+            &format!(
+                "const t = document.querySelector('#ticket-{event_id}-{passed}'); \
+                 return [t.dataset.standing, t.querySelector('figure.qr') === null];"
+            ),
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(card, json!(["refunded", true]), "{}", main_text(&browser));
+    shoot(&browser, "buyer", "rotating-8-refunded").unwrap();
 }

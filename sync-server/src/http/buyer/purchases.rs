@@ -1,5 +1,7 @@
 //! The confirmation page after a checkout: each purchase's state in words,
-//! and once a ticket is issued its code and the way to My tickets.
+//! and once a ticket is issued its code and the way to My tickets; for an
+//! event whose gates take only the live code, no code but the way to My
+//! tickets, where the live code is.
 
 use std::fmt::Write as _;
 
@@ -7,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
+use shared::HolderProofPolicy;
 
 use super::page::{escape, money, page, sign_in_block, when};
 use super::session;
@@ -27,9 +30,10 @@ pub struct ConfirmationQuery {
 /// The confirmation
 ///
 /// `GET /confirmation?purchases=ID,ID`: the signed-in buyer's purchases of
-/// one checkout: paid and issued (with the ticket's code), still being
-/// issued (the page reloads itself), or why not, in words; and where the
-/// confirmation mail went.
+/// one checkout: paid and issued (with the ticket's code; for an event whose
+/// gates require the holder proof, no code but the way to the live code in
+/// My tickets), still being issued (the page reloads itself), or why not,
+/// in words; and where the confirmation mail went.
 #[utoipa::path(
     get,
     path = "/confirmation",
@@ -66,6 +70,7 @@ pub async fn confirmation_page(
     let mut items = String::new();
     let mut waiting = false;
     let mut mail_to: Option<String> = None;
+    let mut live_only = false;
     for id in &ids {
         let purchase = match purchases::purchase_of(&state, &buyer.0, id).await {
             Ok(p) => p,
@@ -83,8 +88,9 @@ pub async fn confirmation_page(
             return unavailable(Some(&buyer), "Your purchase");
         };
         let p = &detail.purchase;
-        let what = match events::record(&state, p.event_id).await {
-            Ok(event) => {
+        let event = events::record(&state, p.event_id).await.ok();
+        let what = match &event {
+            Some(event) => {
                 let tier = event
                     .tiers
                     .iter()
@@ -92,8 +98,14 @@ pub async fn confirmation_page(
                     .map_or_else(|| format!("tier {}", p.tier), |t| t.name.clone());
                 format!("{}, {tier}", event.name)
             }
-            Err(_) => format!("Event {}", p.event_id),
+            None => format!("Event {}", p.event_id),
         };
+        // An event that could not be read may require the live code: then
+        // the static one would be refused at its gates, so it is not shown.
+        let static_code = event
+            .as_ref()
+            .is_some_and(|e| matches!(e.holder_proof, HolderProofPolicy::NotRequired));
+        live_only |= p.status == PurchaseStatus::Fulfilled && !static_code;
         if p.email.is_some() && p.status == PurchaseStatus::Fulfilled {
             mail_to = p.email.clone().map(|e| {
                 let state = match p.mail_status {
@@ -139,10 +151,11 @@ pub async fn confirmation_page(
             ),
         };
         let code = match (&detail.code, p.ticket_id) {
-            (Some(code), Some(ticket_id)) => format!(
+            (Some(code), Some(ticket_id)) if static_code => format!(
                 r#"<figure class="qr" data-code="{code}"><div class="qr-image" role="img" aria-label="Code of ticket {ticket_id}"></div><figcaption>Ticket {ticket_id}. It is also in <a href="/tickets">My tickets</a>.</figcaption></figure>"#,
                 code = escape(code),
             ),
+            (Some(_), Some(ticket_id)) => live_code_note(ticket_id),
             _ => String::new(),
         };
         let _ = write!(
@@ -162,10 +175,17 @@ pub async fn confirmation_page(
     }
     let mail = mail_to
         .map(|m| {
-            format!(
-                "<p>A confirmation with your ticket's code {}.</p>",
-                escape(&m)
-            )
+            if live_only {
+                format!(
+                    "<p>A confirmation {}. At the gate, only the live code in My tickets gets you in.</p>",
+                    escape(&m)
+                )
+            } else {
+                format!(
+                    "<p>A confirmation with your ticket's code {}.</p>",
+                    escape(&m)
+                )
+            }
         })
         .unwrap_or_default();
     let refresh = if waiting {
@@ -180,4 +200,12 @@ pub async fn confirmation_page(
 <p><a class="button" href="/tickets">Go to My tickets</a></p>"#
     );
     respond(StatusCode::OK, page("Your purchase", Some(&buyer), &body))
+}
+
+/// In place of the code, for a ticket whose event's gates take only the
+/// live code: any fixed code shown here would be refused at the gate.
+fn live_code_note(ticket_id: u32) -> String {
+    format!(
+        r#"<div class="live-elsewhere" data-live-code-elsewhere><p>Ticket {ticket_id}. This event's gates take only a live code that changes every few seconds, so there is no fixed code to save, print or screenshot.</p><p>At the gate, open <a href="/tickets">My tickets</a> on your phone and show the live code there. Open it once before you go, while you have signal: your wallet approves the phone once, and the live code then works offline too.</p></div>"#
+    )
 }

@@ -6,7 +6,7 @@
 // fails, marked so the page can say it is offline and when it last synced.
 "use strict";
 
-const FILES = "buyer-files-v2";
+const FILES = "buyer-files-v3";
 const PAGES = "buyer-pages";
 const ASSETS = [
   "/buyer/assets/buyer.css",

@@ -72,6 +72,7 @@ fn snapshot(issuer: &SigningKey, owner: &PublicKeyBytes, now: i64) -> CacheSnaps
             })
             .collect(),
         presence: vec![],
+        undone: vec![],
     }
 }
 

@@ -17,10 +17,11 @@ use uuid::Uuid;
 use crate::config::{Config, JournalFailurePolicy};
 use crate::gate::{Clock, Gate, JournalFailure, Scan, SystemClock, Verdict};
 use crate::outputs::{Actuation, Outputs};
+use crate::passage::{Passage, PassageSensor, PassageWatch};
 use crate::status::{StatusBoard, StatusView};
 use crate::store::{Backlog, Counts, Store};
 use crate::sync::{SYNC_EVENTS, SyncEvent};
-use crate::undo::{StaffCommand, UndoAnswer};
+use crate::undo::{PASSAGE_SOURCE, StaffCommand, UndoAnswer};
 // Inputs written against `agent::Stop` keep working.
 pub use crate::stop::Stop;
 
@@ -64,6 +65,9 @@ pub struct RunOptions {
     pub status_listener: Option<std::net::TcpListener>,
     /// Called with the status server's address once it listens.
     pub on_status_bound: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
+    /// The turnstile's passage sensor, if it has one (the daemon reads it
+    /// from the board profile; see [`crate::passage`]).
+    pub passage: Option<Box<dyn PassageSensor>>,
 }
 
 impl Default for RunOptions {
@@ -72,6 +76,7 @@ impl Default for RunOptions {
             clock: Arc::new(SystemClock),
             status_listener: None,
             on_status_bound: None,
+            passage: None,
         }
     }
 }
@@ -114,6 +119,10 @@ pub async fn run_with(
         Arc::clone(&options.clock),
     );
 
+    // Staff commands from the status page; a few at a time is plenty. Set
+    // before the page serves, so a press at start-up waits for the loop.
+    let (staff_tx, staff_rx) = mpsc::sync_channel::<StaffCommand>(4);
+    board.set_staff_commands(staff_tx);
     let status_task = if config.status.enabled {
         let listener = match options.status_listener {
             Some(l) => l,
@@ -152,12 +161,27 @@ pub async fn run_with(
     };
 
     let (tx, rx) = mpsc::sync_channel::<Scan>(SCAN_QUEUE);
-    // Staff commands from the status page; a few at a time is plenty.
-    let (staff_tx, staff_rx) = mpsc::sync_channel::<StaffCommand>(4);
-    board.set_staff_commands(staff_tx);
     // Without a sync task the sender is dropped and the loop hears nothing.
     let (sync_tx, sync_rx) = mpsc::sync_channel::<SyncEvent>(SYNC_EVENTS);
     let mut threads = Vec::new();
+    // Without a sensor the sender is dropped and no admission is watched.
+    let (passage_tx, passage_rx) = mpsc::sync_channel::<()>(PASSAGES);
+    let mut watch = None;
+    if let Some(sensor) = options.passage {
+        let name = sensor.name();
+        match sensor.start(passage_tx, stop.clone()) {
+            Ok(handle) => {
+                threads.push(handle);
+                let timeout = config.outputs.passage_timeout_ms;
+                watch = (timeout > 0).then(|| PassageWatch::new(timeout));
+                tracing::info!(sensor = %name, timeout_ms = timeout, "passage sensor started");
+            }
+            Err(e) => {
+                tracing::error!(sensor = %name, error = %e, "passage sensor did not start; undos are left to staff");
+                board.set_input(&name, format!("failed to start: {e}"));
+            }
+        }
+    }
     let loop_ctx = DecisionLoop {
         config: config.clone(),
         outputs,
@@ -166,6 +190,8 @@ pub async fn run_with(
         stop: stop.clone(),
         sync_events: sync_rx,
         staff: staff_rx,
+        passages: passage_rx,
+        watch,
     };
     threads.push(
         std::thread::Builder::new()
@@ -251,8 +277,14 @@ struct DecisionLoop {
     sync_events: Receiver<SyncEvent>,
     /// What staff ask from the status page (an undo), taken between scans.
     staff: Receiver<StaffCommand>,
+    /// One `()` per turn of the turnstile, from the passage sensor.
+    passages: Receiver<()>,
+    /// The admission waiting for its passage, with a sensor and a timeout.
+    watch: Option<PassageWatch>,
 }
 
+/// Passages the sensor may report ahead of the loop.
+const PASSAGES: usize = 16;
 /// How often the loop wakes when idle (watchdog, cache reload, store retry).
 const TICK: Duration = Duration::from_millis(200);
 const RETRY_STORE: Duration = Duration::from_secs(5);
@@ -312,6 +344,7 @@ impl DecisionLoop {
             for command in commands {
                 self.staff_command(&mut state, command);
             }
+            self.watch_passages(&mut state);
             if self.stop.is_triggered() {
                 // Scans already read are decided and recorded before exit.
                 while let Ok(scan) = rx.try_recv() {
@@ -487,6 +520,51 @@ impl DecisionLoop {
         }
     }
 
+    /// Takes the sensor's passages, and undoes the admission whose holder
+    /// did not pass in time (as staff would, under the same rule).
+    fn watch_passages(&mut self, state: &mut LoopState) {
+        let Some(watch) = &mut self.watch else {
+            return;
+        };
+        let passages = self.passages.try_iter().count();
+        let mut unexpected = 0;
+        for _ in 0..passages {
+            match watch.passed() {
+                Passage::Passed(_) => self
+                    .board
+                    .count("gate_passages_total{result=\"passed\"}", 1),
+                Passage::Unexpected => unexpected += 1,
+            }
+        }
+        if unexpected > 0 {
+            tracing::warn!(
+                passages = unexpected,
+                "the turnstile turned with no admission waiting"
+            );
+            self.board
+                .count("gate_passages_total{result=\"unexpected\"}", unexpected);
+        }
+        let Some(admission) = watch.expired(self.clock.now_ms()) else {
+            return;
+        };
+        self.board
+            .count("gate_passages_total{result=\"not_passed\"}", 1);
+        tracing::info!(%admission, "the holder did not pass the turnstile; undoing the admission");
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.staff_command(
+            state,
+            StaffCommand::Undo {
+                source: PASSAGE_SOURCE.to_owned(),
+                reply,
+            },
+        );
+        if let Ok(answer) = answer.try_recv()
+            && !answer.undone
+        {
+            tracing::warn!(%admission, code = %answer.code, "{}", answer.text);
+        }
+    }
+
     /// Carries out a staff command; the undo is committed before it is
     /// answered or shown.
     fn staff_command(&mut self, state: &mut LoopState, command: StaffCommand) {
@@ -511,6 +589,9 @@ impl DecisionLoop {
                     verdict.text = format!("UNDONE - {}", done.detail);
                     tracing::info!(undo = %done.record.scan_id, voids = ?done.record.voids,
                         %source, "admission undone");
+                    if let (Some(watch), Some(voided)) = (&mut self.watch, done.record.voids) {
+                        watch.forget(voided);
+                    }
                     let counts = state.counts;
                     self.board.update(|v| {
                         v.last = Some(verdict);
@@ -650,6 +731,12 @@ impl DecisionLoop {
         let direction_exit = self.config.gate.direction == shared::Direction::Exit;
         if verdict.opens && !direction_exit {
             state.counts.admitted += 1;
+            // Only a journaled admission can be undone.
+            if let Some(watch) = &mut self.watch
+                && verdict.journaled
+            {
+                watch.admitted(verdict.scan_id, now_ms);
+            }
         } else if verdict.opens {
             state.counts.exits += 1;
         } else {

@@ -88,6 +88,11 @@ pub struct OutputsConfig {
     pub led_ms: u64,
     pub buzzer_admit_ms: u64,
     pub buzzer_reject_ms: u64,
+    /// With a passage contact on the board (`passage` in the board
+    /// profile): an admission whose holder has not passed this long after
+    /// the relay opened is undone by the gate, within the event's undo
+    /// window. 0 (the default) leaves undos to staff.
+    pub passage_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +248,7 @@ impl Default for OutputsConfig {
             led_ms: 1500,
             buzzer_admit_ms: 80,
             buzzer_reject_ms: 400,
+            passage_timeout_ms: 0,
         }
     }
 }
@@ -554,17 +560,35 @@ impl Config {
                 format!("{} is outside 20..=5000 ms", self.outputs.relay_pulse_ms),
             );
         }
+        let timeout = self.outputs.passage_timeout_ms;
+        if timeout > 0 && !(1_000..=60_000).contains(&timeout) {
+            bad(
+                "outputs.passage_timeout_ms",
+                format!("{timeout} is outside 1000..=60000 ms (0 turns it off)"),
+            );
+        }
+        if timeout > 0 && self.outputs.kind != OutputKind::Gpio {
+            bad(
+                "outputs.passage_timeout_ms",
+                "the passage contact is read through outputs.kind = \"gpio\"".into(),
+            );
+        }
         match self.outputs.kind {
             OutputKind::Gpio => match &self.outputs.board_profile {
                 None => bad(
                     "outputs.board_profile",
                     "required when outputs.kind = \"gpio\"".into(),
                 ),
-                Some(p) => {
-                    if let Err(e) = BoardProfile::load(p) {
-                        bad("outputs.board_profile", e.to_string());
+                Some(p) => match BoardProfile::load(p) {
+                    Err(e) => bad("outputs.board_profile", e.to_string()),
+                    Ok(board) if board.passage.is_none() && self.outputs.passage_timeout_ms > 0 => {
+                        bad(
+                            "outputs.passage_timeout_ms",
+                            format!("needs a passage line in the board profile {}", p.display()),
+                        );
                     }
-                }
+                    Ok(_) => {}
+                },
             },
             OutputKind::File => {
                 if self.outputs.file.is_none() {

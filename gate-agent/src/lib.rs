@@ -26,6 +26,7 @@ pub mod enrolment;
 pub mod gate;
 pub mod online;
 pub mod outputs;
+pub mod passage;
 pub mod profiles;
 pub mod qr;
 pub mod serial;

@@ -549,6 +549,7 @@ fn run_daemon(config: Config) -> anyhow::Result<ExitCode> {
             Box::new(gate_agent::outputs::LogOutputs)
         }
     };
+    let passage = passage_sensor(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -562,7 +563,33 @@ fn run_daemon(config: Config) -> anyhow::Result<ExitCode> {
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
             }
         };
-        gate_agent::run(config, inputs, outputs, shutdown).await
+        let options = gate_agent::RunOptions {
+            passage,
+            ..gate_agent::RunOptions::default()
+        };
+        gate_agent::run_with(config, inputs, outputs, shutdown, options).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The board's passage contact, when `outputs.passage_timeout_ms` asks for it.
+fn passage_sensor(config: &Config) -> Option<Box<dyn gate_agent::passage::PassageSensor>> {
+    use gate_agent::config::OutputKind;
+    if config.outputs.passage_timeout_ms == 0 || config.outputs.kind != OutputKind::Gpio {
+        return None;
+    }
+    let path = config.outputs.board_profile.clone()?;
+    match gate_agent::profiles::BoardProfile::load(&path) {
+        Ok(board) => match gate_agent::passage::GpioPassage::from_profile(&board) {
+            Some(sensor) => Some(Box::new(sensor)),
+            None => {
+                tracing::error!(profile = %path.display(), "no passage line in the board profile; undos are left to staff");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "board profile unreadable; undos are left to staff");
+            None
+        }
+    }
 }

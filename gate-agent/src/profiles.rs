@@ -120,6 +120,11 @@ pub struct BoardProfile {
     pub green_led: LineSpec,
     pub red_led: LineSpec,
     pub buzzer: LineSpec,
+    /// Input: the turnstile's passage contact (closes once per turn of the
+    /// arm). Optional; with it, `outputs.passage_timeout_ms` can undo an
+    /// admission whose holder did not pass.
+    #[serde(default)]
+    pub passage: Option<LineSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -138,7 +143,8 @@ impl BoardProfile {
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
         let profile: Self = read_toml(path)?;
         let mut seen = HashSet::new();
-        for (name, spec) in profile.lines() {
+        let passage = profile.passage.as_ref().map(|spec| ("passage", spec));
+        for (name, spec) in profile.lines().into_iter().chain(passage) {
             if !seen.insert(spec.line) {
                 return Err(ProfileError::Invalid {
                     path: path.to_owned(),
@@ -149,6 +155,7 @@ impl BoardProfile {
         Ok(profile)
     }
 
+    /// The output lines (the passage contact is an input).
     pub fn lines(&self) -> [(&'static str, &LineSpec); 4] {
         [
             ("relay", &self.relay),
@@ -186,5 +193,22 @@ mod tests {
         .unwrap();
         let err = BoardProfile::load(&p).unwrap_err().to_string();
         assert!(err.contains("line 17 of green_led is used twice"), "{err}");
+        std::fs::write(
+            &p,
+            "board = \"x\"\nchip = \"/dev/gpiochip0\"\nrelay = { line = 17 }\n\
+             green_led = { line = 27 }\nred_led = { line = 22 }\nbuzzer = { line = 23 }\n\
+             passage = { line = 23 }\n",
+        )
+        .unwrap();
+        let err = BoardProfile::load(&p).unwrap_err().to_string();
+        assert!(err.contains("line 23 of passage is used twice"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_board_has_a_passage_contact() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../firmware-config/boards/turnstile-hat-rpi.toml");
+        let board = BoardProfile::load(&path).unwrap();
+        assert_eq!(board.passage.map(|p| p.line), Some(24));
     }
 }

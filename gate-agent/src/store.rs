@@ -18,6 +18,7 @@ use shared::admission::undo::{
 };
 use shared::wire::{
     CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PresenceUpdate, ScanRecord,
+    UndoneAdmission,
 };
 use shared::{Direction, Presence, PublicKeyBytes, TicketState, TicketStatus, presence};
 use uuid::Uuid;
@@ -272,6 +273,13 @@ impl Store {
                 .iter()
                 .map(|p| ((p.event_id, p.ticket_id), p))
                 .collect();
+            let mut undone_of: HashMap<(u64, u32), Vec<&UndoneAdmission>> = HashMap::new();
+            for undone in &snapshot.undone {
+                undone_of
+                    .entry((undone.now.event_id, undone.now.ticket_id))
+                    .or_default()
+                    .push(undone);
+            }
             for ticket in &snapshot.tickets {
                 let mut state = fresh_state(ticket);
                 if let Some(prior) = local.get(&(ticket.event_id, ticket.ticket_id))
@@ -283,6 +291,13 @@ impl Store {
                 }
                 if let Some(update) = server_view.get(&(ticket.event_id, ticket.ticket_id)) {
                     presence::merge(&mut state, update);
+                }
+                for undone in undone_of
+                    .get(&(ticket.event_id, ticket.ticket_id))
+                    .into_iter()
+                    .flatten()
+                {
+                    presence::forget_undone(&mut state, undone);
                 }
                 write_state(&mut ins, &state)?;
             }
@@ -664,11 +679,7 @@ impl Store {
                         state.presence = prior.presence;
                         state.entries = prior.entries;
                     }
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
-                         VALUES (?1, ?2, ?3, ?4)",
-                    )?;
-                    write_state(&mut stmt, &state)?;
+                    put_state(&tx, &state)?;
                 }
                 // The server may report an admission this gate has undone
                 // since (uploaded before the undo): taking it would put
@@ -678,11 +689,17 @@ impl Store {
                     if let Some(mut state) = read_state(&tx, update.event_id, update.ticket_id)?
                         && presence::merge(&mut state, update)
                     {
-                        let mut stmt = tx.prepare_cached(
-                            "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
-                             VALUES (?1, ?2, ?3, ?4)",
-                        )?;
-                        write_state(&mut stmt, &state)?;
+                        put_state(&tx, &state)?;
+                    }
+                }
+                // Another gate undid an admission this gate may have taken
+                // from the server: the holder did not come in.
+                CacheChange::Undone(undone) => {
+                    let (event_id, ticket_id) = (undone.now.event_id, undone.now.ticket_id);
+                    if let Some(mut state) = read_state(&tx, event_id, ticket_id)?
+                        && presence::forget_undone(&mut state, undone)
+                    {
+                        put_state(&tx, &state)?;
                     }
                 }
             }
@@ -953,6 +970,15 @@ fn undone_here(conn: &Connection, update: &PresenceUpdate) -> Result<bool, Store
     )?)
 }
 
+/// Writes `state` as its ticket's row.
+fn put_state(conn: &Connection, state: &TicketState) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR REPLACE INTO tickets (event_id, ticket_id, inside, state) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    write_state(&mut stmt, state)
+}
+
 fn write_state(stmt: &mut rusqlite::Statement<'_>, state: &TicketState) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let inside = matches!(state.presence, Presence::Inside { .. });
@@ -1012,6 +1038,7 @@ mod tests {
                 })
                 .collect(),
             presence: vec![],
+            undone: vec![],
         }
     }
 

@@ -27,8 +27,8 @@ use std::time::Duration;
 use ed25519_dalek::{Signer, SigningKey};
 use shared::UnixSeconds;
 use shared::wire::{
-    CacheDelta, CacheSnapshot, HEADER_BACKLOG, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP, JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload,
+    CacheDelta, CacheSnapshot, HEADER_BACKLOG, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_PROTOCOL,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP, JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload,
     device_request_message,
 };
 use uuid::Uuid;
@@ -361,7 +361,10 @@ impl Link {
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_NONCE, nonce)
             .header(HEADER_SIGNATURE, signature);
-        request = request.header(HEADER_BACKLOG, self.backlog.get().to_string());
+        request = request
+            .header(HEADER_BACKLOG, self.backlog.get().to_string())
+            // The cache version this agent reads; the server writes no newer.
+            .header(HEADER_PROTOCOL, PROTOCOL_VERSION.to_string());
         if !body.is_empty() {
             request = request
                 .header("content-type", "application/json")

@@ -13,6 +13,10 @@ use uuid::Uuid;
 use crate::gate::Gate;
 use crate::store::{Store, StoreError, UndoDone, UndoRequest};
 
+/// The journal `source` of an undo the gate made itself: the turnstile's
+/// passage sensor saw nobody pass ([`crate::passage`]).
+pub const PASSAGE_SOURCE: &str = "turnstile";
+
 /// What staff asked of the decision loop besides scans.
 #[derive(Debug)]
 pub enum StaffCommand {

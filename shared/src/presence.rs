@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::UnixSeconds;
 use crate::admission::{Direction, Presence, TicketState};
-use crate::wire::PresenceUpdate;
+use crate::wire::{PresenceUpdate, UndoneAdmission};
 
 /// One gate-opening scan of a ticket, as the fold needs it. Refused scans
 /// never change presence and are not fed to the fold.
@@ -230,4 +230,26 @@ pub fn merge(state: &mut TicketState, update: &PresenceUpdate) -> bool {
         changed = true;
     }
     changed
+}
+
+/// Forgets an admission that its gate undid, if this party still places the
+/// holder inside by it; otherwise merges the server's view as [`merge`]
+/// does. Returns whether `state` changed.
+///
+/// A gate that heard of the admission from the server holds "inside since
+/// `since` at `gate`", newer than the server's view without it, which
+/// [`merge`] would never take. Only that exact state is replaced (by the
+/// server's view, and one admission fewer), so a later move recorded here
+/// or heard since is kept, and applying the notice twice changes nothing.
+pub fn forget_undone(state: &mut TicketState, undone: &UndoneAdmission) -> bool {
+    let by_undone = Presence::Inside {
+        since: undone.since,
+        gate: undone.gate,
+    };
+    if state.presence != by_undone {
+        return merge(state, &undone.now);
+    }
+    state.presence = undone.now.presence;
+    state.entries = state.entries.saturating_sub(1).max(undone.now.entries);
+    true
 }

@@ -29,8 +29,11 @@ use crate::keys::{PublicKeyBytes, signature_serde};
 
 /// The protocol version this build speaks. Version 4 added the turnstile
 /// undo window to the cached event (and re-entry without an exit scan, a
-/// new last variant of `ReentryPolicy`).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// new last variant of `ReentryPolicy`). Version 5 added the admissions
+/// gates undid ([`UndoneAdmission`]: a last variant of [`CacheChange`] and
+/// a last field of [`CacheSnapshot`]), so every gate forgets an admission
+/// that one gate undid.
+pub const PROTOCOL_VERSION: u16 = 5;
 /// The oldest protocol version this build still accepts. Version 3 added the
 /// event's end time and its tier -> gates rule to the cached event, which
 /// older agents cannot read. Version 3 caches (a USB stick's file from an
@@ -42,6 +45,15 @@ pub const MIN_PROTOCOL_VERSION: u16 = 3;
 pub const MAX_SCAN_SOURCE_CHARS: usize = 128;
 /// Most characters of a scan record's `outcome` code.
 pub const MAX_SCAN_OUTCOME_CHARS: usize = 64;
+
+/// Header a gate sends with its cache requests: the protocol version it
+/// reads. The server encodes the snapshot or delta in that version (never
+/// newer than its own); without the header it assumes version 4, the last
+/// one whose agents did not send it.
+pub const HEADER_PROTOCOL: &str = "x-gate-protocol";
+/// The version a server assumes for a gate that sends no
+/// [`HEADER_PROTOCOL`].
+pub const PROTOCOL_VERSION_WITHOUT_HEADER: u16 = 4;
 
 /// Headers of a device-signed HTTP request.
 pub const HEADER_DEVICE_ID: &str = "x-gate-device";
@@ -216,6 +228,8 @@ pub struct CacheSnapshot {
     /// Where holders are, as the server pieced it together from every gate
     /// of the event (tickets never scanned are left out).
     pub presence: Vec<PresenceUpdate>,
+    /// Every admission of the event that its gate undid (since version 5).
+    pub undone: Vec<UndoneAdmission>,
 }
 
 /// The server's view of one ticket's presence, from all gates' scans in
@@ -230,6 +244,24 @@ pub struct PresenceUpdate {
     pub entries: u32,
 }
 
+/// An admission its gate undid (the holder did not pass the turnstile),
+/// with the server's view of the ticket once it is left out.
+///
+/// Other gates may have taken the admission from the server before the
+/// undo ("inside since `since` at `gate`"), and an older server view never
+/// replaces a newer one in [`crate::presence::merge`]: this notice is what
+/// tells them to forget it ([`crate::presence::forget_undone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoneAdmission {
+    /// The gate that admitted and then undid.
+    pub gate: u32,
+    /// When it admitted, in whole seconds (rounded down), as presence
+    /// records it.
+    pub since: UnixSeconds,
+    /// The server's view of the ticket without the undone admission.
+    pub now: PresenceUpdate,
+}
+
 /// One change since a cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CacheChange {
@@ -240,6 +272,8 @@ pub enum CacheChange {
     Ticket(CachedTicket),
     /// A holder went in or out at some gate of the event.
     Presence(PresenceUpdate),
+    /// A gate undid an admission (since version 5).
+    Undone(UndoneAdmission),
 }
 
 /// Changes after `from_cursor`, up to and including `to_cursor`.
@@ -461,6 +495,9 @@ pub trait SignedKind: Serialize + for<'de> Deserialize<'de> {
     fn version(&self) -> u16;
     /// Decodes a payload that a sender of protocol `version` encoded.
     fn decode(version: u16, payload: &[u8]) -> Result<Self, postcard::Error>;
+    /// Encodes the payload for a reader of protocol `version` (4 up to
+    /// [`PROTOCOL_VERSION`]), leaving out what that version cannot carry.
+    fn encode(&self, version: u16) -> Vec<u8>;
 }
 
 impl SignedKind for CacheSnapshot {
@@ -469,10 +506,30 @@ impl SignedKind for CacheSnapshot {
         self.v
     }
     fn decode(version: u16, payload: &[u8]) -> Result<Self, postcard::Error> {
-        if version <= 3 {
-            return postcard::from_bytes::<v3::CacheSnapshot>(payload).map(Into::into);
+        match version {
+            ..=3 => postcard::from_bytes::<v3::CacheSnapshot>(payload).map(Into::into),
+            4 => postcard::from_bytes::<v4::CacheSnapshot>(payload).map(Into::into),
+            _ => postcard::from_bytes(payload),
         }
-        postcard::from_bytes(payload)
+    }
+    fn encode(&self, version: u16) -> Vec<u8> {
+        // Serialising plain data into a Vec cannot fail.
+        if version <= 4 {
+            return postcard::to_stdvec(&v4::CacheSnapshotRef {
+                v: version,
+                cursor: self.cursor,
+                generated_at: self.generated_at,
+                events: &self.events,
+                tickets: &self.tickets,
+                presence: &self.presence,
+            })
+            .unwrap_or_default();
+        }
+        postcard::to_stdvec(&Self {
+            v: version,
+            ..self.clone()
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -482,10 +539,67 @@ impl SignedKind for CacheDelta {
         self.v
     }
     fn decode(version: u16, payload: &[u8]) -> Result<Self, postcard::Error> {
+        // Version 5 only appended a variant, so version 4 deltas read as is.
         if version <= 3 {
             return postcard::from_bytes::<v3::CacheDelta>(payload).map(Into::into);
         }
         postcard::from_bytes(payload)
+    }
+    fn encode(&self, version: u16) -> Vec<u8> {
+        let mut delta = Self {
+            v: version,
+            ..self.clone()
+        };
+        if version <= 4 {
+            delta
+                .changes
+                .retain(|c| !matches!(c, CacheChange::Undone(_)));
+        }
+        postcard::to_stdvec(&delta).unwrap_or_default()
+    }
+}
+
+/// The snapshot as protocol version 4 encoded it: without the undone
+/// admissions. Read so a version 4 cache file still imports, and written
+/// for gates that read version 4.
+mod v4 {
+    use serde::{Deserialize, Serialize};
+
+    use super::{CachedEvent, CachedTicket, PresenceUpdate};
+    use crate::UnixSeconds;
+
+    #[derive(Deserialize)]
+    pub(super) struct CacheSnapshot {
+        v: u16,
+        cursor: u64,
+        generated_at: UnixSeconds,
+        events: Vec<CachedEvent>,
+        tickets: Vec<CachedTicket>,
+        presence: Vec<PresenceUpdate>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct CacheSnapshotRef<'a> {
+        pub(super) v: u16,
+        pub(super) cursor: u64,
+        pub(super) generated_at: UnixSeconds,
+        pub(super) events: &'a [CachedEvent],
+        pub(super) tickets: &'a [CachedTicket],
+        pub(super) presence: &'a [PresenceUpdate],
+    }
+
+    impl From<CacheSnapshot> for super::CacheSnapshot {
+        fn from(s: CacheSnapshot) -> Self {
+            Self {
+                v: s.v,
+                cursor: s.cursor,
+                generated_at: s.generated_at,
+                events: s.events,
+                tickets: s.tickets,
+                presence: s.presence,
+                undone: Vec::new(),
+            }
+        }
     }
 }
 
@@ -556,6 +670,7 @@ mod v3 {
                 events: s.events.into_iter().map(Into::into).collect(),
                 tickets: s.tickets,
                 presence: s.presence,
+                undone: Vec::new(),
             }
         }
     }
@@ -610,11 +725,17 @@ fn payload_message(kind: &str, payload: &[u8]) -> Vec<u8> {
 
 impl SignedPayload {
     pub fn sign<T: SignedKind>(value: &T, key: &SigningKey) -> Self {
-        // Serialising plain data into a Vec cannot fail.
-        let payload = postcard::to_stdvec(value).unwrap_or_default();
+        Self::sign_for(value, key, PROTOCOL_VERSION)
+    }
+
+    /// Signs `value` encoded for a reader of protocol `version` (clamped to
+    /// 4..=[`PROTOCOL_VERSION`]; see [`SignedKind::encode`]).
+    pub fn sign_for<T: SignedKind>(value: &T, key: &SigningKey, version: u16) -> Self {
+        let version = version.clamp(PROTOCOL_VERSION_WITHOUT_HEADER, PROTOCOL_VERSION);
+        let payload = value.encode(version);
         let signature = key.sign(&payload_message(T::KIND, &payload)).to_bytes();
         Self {
-            v: PROTOCOL_VERSION,
+            v: version,
             kind: T::KIND.to_owned(),
             signer: PublicKeyBytes::from(&key.verifying_key()),
             payload,
@@ -689,6 +810,7 @@ mod tests {
             events: vec![],
             tickets: vec![],
             presence: vec![],
+            undone: vec![],
         }
     }
 
@@ -713,6 +835,60 @@ mod tests {
             back.open::<CacheDelta>(Some(&server_key)),
             Err(PayloadError::WrongKind { .. })
         ));
+    }
+
+    #[test]
+    fn a_version_4_reader_gets_everything_but_the_undone_admissions() {
+        let server = SigningKey::from_bytes(&[1; 32]);
+        let now = PresenceUpdate {
+            event_id: 7,
+            ticket_id: 5,
+            presence: Presence::NeverEntered,
+            entries: 0,
+        };
+        let undone = UndoneAdmission {
+            gate: 2,
+            since: 100,
+            now,
+        };
+        let full = CacheSnapshot {
+            presence: vec![now],
+            undone: vec![undone],
+            ..snapshot()
+        };
+        let signed = SignedPayload::sign(&full, &server);
+        assert_eq!(signed.v, PROTOCOL_VERSION);
+        assert_eq!(signed.open::<CacheSnapshot>(None), Ok(full.clone()));
+        let old = SignedPayload::sign_for(&full, &server, 4);
+        assert_eq!(old.v, 4);
+        assert_eq!(
+            old.open::<CacheSnapshot>(None),
+            Ok(CacheSnapshot {
+                v: 4,
+                undone: vec![],
+                ..full.clone()
+            })
+        );
+        // Below 4 nothing older is written: the version 4 form is sent.
+        assert_eq!(SignedPayload::sign_for(&full, &server, 1).v, 4);
+
+        let delta = CacheDelta {
+            v: PROTOCOL_VERSION,
+            from_cursor: 1,
+            to_cursor: 3,
+            generated_at: 1,
+            changes: vec![CacheChange::Presence(now), CacheChange::Undone(undone)],
+            has_more: false,
+        };
+        let old = SignedPayload::sign_for(&delta, &server, 4)
+            .open::<CacheDelta>(None)
+            .unwrap();
+        assert_eq!(old.v, 4);
+        assert_eq!(old.changes, vec![CacheChange::Presence(now)]);
+        assert_eq!(
+            SignedPayload::sign(&delta, &server).open::<CacheDelta>(None),
+            Ok(delta)
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
-use shared::presence::{LastScan, OpeningScan, fold, merge};
-use shared::wire::PresenceUpdate;
+use shared::presence::{LastScan, OpeningScan, fold, forget_undone, merge};
+use shared::wire::{PresenceUpdate, UndoneAdmission};
 use shared::{
     Credential, CredentialBody, Direction, DoorsWindow, EventStatus, GatePolicy, HolderProofPolicy,
     Presence, PublicKeyBytes, ReentryPolicy, TicketState, TicketStatus, UnknownTicketPolicy,
@@ -471,6 +471,108 @@ fn every_way_the_servers_view_meets_the_gates() {
         let untouched = state(s.presence, s.entries);
         if s != untouched {
             failures.push(format!("{}: changed other fields: {s:?}", row.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+struct UndoneRow {
+    name: &'static str,
+    /// (presence, entries) this gate holds.
+    local: (Presence, u32),
+    /// The undone admission: (gate, since).
+    undone: (u32, i64),
+    /// (presence, entries) the server holds without it.
+    server: (Presence, u32),
+    /// (presence, entries) after, and whether it changed anything.
+    expected: (Presence, u32, bool),
+}
+
+fn undone_table() -> Vec<UndoneRow> {
+    let inside = |since, gate| Presence::Inside { since, gate };
+    let outside = |since, gate| Presence::Outside { since, gate };
+    vec![
+        UndoneRow {
+            name: "heard the admission from the server: forgotten",
+            local: (inside(100, 2), 1),
+            undone: (2, 100),
+            server: (Presence::NeverEntered, 0),
+            expected: (Presence::NeverEntered, 0, true),
+        },
+        UndoneRow {
+            name: "undone second entry: back inside by the first",
+            local: (inside(100, 2), 2),
+            undone: (2, 100),
+            server: (inside(50, 3), 1),
+            expected: (inside(50, 3), 1, true),
+        },
+        UndoneRow {
+            name: "undone re-entry: back outside",
+            local: (inside(100, 2), 2),
+            undone: (2, 100),
+            server: (outside(80, 3), 1),
+            expected: (outside(80, 3), 1, true),
+        },
+        UndoneRow {
+            name: "this gate's own later entry counts: the server's view is merged",
+            local: (inside(200, 1), 2),
+            undone: (2, 100),
+            server: (Presence::NeverEntered, 0),
+            expected: (inside(200, 1), 2, false),
+        },
+        UndoneRow {
+            name: "a later move heard since: merged as usual",
+            local: (outside(150, 2), 1),
+            undone: (2, 100),
+            server: (inside(300, 4), 2),
+            expected: (inside(300, 4), 2, true),
+        },
+        UndoneRow {
+            name: "same second at another gate: not this admission",
+            local: (inside(100, 3), 1),
+            undone: (2, 100),
+            server: (Presence::NeverEntered, 0),
+            expected: (inside(100, 3), 1, false),
+        },
+        UndoneRow {
+            name: "never heard of it: nothing to forget",
+            local: (Presence::NeverEntered, 0),
+            undone: (2, 100),
+            server: (Presence::NeverEntered, 0),
+            expected: (Presence::NeverEntered, 0, false),
+        },
+        UndoneRow {
+            name: "a gate that admitted more since keeps its count",
+            local: (inside(100, 2), 3),
+            undone: (2, 100),
+            server: (Presence::NeverEntered, 0),
+            expected: (Presence::NeverEntered, 2, true),
+        },
+    ]
+}
+
+#[test]
+fn every_way_an_undone_admission_meets_the_gates_view() {
+    let mut failures = Vec::new();
+    for row in undone_table() {
+        let mut s = state(row.local.0, row.local.1);
+        let notice = UndoneAdmission {
+            gate: row.undone.0,
+            since: row.undone.1,
+            now: update(row.server.0, row.server.1),
+        };
+        let changed = forget_undone(&mut s, &notice);
+        let got = (s.presence, s.entries, changed);
+        if got != row.expected {
+            failures.push(format!(
+                "{}: expected {:?}, got {got:?}",
+                row.name, row.expected
+            ));
+        }
+        // Twice is once.
+        let again = forget_undone(&mut s, &notice);
+        if again || (s.presence, s.entries) != (row.expected.0, row.expected.1) {
+            failures.push(format!("{}: the second notice changed {s:?}", row.name));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

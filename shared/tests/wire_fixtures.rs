@@ -186,10 +186,9 @@ fn journal_messages() {
     );
 }
 
-#[test]
-fn signed_cache_snapshot_and_delta() {
-    let server = SigningKey::from_bytes(&[8; 32]);
-    let snapshot = CacheSnapshot {
+/// The snapshot and delta of the fixtures, as today's server writes them.
+fn cache_snapshot() -> CacheSnapshot {
+    CacheSnapshot {
         v: PROTOCOL_VERSION,
         cursor: 41,
         generated_at: 1_764_070_000,
@@ -204,21 +203,28 @@ fn signed_cache_snapshot_and_delta() {
             },
             entries: 1,
         }],
-    };
-    // ed25519 signatures are deterministic, so the signed file is too.
-    let stored = check_bytes(
-        "cache_snapshot.bin",
-        &SignedPayload::sign(&snapshot, &server).to_file_bytes(),
-    );
-    let opened: CacheSnapshot = SignedPayload::from_file_bytes(&stored)
-        .unwrap()
-        .open(Some(&PublicKeyBytes::from(&server.verifying_key())))
-        .unwrap();
-    assert_eq!(opened, snapshot);
+        undone: vec![undone()],
+    }
+}
 
+/// Ticket 4 was admitted at gate 2 and the gate undid it.
+fn undone() -> UndoneAdmission {
+    UndoneAdmission {
+        gate: 2,
+        since: 1_764_070_050,
+        now: PresenceUpdate {
+            event_id: 1_764_072_000_001,
+            ticket_id: 4,
+            presence: Presence::NeverEntered,
+            entries: 0,
+        },
+    }
+}
+
+fn cache_delta() -> CacheDelta {
     let mut frozen = ticket(2);
     frozen.status = TicketStatus::Frozen;
-    let delta = CacheDelta {
+    CacheDelta {
         v: PROTOCOL_VERSION,
         from_cursor: 41,
         to_cursor: 44,
@@ -236,9 +242,28 @@ fn signed_cache_snapshot_and_delta() {
                 },
                 entries: 2,
             }),
+            CacheChange::Undone(undone()),
         ],
         has_more: false,
-    };
+    }
+}
+
+#[test]
+fn signed_cache_snapshot_and_delta() {
+    let server = SigningKey::from_bytes(&[8; 32]);
+    let snapshot = cache_snapshot();
+    // ed25519 signatures are deterministic, so the signed file is too.
+    let stored = check_bytes(
+        "cache_snapshot.bin",
+        &SignedPayload::sign(&snapshot, &server).to_file_bytes(),
+    );
+    let opened: CacheSnapshot = SignedPayload::from_file_bytes(&stored)
+        .unwrap()
+        .open(Some(&PublicKeyBytes::from(&server.verifying_key())))
+        .unwrap();
+    assert_eq!(opened, snapshot);
+
+    let delta = cache_delta();
     let stored = check_bytes(
         "cache_delta.bin",
         &SignedPayload::sign(&delta, &server).to_file_bytes(),
@@ -248,6 +273,48 @@ fn signed_cache_snapshot_and_delta() {
         .open(None)
         .unwrap();
     assert_eq!(opened, delta);
+}
+
+/// Files written by a version 4 server (checked in before version 5) still
+/// open, without undone admissions; and what today's server writes for a
+/// version 4 gate is byte for byte what a version 4 server wrote.
+#[test]
+fn version_4_cache_files_open_and_version_4_gates_get_the_same_bytes() {
+    let server = SigningKey::from_bytes(&[8; 32]);
+    let key = PublicKeyBytes::from(&server.verifying_key());
+    let v4_snapshot = CacheSnapshot {
+        v: 4,
+        undone: vec![],
+        ..cache_snapshot()
+    };
+    let stored = std::fs::read(fixture_path("cache_snapshot_v4.bin")).unwrap();
+    let opened: CacheSnapshot = SignedPayload::from_file_bytes(&stored)
+        .unwrap()
+        .open(Some(&key))
+        .unwrap();
+    assert_eq!(opened, v4_snapshot);
+    assert_eq!(
+        SignedPayload::sign_for(&cache_snapshot(), &server, 4).to_file_bytes(),
+        stored
+    );
+
+    let mut v4_delta = CacheDelta {
+        v: 4,
+        ..cache_delta()
+    };
+    v4_delta
+        .changes
+        .retain(|c| !matches!(c, CacheChange::Undone(_)));
+    let stored = std::fs::read(fixture_path("cache_delta_v4.bin")).unwrap();
+    let opened: CacheDelta = SignedPayload::from_file_bytes(&stored)
+        .unwrap()
+        .open(Some(&key))
+        .unwrap();
+    assert_eq!(opened, v4_delta);
+    assert_eq!(
+        SignedPayload::sign_for(&cache_delta(), &server, 4).to_file_bytes(),
+        stored
+    );
 }
 
 #[test]

@@ -149,7 +149,7 @@ impl GateCache {
                     self.tickets.retain(|t| t.ticket_id != ticket.ticket_id);
                     self.tickets.push(ticket);
                 }
-                CacheChange::Presence(_) => {}
+                CacheChange::Presence(_) | CacheChange::Undone(_) => {}
             }
         }
         assert!(

@@ -6,6 +6,7 @@
 //! - session tokens forged, tampered with, of another algorithm or shape,
 //!   expired;
 //! - device requests replayed, or their nonce reused under another body;
+//!   of an unknown or revoked device, answered before the body is read;
 //! - ids out of range in paths (past `u64::MAX`, negative, not decimal);
 //! - bodies too large (with a length, and streamed without one), cut short,
 //!   of the wrong type, nested too deep, on every route that takes one;
@@ -23,6 +24,7 @@ use data_encoding::BASE64URL_NOPAD as B64;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use uuid::Uuid;
 
 /// `(METHOD, path template, takes a body, signed by a gate device)` of every
 /// route in the served document.
@@ -469,7 +471,7 @@ async fn chunked(
     method: &str,
     path: &str,
     content_type: &str,
-    authorization: &str,
+    headers: &[(&str, String)],
     total: usize,
 ) -> (u16, String) {
     let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
@@ -478,10 +480,13 @@ async fn chunked(
         let _ = reader.read_to_end(&mut answer).await;
         answer
     });
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nhost: gate\r\nconnection: close\r\n\
-         content-type: {content_type}\r\nauthorization: {authorization}\r\n\
-         transfer-encoding: chunked\r\n\r\n"
+         content-type: {content_type}\r\n{headers}transfer-encoding: chunked\r\n\r\n"
     );
     let _ = writer.write_all(head.as_bytes()).await;
     let chunk = 64 * 1024;
@@ -526,10 +531,71 @@ async fn chunked(
     )
 }
 
+/// A device request is answered from its headers when they name no enrolled
+/// device: the server does not wait for (or buffer) the 4 MB body promised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_device_is_refused_before_its_body_is_read() {
+    let server = start(Db::Sqlite).await;
+    server.seed(1).await;
+    let gate = server.enrol("north", 100).await;
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    let stranger = Uuid::now_v7();
+    let revoked = gate.response.device_id;
+    server
+        .state
+        .store
+        .revoke_device(
+            revoked,
+            server.clock.0.load(std::sync::atomic::Ordering::SeqCst),
+        )
+        .await
+        .unwrap();
+    for (device, says) in [(stranger, "unknown device"), (revoked, "device revoked")] {
+        let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
+        let head = format!(
+            "POST /gate/v1/journal HTTP/1.1\r\nhost: gate\r\ncontent-type: application/json\r\n\
+             content-length: 4000000\r\nx-gate-device: {device}\r\nx-gate-timestamp: {T0}\r\n\
+             x-gate-nonce: {}\r\nx-gate-signature: {}\r\n\r\n",
+            Uuid::now_v7().simple(),
+            bs58::encode([7u8; 64]).into_string()
+        );
+        writer.write_all(head.as_bytes()).await.unwrap();
+        // Not one byte of the body is sent; the answer comes anyway.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read = async {
+            while !String::from_utf8_lossy(&answer).contains('}') {
+                let n = reader.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                answer.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("an answer without the body");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+        assert!(text.contains(says), "{text}");
+        drop(writer);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_body_route_refuses_oversize_malformed_mistyped_and_deep_bodies() {
     let server = start(Db::Sqlite).await;
     let session = server.login_as(&wallet(41), Some("organizer")).await;
+    // Device routes read a body only for an enrolled device: these headers
+    // name one (their signature is checked after the body is read).
+    server.seed(1).await;
+    let gate = server.enrol("north", 100).await;
+    let device_headers = [
+        ("x-gate-device", gate.response.device_id.to_string()),
+        ("x-gate-timestamp", T0.to_string()),
+        ("x-gate-nonce", Uuid::now_v7().simple().to_string()),
+        ("x-gate-signature", bs58::encode([7u8; 64]).into_string()),
+    ];
     let too_large = sync_server::http::MAX_BODY_BYTES + 1;
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
@@ -540,13 +606,17 @@ async fn every_body_route_refuses_oversize_malformed_mistyped_and_deep_bodies() 
         }
         let path = concrete(&template, good_param);
         let send = |content_type: &'static str, body: reqwest::Body| {
-            server
+            let mut request = server
                 .http
                 .request(method.clone(), format!("{}{path}", server.url))
                 .bearer_auth(bearer(&template, &session))
-                .header("content-type", content_type)
-                .body(body)
-                .send()
+                .header("content-type", content_type);
+            if device {
+                for (name, value) in &device_headers {
+                    request = request.header(*name, value);
+                }
+            }
+            request.body(body).send()
         };
         let page = is_page(&template);
         let json_type = if page {
@@ -563,16 +633,15 @@ async fn every_body_route_refuses_oversize_malformed_mistyped_and_deep_bodies() 
             assert_eq!(code, "payload_too_large", "{what}");
         }
         let what = format!("{method} {path} too large (chunked)");
-        let authorization = format!("Bearer {}", bearer(&template, &session));
-        let (status, code) = chunked(
-            addr,
-            method.as_str(),
-            &path,
-            json_type,
-            &authorization,
-            too_large,
-        )
-        .await;
+        let mut headers = vec![(
+            "authorization",
+            format!("Bearer {}", bearer(&template, &session)),
+        )];
+        if device {
+            headers.extend(device_headers.iter().cloned());
+        }
+        let (status, code) =
+            chunked(addr, method.as_str(), &path, json_type, &headers, too_large).await;
         assert_eq!(status, 413, "{what}: {code}");
         if !page {
             assert_eq!(code, "payload_too_large", "{what}");

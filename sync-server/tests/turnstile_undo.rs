@@ -11,13 +11,17 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use shared::wire::ScanRecord;
+use shared::Presence;
+use shared::wire::{
+    CacheChange, CacheDelta, PresenceUpdate, ScanRecord, SignedPayload, UndoneAdmission,
+};
 use sync_server::services::replay;
 use uuid::Uuid;
 
 on_both_backends!(
     a_voided_admission_never_goes_on_chain_and_counts_nowhere,
     an_undo_after_the_admission_reached_the_chain_is_an_incident,
+    every_gate_hears_of_an_undone_admission,
 );
 
 const DRAIN: Duration = Duration::from_secs(120);
@@ -151,4 +155,97 @@ async fn an_undo_after_the_admission_reached_the_chain_is_an_incident(db: Db) {
     let t0 = server.chain_tickets(&[0]).await.remove(0).unwrap();
     assert_eq!((t0.entry_count, t0.scans_applied), (1, 2));
     assert_eq!(t0.last_scan_at_ms, t + 9_000);
+}
+
+/// The delta after `cursor` as a gate reading cache `protocol` gets it
+/// (`None`: an agent from before the version header).
+async fn delta_as(gate: &Gate, cursor: u64, protocol: Option<&str>) -> CacheDelta {
+    let path = format!("/gate/v1/delta?cursor={cursor}&wait=0");
+    let signed = gate.sign("GET", &path, &[]);
+    let r = gate
+        .send_signed_as("GET", &path, vec![], &signed, protocol)
+        .await;
+    assert_eq!(r.status(), 200);
+    SignedPayload::from_file_bytes(&r.bytes().await.unwrap())
+        .unwrap()
+        .open(Some(&gate.response.server_key))
+        .unwrap()
+}
+
+/// South heard from the server that north let ticket 0 in; north then
+/// undoes it. South's next delta says so, so south forgets the admission
+/// (the holder may come in at south); so does a snapshot.
+async fn every_gate_hears_of_an_undone_admission(db: Db) {
+    let server = start(db).await;
+    server.seed(2).await;
+    let north = server.enrol("north", 11).await;
+    let south = server.enrol("south", 12).await;
+    let cursor = south.snapshot().await.cursor;
+    let t = T0 * 1000 + 250;
+    let admission = north.scan(0, t);
+    assert_eq!(north.upload(vec![admission.clone()]).await.status(), 200);
+    let heard = south.delta(cursor, 0).await;
+    let inside = PresenceUpdate {
+        event_id: EVENT,
+        ticket_id: 0,
+        presence: Presence::Inside {
+            since: T0,
+            gate: north.response.gate.number,
+        },
+        entries: 1,
+    };
+    assert_eq!(heard.changes, vec![CacheChange::Presence(inside)]);
+
+    assert_eq!(
+        north
+            .upload(vec![undo_of(&admission, 2_000)])
+            .await
+            .status(),
+        200
+    );
+    let never = PresenceUpdate {
+        presence: Presence::NeverEntered,
+        entries: 0,
+        ..inside
+    };
+    let undone = UndoneAdmission {
+        gate: north.response.gate.number,
+        since: T0,
+        now: never,
+    };
+    let delta = south.delta(heard.to_cursor, 0).await;
+    assert_eq!(
+        delta.changes,
+        vec![CacheChange::Presence(never), CacheChange::Undone(undone)]
+    );
+    assert_eq!(delta.v, shared::wire::PROTOCOL_VERSION);
+    // An agent from before version 5 gets the presence alone, in version 4.
+    let old = delta_as(&south, heard.to_cursor, None).await;
+    assert_eq!(old.v, 4);
+    assert_eq!(old.changes, vec![CacheChange::Presence(never)]);
+    let old = delta_as(&south, heard.to_cursor, Some("4")).await;
+    assert_eq!(old.changes, vec![CacheChange::Presence(never)]);
+    // A version this server does not know yet gets the newest it writes.
+    let newer = delta_as(&south, heard.to_cursor, Some("999")).await;
+    assert_eq!(newer.changes, delta.changes);
+
+    // A gate syncing from scratch gets the undone admissions whole.
+    let snapshot = south.snapshot().await;
+    assert_eq!(snapshot.undone, vec![undone]);
+    assert_eq!(snapshot.presence, vec![never]);
+
+    // Nonsense and too-old versions are refused in words.
+    for (header, status, code) in [
+        ("five", 400, "bad_request"),
+        ("3", 426, "unsupported_version"),
+    ] {
+        let path = "/gate/v1/snapshot";
+        let signed = south.sign("GET", path, &[]);
+        let r = south
+            .send_signed_as("GET", path, vec![], &signed, Some(header))
+            .await;
+        assert_eq!(r.status().as_u16(), status, "{header}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], code, "{header}: {body}");
+    }
 }

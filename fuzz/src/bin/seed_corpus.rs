@@ -12,7 +12,7 @@ use nft_gate_fuzz::corpus::fuzz_dir;
 use nft_gate_fuzz::protocol::{EVENT_ID, NOW, device_key, issuer_key, server_key};
 use shared::wire::{
     CacheChange, CacheDelta, CacheSnapshot, CachedEvent, CachedTicket, PROTOCOL_VERSION,
-    PresenceUpdate, ScanRecord, SignedPayload, TierInfo, device_request_message,
+    PresenceUpdate, ScanRecord, SignedPayload, TierInfo, UndoneAdmission, device_request_message,
 };
 use shared::{
     Credential, CredentialBody, Direction, DoorsWindow, EventStatus, HolderProofPolicy, Presence,
@@ -87,6 +87,18 @@ fn ticket() -> CachedTicket {
     }
 }
 
+fn undone() -> UndoneAdmission {
+    UndoneAdmission {
+        gate: 3,
+        since: NOW - 90,
+        now: PresenceUpdate {
+            presence: Presence::NeverEntered,
+            entries: 0,
+            ..presence()
+        },
+    }
+}
+
 fn presence() -> PresenceUpdate {
     PresenceUpdate {
         event_id: EVENT_ID,
@@ -140,6 +152,7 @@ fn wire() {
         events: vec![event()],
         tickets: vec![ticket()],
         presence: vec![presence()],
+        undone: vec![undone()],
     };
     let delta = CacheDelta {
         v: PROTOCOL_VERSION,
@@ -150,6 +163,7 @@ fn wire() {
             CacheChange::Event(event()),
             CacheChange::Ticket(ticket()),
             CacheChange::Presence(presence()),
+            CacheChange::Undone(undone()),
         ],
         has_more: false,
     };

@@ -97,6 +97,7 @@ impl Venue {
             events: vec![self.event()],
             tickets,
             presence: vec![],
+            undone: vec![],
         }
     }
 
@@ -284,6 +285,38 @@ impl gate_agent::Input for ChannelInput {
     }
 }
 
+/// A turnstile passage sensor the test turns by sending `()`.
+pub struct ChannelPassage {
+    rx: std::sync::mpsc::Receiver<()>,
+}
+
+pub fn channel_passage() -> (
+    std::sync::mpsc::Sender<()>,
+    Box<dyn gate_agent::passage::PassageSensor>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (tx, Box::new(ChannelPassage { rx }))
+}
+
+impl gate_agent::passage::PassageSensor for ChannelPassage {
+    fn name(&self) -> String {
+        "passage:test".to_owned()
+    }
+    fn start(
+        self: Box<Self>,
+        passages: std::sync::mpsc::SyncSender<()>,
+        stop: gate_agent::Stop,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().spawn(move || {
+            while !stop.is_triggered() {
+                if self.rx.recv_timeout(Duration::from_millis(20)).is_ok() {
+                    let _ = passages.send(());
+                }
+            }
+        })
+    }
+}
+
 /// The agent running in a background thread with its own runtime.
 pub struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -294,9 +327,20 @@ pub struct Running {
 impl Running {
     pub fn start(
         config: gate_agent::Config,
+        inputs: Vec<Box<dyn gate_agent::Input>>,
+        outputs: gate_agent::RecordingOutputs,
+        clock: std::sync::Arc<dyn gate_agent::Clock>,
+    ) -> Self {
+        Self::start_with_passage(config, inputs, outputs, clock, None)
+    }
+
+    /// [`Running::start`] with a turnstile passage sensor.
+    pub fn start_with_passage(
+        config: gate_agent::Config,
         mut inputs: Vec<Box<dyn gate_agent::Input>>,
         outputs: gate_agent::RecordingOutputs,
         clock: std::sync::Arc<dyn gate_agent::Clock>,
+        passage: Option<Box<dyn gate_agent::passage::PassageSensor>>,
     ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let listener = config
@@ -317,6 +361,7 @@ impl Running {
                 let options = gate_agent::RunOptions {
                     clock,
                     status_listener: listener,
+                    passage,
                     ..gate_agent::RunOptions::default()
                 };
                 gate_agent::run_with(

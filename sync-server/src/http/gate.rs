@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use shared::wire::{
-    EnrolRequest, EnrolResponse, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_SIGNATURE,
+    EnrolRequest, EnrolResponse, HEADER_DEVICE_ID, HEADER_NONCE, HEADER_PROTOCOL, HEADER_SIGNATURE,
     HEADER_TIMESTAMP, JournalAck, JournalBatch, PROTOCOL_VERSION, SignedPayload,
 };
 
@@ -100,6 +100,8 @@ fn gate_message<T: DeserializeOwned>(
 pub struct DeviceRequest {
     pub device: Device,
     pub body: Bytes,
+    /// The cache version to answer in ([`HEADER_PROTOCOL`]).
+    pub protocol: u16,
 }
 
 impl FromRequest<AppState> for DeviceRequest {
@@ -107,25 +109,31 @@ impl FromRequest<AppState> for DeviceRequest {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let parts = read_signed(req, state).await?;
-        gates::authenticate(state, &parts.signed())
+        let device = gates::authenticate(state, &parts.signed(), parts.device.clone())
             .await
-            .map_err(ApiError::from)
-            .map(|device| DeviceRequest {
-                device,
-                body: parts.body,
-            })
-            .map_err(IntoResponse::into_response)
+            .map_err(|e| ApiError::from(e).into_response())?;
+        let protocol = parts.protocol().map_err(IntoResponse::into_response)?;
+        Ok(DeviceRequest {
+            device,
+            body: parts.body,
+            protocol,
+        })
     }
 }
 
-/// What the signature of a device request covers, read off the request.
+/// What the signature of a device request covers, read off the request,
+/// and the device it names.
 struct SignedParts {
     method: String,
     path: String,
     headers: HeaderMap,
     body: Bytes,
+    device: Device,
 }
 
+/// Reads a device request: its headers first, and its body only once they
+/// name an enrolled, unrevoked device, so nobody else can make the server
+/// buffer a body (up to the 4 MiB limit).
 async fn read_signed(req: Request, state: &AppState) -> Result<SignedParts, Response> {
     let method = req.method().as_str().to_owned();
     let path = req
@@ -134,6 +142,9 @@ async fn read_signed(req: Request, state: &AppState) -> Result<SignedParts, Resp
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let headers = req.headers().clone();
+    let device = gates::requesting_device(state, &signed_request(&method, &path, &headers, &[]))
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
     let body = Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge("request body too large".into()).into_response()
@@ -146,23 +157,53 @@ async fn read_signed(req: Request, state: &AppState) -> Result<SignedParts, Resp
         path,
         headers,
         body,
+        device,
     })
+}
+
+/// A request as the device check reads it.
+fn signed_request<'a>(
+    method: &'a str,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+) -> SignedRequest<'a> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    SignedRequest {
+        method,
+        path,
+        device_id: header(HEADER_DEVICE_ID),
+        timestamp: header(HEADER_TIMESTAMP),
+        nonce: header(HEADER_NONCE),
+        signature: header(HEADER_SIGNATURE),
+        backlog: header(HEADER_BACKLOG),
+        body,
+    }
 }
 
 impl SignedParts {
     /// The request as the device check reads it.
     fn signed(&self) -> SignedRequest<'_> {
-        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
-        SignedRequest {
-            method: &self.method,
-            path: &self.path,
-            device_id: header(HEADER_DEVICE_ID),
-            timestamp: header(HEADER_TIMESTAMP),
-            nonce: header(HEADER_NONCE),
-            signature: header(HEADER_SIGNATURE),
-            backlog: header(HEADER_BACKLOG),
-            body: &self.body,
-        }
+        signed_request(&self.method, &self.path, &self.headers, &self.body)
+    }
+
+    /// The cache version the gate reads, from [`HEADER_PROTOCOL`].
+    fn protocol(&self) -> Result<u16, ApiError> {
+        let version = match self.headers.get(HEADER_PROTOCOL) {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u16>().ok())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "{HEADER_PROTOCOL} must be a protocol version number"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(gates::cache_version(version)?)
     }
 }
 
@@ -179,7 +220,7 @@ impl FromRequest<AppState> for JournalRequest {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let parts = read_signed(req, state).await?;
-        gates::verify(state, &parts.signed())
+        gates::verify(state, &parts.signed(), parts.device.clone())
             .await
             .map_err(ApiError::from)
             .map(|(device, nonce)| JournalRequest {
@@ -203,19 +244,21 @@ fn signed_bytes(payload: &SignedPayload) -> Response {
 ///
 /// `GET /gate/v1/snapshot`: the whole cache for the device's event, signed.
 /// The body is binary: the magic bytes `NFTGATE\x01`, then a postcard
-/// `SignedPayload` of kind `snapshot` (events, tickets, presence, cursor),
-/// signed with the server key the gate received at enrolment.
+/// `SignedPayload` of kind `snapshot` (events, tickets, presence, undone
+/// admissions, cursor), signed with the server key the gate received at
+/// enrolment, in the version `x-gate-protocol` names (4 without it).
 #[utoipa::path(
     get,
     path = "/gate/v1/snapshot",
     tag = "gate",
-    params(BacklogHeader),
+    params(BacklogHeader, ProtocolHeader),
     security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
     responses(
         (status = 200, description = "The signed snapshot (binary)", body = inline(BinaryBody), content_type = "application/octet-stream"),
-        (status = 400, description = "`bad_request`: the request body could not be read", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the request body could not be read, or `x-gate-protocol` is not a version number", body = ErrorBody),
         (status = 401, description = "`unauthorized`: a signature header is missing or malformed, the device is unknown or revoked, the timestamp is outside the window, the signature is wrong, or the nonce was used before", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 426, description = "`unsupported_version`: `x-gate-protocol` names a version older than this server writes (4)", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
     )
 )]
@@ -223,7 +266,7 @@ pub async fn snapshot(
     State(state): State<AppState>,
     request: DeviceRequest,
 ) -> Result<Response, ApiError> {
-    let payload = gates::snapshot(&state, &request.device).await?;
+    let payload = gates::snapshot(&state, &request.device, request.protocol).await?;
     Ok(signed_bytes(&payload))
 }
 
@@ -239,6 +282,17 @@ pub struct DeltaQuery {
     /// Most changes in one answer (default 5000, at most 20000).
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+/// The optional header a gate names the cache version it reads in.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ProtocolHeader {
+    /// The cache protocol version the gate reads; the answer is written in
+    /// it (never newer than the server's). Without it: version 4.
+    #[serde(rename = "x-gate-protocol")]
+    #[param(minimum = 4, maximum = 65535)]
+    pub protocol: Option<u16>,
 }
 
 /// The optional header a gate reports its upload backlog in.
@@ -263,14 +317,15 @@ pub struct BacklogHeader {
     get,
     path = "/gate/v1/delta",
     tag = "gate",
-    params(DeltaQuery, BacklogHeader),
+    params(DeltaQuery, BacklogHeader, ProtocolHeader),
     security(("gate_device" = [], "gate_timestamp" = [], "gate_nonce" = [], "gate_signature" = [])),
     responses(
         (status = 200, description = "The signed delta (binary); no changes when the wait ran out", body = inline(BinaryBody), content_type = "application/octet-stream"),
-        (status = 400, description = "`bad_request`: the request body could not be read, or the query string does not parse", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the request body could not be read, the query string does not parse, or `x-gate-protocol` is not a version number", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the device signature was refused (see the snapshot)", body = ErrorBody),
         (status = 410, description = "`cursor_unknown`: the cursor is past anything this server wrote (a restored or replaced database); fetch a new snapshot", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 426, description = "`unsupported_version`: `x-gate-protocol` names a version older than this server writes (4)", body = ErrorBody),
         crate::http::openapi::responses::StorageDown,
     )
 )]
@@ -282,6 +337,7 @@ pub async fn delta(
     let payload = gates::delta(
         &state,
         &request.device,
+        request.protocol,
         query.cursor,
         query.wait,
         query.limit,

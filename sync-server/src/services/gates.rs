@@ -16,7 +16,7 @@ use shared::PublicKeyBytes;
 use shared::device_request::{DeviceHeaders, DeviceRequestError};
 use shared::wire::{
     EnrolRequest, EnrolResponse, GateInfo, JournalAck, JournalBatch, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, RefusedScan, ScanRecord, SignedPayload,
+    PROTOCOL_VERSION, PROTOCOL_VERSION_WITHOUT_HEADER, RefusedScan, ScanRecord, SignedPayload,
 };
 use uuid::Uuid;
 
@@ -262,27 +262,14 @@ pub async fn conflicts(
     Ok(services.store.conflicts(event_id, gate).await?)
 }
 
-/// A device request with every check passed, its nonce recorded as used.
-pub async fn authenticate(
+/// The enrolled, unrevoked device whose signature headers `request` carries,
+/// checked from the headers alone: the HTTP layer asks before it reads the
+/// body, so a caller that names no such device cannot make the server
+/// buffer one. The body is checked by [`verify`] afterwards.
+pub async fn requesting_device(
     services: &Services,
     request: &SignedRequest<'_>,
 ) -> Result<Device, ServiceError> {
-    let (device, nonce) = verify(services, request).await?;
-    if !services.store.accept_request(&nonce).await? {
-        return Err(unauthorized("replayed request (nonce already used)"));
-    }
-    Ok(device)
-}
-
-/// Every check of a device request except recording its nonce, which the
-/// caller does (with [`authenticate`], or in the transaction of a journal
-/// upload). In order: the headers are present, the device exists and is not
-/// revoked, the timestamp is inside the window, the signature over (method,
-/// path, timestamp, nonce, body hash) is the device's.
-pub async fn verify(
-    services: &Services,
-    request: &SignedRequest<'_>,
-) -> Result<(Device, NonceUse), ServiceError> {
     let headers = DeviceHeaders {
         device_id: request.device_id,
         timestamp: request.timestamp,
@@ -297,6 +284,44 @@ pub async fn verify(
         .ok_or_else(|| unauthorized("unknown device"))?;
     if device.revoked {
         return Err(unauthorized("device revoked"));
+    }
+    Ok(device)
+}
+
+/// A device request with every check passed, its nonce recorded as used.
+/// `device` is what [`requesting_device`] found for it.
+pub async fn authenticate(
+    services: &Services,
+    request: &SignedRequest<'_>,
+    device: Device,
+) -> Result<Device, ServiceError> {
+    let (device, nonce) = verify(services, request, device).await?;
+    if !services.store.accept_request(&nonce).await? {
+        return Err(unauthorized("replayed request (nonce already used)"));
+    }
+    Ok(device)
+}
+
+/// Every check of a device request except recording its nonce, which the
+/// caller does (with [`authenticate`], or in the transaction of a journal
+/// upload). In order: the headers are present and name `device` (found by
+/// [`requesting_device`], which checked it exists and is not revoked), the
+/// timestamp is inside the window, the signature over (method, path,
+/// timestamp, nonce, body hash) is the device's.
+pub async fn verify(
+    services: &Services,
+    request: &SignedRequest<'_>,
+    device: Device,
+) -> Result<(Device, NonceUse), ServiceError> {
+    let headers = DeviceHeaders {
+        device_id: request.device_id,
+        timestamp: request.timestamp,
+        nonce: request.nonce,
+        signature: request.signature,
+    };
+    let signed = headers.parse().map_err(refused)?;
+    if signed.device_id != device.device_id {
+        return Err(unauthorized("unknown device"));
     }
     let now = services.clock.now();
     let window_secs = services.config.gates.signature_window_secs;
@@ -326,13 +351,35 @@ pub async fn verify(
     ))
 }
 
-/// The whole cache of the device's event, signed with the server key.
-pub async fn snapshot(services: &Services, device: &Device) -> Result<SignedPayload, ServiceError> {
+/// The cache version to write for a gate that reads `version` (`None`: it
+/// sent no version, so it predates the header): never newer than this
+/// server's, and refused below the oldest one it still writes.
+pub fn cache_version(version: Option<u16>) -> Result<u16, ServiceError> {
+    match version {
+        None => Ok(PROTOCOL_VERSION_WITHOUT_HEADER),
+        Some(v) if v < PROTOCOL_VERSION_WITHOUT_HEADER => {
+            Err(GateError::UnsupportedVersion(v).into())
+        }
+        Some(v) => Ok(v.min(PROTOCOL_VERSION)),
+    }
+}
+
+/// The whole cache of the device's event, signed with the server key, in
+/// the version the gate reads (see [`cache_version`]).
+pub async fn snapshot(
+    services: &Services,
+    device: &Device,
+    version: u16,
+) -> Result<SignedPayload, ServiceError> {
     let snapshot = services
         .store
         .snapshot(device.event_id, services.clock.now())
         .await?;
-    Ok(SignedPayload::sign(&snapshot, &services.server_key))
+    Ok(SignedPayload::sign_for(
+        &snapshot,
+        &services.server_key,
+        version,
+    ))
 }
 
 /// The whole cache of `event_id`, signed with the server key, for a gate
@@ -352,12 +399,13 @@ pub async fn cache_file(services: &Services, event_id: u64) -> Result<SignedPayl
 
 /// Changes of the device's event after `cursor` (at most `limit`, clamped
 /// to 1..=20000), waiting up to `wait_secs` (at most `gates.max_wait_secs`)
-/// for one, signed. Changes made through this instance wake the wait at
-/// once; changes by other instances sharing the database are seen within a
-/// second.
+/// for one, signed in the version the gate reads (see [`cache_version`]).
+/// Changes made through this instance wake the wait at once; changes by
+/// other instances sharing the database are seen within a second.
 pub async fn delta(
     services: &Services,
     device: &Device,
+    version: u16,
     cursor: u64,
     wait_secs: u32,
     limit: Option<u32>,
@@ -388,7 +436,11 @@ pub async fn delta(
                 .store
                 .touch_device(device.device_id, services.clock.now(), None)
                 .await?;
-            return Ok(SignedPayload::sign(&delta, &services.server_key));
+            return Ok(SignedPayload::sign_for(
+                &delta,
+                &services.server_key,
+                version,
+            ));
         }
         tokio::select! {
             _ = changes.changed() => {}

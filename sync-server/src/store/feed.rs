@@ -11,7 +11,7 @@ use shared::wire::{
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::presence::presence_from_row;
+use super::presence::{UNDONE_ADMISSIONS, presence_from_row, undone_from_row};
 use super::{Store, StoreError, corrupt, enum_parse, enum_text, i64_of, json, unjson};
 
 impl Store {
@@ -164,6 +164,15 @@ impl Store {
                 .iter()
                 .map(|r| presence_from_row(event_id, r))
                 .collect::<Result<Vec<_>, _>>()?;
+        let undone = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{UNDONE_ADMISSIONS} ORDER BY s.ticket_id, s.scanned_at_ms"
+        )))
+        .bind(i64_of(event_id)?)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| undone_from_row(event_id, r))
+        .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(CacheSnapshot {
             v: PROTOCOL_VERSION,
@@ -172,6 +181,7 @@ impl Store {
             events,
             tickets,
             presence,
+            undone,
         })
     }
 
@@ -231,6 +241,24 @@ impl Store {
         .await?;
         for row in &presence {
             changes.push(CacheChange::Presence(presence_from_row(event_id, row)?));
+        }
+        // An undo changes its ticket's presence: with it go the ticket's
+        // undone admissions, which other gates may still hold as "inside".
+        if !presence.is_empty() {
+            let undone = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{UNDONE_ADMISSIONS} AND s.ticket_id IN (
+                     SELECT ticket_id FROM cache_changes
+                     WHERE event_id = $1 AND kind = 'presence' AND seq > $2 AND seq <= $3)
+                 ORDER BY s.ticket_id, s.scanned_at_ms"
+            )))
+            .bind(i64_of(event_id)?)
+            .bind(i64_of(cursor)?)
+            .bind(i64_of(to_cursor)?)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &undone {
+                changes.push(CacheChange::Undone(undone_from_row(event_id, row)?));
+            }
         }
         Ok(CacheDelta {
             v: PROTOCOL_VERSION,

@@ -4,7 +4,7 @@
 
 use shared::Presence;
 use shared::presence::PresenceFold;
-use shared::wire::PresenceUpdate;
+use shared::wire::{PresenceUpdate, UndoneAdmission};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -152,5 +152,27 @@ pub(super) fn presence_from_row(event_id: u64, r: &AnyRow) -> Result<PresenceUpd
             Presence::Outside { since, gate }
         },
         entries,
+    })
+}
+
+/// The admissions of an event its gates undid, each with its ticket's
+/// presence as [`presence_from_row`] reads it; `$1` is the event. Append
+/// a condition on `s.ticket_id` to narrow it.
+pub(super) const UNDONE_ADMISSIONS: &str =
+    "SELECT s.ticket_id, s.gate AS undone_gate, s.scanned_at_ms,
+         COALESCE(p.inside, 0) AS inside, COALESCE(p.since, 0) AS since,
+         COALESCE(p.gate, 0) AS gate, COALESCE(p.entries, 0) AS entries
+     FROM scans s LEFT JOIN ticket_presence p
+         ON p.event_id = s.event_id AND p.ticket_id = s.ticket_id
+     WHERE s.event_id = $1 AND s.opened = 1 AND s.direction = 'entry'
+         AND s.voided_by IS NOT NULL";
+
+/// One row of [`UNDONE_ADMISSIONS`].
+pub(super) fn undone_from_row(event_id: u64, r: &AnyRow) -> Result<UndoneAdmission, StoreError> {
+    Ok(UndoneAdmission {
+        gate: u32::try_from(r.try_get::<i64, _>("undone_gate")?).map_err(corrupt)?,
+        // As the presence fold rounds an admission's time.
+        since: r.try_get::<i64, _>("scanned_at_ms")?.div_euclid(1000),
+        now: presence_from_row(event_id, r)?,
     })
 }

@@ -546,6 +546,8 @@ impl Gate {
         }
     }
 
+    /// Sends a signed request as an agent of this build (reading caches of
+    /// [`PROTOCOL_VERSION`]).
     pub async fn send_signed(
         &self,
         method: &str,
@@ -553,12 +555,30 @@ impl Gate {
         body: Vec<u8>,
         signed: &Signed,
     ) -> reqwest::Response {
+        let version = PROTOCOL_VERSION.to_string();
+        self.send_signed_as(method, path, body, signed, Some(&version))
+            .await
+    }
+
+    /// [`Gate::send_signed`] with `protocol` in the cache version header,
+    /// or none (as agents before the header).
+    pub async fn send_signed_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        signed: &Signed,
+        protocol: Option<&str>,
+    ) -> reqwest::Response {
         let url = format!("{}{path}", self.server);
-        let req = if method == "GET" {
+        let mut req = if method == "GET" {
             self.http.get(url)
         } else {
             self.http.post(url)
         };
+        if let Some(protocol) = protocol {
+            req = req.header(HEADER_PROTOCOL, protocol);
+        }
         req.header(HEADER_DEVICE_ID, &signed.device)
             .header(HEADER_TIMESTAMP, signed.timestamp.to_string())
             .header(HEADER_NONCE, &signed.nonce)

@@ -12,7 +12,7 @@ use image::{ImageFormat, Luma};
 use mail_parser::{MessageParser, MimeHeaders};
 use smtp_sink::{SinkRules, SmtpSink};
 use sync_server::adapters::mail::{
-    ClaimSecret, MailError, Mailer, SmtpMailer, TicketConfirmation, TransferClaim,
+    ClaimSecret, GateCode, MailError, Mailer, SmtpMailer, TicketConfirmation, TransferClaim,
 };
 use sync_server::config::{SmtpSettings, SmtpTls};
 
@@ -50,7 +50,9 @@ async fn ticket_confirmation_arrives_with_the_qr_code_as_a_png_attachment() {
             event_name: "Harbour Lights".into(),
             ticket_id: 42,
             tier_name: "vip".into(),
-            qr_png: png.clone(),
+            gate_code: GateCode::Static {
+                qr_png: png.clone(),
+            },
         })
         .await
         .unwrap();
@@ -88,6 +90,42 @@ async fn ticket_confirmation_arrives_with_the_qr_code_as_a_png_attachment() {
         .unwrap()
         .to_luma8();
     assert_eq!(decoded, picture, "and decodes to the same QR picture");
+}
+
+/// Where the gates need the holder's live code, the mail carries no code
+/// (a static one would be refused) and says where the live one is.
+#[tokio::test]
+async fn a_ticket_for_live_codes_is_confirmed_with_the_way_to_my_tickets() {
+    let mut sink = SmtpSink::start(SinkRules::default()).await;
+    let mailer = SmtpMailer::new(&settings(&sink)).unwrap();
+    mailer
+        .send_ticket_confirmation(&TicketConfirmation {
+            to: "ana@example.org".into(),
+            event_name: "Harbour Lights".into(),
+            ticket_id: 43,
+            tier_name: "vip".into(),
+            gate_code: GateCode::Live {
+                tickets_url: "https://harbour.example/tickets".into(),
+            },
+        })
+        .await
+        .unwrap();
+    let delivery = sink.next().await;
+    let message = MessageParser::default().parse(&delivery.data).unwrap();
+    assert_eq!(message.attachments().count(), 0, "no code to show");
+    let text = message.body_text(0).unwrap();
+    assert!(
+        text.contains("your ticket for Harbour Lights is confirmed"),
+        "{text}"
+    );
+    assert!(text.contains("Ticket: #43"), "{text}");
+    assert!(text.contains("live code"), "{text}");
+    assert!(
+        text.lines()
+            .any(|line| line.trim() == "https://harbour.example/tickets"),
+        "the link on a line of its own: {text}"
+    );
+    assert!(!text.contains("attached"), "{text}");
 }
 
 #[tokio::test]
@@ -144,7 +182,7 @@ async fn the_relay_login_is_used_when_configured() {
             event_name: "Harbour Lights".into(),
             ticket_id: 7,
             tier_name: "general".into(),
-            qr_png: qr_png().0,
+            gate_code: GateCode::Static { qr_png: qr_png().0 },
         })
         .await
         .unwrap();
@@ -166,7 +204,7 @@ async fn refusals_say_whether_a_retry_can_help() {
         event_name: "Harbour Lights".into(),
         ticket_id: 1,
         tier_name: "general".into(),
-        qr_png: qr_png().0,
+        gate_code: GateCode::Static { qr_png: qr_png().0 },
     };
     let err = mailer.send_ticket_confirmation(&mail).await.unwrap_err();
     assert!(matches!(err, MailError::Smtp(_)), "{err}");

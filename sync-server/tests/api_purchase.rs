@@ -485,6 +485,49 @@ async fn fifty_concurrent_buyers_get_exactly_the_twenty_seats_there_are(db: Db) 
     assert_eq!((status, body["error"].as_str()), (409, Some("sold_out")));
 }
 
+/// Where the gates need the holder's live code, the confirmation mail
+/// carries no static code (the gate would refuse it) and says where the
+/// live one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_for_live_codes_is_confirmed_without_a_static_code() {
+    let mut shop = shop(Db::Sqlite, 300).await;
+    let server = &shop.server;
+    let event_id = shop.event(10, 0).await;
+    let (status, body, _) = server
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/events/{event_id}/rules"),
+            Some(&shop.organizer),
+            Some(json!({ "holder_proof": { "required": { "window_secs": 30 } } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let fan = server.login_as(&wallet(76), None).await;
+    let (status, bought) = shop
+        .buy(&fan, event_id, "card", Some("ana@example.org"))
+        .await;
+    assert_eq!(status, 201, "{bought}");
+    let intent = bought["card"]["payment_intent"].as_str().unwrap();
+    assert_eq!(shop.stripe.succeed(intent).await.1, 200);
+    let id = bought["purchase_id"].as_str().unwrap();
+    assert_eq!(shop.settled(&fan, id).await["status"], "fulfilled");
+
+    let delivery = shop.sink.next().await;
+    let message = MessageParser::default().parse(&delivery.data).unwrap();
+    assert_eq!(
+        message.attachments().count(),
+        0,
+        "no code that would be refused"
+    );
+    let text = message.body_text(0).unwrap();
+    assert!(text.contains("live code"), "{text}");
+    let tickets = format!(
+        "{}/tickets",
+        server.state.config.api.public_url.trim_end_matches('/')
+    );
+    assert!(text.contains(&tickets), "{tickets} in {text}");
+}
+
 /// A purchase whose buyer never pays gives its seat back when the
 /// reservation runs out, and its payment can no longer be made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

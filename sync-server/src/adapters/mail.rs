@@ -58,8 +58,19 @@ pub struct TicketConfirmation {
     pub event_name: String,
     pub ticket_id: u32,
     pub tier_name: String,
-    /// The ticket's QR code as PNG, rendered by the caller.
-    pub qr_png: Vec<u8>,
+    /// What the holder shows at the gate.
+    pub gate_code: GateCode,
+}
+
+/// What a confirmed ticket's holder shows at the gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateCode {
+    /// The ticket's QR code as PNG (rendered by the caller), attached.
+    Static { qr_png: Vec<u8> },
+    /// The event's gates take only the live code of My tickets (holder
+    /// proof): no code is attached, since one would be refused; the mail
+    /// links to `tickets_url` instead.
+    Live { tickets_url: String },
 }
 
 /// `code` as a QR code PNG, the way gates' cameras read it best (error
@@ -184,11 +195,30 @@ fn utc_minute(unix: i64) -> String {
     }
 }
 
-/// The confirmation mail: a short text and the QR code as `ticket-<id>.png`.
+/// The confirmation mail: a short text and, for a static code, the QR code
+/// as `ticket-<id>.png`; for a live code, the way to My tickets instead.
 pub fn ticket_confirmation(
     from: &Mailbox,
     mail: &TicketConfirmation,
 ) -> Result<Message, MailError> {
+    let how = match &mail.gate_code {
+        GateCode::Static { .. } => {
+            "Show the attached QR code at the gate, on your phone or printed.\n\
+             Whoever shows the code first gets in, so do not share it.\n"
+                .to_owned()
+        }
+        GateCode::Live { tickets_url } => format!(
+            "The gates of this event take only the live code that My tickets\n\
+             shows on your phone. It changes every few seconds, so there is no\n\
+             code to print, save or forward, and a screenshot will not get in.\n\
+             \n\
+             At the gate, open My tickets on your phone:\n\
+             {tickets_url}\n\
+             \n\
+             Open it once before you leave, while you have signal: it then keeps\n\
+             showing the live code without a connection.\n"
+        ),
+    };
     let text = format!(
         "Hello,\n\
          \n\
@@ -197,29 +227,31 @@ pub fn ticket_confirmation(
          Ticket: #{id}\n\
          Tier:   {tier}\n\
          \n\
-         Show the attached QR code at the gate, on your phone or printed.\n\
-         Whoever shows the code first gets in, so do not share it.\n",
+         {how}",
         event = mail.event_name,
         id = mail.ticket_id,
         tier = mail.tier_name,
     );
+    let message = Message::builder()
+        .from(from.clone())
+        .to(mailbox("to", &mail.to)?)
+        .subject(format!("Your ticket for {}", mail.event_name))
+        .message_id(Some(message_id(from)));
+    let GateCode::Static { qr_png } = &mail.gate_code else {
+        return Ok(message.singlepart(SinglePart::plain(text))?);
+    };
     let qr = Attachment::new(format!("ticket-{}.png", mail.ticket_id)).body(
-        mail.qr_png.clone(),
+        qr_png.clone(),
         ContentType::parse("image/png").map_err(|e| MailError::Address {
             field: "content type",
             reason: e.to_string(),
         })?,
     );
-    Ok(Message::builder()
-        .from(from.clone())
-        .to(mailbox("to", &mail.to)?)
-        .subject(format!("Your ticket for {}", mail.event_name))
-        .message_id(Some(message_id(from)))
-        .multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::plain(text))
-                .singlepart(qr),
-        )?)
+    Ok(message.multipart(
+        MultiPart::mixed()
+            .singlepart(SinglePart::plain(text))
+            .singlepart(qr),
+    )?)
 }
 
 /// The refund mail: the payment arrived after the last seat was sold.

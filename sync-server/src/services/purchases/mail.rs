@@ -1,10 +1,15 @@
 //! A purchase's mail: the confirmation with the ticket's QR code once
-//! fulfilled, or the refund notice once refunded. Sent when the purchase
+//! fulfilled (or, where the gates need the holder's live code, the way to
+//! My tickets), or the refund notice once refunded. Sent when the purchase
 //! gets there and retried by the purchase worker until sent or refused for
 //! good.
 
 use super::{MailStatus, Purchase, PurchaseStatus};
-use crate::adapters::mail::{MailError, Mailer, RefundNotice, TicketConfirmation, qr_png};
+use shared::HolderProofPolicy;
+
+use crate::adapters::mail::{
+    GateCode, MailError, Mailer, RefundNotice, TicketConfirmation, qr_png,
+};
 use crate::services::organizer::credential_for;
 use crate::services::{ServiceError, Services};
 
@@ -64,7 +69,20 @@ async fn compose_and_send(
         .ticket(purchase.event_id, ticket_id)
         .await?
         .ok_or_else(|| ServiceError::Internal("sold ticket not published".into()))?;
-    let code = credential_for(services, &ticket)?.encode();
+    // Where the gates need the holder's live code, the static one would
+    // be refused: the mail says where the live one is instead.
+    let gate_code = match event.holder_proof {
+        HolderProofPolicy::Required { .. } => GateCode::Live {
+            tickets_url: format!(
+                "{}/tickets",
+                services.config.api.public_url.trim_end_matches('/')
+            ),
+        },
+        HolderProofPolicy::NotRequired => GateCode::Static {
+            qr_png: qr_png(&credential_for(services, &ticket)?.encode())
+                .map_err(ServiceError::Internal)?,
+        },
+    };
     let mail = TicketConfirmation {
         to: to.to_owned(),
         event_name: event.name.clone(),
@@ -74,7 +92,7 @@ async fn compose_and_send(
             .iter()
             .find(|t| t.index == ticket.tier)
             .map_or_else(String::new, |t| t.name.clone()),
-        qr_png: qr_png(&code).map_err(ServiceError::Internal)?,
+        gate_code,
     };
     Ok(mailer.send_ticket_confirmation(&mail).await)
 }

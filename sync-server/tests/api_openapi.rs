@@ -1,8 +1,10 @@
 //! The OpenAPI document and the docs page against the real server: the
 //! document describes exactly the routes `app()` serves (read off the
 //! router, so a route added without a description fails here), it reads
-//! back as OpenAPI 3.1 with consistent security and error answers, and
-//! headless Chromium shows every operation on `/docs`.
+//! back as OpenAPI 3.1 with consistent security and error answers, it
+//! states the bounds the request checks enforce (and the server keeps to
+//! the bounds it states), and headless Chromium shows every operation on
+//! `/docs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +14,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "patch", "head", "options", "trace",
@@ -392,6 +395,349 @@ async fn the_document_is_openapi_3_with_consistent_security_and_error_answers() 
         snapshot["parameters"][0]["name"],
         sync_server::http::gate::HEADER_BACKLOG
     );
+}
+
+/// A bound a request check enforces, as the document states it: a text's
+/// length in characters, a list's length, or a number's range. A lower
+/// length of 0 is stated by saying nothing.
+#[derive(Clone, Copy, Debug)]
+enum Bound {
+    Chars(usize, usize),
+    Items(usize, usize),
+    Range(Option<i64>, Option<i64>),
+}
+
+impl Bound {
+    /// The JSON Schema keywords that state it, each with its value (`None`:
+    /// the keyword must be absent).
+    fn keywords(self) -> [(&'static str, Option<Value>); 2] {
+        let length = |n: usize| (n > 0).then(|| json!(n));
+        match self {
+            Bound::Chars(min, max) => [("minLength", length(min)), ("maxLength", Some(json!(max)))],
+            Bound::Items(min, max) => [("minItems", length(min)), ("maxItems", Some(json!(max)))],
+            Bound::Range(min, max) => [
+                ("minimum", min.map(|n| json!(n))),
+                ("maximum", max.map(|n| json!(n))),
+            ],
+        }
+    }
+}
+
+/// Where the document states a bound: a property of a schema in
+/// `components`, or a query parameter of a `GET` route.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Site<'a> {
+    Property(&'a str, &'a str),
+    Query(&'a str, &'a str),
+}
+
+/// Every bound the request checks (`check_text`, `check_count`,
+/// `check_range`, `check_id`) enforce on a body or a query of the handlers
+/// in `http/api`, `http/admin.rs` and `http/chain_admin.rs` (but the admin's
+/// new-event body, whose type the services layer owns), written from the
+/// code's own constants where it names one.
+fn enforced_bounds() -> Vec<(Site<'static>, Bound)> {
+    use Bound::{Chars, Items, Range};
+    use Site::{Property, Query};
+    use sync_server::http::admin::MAX_GATE_NAME;
+    use sync_server::http::api::tickets::MAX_BATCH_MINT;
+    use sync_server::http::chain_admin::MAX_MINT_PER_REQUEST;
+    use sync_server::services::conflicts::MAX_NOTE_CHARS;
+    use sync_server::services::transfers::{MAX_CLAIM_SECS, MIN_CLAIM_SECS};
+    // Event ids are signed 64-bit in the database (`check_id`); the unsigned
+    // type states the 0 itself.
+    let event_id = Range(Some(0), Some(i64::MAX));
+    let count = Range(Some(1), Some(100_000));
+    vec![
+        (Property("CreateEventBody", "name"), Chars(3, 64)),
+        (Property("CreateEventBody", "venue"), Chars(1, 64)),
+        (Property("CreateEventBody", "description"), Chars(0, 1000)),
+        (Property("CreateEventBody", "capacity"), count),
+        (Property("CreateEventBody", "tiers"), Items(1, 4)),
+        (Property("TierBody", "name"), Chars(1, 32)),
+        (Property("TierBody", "price_lamports"), Range(Some(0), None)),
+        (Property("TierBody", "supply"), count),
+        (
+            Property("TierBody", "card_price"),
+            Range(Some(50), Some(99_999_999)),
+        ),
+        (Property("UpdateEventBody", "name"), Chars(3, 64)),
+        (Property("UpdateEventBody", "venue"), Chars(1, 64)),
+        (Property("UpdateEventBody", "description"), Chars(0, 1000)),
+        (Property("UpdateEventBody", "capacity"), count),
+        (Query("/api/events", "q"), Chars(0, 64)),
+        (Query("/api/events", "venue"), Chars(0, 64)),
+        (Property("PurchaseBody", "event_id"), event_id),
+        (
+            Property("SignedPurchaseBody", "transaction"),
+            Chars(1, 4096),
+        ),
+        (Property("ValidateBody", "event_id"), event_id),
+        (
+            Property("ValidateBody", "code"),
+            Chars(1, shared::credential::MAX_TEXT_LEN),
+        ),
+        (Property("OfflineBody", "event_id"), event_id),
+        (Property("SyncBody", "event_id"), event_id),
+        (Property("SyncBody", "scans"), Items(1, 1000)),
+        (Property("MintBody", "event_id"), event_id),
+        (Property("BatchMintBody", "event_id"), event_id),
+        (
+            Property("BatchMintBody", "recipients"),
+            Items(1, MAX_BATCH_MINT),
+        ),
+        (Property("ResolutionBody", "note"), Chars(0, MAX_NOTE_CHARS)),
+        (
+            Property("TransferBody", "expires_in_secs"),
+            Range(Some(MIN_CLAIM_SECS.into()), Some(MAX_CLAIM_SECS.into())),
+        ),
+        (
+            Property("SignedTransferBody", "transaction"),
+            Chars(1, 4096),
+        ),
+        (Property("ClaimBody", "code"), Chars(1, 128)),
+        (
+            Property("MintRequest", "recipients"),
+            Items(1, MAX_MINT_PER_REQUEST),
+        ),
+        (Property("RefreshRequest", "ticket_ids"), Items(1, 1000)),
+        (Property("NewGate", "name"), Chars(1, MAX_GATE_NAME)),
+        (Property("NewGate", "allowed_tiers"), Items(0, 256)),
+        (Property("NewEnrolToken", "gate"), Chars(1, MAX_GATE_NAME)),
+        (
+            Property("NewEnrolToken", "ttl_secs"),
+            Range(Some(60), Some(90 * 24 * 3600)),
+        ),
+    ]
+}
+
+/// The schema the document gives `site`.
+fn schema_at<'d>(doc: &'d Value, site: Site<'_>) -> &'d Value {
+    let schema = match site {
+        Site::Property(schema, property) => {
+            &doc["components"]["schemas"][schema]["properties"][property]
+        }
+        Site::Query(path, name) => doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|p| p["in"] == "query" && p["name"] == name)
+            })
+            .map_or(&Value::Null, |p| &p["schema"]),
+    };
+    assert!(schema.is_object(), "{site:?} is not in the document");
+    schema
+}
+
+const BOUND_KEYWORDS: [&str; 8] = [
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+];
+
+/// `(keyword, value)` of every bound stated anywhere inside `schema` (its
+/// `items`, its `oneOf` alternatives), but the `minimum: 0` an unsigned
+/// type states by itself.
+fn stated_bounds(schema: &Value, out: &mut Vec<(String, Value)>) {
+    match schema {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                if BOUND_KEYWORDS.contains(&key.as_str()) {
+                    if !(key == "minimum" && inner == &json!(0)) {
+                        out.push((key.clone(), inner.clone()));
+                    }
+                } else {
+                    stated_bounds(inner, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| stated_bounds(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_states_exactly_the_bounds_the_request_checks_enforce() {
+    let server = start(Db::Sqlite).await;
+    let (_, doc) = fetch_document(&server).await;
+    let table = enforced_bounds();
+    for (site, bound) in &table {
+        let schema = schema_at(&doc, *site);
+        for (keyword, expected) in bound.keywords() {
+            assert_eq!(
+                schema.get(keyword),
+                expected.as_ref(),
+                "{site:?}: {keyword} should state the check's {bound:?}; the schema is {schema}"
+            );
+        }
+    }
+    // And nothing more on those bodies and queries: a bound stated without
+    // a check behind it sends clients (and schemathesis) the wrong way.
+    let listed = |site: Site<'_>, keyword: &str, value: &Value| {
+        table.iter().any(|(s, bound)| {
+            *s == site
+                && bound
+                    .keywords()
+                    .iter()
+                    .any(|(k, v)| *k == keyword && v.as_ref() == Some(value))
+        })
+    };
+    let schemas: BTreeSet<&str> = table
+        .iter()
+        .filter_map(|(site, _)| match site {
+            Site::Property(schema, _) => Some(*schema),
+            Site::Query(..) => None,
+        })
+        .collect();
+    let mut sites = Vec::new();
+    for schema in schemas {
+        let properties = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} has no properties in the document"));
+        for (name, property) in properties {
+            sites.push((Site::Property(schema, name), property));
+        }
+    }
+    for (site, _) in &table {
+        if let Site::Query(path, _) = site {
+            for param in doc["paths"][*path]["get"]["parameters"].as_array().unwrap() {
+                if param["in"] == "query" {
+                    let name = param["name"].as_str().unwrap();
+                    sites.push((Site::Query(path, name), &param["schema"]));
+                }
+            }
+        }
+    }
+    for (site, schema) in sites {
+        let mut stated = Vec::new();
+        stated_bounds(schema, &mut stated);
+        for (keyword, value) in stated {
+            assert!(
+                listed(site, &keyword, &value),
+                "{site:?} states {keyword}: {value}, which no request check in the table enforces"
+            );
+        }
+    }
+}
+
+/// A request that carries `text` in the field the document describes at
+/// `site`, and the status the server answers when `text` is within the
+/// bounds.
+struct Probe {
+    site: Site<'static>,
+    field: &'static str,
+    method: Method,
+    path: String,
+    token: String,
+    body: Box<dyn Fn(&str) -> Value>,
+    within: u16,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_at_the_stated_length_passes_and_one_character_more_is_refused() {
+    let server = start(Db::Sqlite).await;
+    let (_, doc) = fetch_document(&server).await;
+    server.seed(3).await;
+    // Two gates admitted ticket 1 while offline: a conflict to resolve.
+    let north = server.enrol("north", 11).await;
+    let south = server.enrol("south", 12).await;
+    assert_eq!(
+        north
+            .upload(vec![north.scan(1, T0 * 1000 + 1000)])
+            .await
+            .status(),
+        200
+    );
+    let later = south.scan(1, T0 * 1000 + 5000);
+    assert_eq!(south.upload(vec![later.clone()]).await.status(), 200);
+    let organizer = server.login_as(&wallet(40), Some("organizer")).await;
+
+    let probes = [
+        Probe {
+            site: Site::Property("CreateEventBody", "name"),
+            field: "name",
+            method: Method::POST,
+            path: "/api/events".into(),
+            token: organizer,
+            body: Box::new(|name| {
+                json!({
+                    "name": name,
+                    "venue": "Harbour Hall",
+                    "starts_at": T0 + 86_400,
+                    "ends_at": T0 + 90_000,
+                    "capacity": 100,
+                    "tiers": [{ "name": "General", "price_lamports": 0, "supply": 100 }],
+                })
+            }),
+            // Past the checks, the event goes to the chain, which this
+            // server has none of.
+            within: 503,
+        },
+        Probe {
+            site: Site::Property("ResolutionBody", "note"),
+            field: "note",
+            method: Method::POST,
+            path: format!("/api/events/{EVENT}/conflicts/{}/resolution", later.scan_id),
+            token: ADMIN.into(),
+            body: Box::new(|note| json!({ "outcome": "other", "note": note })),
+            within: 200,
+        },
+        Probe {
+            site: Site::Property("NewGate", "name"),
+            field: "name",
+            method: Method::PUT,
+            path: format!("/api/admin/events/{EVENT}/gates"),
+            token: ADMIN.into(),
+            body: Box::new(|name| json!({ "number": 9, "name": name, "direction": "entry" })),
+            within: 204,
+        },
+    ];
+    for probe in probes {
+        let schema = schema_at(&doc, probe.site);
+        let max = usize::try_from(schema["maxLength"].as_u64().unwrap()).unwrap();
+        let min = schema["minLength"].as_u64().unwrap_or(0);
+        // Characters, not bytes, as JSON Schema counts them.
+        let text = |chars: usize| "é".repeat(chars);
+        let send = |text: String| {
+            server.call(
+                probe.method.clone(),
+                &probe.path,
+                Some(&probe.token),
+                Some((probe.body)(&text)),
+            )
+        };
+
+        let (status, body, _) = send(text(max + 1)).await;
+        assert_eq!(
+            (status, body["error"].as_str(), body["field"].as_str()),
+            (422, Some("invalid_field"), Some(probe.field)),
+            "{:?}: {} characters, one more than the document's maxLength {max}: {body}",
+            probe.site,
+            max + 1
+        );
+        if min > 0 {
+            let shorter = usize::try_from(min - 1).unwrap();
+            let (status, body, _) = send(text(shorter)).await;
+            assert_eq!(
+                (status, body["field"].as_str()),
+                (422, Some(probe.field)),
+                "{:?}: {shorter} characters, one fewer than the document's minLength {min}: {body}",
+                probe.site
+            );
+        }
+        let (status, body, _) = send(text(max)).await;
+        assert_eq!(
+            status, probe.within,
+            "{:?}: {max} characters, the document's maxLength, should pass the checks: {body}",
+            probe.site
+        );
+    }
 }
 
 fn chromium() -> String {

@@ -56,10 +56,13 @@ pub struct NewGate {
     /// The gate's number within the event (on chain and in the journal).
     pub number: u32,
     /// 1 to 64 characters; enrolment tokens name the gate by it.
+    // 64 is `MAX_GATE_NAME`: utoipa takes literals only.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     pub direction: Direction,
     /// Tier indexes this gate admits (at most 256); absent for all.
     #[serde(default)]
+    #[schema(max_items = 256)]
     pub allowed_tiers: Option<Vec<u8>>,
 }
 
@@ -114,11 +117,15 @@ pub async fn put_gate(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnrolToken {
-    /// The gate's name (as defined with `PUT .../gates`).
+    /// The gate's name (as defined with `PUT .../gates`), 1 to 64
+    /// characters.
+    // 64 is `MAX_GATE_NAME`: utoipa takes literals only.
+    #[schema(min_length = 1, max_length = 64)]
     pub gate: String,
     /// Lifetime of the token, 60 s to 90 days (default
     /// `gates.enrol_token_ttl_secs`).
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 7_776_000)]
     pub ttl_secs: Option<u32>,
 }
 

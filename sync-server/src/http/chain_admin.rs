@@ -110,6 +110,8 @@ pub struct Recipient {
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
     /// 1 to 100 recipients.
+    // 100 is `MAX_MINT_PER_REQUEST`: utoipa takes literals only.
+    #[schema(min_items = 1, max_items = 100)]
     pub recipients: Vec<Recipient>,
 }
 
@@ -244,6 +246,7 @@ pub async fn revoke(
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// 1 to 1000 ticket ids.
+    #[schema(min_items = 1, max_items = 1000)]
     pub ticket_ids: Vec<u32>,
 }
 

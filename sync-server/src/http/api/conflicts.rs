@@ -24,8 +24,10 @@ pub struct ResolutionBody {
     /// on one ticket: the second refused entry) or `other` (the note says
     /// what).
     pub outcome: ConflictOutcome,
-    /// Up to 500 characters; required with `other`.
+    /// Up to 500 characters, line breaks allowed; required with `other`.
+    // 500 is `MAX_NOTE_CHARS`: utoipa takes literals only.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub note: String,
 }
 

@@ -31,14 +31,19 @@ use crate::store::{EventFilter, EventRecord};
 #[serde(deny_unknown_fields)]
 pub struct TierBody {
     /// 1 to 32 characters.
+    #[schema(min_length = 1, max_length = 32)]
     pub name: String,
     /// Price in SOL purchases, in lamports (>= 0), paid on chain.
+    #[schema(minimum = 0)]
     pub price_lamports: i64,
     /// 1 to 100000 tickets.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub supply: u32,
     /// Price in card purchases, in the smallest unit of `[api] currency`
-    /// (cents); omit to not sell this tier by card.
+    /// (cents), 50 to 99999999 (the card processor's smallest and largest
+    /// charge); omit to not sell this tier by card.
     #[serde(default)]
+    #[schema(minimum = 50, maximum = 99_999_999)]
     pub card_price: Option<i64>,
 }
 
@@ -48,11 +53,14 @@ pub struct TierBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateEventBody {
     /// 3 to 64 characters.
+    #[schema(min_length = 3, max_length = 64)]
     pub name: String,
-    /// At most 1000 characters.
+    /// At most 1000 characters; line breaks allowed.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: String,
     /// 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub venue: String,
     /// Unix seconds.
     pub starts_at: i64,
@@ -63,8 +71,10 @@ pub struct CreateEventBody {
     #[serde(default)]
     pub doors_open_secs_before: Option<u32>,
     /// 1 to 100000.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub capacity: u32,
     /// 1 to 4 tiers; a ticket names its tier by index.
+    #[schema(min_items = 1, max_items = 4)]
     pub tiers: Vec<TierBody>,
     /// Whether holders may transfer tickets (default true).
     #[serde(default)]
@@ -221,17 +231,20 @@ pub fn draft_of(body: CreateEventBody) -> EventDraft {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// From 1 (the default).
+    /// From 1 (the default); 0 reads as 1.
     #[serde(default)]
     pub page: Option<u32>,
-    /// Events per page: 1 to 100 (default 20).
+    /// Events per page: 1 to 100 (default 20); a number outside reads as
+    /// the nearest of the two.
     #[serde(default)]
     pub limit: Option<u32>,
     /// Part of the name, any case: up to 64 characters (empty: any name).
     #[serde(default)]
+    #[param(max_length = 64)]
     pub q: Option<String>,
     /// Part of the venue, any case: up to 64 characters (empty: any venue).
     #[serde(default)]
+    #[param(max_length = 64)]
     pub venue: Option<String>,
     /// Only events starting at or after this time (Unix seconds).
     #[serde(default)]
@@ -346,11 +359,17 @@ pub async fn get_event(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventBody {
+    /// 3 to 64 characters.
     #[serde(default)]
+    #[schema(min_length = 3, max_length = 64)]
     pub name: Option<String>,
+    /// At most 1000 characters; line breaks allowed.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
+    /// 1 to 64 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub venue: Option<String>,
     #[serde(default)]
     pub starts_at: Option<i64>,
@@ -358,7 +377,9 @@ pub struct UpdateEventBody {
     pub ends_at: Option<i64>,
     #[serde(default)]
     pub doors_open_secs_before: Option<u32>,
+    /// 1 to 100000, and not below what is sold or held.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub capacity: Option<u32>,
     #[serde(default)]
     pub transferable: Option<bool>,

@@ -29,6 +29,8 @@ use crate::services::purchases::{
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseBody {
+    /// At most 2^63-1: the server's event ids are signed 64-bit.
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub event_id: u64,
     #[serde(default)]
     pub tier: u8,
@@ -201,7 +203,9 @@ pub async fn get_purchase(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedPurchaseBody {
-    /// The purchase's transaction, signed by the buyer's wallet (base64).
+    /// The purchase's transaction, signed by the buyer's wallet (base64),
+    /// 1 to 4096 characters.
+    #[schema(min_length = 1, max_length = 4096)]
     pub transaction: String,
 }
 

@@ -114,6 +114,8 @@ pub async fn get_ticket(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintBody {
+    /// At most 2^63-1: the server's event ids are signed 64-bit.
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub event_id: u64,
     /// The holder's wallet (base58).
     pub wallet: String,
@@ -215,8 +217,12 @@ pub struct BatchRecipient {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchMintBody {
+    /// At most 2^63-1: the server's event ids are signed 64-bit.
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub event_id: u64,
     /// 1 to 100 recipients.
+    // 100 is `MAX_BATCH_MINT`: utoipa takes literals only.
+    #[schema(min_items = 1, max_items = 100)]
     pub recipients: Vec<BatchRecipient>,
 }
 

@@ -42,8 +42,12 @@ pub struct TransferBody {
     /// (`POST /api/tickets/claim`).
     #[serde(default)]
     pub to_email: Option<String>,
-    /// How long the claim link works (`to_email` only; default 72 h).
+    /// How long the claim link works (`to_email` only; default 72 h): 60 s
+    /// to 30 days.
+    // 60 and 2592000 are `MIN_CLAIM_SECS` and `MAX_CLAIM_SECS`: utoipa takes
+    // literals only.
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 2_592_000)]
     pub expires_in_secs: Option<u32>,
 }
 
@@ -196,7 +200,8 @@ pub async fn transfer(
 #[serde(deny_unknown_fields)]
 pub struct SignedTransferBody {
     /// The transaction from `transfer` or `transfer/cancel`, signed by the
-    /// holder (base64).
+    /// holder (base64), 1 to 4096 characters.
+    #[schema(min_length = 1, max_length = 4096)]
     pub transaction: String,
 }
 
@@ -305,6 +310,8 @@ pub async fn cancel(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
+    /// 1 to 128 characters.
+    #[schema(min_length = 1, max_length = 128)]
     pub code: String,
 }
 

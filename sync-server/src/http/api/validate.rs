@@ -28,10 +28,15 @@ use crate::services::validation::{self, HandheldScan, OnlineDecision};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateBody {
+    /// At most 2^63-1: the server's event ids are signed 64-bit.
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub event_id: u64,
     /// The gate (by number) the handheld stands at.
     pub gate: u32,
-    /// The QR code's text as scanned.
+    /// The QR code's text as scanned, 1 to 512 characters (no ticket code
+    /// is longer).
+    // 512 is `shared::credential::MAX_TEXT_LEN`: utoipa takes literals only.
+    #[schema(min_length = 1, max_length = 512)]
     pub code: String,
 }
 
@@ -169,6 +174,8 @@ impl From<HandheldScanBody> for HandheldScan {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfflineBody {
+    /// At most 2^63-1: the server's event ids are signed 64-bit.
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub event_id: u64,
     pub gate: u32,
     pub scan: HandheldScanBody,
@@ -183,9 +190,12 @@ impl Validate for OfflineBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncBody {
+    /// At most 2^63-1: the server's event ids are signed 64-bit.
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub event_id: u64,
     pub gate: u32,
     /// 1 to 1000 scans, each at this gate.
+    #[schema(min_items = 1, max_items = 1000)]
     pub scans: Vec<HandheldScanBody>,
 }
 

@@ -16,11 +16,12 @@ use crate::http::api::mints;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::http::validation::{
-    ValidJson, Validate, check_count, check_id, check_text, parse_wallet,
+    ValidJson, Validate, check_chain_text, check_count, check_id, parse_wallet,
 };
 use crate::services::minting::{self, MintKind, MintOrder, MintRequestView};
 use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
+use ticketing::constants::{MAX_EVENT_NAME_LEN, MAX_TIER_NAME_LEN, MAX_VENUE_LEN};
 
 /// Most tickets one mint request may ask for.
 pub const MAX_MINT_PER_REQUEST: usize = 100;
@@ -87,10 +88,15 @@ pub async fn create_event(
 impl Validate for NewEvent {
     fn validate(&self) -> Result<(), ApiError> {
         check_id("event_id", self.event_id)?;
-        check_text("name", &self.name, 1..=64, false)?;
-        check_text("venue", &self.venue, 0..=64, false)?;
+        check_chain_text("name", &self.name, 1..=32, MAX_EVENT_NAME_LEN)?;
+        check_chain_text("venue", &self.venue, 0..=32, MAX_VENUE_LEN)?;
         for (i, tier) in self.tiers.iter().enumerate() {
-            check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
+            check_chain_text(
+                &format!("tiers[{i}].name"),
+                &tier.name,
+                1..=16,
+                MAX_TIER_NAME_LEN,
+            )?;
         }
         Ok(())
     }

@@ -207,6 +207,28 @@ pub fn check_text(
     Ok(())
 }
 
+/// Text that also goes on chain (an event's name and venue, a tier's name),
+/// where the program counts bytes of UTF-8 rather than characters: what
+/// [`check_text`] checks (one line), and at most `max_bytes` once trimmed
+/// (the server stores it trimmed), so the chain never refuses it later.
+pub fn check_chain_text(
+    field: &str,
+    value: &str,
+    chars: RangeInclusive<usize>,
+    max_bytes: usize,
+) -> Result<(), ApiError> {
+    check_text(field, value, chars, false)?;
+    if value.trim().len() > max_bytes {
+        return Err(field_error(
+            field,
+            format_args!(
+                "at most {max_bytes} bytes on chain (a letter outside ASCII takes 2 to 4)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A number inside `range` (amounts, capacities, counts).
 pub fn check_range<T: PartialOrd + Display>(
     field: &str,

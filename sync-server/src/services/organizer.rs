@@ -121,11 +121,27 @@ impl NewEvent {
 /// capacity, times (at `now`) and rules, each refusal naming its field.
 pub fn check_new_event(spec: &NewEvent, now: i64) -> Result<(), super::ServiceError> {
     use super::ServiceError;
-    if spec.name.trim().is_empty() || spec.name.chars().count() > 64 {
-        return Err(ServiceError::invalid("name", "1 to 64 characters"));
+    use ticketing::constants::{MAX_EVENT_NAME_LEN, MAX_TIER_NAME_LEN, MAX_VENUE_LEN};
+    // The program counts bytes of UTF-8.
+    if spec.name.trim().is_empty() || spec.name.len() > MAX_EVENT_NAME_LEN {
+        return Err(ServiceError::invalid(
+            "name",
+            "1 to 32 bytes (a letter outside ASCII takes 2 to 4)",
+        ));
     }
-    if spec.venue.chars().count() > 64 {
-        return Err(ServiceError::invalid("venue", "at most 64 characters"));
+    if spec.venue.len() > MAX_VENUE_LEN {
+        return Err(ServiceError::invalid(
+            "venue",
+            "at most 32 bytes (a letter outside ASCII takes 2 to 4)",
+        ));
+    }
+    for (i, tier) in spec.tiers.iter().enumerate() {
+        if tier.name.trim().is_empty() || tier.name.len() > MAX_TIER_NAME_LEN {
+            return Err(ServiceError::invalid(
+                format!("tiers[{i}].name"),
+                "1 to 16 bytes (a letter outside ASCII takes 2 to 4)",
+            ));
+        }
     }
     if !(1..=100_000).contains(&spec.capacity) {
         return Err(ServiceError::invalid(

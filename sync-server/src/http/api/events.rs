@@ -20,18 +20,19 @@ use super::auth::{AuthUser, Role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::http::validation::{
-    ValidJson, Validate, check_count, check_range, check_text, field_error,
+    ValidJson, Validate, check_chain_text, check_count, check_range, check_text, field_error,
 };
 use crate::services::events::{self, EventChanges, EventDraft};
 use crate::services::organizer::NewTier;
 use crate::services::rules::{EventRules, RulesChange};
 use crate::store::{EventFilter, EventRecord};
+use ticketing::constants::{MAX_EVENT_NAME_LEN, MAX_TIER_NAME_LEN, MAX_VENUE_LEN};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TierBody {
-    /// 1 to 32 characters.
-    #[schema(min_length = 1, max_length = 32)]
+    /// 1 to 16 characters, at most 16 bytes in UTF-8 (the chain's limit).
+    #[schema(min_length = 1, max_length = 16)]
     pub name: String,
     /// Price in SOL purchases, in lamports (>= 0), paid on chain.
     #[schema(minimum = 0)]
@@ -47,20 +48,20 @@ pub struct TierBody {
     pub card_price: Option<i64>,
 }
 
-/// A new event: name 3 to 64 characters, capacity 1 to 100000, ends after
+/// A new event: name 3 to 32 characters (at most 32 bytes), capacity 1 to 100000, ends after
 /// it starts and not in the past, prices >= 0.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventBody {
-    /// 3 to 64 characters.
-    #[schema(min_length = 3, max_length = 64)]
+    /// 3 to 32 characters, at most 32 bytes in UTF-8 (the chain's limit).
+    #[schema(min_length = 3, max_length = 32)]
     pub name: String,
     /// At most 1000 characters; line breaks allowed.
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub description: String,
-    /// 1 to 64 characters.
-    #[schema(min_length = 1, max_length = 64)]
+    /// 1 to 32 characters, at most 32 bytes in UTF-8 (the chain's limit).
+    #[schema(min_length = 1, max_length = 32)]
     pub venue: String,
     /// Unix seconds.
     pub starts_at: i64,
@@ -92,8 +93,8 @@ pub struct CreateEventBody {
 
 impl Validate for CreateEventBody {
     fn validate(&self) -> Result<(), ApiError> {
-        check_text("name", &self.name, 3..=64, false)?;
-        check_text("venue", &self.venue, 1..=64, false)?;
+        check_chain_text("name", &self.name, 3..=32, MAX_EVENT_NAME_LEN)?;
+        check_chain_text("venue", &self.venue, 1..=32, MAX_VENUE_LEN)?;
         check_text("description", &self.description, 0..=1000, true)?;
         check_range("capacity", self.capacity, 1..=100_000)?;
         if self.ends_at <= self.starts_at {
@@ -101,7 +102,12 @@ impl Validate for CreateEventBody {
         }
         check_count("tiers", self.tiers.len(), 1..=4)?;
         for (i, tier) in self.tiers.iter().enumerate() {
-            check_text(&format!("tiers[{i}].name"), &tier.name, 1..=32, false)?;
+            check_chain_text(
+                &format!("tiers[{i}].name"),
+                &tier.name,
+                1..=16,
+                MAX_TIER_NAME_LEN,
+            )?;
             if tier.price_lamports < 0 {
                 return Err(field_error(
                     format!("tiers[{i}].price_lamports"),
@@ -359,17 +365,17 @@ pub async fn get_event(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventBody {
-    /// 3 to 64 characters.
+    /// 3 to 32 characters, at most 32 bytes in UTF-8 (the chain's limit).
     #[serde(default)]
-    #[schema(min_length = 3, max_length = 64)]
+    #[schema(min_length = 3, max_length = 32)]
     pub name: Option<String>,
     /// At most 1000 characters; line breaks allowed.
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub description: Option<String>,
-    /// 1 to 64 characters.
+    /// 1 to 32 characters, at most 32 bytes in UTF-8 (the chain's limit).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 32)]
     pub venue: Option<String>,
     #[serde(default)]
     pub starts_at: Option<i64>,
@@ -391,10 +397,10 @@ pub struct UpdateEventBody {
 impl Validate for UpdateEventBody {
     fn validate(&self) -> Result<(), ApiError> {
         if let Some(name) = &self.name {
-            check_text("name", name, 3..=64, false)?;
+            check_chain_text("name", name, 3..=32, MAX_EVENT_NAME_LEN)?;
         }
         if let Some(venue) = &self.venue {
-            check_text("venue", venue, 1..=64, false)?;
+            check_chain_text("venue", venue, 1..=32, MAX_VENUE_LEN)?;
         }
         if let Some(description) = &self.description {
             check_text("description", description, 0..=1000, true)?;

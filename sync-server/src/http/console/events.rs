@@ -178,14 +178,14 @@ fn form_page(viewer: &Viewer, error: Option<&str>, f: &NewEventForm) -> String {
         r#"<h1>New event</h1>
 {error}
 <form method="post" action="/console/events" class="stack">
-<label for="name">Name</label><input id="name" name="name" required minlength="3" maxlength="64" value="{name}">
-<label for="venue">Venue</label><input id="venue" name="venue" required maxlength="64" value="{venue}">
+<label for="name">Name</label><input id="name" name="name" required minlength="3" maxlength="32" value="{name}">
+<label for="venue">Venue</label><input id="venue" name="venue" required maxlength="32" value="{venue}">
 <label for="description">Description</label><input id="description" name="description" maxlength="1000" value="{description}">
 <label for="starts_at">Starts (UTC)</label><input id="starts_at" name="starts_at" type="datetime-local" required value="{starts}">
 <label for="ends_at">Ends (UTC)</label><input id="ends_at" name="ends_at" type="datetime-local" required value="{ends}">
 <label for="doors_open_minutes">Doors open, minutes before the start</label><input id="doors_open_minutes" name="doors_open_minutes" type="number" min="0" max="1440" value="{doors}">
 <label for="capacity">Capacity</label><input id="capacity" name="capacity" type="number" min="1" max="100000" required value="{capacity}">
-<label for="tier_name">Tier</label><input id="tier_name" name="tier_name" required maxlength="32" value="{tier}">
+<label for="tier_name">Tier</label><input id="tier_name" name="tier_name" required maxlength="16" value="{tier}">
 <label for="tier_price_lamports">Tier price (lamports)</label><input id="tier_price_lamports" name="tier_price_lamports" type="number" min="0" value="{price}">
 <label for="tier_supply">Tier tickets</label><input id="tier_supply" name="tier_supply" type="number" min="1" max="100000" value="{supply}">
 <label for="nft">NFT each ticket comes with</label><select id="nft" name="nft"><option value="spl_token"{spl}>SPL Token (cheaper; wallets show no name)</option><option value="token_2022_metadata"{t22}>Token-2022 with metadata (wallets show name and picture)</option></select>

@@ -123,8 +123,8 @@ fn edit_page(
 <h2 id="details-title">Event details</h2>
 {details_notice}
 <form method="post" action="/console/events/{id}/edit" class="stack" id="details-form">
-<label for="name">Name</label><input id="name" name="name" required minlength="3" maxlength="64" value="{f_name}">
-<label for="venue">Venue</label><input id="venue" name="venue" required maxlength="64" value="{venue}">
+<label for="name">Name</label><input id="name" name="name" required minlength="3" maxlength="32" value="{f_name}">
+<label for="venue">Venue</label><input id="venue" name="venue" required maxlength="32" value="{venue}">
 <label for="description">Description</label><input id="description" name="description" maxlength="1000" value="{description}">
 <label for="starts_at">Starts (UTC)</label><input id="starts_at" name="starts_at" type="datetime-local" required value="{starts}">
 <label for="ends_at">Ends (UTC)</label><input id="ends_at" name="ends_at" type="datetime-local" required value="{ends}">

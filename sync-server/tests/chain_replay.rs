@@ -146,8 +146,8 @@ async fn a_late_upload_older_than_the_chain_still_counts_there(db: Db) {
 }
 
 /// Tickets in the RPC fault campaign: `RPC_FAULT_TICKETS` (default 12, at
-/// most 1,000). The long run:
-/// `RPC_FAULT_TICKETS=300 cargo nextest run --workspace -E 'binary(chain_replay) and test(rpc_path)'`.
+/// most 1,000). The long run (figures in docs/reliability.md):
+/// `RPC_FAULT_TICKETS=1000 cargo nextest run --workspace -E 'binary(chain_replay) and test(rpc_path)'`.
 fn rpc_fault_tickets() -> u32 {
     std::env::var("RPC_FAULT_TICKETS")
         .ok()
@@ -177,10 +177,14 @@ async fn the_rpc_path_survives_dropped_requests_lost_answers_and_stale_blockhash
     let north = server.enrol("north", 11).await;
     let exit = server.enrol("exit", 12).await;
     let t = T0 * 1000;
+    // Arrivals a second apart, closer for a long run: every scan stays
+    // within the 240 s ahead of the chain's clock that the replay sends
+    // (the chain's clock stands still here; later scans would wait for it).
+    let spacing = (150_000 / i64::from(n)).min(1000);
     let mut entries = Vec::new();
     let mut exits = Vec::new();
     for id in 0..n {
-        let at = t + i64::from(id) * 1000;
+        let at = t + i64::from(id) * spacing;
         entries.push(north.scan(id, at));
         exits.push(exit.scan(id, at + 30_000));
         entries.push(north.scan(id, at + 60_000));

@@ -507,21 +507,23 @@ impl SignedKind for CacheSnapshot {
     }
     fn decode(version: u16, payload: &[u8]) -> Result<Self, postcard::Error> {
         match version {
-            ..=3 => postcard::from_bytes::<v3::CacheSnapshot>(payload).map(Into::into),
-            4 => postcard::from_bytes::<v4::CacheSnapshot>(payload).map(Into::into),
+            ..=3 => {
+                postcard::from_bytes::<SnapshotBefore5<v3::CachedEvent>>(payload).map(Into::into)
+            }
+            4 => postcard::from_bytes::<SnapshotBefore5<CachedEvent>>(payload).map(Into::into),
             _ => postcard::from_bytes(payload),
         }
     }
     fn encode(&self, version: u16) -> Vec<u8> {
         // Serialising plain data into a Vec cannot fail.
         if version <= 4 {
-            return postcard::to_stdvec(&v4::CacheSnapshotRef {
+            return postcard::to_stdvec(&SnapshotBefore5 {
                 v: version,
                 cursor: self.cursor,
                 generated_at: self.generated_at,
-                events: &self.events,
-                tickets: &self.tickets,
-                presence: &self.presence,
+                events: self.events.iter().collect::<Vec<&CachedEvent>>(),
+                tickets: self.tickets.clone(),
+                presence: self.presence.clone(),
             })
             .unwrap_or_default();
         }
@@ -559,52 +561,37 @@ impl SignedKind for CacheDelta {
     }
 }
 
-/// The snapshot as protocol version 4 encoded it: without the undone
-/// admissions. Read so a version 4 cache file still imports, and written
-/// for gates that read version 4.
-mod v4 {
-    use serde::{Deserialize, Serialize};
+/// The snapshot as protocol versions 3 and 4 encoded it: without the
+/// undone admissions, its events as `E` (version 3's without the undo
+/// window, version 4's as today's). Read so older cache files still
+/// import, and written (borrowing today's events) for version 4 gates.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBefore5<E> {
+    v: u16,
+    cursor: u64,
+    generated_at: UnixSeconds,
+    events: Vec<E>,
+    tickets: Vec<CachedTicket>,
+    presence: Vec<PresenceUpdate>,
+}
 
-    use super::{CachedEvent, CachedTicket, PresenceUpdate};
-    use crate::UnixSeconds;
-
-    #[derive(Deserialize)]
-    pub(super) struct CacheSnapshot {
-        v: u16,
-        cursor: u64,
-        generated_at: UnixSeconds,
-        events: Vec<CachedEvent>,
-        tickets: Vec<CachedTicket>,
-        presence: Vec<PresenceUpdate>,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct CacheSnapshotRef<'a> {
-        pub(super) v: u16,
-        pub(super) cursor: u64,
-        pub(super) generated_at: UnixSeconds,
-        pub(super) events: &'a [CachedEvent],
-        pub(super) tickets: &'a [CachedTicket],
-        pub(super) presence: &'a [PresenceUpdate],
-    }
-
-    impl From<CacheSnapshot> for super::CacheSnapshot {
-        fn from(s: CacheSnapshot) -> Self {
-            Self {
-                v: s.v,
-                cursor: s.cursor,
-                generated_at: s.generated_at,
-                events: s.events,
-                tickets: s.tickets,
-                presence: s.presence,
-                undone: Vec::new(),
-            }
+impl<E: Into<CachedEvent>> From<SnapshotBefore5<E>> for CacheSnapshot {
+    fn from(s: SnapshotBefore5<E>) -> Self {
+        Self {
+            v: s.v,
+            cursor: s.cursor,
+            generated_at: s.generated_at,
+            events: s.events.into_iter().map(Into::into).collect(),
+            tickets: s.tickets,
+            presence: s.presence,
+            undone: Vec::new(),
         }
     }
 }
 
 /// The cache as protocol version 3 encoded it: events without the undo
-/// window. Read only, so a version 3 cache file still imports.
+/// window. Read only, so a version 3 cache file still imports (its
+/// snapshot is a [`SnapshotBefore5`] of these events).
 mod v3 {
     use serde::Deserialize;
 
@@ -647,30 +634,6 @@ mod v3 {
                 tier_gates: e.tier_gates,
                 end_grace_secs: e.end_grace_secs,
                 undo_window_secs: 0,
-            }
-        }
-    }
-
-    #[derive(Deserialize)]
-    pub(super) struct CacheSnapshot {
-        v: u16,
-        cursor: u64,
-        generated_at: UnixSeconds,
-        events: Vec<CachedEvent>,
-        tickets: Vec<CachedTicket>,
-        presence: Vec<PresenceUpdate>,
-    }
-
-    impl From<CacheSnapshot> for super::CacheSnapshot {
-        fn from(s: CacheSnapshot) -> Self {
-            Self {
-                v: s.v,
-                cursor: s.cursor,
-                generated_at: s.generated_at,
-                events: s.events.into_iter().map(Into::into).collect(),
-                tickets: s.tickets,
-                presence: s.presence,
-                undone: Vec::new(),
             }
         }
     }

@@ -166,9 +166,22 @@ async fn every_route_refuses_bad_paths_queries_bodies_and_methods_as_json() {
                     "too large",
                 ),
             ] {
-                let response = send(good.clone(), Some((content_type, bytes)))
-                    .await
-                    .unwrap();
+                let response = match send(good.clone(), Some((content_type, bytes))).await {
+                    Ok(response) => response,
+                    // A signed gate route answers a request without a
+                    // device's headers (401) before reading its body, so a
+                    // client still sending 4 MB may find the connection
+                    // closed under it instead (`security.rs` reads that
+                    // answer over a raw socket).
+                    Err(_)
+                        if what == "too large"
+                            && template.starts_with("/gate/v1/")
+                            && template != "/gate/v1/enrol" =>
+                    {
+                        continue;
+                    }
+                    Err(e) => panic!("{method} {good} ({what}): {e:?}"),
+                };
                 let (status, _) =
                     assert_json_error(&format!("{method} {good} ({what})"), response).await;
                 if what == "too large" && template == "/api/payments/webhook" {

@@ -16,12 +16,12 @@ use crate::http::api::mints;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::http::validation::{
-    ValidJson, Validate, check_chain_text, check_count, check_id, parse_wallet,
+    ValidJson, Validate, check_chain_text, check_count, check_id, check_tier_names, parse_wallet,
 };
 use crate::services::minting::{self, MintKind, MintOrder, MintRequestView};
 use crate::services::organizer::{self, NewEvent};
 use crate::store::{ReplaySummary, ScanReplay};
-use ticketing::constants::{MAX_EVENT_NAME_LEN, MAX_TIER_NAME_LEN, MAX_VENUE_LEN};
+use ticketing::constants::{MAX_EVENT_NAME_LEN, MAX_VENUE_LEN};
 
 /// Most tickets one mint request may ask for.
 pub const MAX_MINT_PER_REQUEST: usize = 100;
@@ -90,15 +90,7 @@ impl Validate for NewEvent {
         check_id("event_id", self.event_id)?;
         check_chain_text("name", &self.name, 1..=32, MAX_EVENT_NAME_LEN)?;
         check_chain_text("venue", &self.venue, 0..=32, MAX_VENUE_LEN)?;
-        for (i, tier) in self.tiers.iter().enumerate() {
-            check_chain_text(
-                &format!("tiers[{i}].name"),
-                &tier.name,
-                1..=16,
-                MAX_TIER_NAME_LEN,
-            )?;
-        }
-        Ok(())
+        check_tier_names(self.tiers.iter().map(|t| t.name.as_str()))
     }
 }
 

@@ -229,6 +229,20 @@ pub fn check_chain_text(
     Ok(())
 }
 
+/// Tier names, which go on chain: 1 to 16 characters and bytes
+/// ([`check_chain_text`]), each refusal naming `tiers[i].name`.
+pub fn check_tier_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), ApiError> {
+    for (i, name) in names.into_iter().enumerate() {
+        check_chain_text(
+            &format!("tiers[{i}].name"),
+            name,
+            1..=16,
+            ticketing::constants::MAX_TIER_NAME_LEN,
+        )?;
+    }
+    Ok(())
+}
+
 /// A number inside `range` (amounts, capacities, counts).
 pub fn check_range<T: PartialOrd + Display>(
     field: &str,

@@ -69,6 +69,18 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> SignedRequest<'a> {
+    /// The signature headers, as the device check parses them.
+    fn headers(&self) -> DeviceHeaders<'a> {
+        DeviceHeaders {
+            device_id: self.device_id,
+            timestamp: self.timestamp,
+            nonce: self.nonce,
+            signature: self.signature,
+        }
+    }
+}
+
 fn unauthorized(why: &'static str) -> ServiceError {
     GateError::Unauthorized(why).into()
 }
@@ -270,13 +282,7 @@ pub async fn requesting_device(
     services: &Services,
     request: &SignedRequest<'_>,
 ) -> Result<Device, ServiceError> {
-    let headers = DeviceHeaders {
-        device_id: request.device_id,
-        timestamp: request.timestamp,
-        nonce: request.nonce,
-        signature: request.signature,
-    };
-    let signed = headers.parse().map_err(refused)?;
+    let signed = request.headers().parse().map_err(refused)?;
     let device = services
         .store
         .device(signed.device_id)
@@ -313,13 +319,7 @@ pub async fn verify(
     request: &SignedRequest<'_>,
     device: Device,
 ) -> Result<(Device, NonceUse), ServiceError> {
-    let headers = DeviceHeaders {
-        device_id: request.device_id,
-        timestamp: request.timestamp,
-        nonce: request.nonce,
-        signature: request.signature,
-    };
-    let signed = headers.parse().map_err(refused)?;
+    let signed = request.headers().parse().map_err(refused)?;
     if signed.device_id != device.device_id {
         return Err(unauthorized("unknown device"));
     }

@@ -20,13 +20,14 @@ use super::auth::{AuthUser, Role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::http::validation::{
-    ValidJson, Validate, check_chain_text, check_count, check_range, check_text, field_error,
+    ValidJson, Validate, check_chain_text, check_count, check_range, check_text, check_tier_names,
+    field_error,
 };
 use crate::services::events::{self, EventChanges, EventDraft};
 use crate::services::organizer::NewTier;
 use crate::services::rules::{EventRules, RulesChange};
 use crate::store::{EventFilter, EventRecord};
-use ticketing::constants::{MAX_EVENT_NAME_LEN, MAX_TIER_NAME_LEN, MAX_VENUE_LEN};
+use ticketing::constants::{MAX_EVENT_NAME_LEN, MAX_VENUE_LEN};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -101,13 +102,8 @@ impl Validate for CreateEventBody {
             return Err(field_error("ends_at", "must be after starts_at"));
         }
         check_count("tiers", self.tiers.len(), 1..=4)?;
+        check_tier_names(self.tiers.iter().map(|t| t.name.as_str()))?;
         for (i, tier) in self.tiers.iter().enumerate() {
-            check_chain_text(
-                &format!("tiers[{i}].name"),
-                &tier.name,
-                1..=16,
-                MAX_TIER_NAME_LEN,
-            )?;
             if tier.price_lamports < 0 {
                 return Err(field_error(
                     format!("tiers[{i}].price_lamports"),

@@ -23,11 +23,13 @@ use smtp_sink::{SinkRules, SmtpSink};
 use solana_sdk::signature::Signer as _;
 use stripe_standin::{StripeStandin, stripe_signature, unix_now};
 use sync_server::config::SmtpTls;
+use sync_server::store::MailStatus;
 
 on_both_backends!(
     card_purchase_is_minted_after_the_signed_webhook_and_the_ticket_then_enters,
     fifty_concurrent_buyers_get_exactly_the_twenty_seats_there_are,
     sol_purchase_pays_and_mints_in_one_transaction_the_buyer_signs,
+    one_sender_at_a_time_takes_a_purchase_mail,
 );
 
 const SECRET_KEY: &str = "sk_test_purchases";
@@ -958,5 +960,57 @@ async fn health_is_503_while_the_configured_mail_relay_is_down() {
         (status, body["smtp"].as_bool()),
         (200, Some(true)),
         "{body}"
+    );
+}
+
+/// The mint that fulfils a purchase and the worker's round may both set out
+/// to send its mail: the lease lets exactly one of them, and lets another
+/// take over only when a sender died (the lease ran out) or gave up.
+async fn one_sender_at_a_time_takes_a_purchase_mail(db: Db) {
+    let shop = shop(db, 300).await;
+    let server = &shop.server;
+    let event_id = shop.event(10, 0).await;
+    let fan = server.login_as(&wallet(77), None).await;
+    let (status, bought) = shop
+        .buy(&fan, event_id, "card", Some("ana@example.org"))
+        .await;
+    assert_eq!(status, 201, "{bought}");
+    let id = bought["purchase_id"].as_str().unwrap();
+    let store = &server.state.store;
+    store
+        .set_purchase_mail_status(id, MailStatus::Pending)
+        .await
+        .unwrap();
+    let now = 1_000;
+    let (a, b, c) = tokio::join!(
+        store.claim_purchase_mail(id, now, 300),
+        store.claim_purchase_mail(id, now, 300),
+        store.claim_purchase_mail(id, now, 300),
+    );
+    let won = [a.unwrap(), b.unwrap(), c.unwrap()];
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    assert!(
+        !store.claim_purchase_mail(id, now + 299, 300).await.unwrap(),
+        "held while its sender may still be sending"
+    );
+    assert!(
+        store.claim_purchase_mail(id, now + 300, 300).await.unwrap(),
+        "a dead sender's lease runs out"
+    );
+    store.release_purchase_mail(id).await.unwrap();
+    assert!(
+        store.claim_purchase_mail(id, now + 301, 300).await.unwrap(),
+        "given up: taken again at once"
+    );
+    store
+        .set_purchase_mail_status(id, MailStatus::Sent)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .claim_purchase_mail(id, now + 10_000, 300)
+            .await
+            .unwrap(),
+        "sent: never again"
     );
 }

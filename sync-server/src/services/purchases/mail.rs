@@ -13,8 +13,14 @@ use crate::adapters::mail::{
 use crate::services::organizer::credential_for;
 use crate::services::{ServiceError, Services};
 
+/// How long a sender holds a mail before another may send it (should the
+/// first have died mid-send); well above the relay's timeout.
+const MAIL_LEASE_SECS: i64 = 300;
+
 /// Sends `purchase`'s owed mail, if any, and records the outcome; a mail
-/// that could not be sent now stays owed.
+/// that could not be sent now stays owed. The mint that fulfils a purchase
+/// and the worker's round may both get here: the mail's lease lets one of
+/// them send it.
 pub(super) async fn send(services: &Services, purchase: &Purchase) {
     if purchase.mail_status != MailStatus::Pending {
         return;
@@ -22,22 +28,38 @@ pub(super) async fn send(services: &Services, purchase: &Purchase) {
     let (Some(mailer), Some(to)) = (&services.mailer, &purchase.email) else {
         return;
     };
-    let retry = |e: &dyn std::fmt::Display| {
-        tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
-    };
+    let claimed = services
+        .store
+        .claim_purchase_mail(&purchase.id, services.clock.now(), MAIL_LEASE_SECS)
+        .await;
+    match claimed {
+        Ok(true) => {}
+        // Sent already, or being sent by another task.
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail not sent; will retry");
+            return;
+        }
+    }
     let status = match compose_and_send(services, mailer.as_ref(), to, purchase).await {
         Ok(Ok(())) => MailStatus::Sent,
         Ok(Err(e)) if e.is_permanent() => {
             tracing::warn!(purchase = %purchase.id, error = %e, "purchase mail refused for good");
             MailStatus::Failed
         }
-        Ok(Err(e)) => return retry(&e),
-        Err(e) => return retry(&e),
+        Ok(Err(e)) => return retry_later(services, purchase, e.to_string()).await,
+        Err(e) => return retry_later(services, purchase, e.to_string()).await,
     };
     let _ = services
         .store
         .set_purchase_mail_status(&purchase.id, status)
         .await;
+}
+
+/// Leaves a mail owed for the next round, and its lease free for it.
+async fn retry_later(services: &Services, purchase: &Purchase, error: String) {
+    tracing::warn!(purchase = %purchase.id, %error, "purchase mail not sent; will retry");
+    let _ = services.store.release_purchase_mail(&purchase.id).await;
 }
 
 /// `Ok(relay's answer)`, or `Err` when the mail could not be built.

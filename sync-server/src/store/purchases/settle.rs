@@ -262,14 +262,50 @@ impl Store {
         Ok(())
     }
 
+    /// Records what became of a purchase's mail, and lets go of its lease.
     pub async fn set_purchase_mail_status(
         &self,
         purchase_id: &str,
         status: MailStatus,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE purchases SET mail_status = $2 WHERE purchase_id = $1")
+        sqlx::query(
+            "UPDATE purchases SET mail_status = $2, mail_lease_until = NULL WHERE purchase_id = $1",
+        )
+        .bind(purchase_id)
+        .bind(status.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the sending of a purchase's owed mail until `now + lease_secs`:
+    /// `true` for the one caller that gets it while the mail is still owed
+    /// and nobody else holds it.
+    pub async fn claim_purchase_mail(
+        &self,
+        purchase_id: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "UPDATE purchases SET mail_lease_until = $2 + $3
+             WHERE purchase_id = $1 AND mail_status = $4
+                 AND (mail_lease_until IS NULL OR mail_lease_until <= $2)",
+        )
+        .bind(purchase_id)
+        .bind(now)
+        .bind(lease_secs)
+        .bind(MailStatus::Pending.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    /// Lets go of a mail's lease without an outcome (the relay could not
+    /// take it now), so the next round tries again at once.
+    pub async fn release_purchase_mail(&self, purchase_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE purchases SET mail_lease_until = NULL WHERE purchase_id = $1")
             .bind(purchase_id)
-            .bind(status.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())

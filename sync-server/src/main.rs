@@ -60,6 +60,11 @@ enum Command {
         /// Where to write it.
         #[arg(long, short, value_name = "FILE")]
         out: PathBuf,
+        /// The cache protocol the gates read: by default this server's;
+        /// 4 for gate agents from before protocol 5 (they then do not hear
+        /// of admissions other gates undid).
+        #[arg(long, value_name = "VERSION")]
+        protocol: Option<u16>,
     },
 }
 
@@ -157,10 +162,18 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::CacheFile { event, out } => {
+        Command::CacheFile {
+            event,
+            out,
+            protocol,
+        } => {
+            use sync_server::services::gates;
+            let version =
+                gates::cache_version(Some(protocol.unwrap_or(shared::wire::PROTOCOL_VERSION)))
+                    .map_err(|e| anyhow::anyhow!("--protocol: {e}"))?;
             let config = load(cli.config.as_deref())?;
             let state = sync_server::open_state(config).await?;
-            let signed = sync_server::services::gates::cache_file(&state.services, event)
+            let signed = gates::cache_file(&state.services, event, version)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let snapshot: shared::wire::CacheSnapshot = signed

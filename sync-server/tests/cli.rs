@@ -80,6 +80,43 @@ async fn cache_file_writes_the_events_signed_cache_for_offline_gates() {
     assert_eq!(snapshot.events[0].event_id, 77);
     assert_eq!(snapshot.tickets.len(), 2);
     assert!(snapshot.cursor > 0);
+    assert_eq!(envelope.v, shared::wire::PROTOCOL_VERSION);
+
+    // For gates from before protocol 5: the same cache in version 4.
+    let old_file = dir.path().join("gate-cache-v4.bin");
+    let out = cli(&[
+        "cache-file",
+        "--event",
+        "77",
+        "--protocol",
+        "4",
+        "--out",
+        old_file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let old = SignedPayload::from_file_bytes(&std::fs::read(&old_file).unwrap()).unwrap();
+    assert_eq!(old.v, 4);
+    let old: CacheSnapshot = old.open(None).unwrap();
+    assert_eq!((old.v, old.tickets.len()), (4, 2));
+    // Older than any gate this server can write for: refused, no file.
+    let too_old = dir.path().join("v3.bin");
+    let out = cli(&[
+        "cache-file",
+        "--event",
+        "77",
+        "--protocol",
+        "3",
+        "--out",
+        too_old.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--protocol"), "{stderr}");
+    assert!(!too_old.exists());
 
     // No such event: a clear refusal, no file.
     let missing = dir.path().join("none.bin");

@@ -233,6 +233,27 @@ async fn every_gate_hears_of_an_undone_admission(db: Db) {
     let snapshot = south.snapshot().await;
     assert_eq!(snapshot.undone, vec![undone]);
     assert_eq!(snapshot.presence, vec![never]);
+    // So does a cache file, unless it is written for older gates.
+    let file = |protocol: &str| {
+        server
+            .http
+            .get(format!(
+                "{}/api/admin/events/{EVENT}/cache-file{protocol}",
+                server.url
+            ))
+            .bearer_auth(ADMIN)
+            .send()
+    };
+    for (query, version, undone_in_file) in [("", 5, vec![undone]), ("?protocol=4", 4, vec![])] {
+        let r = file(query).await.unwrap();
+        assert_eq!(r.status(), 200, "{query}");
+        let signed = SignedPayload::from_file_bytes(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(signed.v, version, "{query}");
+        let cached: shared::wire::CacheSnapshot = signed.open(None).unwrap();
+        assert_eq!(cached.undone, undone_in_file, "{query}");
+    }
+    let r = file("?protocol=3").await.unwrap();
+    assert_eq!(r.status(), 426);
 
     // Nonsense and too-old versions are refused in words.
     for (header, status, code) in [

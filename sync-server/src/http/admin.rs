@@ -285,6 +285,7 @@ pub async fn revoke_device(
         (status = 200, description = "The boxes, by gate then enrolment", body = Vec<gates::DeviceView>),
         (status = 400, description = "`bad_request`: the event id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 426, description = "`unsupported_version`: `protocol` older than 4", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,
     )
@@ -302,12 +303,12 @@ pub async fn devices(
 /// `GET /api/admin/events/{event}/cache-file`: the event's whole gate cache,
 /// signed with the server key, for gates with no network at all: save it
 /// as `gate-cache.bin` on the boot partition or a USB stick (the same file
-/// as `sync-server cache-file`).
+/// as `sync-server cache-file`), in the cache protocol `protocol` names.
 #[utoipa::path(
     get,
     path = "/api/admin/events/{event}/cache-file",
     tag = "admin",
-    params(("event" = u64, Path, description = "The event id")),
+    params(("event" = u64, Path, description = "The event id"), CacheFileQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The signed cache file", body = Vec<u8>, content_type = "application/octet-stream"),
@@ -321,14 +322,31 @@ pub async fn cache_file(
     _: Admin,
     State(state): State<AppState>,
     Path(event_id): Path<u64>,
+    Query(query): Query<CacheFileQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    Ok(cache_file_response(&state, event_id).await?)
+    let version = gates::cache_version(Some(
+        query.protocol.unwrap_or(shared::wire::PROTOCOL_VERSION),
+    ))?;
+    Ok(cache_file_response(&state, event_id, version).await?)
 }
 
-/// The signed cache of `event_id` as a download named `gate-cache.bin`.
+/// Which cache protocol a cache file is written in.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CacheFileQuery {
+    /// The cache protocol the gates read (default: this server's; 4 for
+    /// gate agents from before protocol 5).
+    #[param(minimum = 4, maximum = 65535)]
+    pub protocol: Option<u16>,
+}
+
+/// The signed cache of `event_id`, in cache protocol `version`, as a
+/// download named `gate-cache.bin`.
 pub async fn cache_file_response(
     state: &AppState,
     event_id: u64,
+    version: u16,
 ) -> Result<axum::response::Response, crate::services::ServiceError> {
     use axum::response::IntoResponse;
     if i64::try_from(event_id).is_err() {
@@ -336,7 +354,7 @@ pub async fn cache_file_response(
             "no event {event_id}"
         )));
     }
-    let signed = gates::cache_file(state, event_id).await?;
+    let signed = gates::cache_file(state, event_id, version).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),

@@ -386,7 +386,13 @@ pub async fn snapshot(
 /// with no network at all: written to a file (`sync-server cache-file`) and
 /// loaded from the boot partition or a USB stick (`gate-agent cache import`).
 /// Gates enrolled with this server trust it, as they trust its snapshots.
-pub async fn cache_file(services: &Services, event_id: u64) -> Result<SignedPayload, ServiceError> {
+/// `version` is the cache protocol the gates read ([`cache_version`]: this
+/// server's own for gates of this release, 4 for older ones).
+pub async fn cache_file(
+    services: &Services,
+    event_id: u64,
+    version: u16,
+) -> Result<SignedPayload, ServiceError> {
     if services.store.event(event_id).await?.is_none() {
         return Err(ServiceError::NotFound(format!("no event {event_id}")));
     }
@@ -394,7 +400,11 @@ pub async fn cache_file(services: &Services, event_id: u64) -> Result<SignedPayl
         .store
         .snapshot(event_id, services.clock.now())
         .await?;
-    Ok(SignedPayload::sign(&snapshot, &services.server_key))
+    Ok(SignedPayload::sign_for(
+        &snapshot,
+        &services.server_key,
+        version,
+    ))
 }
 
 /// Changes of the device's event after `cursor` (at most `limit`, clamped

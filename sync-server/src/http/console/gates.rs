@@ -328,7 +328,8 @@ pub async fn cache_file(
         Ok(viewer) => viewer,
         Err(refused) => return refused,
     };
-    match crate::http::admin::cache_file_response(&state, event_id).await {
+    let version = shared::wire::PROTOCOL_VERSION;
+    match crate::http::admin::cache_file_response(&state, event_id, version).await {
         Ok(file) => file,
         Err(e) => problem(
             Some(&viewer),

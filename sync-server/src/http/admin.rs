@@ -285,7 +285,6 @@ pub async fn revoke_device(
         (status = 200, description = "The boxes, by gate then enrolment", body = Vec<gates::DeviceView>),
         (status = 400, description = "`bad_request`: the event id does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 426, description = "`unsupported_version`: `protocol` older than 4", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,
     )
@@ -312,8 +311,9 @@ pub async fn devices(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The signed cache file", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 400, description = "`bad_request`: the event id does not parse", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the event id or `protocol` does not parse", body = ErrorBody),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 426, description = "`unsupported_version`: `protocol` older than 4", body = ErrorBody),
         crate::http::openapi::responses::AdminRefusals,
         crate::http::openapi::responses::StorageDown,
     )

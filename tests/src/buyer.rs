@@ -162,3 +162,19 @@ pub fn fund(server: &crate::Server, wallet: &SigningKey) -> anyhow::Result<()> {
     ))?;
     Ok(())
 }
+
+/// Opens My tickets and waits until the service worker keeps it, so it
+/// opens offline.
+pub fn keep_tickets_offline(browser: &Browser, site: &str) -> anyhow::Result<()> {
+    browser.open(&format!("{site}/tickets"))?;
+    browser.script(
+        "caches.open('buyer-pages').then(c => c.match('/tickets')).then(r => { window.kept = !!r; });",
+        serde_json::json!([]),
+    )?;
+    browser.wait_for(
+        "the page kept by the service worker",
+        Duration::from_secs(20),
+        "return window.kept === true",
+    )?;
+    Ok(())
+}

@@ -25,7 +25,8 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use end_to_end::browser::{Browser, artifacts_dir};
 use end_to_end::buyer::{
-    entry_gate, free_port, fund, injected_wallets, main_text, sign_in, sign_out, wait_confirmed,
+    entry_gate, free_port, fund, injected_wallets, keep_tickets_offline, main_text, sign_in,
+    sign_out, wait_confirmed,
 };
 use end_to_end::organizer::{address_of as address, api_login};
 use end_to_end::*;
@@ -264,20 +265,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
     }
 
     // Kept for offline use once the service worker holds the page.
-    browser.open(&format!("{site}/tickets")).unwrap();
-    browser
-        .script(
-            "caches.open('buyer-pages').then(c => c.match('/tickets')).then(r => { window.kept = !!r; });",
-            json!([]),
-        )
-        .unwrap();
-    browser
-        .wait_for(
-            "the page kept by the service worker",
-            Duration::from_secs(20),
-            "return window.kept === true",
-        )
-        .unwrap();
+    keep_tickets_offline(&browser, &site).unwrap();
 
     // No network: the tickets still show, saying when they last synced.
     switch.cut();

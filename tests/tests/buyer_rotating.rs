@@ -26,7 +26,8 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use end_to_end::browser::{Browser, artifacts_dir};
 use end_to_end::buyer::{
-    entry_gate, free_port, fund, injected_wallets, main_text, sign_in, sign_out, wait_confirmed,
+    entry_gate, free_port, fund, injected_wallets, keep_tickets_offline, main_text, sign_in,
+    sign_out, wait_confirmed,
 };
 use end_to_end::organizer::{LAPTOP, address_of, api_login, as_wallet, shoot, unix_now};
 use end_to_end::*;
@@ -376,20 +377,7 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
     }
 
     // Kept for offline use once the service worker holds the page.
-    browser.open(&format!("{site}/tickets")).unwrap();
-    browser
-        .script(
-            "caches.open('buyer-pages').then(c => c.match('/tickets')).then(r => { window.kept = !!r; });",
-            json!([]),
-        )
-        .unwrap();
-    browser
-        .wait_for(
-            "the page kept by the service worker",
-            Duration::from_secs(20),
-            "return window.kept === true",
-        )
-        .unwrap();
+    keep_tickets_offline(&browser, &site).unwrap();
 
     // No network, and a reload: the live codes come back and keep changing.
     switch.cut();

@@ -532,6 +532,20 @@ impl GateBox {
         })
     }
 
+    /// Waits until this gate's cache holds every one of `tickets`.
+    pub fn wait_tickets_known(&self, event: u64, tickets: &[u32]) -> anyhow::Result<()> {
+        for ticket in tickets {
+            self.wait_ticket(
+                event,
+                *ticket,
+                "the gate knows the ticket",
+                Duration::from_secs(30),
+                |_| true,
+            )?;
+        }
+        Ok(())
+    }
+
     pub fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -253,16 +253,7 @@ fn a_buyer_pays_by_card_and_in_sol_shows_the_code_offline_gets_in_and_passes_a_t
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     shoot(&browser, "4-my-tickets");
-    for ticket in &ticket_ids {
-        gate.wait_ticket(
-            event_id,
-            *ticket,
-            "the gate knows the ticket",
-            Duration::from_secs(30),
-            |_| true,
-        )
-        .unwrap();
-    }
+    gate.wait_tickets_known(event_id, &ticket_ids).unwrap();
 
     // Kept for offline use once the service worker holds the page.
     keep_tickets_offline(&browser, &site).unwrap();

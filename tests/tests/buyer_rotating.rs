@@ -365,16 +365,7 @@ fn a_live_code_rotates_offline_opens_the_gate_fresh_and_not_as_an_old_screenshot
         .unwrap();
     assert!(note.starts_with("Changes every 3 s"), "{note}");
     shoot(&browser, "buyer", "rotating-2-live").unwrap();
-    for ticket in &tickets {
-        gate.wait_ticket(
-            event_id,
-            *ticket,
-            "the gate knows the ticket",
-            Duration::from_secs(30),
-            |_| true,
-        )
-        .unwrap();
-    }
+    gate.wait_tickets_known(event_id, &tickets).unwrap();
 
     // Kept for offline use once the service worker holds the page.
     keep_tickets_offline(&browser, &site).unwrap();

@@ -10,7 +10,9 @@
 # machine has: each package's files are listed below, next to what they are.
 # PROFILE (default release) picks the cargo profile; STRIP the strip program
 # (aarch64-linux-gnu-strip for arm64); BINDIR packages binaries already built
-# there instead of building.
+# there instead of building; PACKAGES (default "gate-agent sync-server") which
+# packages to build: a Raspberry Pi gate needs only gate-agent, and the server
+# compiles all of Solana (about half an hour more on a 2-core machine).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -19,6 +21,11 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 profile=${PROFILE:-release}
 target=${TARGET:-}
+packages=${PACKAGES:-gate-agent sync-server}
+want() { [[ " $packages " == *" $1 "* ]]; }
+for p in $packages; do
+  case "$p" in gate-agent|sync-server) ;; *) echo "unknown package $p in PACKAGES" >&2; exit 2 ;; esac
+done
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml")
 case "$target" in
@@ -29,6 +36,13 @@ case "$target" in
   *) echo "unknown TARGET $target" >&2; exit 2 ;;
 esac
 
+# Cross builds: Debian's cross toolchain (gcc-aarch64-linux-gnu) links and
+# strips unless told otherwise.
+if [ "$arch" = arm64 ] && [ "$(dpkg --print-architecture)" != arm64 ]; then
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
+  export CC_aarch64_unknown_linux_gnu=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
+  STRIP=${STRIP:-aarch64-linux-gnu-strip}
+fi
 cargo_args=(--locked --profile "$profile")
 [ -n "$target" ] && cargo_args+=(--target "$target")
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nft-gate/target}"
@@ -36,11 +50,15 @@ if [ -n "${BINDIR:-}" ]; then
   # Binaries built already (the test suite's workspace build, which has the
   # camera feature): package those instead of building again.
   dir=$BINDIR
-  echo "==> packaging gate-agent and sync-server $version for $arch from $dir"
+  echo "==> packaging $packages $version for $arch from $dir"
 else
-  echo "==> building gate-agent (camera) and sync-server $version for $arch ($profile)"
-  (cd "$root" && cargo build "${cargo_args[@]}" -p gate-agent --features camera --bin gate-agent)
-  (cd "$root" && cargo build "${cargo_args[@]}" -p sync-server --bin sync-server)
+  echo "==> building $packages $version for $arch ($profile)"
+  if want gate-agent; then
+    (cd "$root" && cargo build "${cargo_args[@]}" -p gate-agent --features camera --bin gate-agent)
+  fi
+  if want sync-server; then
+    (cd "$root" && cargo build "${cargo_args[@]}" -p sync-server --bin sync-server)
+  fi
   dir="$CARGO_TARGET_DIR/${target:+$target/}$([ "$profile" = dev ] && echo debug || echo "$profile")"
 fi
 
@@ -114,6 +132,7 @@ POSTRM
 }
 
 # --- gate-agent ---------------------------------------------------------------
+if want gate-agent; then
 t="$stage/gate-agent"
 install -D -m 0755 "$dir/gate-agent" "$t/usr/bin/gate-agent"
 install -D -m 0644 "$here/gate-agent/gate-agent.service" "$t/lib/systemd/system/gate-agent.service"
@@ -135,8 +154,10 @@ control "$t" gate-agent "Gate agent for NFT tickets: offline scanning and turnst
  before the turnstile opens, and syncs with the nft-gate sync server."
 scripts "$t" gate-agent gate-agent.conf gate-agent-enrol.service
 dpkg-deb --root-owner-group -Zxz --build "$t" "$out/gate-agent_${version}_${arch}.deb" >/dev/null
+fi
 
 # --- sync-server --------------------------------------------------------------
+if want sync-server; then
 t="$stage/sync-server"
 install -D -m 0755 "$dir/sync-server" "$t/usr/bin/sync-server"
 install -D -m 0644 "$here/sync-server/sync-server.service" "$t/lib/systemd/system/sync-server.service"
@@ -152,6 +173,7 @@ control "$t" sync-server "Sync server for NFT ticket gates" \
  default, PostgreSQL by configuration."
 scripts "$t" sync-server sync-server.conf ""
 dpkg-deb --root-owner-group -Zxz --build "$t" "$out/sync-server_${version}_${arch}.deb" >/dev/null
+fi
 
 ls -l "$out"/*_"${version}"_"${arch}".deb
 "$here/verify-units.sh" "$out"

@@ -4,9 +4,12 @@
 # pull, readiness under systemd, scans through a serial scanner, the journal
 # reaching the server and the chain, the agent killed and restarted, the
 # power cut mid-scanning, a camera plugged in (vivid) and shown the QR codes
-# the holders' phones get from the server; then prints the figures (package
-# and image sizes, boot-to-ready, the agent's memory after 1,000 scans, the
-# camera's time from a code in view to its verdict).
+# the holders' phones get from the server, an A/B update with RAUC (a good
+# bundle committed after its boot, a bad one abandoned for the slot that
+# worked); then prints the figures (package and image sizes, boot-to-ready,
+# the agent's memory after 1,000 scans, the camera's time from a code in view
+# to its verdict, the update's times). The box boots as a PC would: UEFI
+# firmware (OVMF), GRUB from the boot partition, the root slot it picks.
 #
 #   packaging/vm-test.sh
 #
@@ -42,6 +45,9 @@ want sfdisk fdisk
 want socat socat
 want python3 python3
 want openssl openssl
+want /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
+want rauc rauc
+want mksquashfs squashfs-tools
 if [ ${#need[@]} -gt 0 ]; then
   step "installing system packages: ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -89,6 +95,21 @@ say "image built in $image_secs s"
 part_field() { sfdisk -J "$img" | python3 -c "import json,sys; print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['$2'])"; }
 boot_off=$(( $(part_field 1 start) * 512 ))
 bootfs="$img@@$boot_off"
+# Two update bundles of the same recipe, signed with the image's (development)
+# key: a good one, and one whose agent configuration is broken (the agent
+# never gets ready on it). A "USB stick" carries them to the box.
+step "update bundles: a good one, and one whose agent cannot start"
+slot_mib=$(( $(part_field 2 size) / 2048 ))
+mkdir -p "$work/stick"
+t=$(date +%s)
+"$here/image/build-image.sh" --profile vm --release vm-test-update --root-size "$slot_mib" --bundle "$work/stick/gate-update.raucb" amd64 "$debs" - 2>&1 | grep '^\[build-image' | sed 's/^/    /'
+printf '#!/bin/sh\nprintf "this is not [TOML\\n" > "$1/etc/gate-agent/gate-agent.toml"\n' > "$work/break-agent.sh"
+"$here/image/build-image.sh" --profile vm --release vm-test-broken --root-size "$slot_mib" --customize "$work/break-agent.sh" \
+  --bundle "$work/stick/gate-update-broken.raucb" amd64 "$debs" - 2>&1 | grep '^\[build-image' | sed 's/^/    /'
+bundle_secs=$(since "$t")
+bundle_bytes=$(stat -c %s "$work/stick/gate-update.raucb")
+mke2fs -q -t ext4 -L gate-update -d "$work/stick" "$work/stick.img" "$(( $(du -sk "$work/stick" | cut -f1) + 65536 ))k"
+ok "two bundles in $bundle_secs s ($bundle_bytes bytes each), on a stick image"
 
 # --- sync server ---------------------------------------------------------------------
 step "sync server: $server_bin on 127.0.0.1 (SQLite, embedded chain)"
@@ -170,9 +191,9 @@ printf 'server = "http://10.0.2.100:8080"\ntoken = "%s"\n' "$token" | mcopy -i "
 # A time server for systemd-timesyncd, the way a technician gives one.
 printf 'ntp.venue.test\r\n' | mcopy -i "$bootfs" - ::gate-ntp.conf
 mdir -b -i "$bootfs" :: | sed 's/^/    /'
-for f in vmlinuz initrd.img cmdline.txt; do mcopy -n -i "$bootfs" "::slot-a/$f" "$work/$f"; done
-cmdline=$(cat "$work/cmdline.txt")
-say "direct kernel boot from the boot partition's slot-a/: $cmdline"
+mdir -/ -b -i "$bootfs" ::EFI | sed 's/^/    /'
+say "UEFI boot: OVMF finds GRUB at EFI/BOOT/BOOTX64.EFI; GRUB picks the root slot from EFI/gate/grubenv"
+cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/ovmf-vars.fd"
 
 # --- the VM ---------------------------------------------------------------------------
 accel=${VM_ACCEL:-}
@@ -185,16 +206,20 @@ start_vm() {
   local acc=(-accel tcg -cpu max)
   [ "$accel" = kvm ] && acc=(-enable-kvm -cpu host)
   rm -f "$work/con.sock" "$work/scan.sock"
-  # user networking, restricted: the guest reaches only the sync server
-  # (10.0.2.100:8080, one socat per connection) and the host reaches only
-  # the status page. The camera's frames are a read-only disk.
-  qemu-system-x86_64 "${acc[@]}" -machine q35 -m 512 -smp 2 -display none -no-reboot \
-    -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$cmdline" \
-    -drive "file=$img,format=raw,if=virtio,cache=writeback" \
+  # UEFI firmware with its own variable store (kept across boots like a
+  # board's NVRAM). User networking, restricted: the guest reaches only the
+  # sync server (10.0.2.100:8080, one socat per connection) and the host
+  # reaches only the status page. The camera's frames are a read-only disk,
+  # the update stick another. A reboot of the guest stays in this QEMU.
+  qemu-system-x86_64 "${acc[@]}" -machine q35 -m 512 -smp 2 -display none \
+    -drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" \
+    -drive "if=pflash,format=raw,unit=1,file=$work/ovmf-vars.fd" \
+    -drive "file=$img,format=raw,if=none,id=gate,cache=writeback" -device virtio-blk-pci,drive=gate,bootindex=0 \
     -nic "user,restrict=on,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$status_port-:8088,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:$port" \
     -chardev "socket,id=con,path=$work/con.sock,server=on,wait=off,logfile=$work/console-$boots.log" -serial chardev:con \
     -chardev "socket,id=scan,path=$work/scan.sock,server=on,wait=off" -serial chardev:scan \
     -drive "file=$work/scene.raw,format=raw,if=none,id=scene,readonly=on" -device virtio-blk-pci,drive=scene,serial=camera-scene \
+    -drive "file=$work/stick.img,format=raw,if=none,id=stick,readonly=on" -device virtio-blk-pci,drive=stick,serial=update-stick \
     -monitor none > "$work/qemu-$boots.log" 2>&1 &
   qemu_pid=$!
   boot_started=$(date +%s)
@@ -243,10 +268,10 @@ start_vm
 # QEMU at once (an MSR it cannot set).
 if [ "$accel" = kvm ]; then
   t=$(date +%s)
-  until grep -aq 'Linux version\|systemd\|login:\|root@' "$work/console-1.log" 2>/dev/null ||
+  until grep -aq 'BdsDxe\|gate image\|Linux version\|systemd\|login:\|root@' "$work/console-1.log" 2>/dev/null ||
     ! kill -0 "$qemu_pid" 2>/dev/null || grep -qs '^State:.*Z' "/proc/$qemu_pid/status" ||
-    [ "$(since "$t")" -ge 15 ]; do sleep 0.5; done
-  if ! grep -aq 'Linux version\|systemd\|login:\|root@' "$work/console-1.log" 2>/dev/null; then
+    [ "$(since "$t")" -ge 20 ]; do sleep 0.5; done
+  if ! grep -aq 'BdsDxe\|gate image\|Linux version\|systemd\|login:\|root@' "$work/console-1.log" 2>/dev/null; then
     say "KVM boot shows no output after $(since "$t") s ($(tail -n1 "$work/qemu-1.log" 2>/dev/null)): using TCG (software emulation) instead"
     kill -9 "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true
     accel=tcg boots=0
@@ -476,6 +501,97 @@ comm -23 "$work/seen-cam" "$work/server-cam" > "$work/missing"
 [ ! -s "$work/missing" ] || die "camera admissions missing at the server: $(cat "$work/missing")"
 ok "the server holds the camera's $cam_tickets admissions, confirmed on chain with the other 40"
 
+step "A/B update with RAUC: a bundle into slot B, a reboot, slot B committed once the agent is ready"
+grubenv() { console 'grub-editenv /boot/firmware/EFI/gate/grubenv list' | tr '\n' ' ' | sed 's/ $//'; }
+# GRUB says which slot it boots on the console; the boots so far, and a wait
+# for the next ones.
+slot_boots() { grep -ao 'gate image: root slot [AB]' "$work/console-$boots.log" | awk '{print $NF}' | tr -d '\n'; }
+wait_boots() { # WANT-SUFFIX SECONDS: until the slots booted end with WANT-SUFFIX
+  local t; t=$(date +%s)
+  until [[ "$(slot_boots)" == *"$1" ]] && [ "$(slot_boots | wc -c)" -ge "$3" ]; do
+    [ "$(since "$t")" -lt "$2" ] || die "boots seen: '$(slot_boots)', wanted ...$1"
+    sleep 1
+  done
+}
+say "slots booted in this power-on so far: $(slot_boots)"
+console 'grep -o "rauc.slot=[AB]" /proc/cmdline' | grep -qx 'rauc.slot=A' || die "the box did not boot slot A"
+t=$(date +%s)
+# gate-boot-verdict ran to its end and committed the slot
+verdict_done() { [ "$(console 'systemctl show -p ActiveState --value gate-boot-verdict; systemctl show -p Result --value gate-boot-verdict' | tr '\n' ' ')" = "inactive success " ]; }
+until verdict_done; do
+  [ "$(since "$t")" -lt 90 ] || die "slot A was not committed: $(console 'journalctl -b -o cat -u gate-boot-verdict | tail -5')"
+  sleep 2
+done
+env=$(grubenv)
+[[ " $env " == *" A_OK=1 "* && " $env " == *" A_TRY=0 "* && " $env " == *" B_OK=0 "* ]] || die "grubenv after the first boots: $env"
+ok "slot A booted and committed by gate-boot-verdict: $env"
+console 'mkdir -p /run/stick && mount -o ro /dev/disk/by-id/virtio-update-stick /run/stick' || die "the update stick did not mount"
+console 'rauc info /run/stick/gate-update.raucb 2>/dev/null | grep -E "Compatible|Version|Verified"; true' | sed 's/^/    guest: /'
+t=$(date +%s)
+TIMEOUT=900 console 'rauc install /run/stick/gate-update.raucb' > "$work/rauc-install.log" 2>&1 ||
+  { sed 's/^/    guest: /' "$work/rauc-install.log" | tail -20; die "rauc install failed"; }
+install_secs=$(since "$t")
+tail -n 3 "$work/rauc-install.log" | sed 's/^/    guest: /'
+env=$(grubenv)
+[[ " $env " == *' ORDER=B A '* && " $env " == *" B_OK=1 "* && " $env " == *" B_TRY=0 "* ]] || die "grubenv after the install: $env"
+ok "installed into slot B in $install_secs s; next boot: $env"
+n=$(slot_boots | wc -c)
+console 'systemd-run --quiet --on-active=1 systemctl reboot' >/dev/null
+t=$(date +%s)
+wait_boots B 300 $((n + 1))
+python3 "$vmctl" --timeout 300 wait-login "$work/con.sock" || die "no login on slot B"
+wait_status 300 "$ready" >/dev/null || die "the agent on slot B never got ready"
+update_to_ready=$(since "$t")
+[ "$(console 'grep -o "rauc.slot=[AB]" /proc/cmdline')" = rauc.slot=B ] || die "GRUB did not boot slot B"
+say "root: $(console 'findmnt -no SOURCE,OPTIONS /'); $(console 'cat /etc/gate-image-release')"
+console 'findmnt -no SOURCE / | grep -qx /dev/vda3' || die "the root is not partition 3 (slot B)"
+console 'grep -q "^gate-image vm-test-update " /etc/gate-image-release' || die "slot B does not hold the update"
+ok "rebooted into slot B (the update) and ready $update_to_ready s after the reboot"
+agent_admitted > "$work/agent-b"
+server_admitted > "$work/server-b"
+cmp -s "$work/agent-b" "$work/server-b" || die "after the update the journal differs from the server: $(diff "$work/agent-b" "$work/server-b" | head)"
+ok "the journal on the data partition came through the update: $(wc -l < "$work/agent-b") admissions, as on the server"
+t=$(date +%s)
+until env=$(grubenv) && [[ " $env " == *" B_OK=1 "* && " $env " == *" B_TRY=0 "* ]] &&
+  verdict_done; do
+  [ "$(since "$t")" -lt 120 ] || die "slot B was not committed: $env"
+  sleep 2
+done
+console 'rauc status --detailed 2>/dev/null | grep -E "Booted from|Activated|boot status"; true' | sed 's/^/    guest: /'
+ok "slot B committed (rauc status mark-good) once the agent was ready: $env"
+before_b=$(wait_status 10 'True' | jq_ 'j["counts"]["rejected"]')
+codes 0 0 "$work/c-b"
+python3 "$vmctl" --timeout 60 send "$work/scan.sock" "$work/c-b" 1 300
+wait_status 30 "s['counts']['rejected'] >= $before_b + 1" >/dev/null || die "no verdict for a scan on slot B"
+ok "a scan on slot B: refused as already inside, as the journal says"
+
+step "a bad update: its agent never gets ready, the box goes back to the slot that worked"
+console 'mkdir -p /run/stick && mount -o ro /dev/disk/by-id/virtio-update-stick /run/stick' || die "the update stick did not mount on slot B"
+t=$(date +%s)
+TIMEOUT=900 console 'rauc install /run/stick/gate-update-broken.raucb' > "$work/rauc-install-2.log" 2>&1 ||
+  { sed 's/^/    guest: /' "$work/rauc-install-2.log" | tail -20; die "rauc install of the broken bundle failed"; }
+env=$(grubenv)
+[[ " $env " == *' ORDER=A B '* && " $env " == *" A_OK=1 "* && " $env " == *" A_TRY=0 "* ]] || die "grubenv after the second install: $env"
+ok "the broken update installed into slot A in $(since "$t") s; next boot: $env"
+n=$(slot_boots | wc -c)
+console 'systemd-run --quiet --on-active=1 systemctl reboot' >/dev/null
+t=$(date +%s)
+wait_boots A 300 $((n + 1))
+say "booting slot A (the broken update): the agent cannot read its configuration"
+wait_boots AB 400 $((n + 2))
+python3 "$vmctl" --timeout 300 wait-login "$work/con.sock" || die "no login after the fallback"
+wait_status 300 "$ready" >/dev/null || die "the agent was not ready after the fallback"
+fallback_secs=$(since "$t")
+tr -d '\r' < "$work/console-$boots.log" | { grep -a 'gate-boot-verdict: slot A' || true; } | sed 's/^/    guest (slot A): /'
+tr -d '\r' < "$work/console-$boots.log" | grep -aq 'gate-boot-verdict: marking slot A bad' || die "the bad slot was not marked bad by gate-boot-verdict"
+[ "$(console 'grep -o "rauc.slot=[AB]" /proc/cmdline')" = rauc.slot=B ] || die "the box is not back on slot B"
+env=$(grubenv)
+[[ " $env " == *" A_OK=0 "* && " $env " == *" B_OK=1 "* ]] || die "grubenv after the fallback: $env"
+console 'grep -q "^gate-image vm-test-update " /etc/gate-image-release' || die "slot B no longer holds the good update"
+agent_admitted > "$work/agent-fb"
+cmp -s "$work/agent-fb" "$work/server-b" || die "after the fallback the journal differs: $(diff "$work/agent-fb" "$work/server-b" | head)"
+ok "back on slot B and ready $fallback_secs s after the reboot into the bad slot; slot A marked bad ($env); journal intact"
+
 step "clean shutdown; the boot partition afterwards"
 console 'systemctl poweroff' >/dev/null 2>&1 || true
 t=$(date +%s)
@@ -500,5 +616,6 @@ fi
 say "boot to ready ($accel): first boot with enrolment $boot_to_ready s, after the power cut $boot2_to_ready s"
 say "1,000 serial scans: $scan_secs s; gate-agent VmRSS afterwards: $rss (before: $rss_before)"
 say "camera ($accel, vivid 1280x720 GREY at 60 frames a second): $cam_tickets admissions and a refusal in $cam_secs s; in view to verdict $cam_latency ms"
+say "A/B update: bundle $bundle_bytes bytes (two built in $bundle_secs s); rauc install $install_secs s; reboot to ready on the new slot $update_to_ready s; a bad update back on the good slot and ready $fallback_secs s after its reboot"
 say "total: $(since "$T0") s"
 printf '\nPASS: every check held\n'

@@ -90,6 +90,10 @@ t=$(date +%s)
 img=$work/gate.img
 "$here/image/build-image.sh" --profile vm amd64 "$debs" "$img" 2>&1 | grep -v '^I: \|^Get:\|^Reading\|^Preparing\|^Unpacking\|^Setting up\|^Selecting' | sed 's/^/    /'
 image_secs=$(since "$t")
+# Sizes as built (the test writes the image later: slot B, the store).
+image_bytes=$(stat -c %s "$img") image_kib=$(du -k "$img" | cut -f1)
+image_zst=""
+command -v zstd >/dev/null && image_zst=$(zstd -q -3 -T0 -c "$img" | wc -c)
 say "image built in $image_secs s"
 # Partition offsets from the image's own table.
 part_field() { sfdisk -J "$img" | python3 -c "import json,sys; print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['$2'])"; }
@@ -609,10 +613,8 @@ ok "the boot partition's FAT is clean (fsck.vfat -n)"
 step "figures"
 say "gate-agent package: $(stat -c %s "$agent_deb") bytes ($(basename "$agent_deb"))"
 [ -n "$server_deb" ] && say "sync-server package: $(stat -c %s "$server_deb") bytes ($(basename "$server_deb"))"
-say "image: $(stat -c %s "$img") bytes ($(( $(stat -c %s "$img") / 1048576 )) MiB partitioned), $(du -k "$img" | cut -f1) KiB allocated (sparse); built in $image_secs s"
-if command -v zstd >/dev/null; then
-  say "image compressed for distribution (zstd -3): $(zstd -q -3 -T0 -c "$img" | wc -c) bytes"
-fi
+say "image as built: $image_bytes bytes ($((image_bytes / 1048576)) MiB partitioned), $image_kib KiB allocated (sparse); built in $image_secs s"
+[ -z "$image_zst" ] || say "image compressed for distribution (zstd -3): $image_zst bytes"
 say "boot to ready ($accel): first boot with enrolment $boot_to_ready s, after the power cut $boot2_to_ready s"
 say "1,000 serial scans: $scan_secs s; gate-agent VmRSS afterwards: $rss (before: $rss_before)"
 say "camera ($accel, vivid 1280x720 GREY at 60 frames a second): $cam_tickets admissions and a refusal in $cam_secs s; in view to verdict $cam_latency ms"

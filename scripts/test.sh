@@ -183,7 +183,8 @@ fi
 
 # The appliance, booted: the packages made from the binaries just tested,
 # the gate image built from them, booted in QEMU against a real server
-# (packaging/vm-test.sh; two to four minutes warm). Building an image needs
+# (packaging/vm-test.sh; about twelve minutes warm under TCG, eight of them
+# the A/B update and its reboots). Building an image needs
 # root; SKIP_VM_TEST=1 skips it on a developer machine.
 if [ "${SKIP_VM_TEST:-0}" = 1 ]; then
   say "appliance VM test skipped (SKIP_VM_TEST=1)"

@@ -100,19 +100,22 @@ else
   trap '[ -n "$qemu_pid" ] && kill -9 "$qemu_pid" 2>/dev/null; rm -rf "$work"' EXIT
   for f in vmlinuz initrd.img cmdline.txt; do mcopy -n -i "$bootfs" "::slot-a/$f" "$work/$f"; done
   # The slot's own command line, with virt's UART as the console and
-  # systemd's unit status on it (the image says `quiet`).
+  # systemd's unit status on it (the image says `quiet`); no login prompt
+  # there, which would end the status lines before the agent's.
   cmdline=$(sed 's/console=[^ ]*//g; s/ quiet//; s/  */ /g' "$work/cmdline.txt")
-  cmdline="$cmdline console=ttyAMA0 systemd.show_status=1"
+  cmdline="$cmdline console=ttyAMA0 systemd.show_status=1 systemd.mask=serial-getty@ttyAMA0.service systemd.log_target=console"
   say "kernel command line: $cmdline"
   # The image stays as built: the guest writes to a throwaway overlay.
   t=$(date +%s)
   qemu-system-aarch64 -machine virt -cpu max -smp 2 -m 1024 -display none -no-reboot \
     -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$cmdline" \
-    -drive "file=$img,format=raw,if=virtio,snapshot=on" -nic none \
+    -drive "file=$img,format=raw,if=virtio,snapshot=on" -nic user,restrict=on,model=virtio-net-pci \
     -serial "file:$work/console.log" -monitor none > "$work/qemu.log" 2>&1 &
   qemu_pid=$!
   limit=${BOOT_TIMEOUT:-900}
-  started='Started gate-agent.service'
+  # systemd's own log line (systemd.log_target=console), not its status
+  # line, which it shortens to the console's width.
+  started='Started gate-agent\.service'
   until grep -aq "$started" "$work/console.log" 2>/dev/null; do
     kill -0 "$qemu_pid" 2>/dev/null || { tail -40 "$work/console.log"; cat "$work/qemu.log"; die "qemu exited before the agent started"; }
     [ $(( $(date +%s) - t )) -lt "$limit" ] || { tail -40 "$work/console.log"; die "the agent did not start within $limit s"; }

@@ -578,6 +578,11 @@ async fn an_unknown_device_is_refused_before_its_body_is_read() {
         let text = String::from_utf8_lossy(&answer);
         assert!(text.starts_with("HTTP/1.1 401"), "{text}");
         assert!(text.contains(says), "{text}");
+        // The body was never read: the connection is not reused.
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
         drop(writer);
     }
 }

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -144,7 +144,15 @@ async fn read_signed(req: Request, state: &AppState) -> Result<SignedParts, Resp
     let headers = req.headers().clone();
     let device = gates::requesting_device(state, &signed_request(&method, &path, &headers, &[]))
         .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+        .map_err(|e| {
+            // The body is left unread: the connection cannot carry another
+            // request, and a client that pools it must be told so.
+            let mut refusal = ApiError::from(e).into_response();
+            refusal
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            refusal
+        })?;
     let body = Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge("request body too large".into()).into_response()

@@ -529,7 +529,9 @@ done
 env=$(grubenv)
 [[ " $env " == *" A_OK=1 "* && " $env " == *" A_TRY=0 "* && " $env " == *" B_OK=0 "* ]] || die "grubenv after the first boots: $env"
 ok "slot A booted and committed by gate-boot-verdict: $env"
-console 'mkdir -p /run/stick && mount -o ro /dev/disk/by-id/virtio-update-stick /run/stick' || die "the update stick did not mount"
+# The stick, mounted where a technician's shell would (gone at each reboot).
+mount_stick() { console 'mkdir -p /run/stick && mount -o ro /dev/disk/by-id/virtio-update-stick /run/stick' || die "the update stick did not mount"; }
+mount_stick
 console 'rauc info /run/stick/gate-update.raucb 2>/dev/null | grep -E "Compatible|Version|Verified"; true' | sed 's/^/    guest: /'
 t=$(date +%s)
 TIMEOUT=900 console 'rauc install /run/stick/gate-update.raucb' > "$work/rauc-install.log" 2>&1 ||
@@ -570,7 +572,7 @@ wait_status 30 "s['counts']['rejected'] >= $before_b + 1" >/dev/null || die "no 
 ok "a scan on slot B: refused as already inside, as the journal says"
 
 step "a bad update: its agent never gets ready, the box goes back to the slot that worked"
-console 'mkdir -p /run/stick && mount -o ro /dev/disk/by-id/virtio-update-stick /run/stick' || die "the update stick did not mount on slot B"
+mount_stick
 t=$(date +%s)
 TIMEOUT=900 console 'rauc install /run/stick/gate-update-broken.raucb' > "$work/rauc-install-2.log" 2>&1 ||
   { sed 's/^/    guest: /' "$work/rauc-install-2.log" | tail -20; die "rauc install of the broken bundle failed"; }

@@ -81,6 +81,8 @@ case "$arch" in amd64|arm64) ;; *) echo "ARCH must be amd64 or arm64" >&2; exit 
 case "$profile" in vm|pi) ;; *) echo "--profile must be vm or pi" >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "build-image.sh runs as root (chroot, file owners)" >&2; exit 2; }
 [[ "$disk_id" =~ ^[0-9a-f]{8}$ ]] || { echo "--disk-id is 8 lower-case hex digits" >&2; exit 2; }
+# The release name goes into a one-line file and the bundle's manifest.
+[[ "$release" =~ ^[A-Za-z0-9._+~-]{0,64}$ ]] || { echo "--release: up to 64 letters, digits and . _ + ~ -" >&2; exit 2; }
 [ "$out" != - ] || [ -n "$bundle" ] || { echo "OUT.img is - (no image) but no --bundle was asked for" >&2; exit 2; }
 # A/B updates with RAUC: amd64 (GRUB). The Pi's tryboot scheme is designed,
 # not built (README.md, "A/B updates").

@@ -103,7 +103,7 @@ else
   # systemd's unit status on it (the image says `quiet`); no login prompt
   # there, which would end the status lines before the agent's.
   cmdline=$(sed 's/console=[^ ]*//g; s/ quiet//; s/  */ /g' "$work/cmdline.txt")
-  cmdline="$cmdline console=ttyAMA0 systemd.show_status=1 systemd.mask=serial-getty@ttyAMA0.service systemd.log_target=console"
+  cmdline="$cmdline console=ttyAMA0 systemd.show_status=1 systemd.mask=serial-getty@ttyAMA0.service systemd.journald.forward_to_console=1"
   say "kernel command line: $cmdline"
   # The image stays as built: the guest writes to a throwaway overlay.
   t=$(date +%s)
@@ -113,9 +113,9 @@ else
     -serial "file:$work/console.log" -monitor none > "$work/qemu.log" 2>&1 &
   qemu_pid=$!
   limit=${BOOT_TIMEOUT:-900}
-  # systemd's own log line (systemd.log_target=console), not its status
+  # The journal's line (forwarded to the console), not systemd's status
   # line, which it shortens to the console's width.
-  started='Started gate-agent\.service'
+  started='systemd\[1\]: Started gate-agent\.service'
   until grep -aq "$started" "$work/console.log" 2>/dev/null; do
     kill -0 "$qemu_pid" 2>/dev/null || { tail -40 "$work/console.log"; cat "$work/qemu.log"; die "qemu exited before the agent started"; }
     [ $(( $(date +%s) - t )) -lt "$limit" ] || { tail -40 "$work/console.log"; die "the agent did not start within $limit s"; }

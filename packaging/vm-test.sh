@@ -30,7 +30,16 @@ step_no=0
 step() { step_no=$((step_no + 1)); printf '\n==> [%4ds] %d. %s\n' "$(( $(date +%s) - T0 ))" "$step_no" "$*"; }
 say() { printf '    %s\n' "$*"; }
 ok() { printf '    ok: %s\n' "$*"; }
-die() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
+die() {
+  printf '\nFAIL: %s\n' "$*" >&2
+  # What the guest printed last explains most failures: show it.
+  local log="${work:-/nonexistent}/console-${boots:-0}.log"
+  if [ -s "$log" ]; then
+    printf '\nthe guest console, last lines (%s):\n' "$(basename "$log")" >&2
+    tr -d '\r' < "$log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -av '^[[:space:]]*$' | tail -n 60 | sed 's/^/    console: /' >&2
+  fi
+  exit 1
+}
 since() { echo $(( $(date +%s) - $1 )); }
 
 # --- system packages -------------------------------------------------------------
@@ -229,6 +238,11 @@ start_vm() {
   boot_started=$(date +%s)
 }
 console() { python3 "$vmctl" --timeout "${TIMEOUT:-60}" console "$work/con.sock" "$1"; }
+# A reboot from the guest's shell, a second later (the shell answers first).
+reboot_guest() {
+  console 'systemd-run --quiet --on-active=1 systemctl reboot' >/dev/null || die "the guest did not take the reboot command"
+  reboot_at=$(date +%s)
+}
 status_url=http://127.0.0.1:$status_port
 wait_status() { python3 "$vmctl" --timeout "$1" wait-status "$status_url" "$2"; }
 ready='s["online"] and s["setup_error"] is None and s["cache_generated_at"] is not None and s["journal_error"] is None'
@@ -315,6 +329,10 @@ console 'grep -qx "NTP=ntp.venue.test" /run/systemd/timesyncd.conf.d/60-boot-par
   die "gate-ntp.conf did not reach systemd-timesyncd"
 [ "$(console 'systemctl is-active systemd-timesyncd')" = active ] || die "systemd-timesyncd is not active"
 ok "systemd-timesyncd active with NTP=ntp.venue.test from the boot partition's gate-ntp.conf"
+# The hardware watchdog (q35's iTCO here) is fed by systemd.
+wd=$(console 'systemctl show -p RuntimeWatchdogUSec --value; journalctl -b -o cat _PID=1 | grep -m1 -i "hardware watchdog"')
+[ "$(head -n1 <<<"$wd")" = 30s ] && grep -qi "hardware watchdog" <<<"$wd" || die "systemd does not feed a hardware watchdog: $wd"
+ok "systemd feeds the hardware watchdog every 30 s at most: $(tail -n1 <<<"$wd")"
 
 step "scans through the serial scanner (CRLF): 10 admissions, 3 re-entries refused"
 watch_start "$work/verdicts-1.jsonl"
@@ -510,12 +528,13 @@ grubenv() { console 'grub-editenv /boot/firmware/EFI/gate/grubenv list' | tr '\n
 # GRUB says which slot it boots on the console; the boots so far, and a wait
 # for the next ones.
 slot_boots() { grep -ao 'gate image: root slot [AB]' "$work/console-$boots.log" | awk '{print $NF}' | tr -d '\n'; }
-wait_boots() { # WANT-SUFFIX SECONDS: until the slots booted end with WANT-SUFFIX
+wait_boots() { # WANT-SUFFIX SECONDS COUNT: until COUNT slots were booted, the last ones WANT-SUFFIX
   local t; t=$(date +%s)
   until [[ "$(slot_boots)" == *"$1" ]] && [ "$(slot_boots | wc -c)" -ge "$3" ]; do
-    [ "$(since "$t")" -lt "$2" ] || die "boots seen: '$(slot_boots)', wanted ...$1"
+    [ "$(since "$t")" -lt "$2" ] || die "boots seen: '$(slot_boots)', wanted ...$1 within $2 s"
     sleep 1
   done
+  say "GRUB booted slot ${1: -1} $(since "$reboot_at") s after the test asked the guest to reboot"
 }
 say "slots booted in this power-on so far: $(slot_boots)"
 console 'grep -o "rauc.slot=[AB]" /proc/cmdline' | grep -qx 'rauc.slot=A' || die "the box did not boot slot A"
@@ -542,9 +561,9 @@ env=$(grubenv)
 [[ " $env " == *' ORDER=B A '* && " $env " == *" B_OK=1 "* && " $env " == *" B_TRY=0 "* ]] || die "grubenv after the install: $env"
 ok "installed into slot B in $install_secs s; next boot: $env"
 n=$(slot_boots | wc -c)
-console 'systemd-run --quiet --on-active=1 systemctl reboot' >/dev/null
+reboot_guest
 t=$(date +%s)
-wait_boots B 300 $((n + 1))
+wait_boots B 420 $((n + 1))
 python3 "$vmctl" --timeout 300 wait-login "$work/con.sock" || die "no login on slot B"
 wait_status 300 "$ready" >/dev/null || die "the agent on slot B never got ready"
 update_to_ready=$(since "$t")
@@ -580,11 +599,11 @@ env=$(grubenv)
 [[ " $env " == *' ORDER=A B '* && " $env " == *" A_OK=1 "* && " $env " == *" A_TRY=0 "* ]] || die "grubenv after the second install: $env"
 ok "the broken update installed into slot A in $(since "$t") s; next boot: $env"
 n=$(slot_boots | wc -c)
-console 'systemd-run --quiet --on-active=1 systemctl reboot' >/dev/null
+reboot_guest
 t=$(date +%s)
-wait_boots A 300 $((n + 1))
+wait_boots A 420 $((n + 1))
 say "booting slot A (the broken update): the agent cannot read its configuration"
-wait_boots AB 400 $((n + 2))
+wait_boots AB 600 $((n + 2))
 python3 "$vmctl" --timeout 300 wait-login "$work/con.sock" || die "no login after the fallback"
 wait_status 300 "$ready" >/dev/null || die "the agent was not ready after the fallback"
 fallback_secs=$(since "$t")

@@ -233,6 +233,14 @@ ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 install -d "$root/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n' > "$root/etc/systemd/journald.conf.d/gate-image.conf"
 
+# The board's hardware watchdog (the Pi's bcm2835-wdt, a PC's iTCO), fed by
+# systemd: a hung kernel or service manager resets the box, and so does a
+# reboot that never finishes. (A hung agent is its unit's WatchdogSec.)
+# Where the hardware cannot count 30 s (the Pi: 15 s), systemd keeps the
+# hardware's own timeout.
+install -d "$root/etc/systemd/system.conf.d"
+printf '[Manager]\nRuntimeWatchdogSec=30s\nRebootWatchdogSec=2min\n' > "$root/etc/systemd/system.conf.d/gate-watchdog.conf"
+
 # Wired network by DHCP (NTP servers from DHCP are used too).
 install -d "$root/etc/systemd/network"
 cat > "$root/etc/systemd/network/80-gate-wired.network" <<'NET'

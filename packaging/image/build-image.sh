@@ -236,10 +236,11 @@ printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n' > "$root/etc/systemd/j
 # The board's hardware watchdog (the Pi's bcm2835-wdt, a PC's iTCO), fed by
 # systemd: a hung kernel or service manager resets the box, and so does a
 # reboot that never finishes. (A hung agent is its unit's WatchdogSec.)
-# Where the hardware cannot count 30 s (the Pi: 15 s), systemd keeps the
-# hardware's own timeout.
+# The Pi's watchdog counts 15 s at most (the kernel refuses more).
+wd_secs=30
+[ "$arch" = arm64 ] && wd_secs=15
 install -d "$root/etc/systemd/system.conf.d"
-printf '[Manager]\nRuntimeWatchdogSec=30s\nRebootWatchdogSec=2min\n' > "$root/etc/systemd/system.conf.d/gate-watchdog.conf"
+printf '[Manager]\nRuntimeWatchdogSec=%ss\nRebootWatchdogSec=2min\n' "$wd_secs" > "$root/etc/systemd/system.conf.d/gate-watchdog.conf"
 
 # Wired network by DHCP (NTP servers from DHCP are used too).
 install -d "$root/etc/systemd/network"

@@ -562,7 +562,7 @@ env=$(grubenv)
 ok "installed into slot B in $install_secs s; next boot: $env"
 n=$(slot_boots | wc -c)
 reboot_guest
-t=$(date +%s)
+t=$reboot_at
 wait_boots B 420 $((n + 1))
 python3 "$vmctl" --timeout 300 wait-login "$work/con.sock" || die "no login on slot B"
 wait_status 300 "$ready" >/dev/null || die "the agent on slot B never got ready"
@@ -600,7 +600,7 @@ env=$(grubenv)
 ok "the broken update installed into slot A in $(since "$t") s; next boot: $env"
 n=$(slot_boots | wc -c)
 reboot_guest
-t=$(date +%s)
+t=$reboot_at
 wait_boots A 420 $((n + 1))
 say "booting slot A (the broken update): the agent cannot read its configuration"
 wait_boots AB 600 $((n + 2))
